@@ -1,0 +1,81 @@
+// Package inventory owns the node set and how drover reaches it: SSH
+// settings, host-key checking and the SSH connection pool.
+package inventory
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+)
+
+// Target is one node as the transport sees it.
+type Target struct {
+	Name    string
+	Address string
+	Port    int
+	User    string
+}
+
+// HostPort is the address to dial.
+func (t Target) HostPort() string {
+	port := t.Port
+	if port == 0 {
+		port = 22
+	}
+	return net.JoinHostPort(t.Address, strconv.Itoa(port))
+}
+
+// Result is what a remote command left behind. A non-zero ExitCode is not
+// an error: callers decide what it means.
+type Result struct {
+	Stdout   []byte
+	Stderr   []byte
+	ExitCode int
+}
+
+// Runner runs privileged POSIX sh scripts on nodes. Implementations wrap
+// the script for the login user (sudo -n for non-root), so callers never
+// think about privilege. Scripts must be built only from validated names
+// and Quote'd values.
+type Runner interface {
+	// Run runs script with sh on the node, feeding stdin (may be nil).
+	// It returns an error only when the script could not be run to the
+	// end (connection, auth, host key, timeout); use Reason to classify it.
+	Run(ctx context.Context, t Target, script string, stdin io.Reader) (Result, error)
+	// DialTCP opens a TCP connection from the node to addr (host:port),
+	// used for tcp and http health checks so they run from the node.
+	DialTCP(ctx context.Context, t Target, addr string) (net.Conn, error)
+}
+
+// Transport failure kinds; errors returned by a Runner wrap one of them.
+var (
+	ErrUnreachable = errors.New("unreachable")
+	ErrAuth        = errors.New("authentication failed")
+	ErrHostKey     = errors.New("host key rejected")
+	ErrTimeout     = errors.New("timeout")
+	ErrSudo        = errors.New("sudo requires a password")
+)
+
+// Reason classifies a transport error into the short reason drover
+// reports for an Unknown node: unreachable, auth, hostkey, timeout, sudo,
+// or probe-error for anything else.
+func Reason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrHostKey):
+		return "hostkey"
+	case errors.Is(err, ErrAuth):
+		return "auth"
+	case errors.Is(err, ErrSudo):
+		return "sudo"
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, ErrUnreachable):
+		return "unreachable"
+	default:
+		return "probe-error"
+	}
+}

@@ -1,0 +1,96 @@
+package manifests
+
+// Defaults for fields a manifest may leave out.
+const (
+	DefaultInstallRoot    = "/opt/drover"
+	DefaultProbeInterval  = "30s"
+	DefaultSSHUser        = "root"
+	DefaultSSHPort        = 22
+	DefaultKnownHosts     = "~/.ssh/known_hosts"
+	DefaultConnectTimeout = "10s"
+	DefaultConcurrency    = 64
+	DefaultHealthTimeout  = "5m"
+	DefaultCheckTimeout   = "5s"
+	DefaultFileMode       = "0644"
+	DefaultRestart        = "on-failure"
+)
+
+// SetDefaults fills every field the manifest left out. It is idempotent.
+func (c *Cluster) SetDefaults() {
+	s := &c.Spec
+	if s.InstallRoot == "" {
+		s.InstallRoot = DefaultInstallRoot
+	}
+	if s.ProbeInterval == "" {
+		s.ProbeInterval = DefaultProbeInterval
+	}
+	if s.SSH.User == "" {
+		s.SSH.User = DefaultSSHUser
+	}
+	if s.SSH.Port == 0 {
+		s.SSH.Port = DefaultSSHPort
+	}
+	if s.SSH.KnownHostsFile == "" {
+		s.SSH.KnownHostsFile = DefaultKnownHosts
+	}
+	if s.SSH.ConnectTimeout == "" {
+		s.SSH.ConnectTimeout = DefaultConnectTimeout
+	}
+	if s.SSH.Concurrency == 0 {
+		s.SSH.Concurrency = DefaultConcurrency
+	}
+	if b := s.SSH.Bastion; b != nil {
+		if b.Port == 0 {
+			b.Port = DefaultSSHPort
+		}
+		if b.User == "" {
+			b.User = s.SSH.User
+		}
+	}
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		if n.Port == 0 {
+			n.Port = s.SSH.Port
+		}
+		if n.User == "" {
+			n.User = s.SSH.User
+		}
+	}
+	for i := range s.Components {
+		comp := &s.Components[i]
+		if comp.State == "" {
+			comp.State = StatePresent
+		}
+		for j := range comp.Files {
+			if comp.Files[j].Mode == "" {
+				comp.Files[j].Mode = DefaultFileMode
+			}
+		}
+		if comp.Service != nil && comp.Service.Restart == "" {
+			comp.Service.Restart = DefaultRestart
+		}
+		if h := comp.Health; h != nil {
+			if h.Timeout == "" {
+				h.Timeout = DefaultCheckTimeout
+			}
+			if h.HTTP != nil {
+				if h.HTTP.Path == "" {
+					h.HTTP.Path = "/"
+				}
+				if h.HTTP.ExpectStatus == 0 {
+					h.HTTP.ExpectStatus = 200
+				}
+			}
+		}
+	}
+	r := &s.Rollout
+	if r.MaxUnavailable == nil {
+		r.MaxUnavailable = NewCount(1)
+	}
+	if r.HealthTimeout == "" {
+		r.HealthTimeout = DefaultHealthTimeout
+	}
+	if r.OnFailure == "" {
+		r.OnFailure = OnFailureRollback
+	}
+}

@@ -1,0 +1,281 @@
+package manifests
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+// NodeInfo is a node as templates see it.
+type NodeInfo struct {
+	Name    string
+	Address string
+	Roles   []string
+	Labels  map[string]string
+	// Index is the node's 0-based position among the nodes of each of its
+	// roles, in manifest order (stable, so ids such as ZooKeeper's myid
+	// can be derived from it).
+	Index map[string]int
+}
+
+// ComponentInfo is the component as templates see it.
+type ComponentInfo struct {
+	Name    string
+	Version string
+	// Dir is the component's stable path (the active symlink), so rendered
+	// files and units stay valid when a rollback switches the link.
+	Dir string
+	// VersionDir is this version's own directory.
+	VersionDir string
+}
+
+// TemplateContext is the data every file template and service exec line is executed with.
+type TemplateContext struct {
+	Cluster   ClusterInfo
+	Node      NodeInfo
+	Component ComponentInfo
+	// Dir is short for .Component.Dir.
+	Dir string
+}
+
+// ClusterInfo is the cluster as templates see it.
+type ClusterInfo struct {
+	Name   string
+	Labels map[string]string
+	Nodes  []NodeInfo
+	// Roles lists the nodes of each role, in manifest order.
+	Roles map[string][]NodeInfo
+}
+
+// RenderedFile is one file exactly as a node receives it.
+type RenderedFile struct {
+	// Path is absolute on the node.
+	Path    string
+	Mode    os.FileMode
+	Content []byte
+}
+
+// Digest is the sha256 of the content, hex.
+func (f RenderedFile) Digest() string {
+	sum := sha256.Sum256(f.Content)
+	return hex.EncodeToString(sum[:])
+}
+
+// FileDigest is what a probe reads back of one file on a node.
+type FileDigest struct {
+	Path   string
+	Mode   os.FileMode
+	SHA256 string
+}
+
+// ConfigHash combines file digests into one hash. The bootstrap host
+// computes it from rendered files and the probe from what is on disk, so
+// both sides must feed it the same fields; order does not matter.
+func ConfigHash(files []FileDigest) string {
+	lines := make([]string, len(files))
+	for i, f := range files {
+		lines[i] = fmt.Sprintf("%s %04o %s\n", f.Path, f.Mode.Perm(), f.SHA256)
+	}
+	slices.Sort(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Digests returns the digests of rendered files, for ConfigHash.
+func Digests(files []RenderedFile) []FileDigest {
+	out := make([]FileDigest, len(files))
+	for i, f := range files {
+		out[i] = FileDigest{Path: f.Path, Mode: f.Mode, SHA256: f.Digest()}
+	}
+	return out
+}
+
+// ActiveDir is the stable path of a component on a node.
+func ActiveDir(installRoot, component string) string {
+	return path.Join(installRoot, "active", component)
+}
+
+// VersionDir is where one version of a component is unpacked.
+func VersionDir(installRoot, component, version string) string {
+	return path.Join(installRoot, "packages", component, version)
+}
+
+// FilePath is the absolute path of a component file on a node.
+func FilePath(installRoot string, comp *Component, f File) string {
+	if path.IsAbs(f.Path) {
+		return path.Clean(f.Path)
+	}
+	return path.Join(VersionDir(installRoot, comp.Name, comp.Version), f.Path)
+}
+
+// NodeByName finds a node.
+func (c *Cluster) NodeByName(name string) (*Node, bool) {
+	for i := range c.Spec.Nodes {
+		if c.Spec.Nodes[i].Name == name {
+			return &c.Spec.Nodes[i], true
+		}
+	}
+	return nil, false
+}
+
+// ComponentByName finds a component.
+func (c *Cluster) ComponentByName(name string) (*Component, bool) {
+	for i := range c.Spec.Components {
+		if c.Spec.Components[i].Name == name {
+			return &c.Spec.Components[i], true
+		}
+	}
+	return nil, false
+}
+
+// Matches reports whether the component belongs on the node: the node has
+// any of its roles, or all of its selector labels; with neither, every node.
+func (comp *Component) Matches(n *Node) bool {
+	if len(comp.Roles) == 0 && len(comp.Selector) == 0 {
+		return true
+	}
+	for _, r := range comp.Roles {
+		if slices.Contains(n.Roles, r) {
+			return true
+		}
+	}
+	if len(comp.Selector) > 0 {
+		for k, v := range comp.Selector {
+			if n.Labels[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// NodesFor lists the nodes the component belongs on, in manifest order.
+func (c *Cluster) NodesFor(comp *Component) []*Node {
+	var out []*Node
+	for i := range c.Spec.Nodes {
+		if comp.Matches(&c.Spec.Nodes[i]) {
+			out = append(out, &c.Spec.Nodes[i])
+		}
+	}
+	return out
+}
+
+// clusterInfo builds the node views every template of the cluster shares.
+func (c *Cluster) clusterInfo() ClusterInfo {
+	ci := ClusterInfo{Name: c.Metadata.Name, Labels: c.Metadata.Labels, Roles: map[string][]NodeInfo{}}
+	for _, n := range c.Spec.Nodes {
+		ni := NodeInfo{Name: n.Name, Address: n.Address, Roles: n.Roles, Labels: n.Labels, Index: map[string]int{}}
+		for _, r := range n.Roles {
+			ni.Index[r] = len(ci.Roles[r])
+			ci.Roles[r] = append(ci.Roles[r], ni)
+		}
+		// Index is a map, so the copies in Roles see the whole of it.
+		ci.Nodes = append(ci.Nodes, ni)
+	}
+	return ci
+}
+
+// Context is the template context of one component on one node.
+func (c *Cluster) Context(node *Node, comp *Component) TemplateContext {
+	ci := c.clusterInfo()
+	var self NodeInfo
+	for _, n := range ci.Nodes {
+		if n.Name == node.Name {
+			self = n
+		}
+	}
+	dir := ActiveDir(c.Spec.InstallRoot, comp.Name)
+	return TemplateContext{
+		Cluster: ci,
+		Node:    self,
+		Component: ComponentInfo{
+			Name: comp.Name, Version: comp.Version, Dir: dir,
+			VersionDir: VersionDir(c.Spec.InstallRoot, comp.Name, comp.Version),
+		},
+		Dir: dir,
+	}
+}
+
+// templateFuncs are the helpers templates may call. nodesWithRole needs the
+// cluster, so the map is built per context.
+func templateFuncs(ci ClusterInfo) template.FuncMap {
+	return template.FuncMap{
+		"nodesWithRole": func(role string) []NodeInfo { return ci.Roles[role] },
+		"add":           func(a, b int) int { return a + b },
+		"join": func(sep string, items any) (string, error) {
+			switch v := items.(type) {
+			case []string:
+				return strings.Join(v, sep), nil
+			case []NodeInfo:
+				names := make([]string, len(v))
+				for i, n := range v {
+					names[i] = n.Address
+				}
+				return strings.Join(names, sep), nil
+			default:
+				return "", fmt.Errorf("join: cannot join %T", items)
+			}
+		},
+		"quote": strconv.Quote,
+	}
+}
+
+// ParseTemplate parses a template with drover's helpers; Validate uses it
+// to report syntax errors before any node is touched.
+func ParseTemplate(name, text string) (*template.Template, error) {
+	return template.New(name).Option("missingkey=error").Funcs(templateFuncs(ClusterInfo{})).Parse(text)
+}
+
+// Execute renders text with the context; the output is deterministic.
+func Execute(name, text string, ctx TemplateContext) ([]byte, error) {
+	t, err := template.New(name).Option("missingkey=error").Funcs(templateFuncs(ctx.Cluster)).Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, ctx); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Render produces the files one node receives for one component.
+func (c *Cluster) Render(node *Node, comp *Component) ([]RenderedFile, error) {
+	ctx := c.Context(node, comp)
+	out := make([]RenderedFile, 0, len(comp.Files))
+	for _, f := range comp.Files {
+		content, err := Execute(f.Path, f.Template, ctx)
+		if err != nil {
+			return nil, fmt.Errorf("render %s/%s for node %s: %w", comp.Name, f.Path, node.Name, err)
+		}
+		mode, err := ParseMode(f.Mode)
+		if err != nil {
+			return nil, fmt.Errorf("render %s/%s: %w", comp.Name, f.Path, err)
+		}
+		out = append(out, RenderedFile{Path: FilePath(c.Spec.InstallRoot, comp, f), Mode: mode, Content: content})
+	}
+	return out, nil
+}
+
+// ParseMode parses an octal file mode such as "0644".
+func ParseMode(s string) (os.FileMode, error) {
+	if s == "" {
+		s = DefaultFileMode
+	}
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o7777 {
+		return 0, fmt.Errorf("mode %q: must be an octal file mode such as 0644", s)
+	}
+	return os.FileMode(v), nil
+}

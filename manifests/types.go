@@ -1,0 +1,290 @@
+// Package manifests owns drover's manifest: the schema as Go types, strict
+// parsing, defaults, validation with field paths, and the rendering of
+// per-node config files from templates.
+package manifests
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// APIVersion and Kind are the only values a manifest may carry today.
+const (
+	APIVersion = "drover/v1"
+	Kind       = "Cluster"
+)
+
+// Cluster is the whole manifest.
+type Cluster struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   Metadata `json:"metadata"`
+	Spec       Spec     `json:"spec"`
+}
+
+// Metadata names the cluster.
+type Metadata struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Spec is the desired state of the cluster.
+type Spec struct {
+	// InstallRoot is where drover keeps everything it writes on a node,
+	// apart from systemd unit files.
+	InstallRoot   string   `json:"installRoot,omitempty"`
+	ProbeInterval Duration `json:"probeInterval,omitempty"`
+	// Paused makes drover probe and report but change nothing.
+	Paused bool `json:"paused,omitempty"`
+	SSH    SSH  `json:"ssh"`
+	// Nodes are listed inline, or loaded from InventoryFile (one of the two).
+	Nodes         []Node      `json:"nodes,omitempty"`
+	InventoryFile string      `json:"inventoryFile,omitempty"`
+	Components    []Component `json:"components"`
+	Rollout       Rollout     `json:"rollout"`
+}
+
+// SSH says how drover reaches nodes.
+type SSH struct {
+	User          string   `json:"user,omitempty"`
+	Port          int      `json:"port,omitempty"`
+	IdentityFiles []string `json:"identityFiles,omitempty"`
+	// KnownHostsFile is checked strictly unless AcceptNewHostKeys is set, in
+	// which case first-seen keys are recorded there; a changed key is always refused.
+	KnownHostsFile    string   `json:"knownHostsFile,omitempty"`
+	AcceptNewHostKeys bool     `json:"acceptNewHostKeys,omitempty"`
+	Bastion           *Bastion `json:"bastion,omitempty"`
+	ConnectTimeout    Duration `json:"connectTimeout,omitempty"`
+	// Concurrency bounds the dials and sessions in flight across all nodes.
+	Concurrency int `json:"concurrency,omitempty"`
+}
+
+// Bastion is a jump host every node connection goes through.
+type Bastion struct {
+	Address string `json:"address"`
+	Port    int    `json:"port,omitempty"`
+	User    string `json:"user,omitempty"`
+}
+
+// Node is one machine drover manages.
+type Node struct {
+	Name    string            `json:"name"`
+	Address string            `json:"address"`
+	Port    int               `json:"port,omitempty"`
+	User    string            `json:"user,omitempty"`
+	Roles   []string          `json:"roles,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	// Paused makes drover probe and plan this node but change nothing on it.
+	Paused bool `json:"paused,omitempty"`
+}
+
+// Inventory is the content of an inventoryFile.
+type Inventory struct {
+	Nodes []Node `json:"nodes"`
+}
+
+// Component states.
+const (
+	StatePresent = "present"
+	StateAbsent  = "absent"
+)
+
+// Component is one piece of software drover installs on matching nodes.
+type Component struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Roles and Selector choose the nodes: a node matches when it has any of
+	// Roles, or all of Selector's labels. With neither, every node matches.
+	Roles     []string          `json:"roles,omitempty"`
+	Selector  map[string]string `json:"selector,omitempty"`
+	Artifact  *Artifact         `json:"artifact,omitempty"`
+	Files     []File            `json:"files,omitempty"`
+	Service   *Service          `json:"service,omitempty"`
+	Health    *Health           `json:"health,omitempty"`
+	DependsOn []string          `json:"dependsOn,omitempty"`
+	// Quorum marks members of a majority-based ensemble: they change one
+	// at a time and only while every other member is healthy.
+	Quorum  bool              `json:"quorum,omitempty"`
+	Rollout *ComponentRollout `json:"rollout,omitempty"`
+	State   string            `json:"state,omitempty"`
+}
+
+// Artifact is a tar.gz unpacked into the component's version directory.
+type Artifact struct {
+	// Path is relative to the manifest's directory (uploaded by drover);
+	// URL is fetched by the node itself. Exactly one is set.
+	Path   string `json:"path,omitempty"`
+	URL    string `json:"url,omitempty"`
+	SHA256 string `json:"sha256"`
+}
+
+// File is a config file rendered per node on the bootstrap host.
+type File struct {
+	// Path is relative to the component's version directory, or absolute.
+	Path     string `json:"path"`
+	Mode     string `json:"mode,omitempty"`
+	Template string `json:"template"`
+}
+
+// Service is the systemd unit drover writes for a component.
+type Service struct {
+	// Exec is the command line (a template: {{ .Dir }} is the active dir).
+	Exec        string            `json:"exec"`
+	User        string            `json:"user,omitempty"`
+	Group       string            `json:"group,omitempty"`
+	Environment map[string]string `json:"environment,omitempty"`
+	// Restart is systemd's Restart= (default on-failure).
+	Restart string `json:"restart,omitempty"`
+}
+
+// Health is how drover decides a component works on a node. Exactly one
+// of Exec, HTTP and TCP is set; checks run from the node.
+type Health struct {
+	Exec    *ExecCheck `json:"exec,omitempty"`
+	HTTP    *HTTPCheck `json:"http,omitempty"`
+	TCP     *TCPCheck  `json:"tcp,omitempty"`
+	Timeout Duration   `json:"timeout,omitempty"`
+}
+
+// ExecCheck passes when the command exits 0. Command is an argv, never
+// pasted into a shell; use ["sh","-c","..."] for shell syntax.
+type ExecCheck struct {
+	Command []string `json:"command"`
+}
+
+// HTTPCheck passes when GET returns ExpectStatus (default 200).
+type HTTPCheck struct {
+	// Host defaults to the node's own address.
+	Host         string `json:"host,omitempty"`
+	Port         int    `json:"port"`
+	Path         string `json:"path,omitempty"`
+	ExpectStatus int    `json:"expectStatus,omitempty"`
+}
+
+// TCPCheck passes when a TCP connection is accepted.
+type TCPCheck struct {
+	// Host defaults to the node's own address.
+	Host string `json:"host,omitempty"`
+	Port int    `json:"port"`
+}
+
+// ComponentRollout tightens the cluster's rollout for one component.
+type ComponentRollout struct {
+	MaxUnavailable *IntOrPercent `json:"maxUnavailable,omitempty"`
+}
+
+// Failure policies.
+const (
+	OnFailureRollback = "rollback"
+	OnFailureHalt     = "halt"
+)
+
+// Rollout is the cluster-wide rollout policy.
+type Rollout struct {
+	RoleOrder      []string      `json:"roleOrder,omitempty"`
+	MaxUnavailable *IntOrPercent `json:"maxUnavailable,omitempty"`
+	HealthTimeout  Duration      `json:"healthTimeout,omitempty"`
+	OnFailure      string        `json:"onFailure,omitempty"`
+}
+
+// Duration is a Go duration string such as "30s". It is kept as text so
+// that a bad value is reported by Validate with its field path instead of
+// failing the whole parse.
+type Duration string
+
+// Get returns the parsed duration, or def when the field is empty or bad
+// (Validate reports bad values).
+func (d Duration) Get(def time.Duration) time.Duration {
+	if d == "" {
+		return def
+	}
+	v, err := time.ParseDuration(string(d))
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+// IntOrPercent is a count ("maxUnavailable: 2") or a percentage of a
+// group ("maxUnavailable: 10%").
+type IntOrPercent struct {
+	Value   int
+	Percent bool
+	// raw keeps an unparseable value for Validate to report.
+	raw string
+}
+
+// NewCount and NewPercent build IntOrPercent values in code.
+func NewCount(n int) *IntOrPercent   { return &IntOrPercent{Value: n} }
+func NewPercent(p int) *IntOrPercent { return &IntOrPercent{Value: p, Percent: true} }
+
+// UnmarshalJSON accepts a number or a string ("3", "25%").
+func (v *IntOrPercent) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil {
+		i, err := strconv.Atoi(n.String())
+		if err != nil {
+			v.raw = n.String()
+			return nil
+		}
+		*v = IntOrPercent{Value: i}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("must be a number or a percentage string")
+	}
+	*v = parseIntOrPercent(s)
+	return nil
+}
+
+func parseIntOrPercent(s string) IntOrPercent {
+	t := strings.TrimSpace(s)
+	pct := strings.HasSuffix(t, "%")
+	i, err := strconv.Atoi(strings.TrimSuffix(t, "%"))
+	if err != nil {
+		return IntOrPercent{raw: s}
+	}
+	return IntOrPercent{Value: i, Percent: pct}
+}
+
+// MarshalJSON writes the manifest form back.
+func (v IntOrPercent) MarshalJSON() ([]byte, error) {
+	if v.raw != "" {
+		return json.Marshal(v.raw)
+	}
+	if v.Percent {
+		return json.Marshal(strconv.Itoa(v.Value) + "%")
+	}
+	return json.Marshal(v.Value)
+}
+
+// String is the manifest form.
+func (v IntOrPercent) String() string {
+	b, _ := v.MarshalJSON()
+	return strings.Trim(string(b), `"`)
+}
+
+// Valid reports whether the value parsed and is in range.
+func (v IntOrPercent) Valid() bool {
+	if v.raw != "" || v.Value < 0 {
+		return false
+	}
+	return !v.Percent || v.Value <= 100
+}
+
+// Of resolves the value against a group of total members: a percentage
+// rounds down, and the result is at least 1 so a rollout always moves.
+func (v IntOrPercent) Of(total int) int {
+	n := v.Value
+	if v.Percent {
+		n = total * v.Value / 100
+	}
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
