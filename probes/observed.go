@@ -1,0 +1,105 @@
+// Package probes learns, in one SSH round trip per node, everything the
+// reconciler needs: OS facts and, per component, receipt, active version,
+// package dirs, on-disk config hash, unit state and health.
+package probes
+
+import (
+	"time"
+
+	"github.com/drover-project/drover/manifests"
+)
+
+// Request says what to look at on one node: the components it should
+// have (so their files and health can be checked). Components the node
+// has but should not are found from their receipts.
+type Request struct {
+	InstallRoot string
+	Components  []Want
+}
+
+// Want is one component the node should have.
+type Want struct {
+	Name    string
+	Version string
+	// Files are the absolute paths of the rendered files, hashed on the node.
+	Files []string
+	// Service is set when the component has a systemd unit.
+	Service bool
+	// Health is the check to run; hosts left empty mean the node's address.
+	Health *manifests.Health
+}
+
+// Observed is what one probe of one node found. When Known is false the
+// rest is empty and Reason says why: never a guess.
+type Observed struct {
+	Node     string
+	Known    bool
+	Reason   string // unreachable, auth, hostkey, timeout, sudo, probe-error
+	Error    string
+	ProbedAt time.Time
+	Duration time.Duration
+	OS       OS
+	// Components has every wanted component and every one with a receipt.
+	Components map[string]*Component
+}
+
+// OS facts of a node.
+type OS struct {
+	ID        string
+	VersionID string
+	Arch      string
+	Hostname  string
+	// FreeBytes is the free space under the install root.
+	FreeBytes int64
+}
+
+// Component is what a node has of one component.
+type Component struct {
+	Name    string
+	Receipt *Receipt
+	// Active is the version the active symlink points at, "" if none.
+	Active string
+	// Packages maps each unpacked version dir to whether it is complete.
+	Packages map[string]bool
+	// Files are the digests of the wanted files as on disk (missing ones
+	// are absent) and FilesHash their manifests.ConfigHash.
+	Files     []manifests.FileDigest
+	FilesHash string
+	// Unit is the state of drover-<name>.service.
+	Unit UnitState
+	// Health is the result of the health check.
+	Health HealthResult
+}
+
+// UnitState is what systemd says of the component's unit.
+type UnitState struct {
+	// Exists is whether the unit file is on disk; Hash is its sha256.
+	Exists      bool
+	Hash        string
+	ActiveState string // active, inactive, failed, activating, ...
+	SubState    string
+	Enabled     bool
+}
+
+// HealthResult is the outcome of one health check.
+type HealthResult struct {
+	// Checked is false when there is no check or nothing to check yet.
+	Checked bool
+	OK      bool
+	Message string
+}
+
+// Receipt is written on the node as the last step of every action, at
+// <installRoot>/receipts/<component>.json: the truth about what drover
+// installed there.
+type Receipt struct {
+	Component      string    `json:"component"`
+	Version        string    `json:"version"`
+	ArtifactSHA256 string    `json:"artifactSha256,omitempty"`
+	ConfigHash     string    `json:"configHash"`
+	UnitHash       string    `json:"unitHash,omitempty"`
+	Generation     string    `json:"generation"`
+	Time           time.Time `json:"time"`
+	// Previous is the version before this one, kept for rollback.
+	Previous string `json:"previous,omitempty"`
+}
