@@ -1,0 +1,98 @@
+// Package reconciler turns (Desired, Observed) into a Plan, rolls it out
+// safely, and keeps the status of every node.
+package reconciler
+
+import (
+	"time"
+
+	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/manifests"
+)
+
+// Desired is a compiled manifest: everything every node should have, with
+// files and units already rendered, so diffing is pure and cheap.
+type Desired struct {
+	Cluster     string
+	Generation  string // the manifest's content hash
+	InstallRoot string
+	Paused      bool
+	// Order is every component name in dependsOn order (dependencies first).
+	Order []string
+	// Components are the cluster-level component facts, by name.
+	Components map[string]*DesiredComponentInfo
+	Nodes      []*DesiredNode // manifest order
+	Rollout    RolloutPolicy
+}
+
+// DesiredComponentInfo is what is the same for a component on every node.
+type DesiredComponentInfo struct {
+	Name      string
+	Version   string
+	Present   bool // false: state absent, remove everywhere
+	Quorum    bool
+	DependsOn []string
+	// Members are the nodes it belongs on, manifest order.
+	Members []string
+	// MaxUnavailable is the component's own bound, nil if unset.
+	MaxUnavailable *manifests.IntOrPercent
+	// Roles the component is placed by (for roleOrder).
+	Roles []string
+}
+
+// RolloutPolicy is the cluster-wide rollout policy, parsed.
+type RolloutPolicy struct {
+	RoleOrder      []string
+	MaxUnavailable manifests.IntOrPercent
+	HealthTimeout  time.Duration
+	OnFailure      string // manifests.OnFailureRollback or OnFailureHalt
+}
+
+// DesiredNode is one node and the components it should have.
+type DesiredNode struct {
+	Name   string
+	Target inventory.Target
+	Roles  []string
+	Paused bool
+	// Components it should have, in dependsOn order.
+	Components []*DesiredComponent
+}
+
+// DesiredComponent is one component exactly as one node should have it.
+type DesiredComponent struct {
+	Name    string
+	Version string
+	// ArtifactPath is the artifact on the bootstrap host (absolute), or
+	// ArtifactURL for the node to fetch; ArtifactSHA256 verifies either.
+	ArtifactPath   string
+	ArtifactURL    string
+	ArtifactSHA256 string
+	Files          []manifests.RenderedFile
+	ConfigHash     string
+	// Unit is the systemd unit text, nil for a files-only component.
+	Unit     []byte
+	UnitHash string
+	Health   *manifests.Health
+}
+
+// UnitName is the systemd unit drover manages for a component.
+func UnitName(component string) string { return "drover-" + component + ".service" }
+
+// Node finds a desired node by name.
+func (d *Desired) Node(name string) *DesiredNode {
+	for _, n := range d.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Component finds a component the node should have.
+func (n *DesiredNode) Component(name string) *DesiredComponent {
+	for _, c := range n.Components {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+package reconciler
+
+// ActionKind is what drover does to one component on one node.
+type ActionKind string
+
+const (
+	ActionInstall     ActionKind = "install"
+	ActionUpgrade     ActionKind = "upgrade"
+	ActionReconfigure ActionKind = "reconfigure"
+	ActionRestart     ActionKind = "restart"
+	ActionRemove      ActionKind = "remove"
+	ActionRollback    ActionKind = "rollback"
+)
+
+// Action is one step of a plan.
+type Action struct {
+	Node      string     `json:"node"`
+	Component string     `json:"component"`
+	Kind      ActionKind `json:"action"`
+	From      string     `json:"from,omitempty"` // observed version
+	To        string     `json:"to,omitempty"`   // desired version
+	Reason    string     `json:"reason"`
+	// Disruptive actions stop or restart the unit: the node counts as
+	// unavailable for the component until its health check passes.
+	Disruptive bool `json:"disruptive"`
+}
+
+// NodePlan is what would change on one node.
+type NodePlan struct {
+	Node    string   `json:"node"`
+	Known   bool     `json:"known"`
+	Reason  string   `json:"reason,omitempty"` // why Unknown, or paused
+	Paused  bool     `json:"paused,omitempty"`
+	Actions []Action `json:"actions"`
+}
+
+// Plan is every action needed to converge the cluster, per node in
+// manifest order, actions in dependsOn order.
+type Plan struct {
+	Generation string     `json:"generation"`
+	Nodes      []NodePlan `json:"nodes"`
+}
+
+// Empty reports whether nothing would change.
+func (p Plan) Empty() bool {
+	for _, n := range p.Nodes {
+		if len(n.Actions) > 0 {
+			return false
+		}
+	}
+	return true
+}
