@@ -16,6 +16,8 @@ type Desired struct {
 	Generation  string // the manifest's content hash
 	InstallRoot string
 	Paused      bool
+	// ProbeInterval is how often a converged node is looked at again.
+	ProbeInterval time.Duration
 	// Order is every component name in dependsOn order (dependencies first).
 	Order []string
 	// Components are the cluster-level component facts, by name.

@@ -28,6 +28,7 @@ type Action struct {
 // NodePlan is what would change on one node.
 type NodePlan struct {
 	Node    string   `json:"node"`
+	Address string   `json:"address,omitempty"`
 	Known   bool     `json:"known"`
 	Reason  string   `json:"reason,omitempty"` // why Unknown, or paused
 	Paused  bool     `json:"paused,omitempty"`
@@ -37,8 +38,10 @@ type NodePlan struct {
 // Plan is every action needed to converge the cluster, per node in
 // manifest order, actions in dependsOn order.
 type Plan struct {
-	Generation string     `json:"generation"`
-	Nodes      []NodePlan `json:"nodes"`
+	Generation string `json:"generation"`
+	// Paused is the cluster-wide pause: the plan is reported, never run.
+	Paused bool       `json:"paused,omitempty"`
+	Nodes  []NodePlan `json:"nodes"`
 }
 
 // Empty reports whether nothing would change.

@@ -1,0 +1,54 @@
+# drover's Makefile. `make test` and `make demo` do all their own set-up on a
+# fresh Debian bookworm machine with Go: they apt-get what is missing and
+# fetch Go modules through the module proxy.
+
+GO        ?= go
+BIN       := bin/drover
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+# Debian packages the tests, the demo and the benchmarks need.
+DEB_PKGS  := openssh-server openssh-client debootstrap systemd-container nftables \
+             iproute2 prometheus zookeeper default-jre-headless curl util-linux ca-certificates
+BENCH_PKGS := ansible pssh
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TEST_TIMEOUT ?= 70m
+FUZZTIME  ?= 20s
+
+.PHONY: all build test unit e2e demo bench lint deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/drover
+
+# deps installs the Debian packages the tests need, only when missing.
+deps:
+	@./test/deps.sh $(DEB_PKGS)
+
+# test runs everything: vet, unit, integration and end-to-end tests (the
+# latter need root and boot real systemd-nspawn nodes), then a short fuzz.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifests
+
+# unit runs only the tests that need no root and no test nodes.
+unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# demo boots three local systemd nodes and runs the daemon against them.
+demo: deps build
+	$(GO) run ./test/demo
+
+# bench measures drover against Ansible and parallel-ssh on the same nodes
+# and rewrites docs/BENCHMARKS.md.
+bench: deps build
+	@./test/deps.sh $(BENCH_PKGS)
+	$(GO) run ./test/bench -out docs/BENCHMARKS.md
+
+clean:
+	rm -rf bin

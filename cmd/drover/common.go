@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+
+	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/manifests"
+	"github.com/drover-project/drover/reconciler"
+)
+
+// addManifestFlag adds the -f flag every cluster command takes.
+func addManifestFlag(cmd *cobra.Command, file *string) {
+	cmd.Flags().StringVarP(file, "file", "f", "", "path of the cluster manifest (required)")
+	_ = cmd.MarkFlagRequired("file")
+	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
+}
+
+// compile loads a manifest and compiles it, with errors that say where.
+func compile(path string) (*manifests.Loaded, *reconciler.Desired, error) {
+	l, err := manifests.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := reconciler.Compile(l)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return l, d, nil
+}
+
+// newPool builds the SSH pool the manifest's ssh settings describe.
+func newPool(c *manifests.Cluster, log *zap.Logger) (*inventory.Pool, error) {
+	cfg, err := inventory.ConfigFromManifest(c.Spec.SSH)
+	if err != nil {
+		return nil, err
+	}
+	return inventory.NewPool(cfg, log)
+}
+
+// cliLogger is readable console output for interactive commands; only
+// warnings and errors unless verbose.
+func cliLogger(verbose bool) *zap.Logger {
+	cfg := zap.NewDevelopmentEncoderConfig()
+	cfg.TimeKey = ""
+	cfg.CallerKey = ""
+	cfg.StacktraceKey = ""
+	level := zapcore.WarnLevel
+	if verbose {
+		level = zapcore.DebugLevel
+	}
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(cfg), zapcore.Lock(os.Stderr), level)
+	return zap.New(core)
+}
+
+// isTerminal reports whether f is an interactive terminal.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/drover-project/drover/api"
+	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/manifests"
+	"github.com/drover-project/drover/metrics"
+	"github.com/drover-project/drover/reconciler"
+)
+
+func newDaemonCommand() *cobra.Command {
+	var file, listen, lockDir string
+	var grace time.Duration
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "daemon -f FILE",
+		Short: "Watch the manifest and keep the cluster converged",
+		Long: `daemon watches the manifest and keeps every node in the state it describes:
+it probes each node every probeInterval, repairs drift, and rolls out any
+edit of the manifest with no command run. An invalid edit is rejected as a
+whole and the last good manifest stays in force; a deleted or emptied
+manifest never means "remove everything".
+
+It serves /metrics, /healthz, /readyz, /api/v1/status and /api/v1/plan on
+--listen. SIGHUP re-reads the manifest; SIGTERM or Ctrl-C stops taking new
+work and lets in-flight actions finish for up to --grace.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := zap.NewProduction()
+			if err != nil {
+				return err
+			}
+			defer log.Sync()
+			d := &daemon{file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, log: log}
+			return d.run(cmd.Context())
+		},
+	}
+	addManifestFlag(cmd, &file)
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9464", "address of the metrics and status HTTP server")
+	cmd.Flags().DurationVar(&grace, "grace", time.Minute, "on stop, how long in-flight actions may take to finish")
+	cmd.Flags().IntVar(&workers, "workers", 0, "nodes reconciled at once (default: ssh.concurrency)")
+	cmd.Flags().StringVar(&lockDir, "lock-dir", "/run/drover", "where the lock that stops a second daemon on the same manifest lives")
+	return cmd
+}
+
+type daemon struct {
+	file, listen, lockDir string
+	grace                 time.Duration
+	workers               int
+	log                   *zap.Logger
+
+	runner  *swapRunner
+	ctrl    *reconciler.Controller
+	metrics *metrics.Metrics
+	sshCfg  manifests.SSH
+	// loadMu serialises manifest loads (watcher and SIGHUP).
+	loadMu sync.Mutex
+}
+
+func (d *daemon) run(ctx context.Context) error {
+	abs, err := filepath.Abs(d.file)
+	if err != nil {
+		return err
+	}
+	unlock, err := lockManifest(d.lockDir, abs)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	// The first manifest must be good: there is no last good one yet.
+	l, desired, err := compile(abs)
+	if err != nil {
+		return err
+	}
+	pool, err := newPool(l.Cluster, d.log.Named("ssh"))
+	if err != nil {
+		return err
+	}
+	d.runner = &swapRunner{}
+	d.runner.set(pool)
+	defer d.runner.close()
+	d.sshCfg = l.Cluster.Spec.SSH
+
+	reg := metrics.NewRegistry()
+	workers := d.workers
+	if workers <= 0 {
+		workers = l.Cluster.Spec.SSH.Concurrency
+	}
+	exec := &reconciler.Executor{Runner: d.runner, InstallRoot: desired.InstallRoot, Generation: desired.Generation, Log: d.log.Named("executor")}
+	d.ctrl = reconciler.NewController(reconciler.ControllerOptions{
+		Runner:   d.runner,
+		Executor: exec,
+		Log:      d.log.Named("reconciler"),
+		Workers:  workers,
+	})
+	m := metrics.New(reg, d.ctrl.Status, d.runner.connections, metrics.WithBuildInfo(version, revision()))
+	d.ctrl.Observer = m
+	d.metrics = m
+	d.apply(l, desired)
+
+	ln, err := net.Listen("tcp", d.listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", d.listen, err)
+	}
+	srv := &http.Server{Handler: api.Handler(d.ctrl, reg), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("http server stopped", zap.Error(err))
+		}
+	}()
+	d.log.Info("drover daemon started", zap.String("manifest", abs), zap.String("listen", ln.Addr().String()),
+		zap.Int("nodes", len(desired.Nodes)), zap.String("generation", desired.Generation))
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	changes := make(chan manifests.Change)
+	w := &manifests.Watcher{Path: abs, Log: d.log.Named("watch")}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := w.Run(ctx, changes); err != nil {
+			d.log.Error("manifest watch stopped", zap.Error(err))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		d.ctrl.Run(ctx, d.grace)
+	}()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case c := <-changes:
+			d.reload(abs, c)
+		case <-hup:
+			d.log.Info("SIGHUP: re-reading the manifest")
+			data, err := os.ReadFile(abs)
+			d.reload(abs, manifests.Change{Data: data, Err: err})
+		}
+	}
+	d.log.Info("stopping: no new work, waiting for in-flight actions", zap.Duration("grace", d.grace))
+	wg.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	d.log.Info("drover daemon stopped")
+	return nil
+}
+
+// reload parses, validates and compiles a new manifest; on any failure
+// the last good manifest stays in force and the error is exported.
+func (d *daemon) reload(path string, c manifests.Change) {
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	err := c.Err
+	var l *manifests.Loaded
+	var desired *reconciler.Desired
+	if err == nil {
+		l, err = manifests.LoadBytes(path, c.Data)
+	}
+	if err == nil {
+		desired, err = reconciler.Compile(l)
+	}
+	if err != nil {
+		d.log.Error("manifest rejected; the last good manifest stays in force", zap.Error(err))
+		d.ctrl.SetLoadError(err)
+		return
+	}
+	d.apply(l, desired)
+}
+
+func (d *daemon) apply(l *manifests.Loaded, desired *reconciler.Desired) {
+	for _, w := range l.Warnings {
+		d.log.Warn("manifest warning", zap.String("problem", w.String()))
+	}
+	if !reflect.DeepEqual(d.sshCfg, l.Cluster.Spec.SSH) {
+		pool, err := newPool(l.Cluster, d.log.Named("ssh"))
+		if err != nil {
+			d.log.Error("manifest rejected: ssh settings unusable; the last good manifest stays in force", zap.Error(err))
+			d.ctrl.SetLoadError(err)
+			return
+		}
+		d.runner.set(pool)
+		d.sshCfg = l.Cluster.Spec.SSH
+	}
+	d.ctrl.SetDesired(desired)
+	d.metrics.SetProbeInterval(desired.ProbeInterval)
+	d.log.Info("manifest loaded", zap.String("generation", desired.Generation), zap.Int("nodes", len(desired.Nodes)),
+		zap.Int("components", len(desired.Order)))
+}
+
+// lockManifest takes an exclusive lock for the manifest's absolute path,
+// so a second daemon on the same manifest refuses to start.
+func lockManifest(dir, manifest string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(manifest))
+	path := filepath.Join(dir, "daemon-"+hex.EncodeToString(sum[:8])+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		owner, _ := os.ReadFile(path)
+		return nil, fmt.Errorf("another drover daemon already manages %s (lock %s held by pid %s)", manifest, path, string(owner))
+	}
+	_ = f.Truncate(0)
+	fmt.Fprintf(f, "%d", os.Getpid())
+	return func() { f.Close(); os.Remove(path) }, nil
+}
+
+// swapRunner lets a reload with new ssh settings replace the pool while
+// workers keep a stable Runner.
+type swapRunner struct {
+	mu   sync.RWMutex
+	pool *inventory.Pool
+}
+
+var _ inventory.Runner = (*swapRunner)(nil)
+
+func (s *swapRunner) set(p *inventory.Pool) {
+	s.mu.Lock()
+	old := s.pool
+	s.pool = p
+	s.mu.Unlock()
+	if old != nil {
+		// In-flight sessions on the old pool finish first.
+		go func() { time.Sleep(time.Minute); old.Close() }()
+	}
+}
+
+func (s *swapRunner) get() *inventory.Pool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.pool
+}
+
+func (s *swapRunner) Run(ctx context.Context, t inventory.Target, script string, stdin io.Reader) (inventory.Result, error) {
+	return s.get().Run(ctx, t, script, stdin)
+}
+
+func (s *swapRunner) DialTCP(ctx context.Context, t inventory.Target, addr string) (net.Conn, error) {
+	return s.get().DialTCP(ctx, t, addr)
+}
+
+func (s *swapRunner) connections() int { return s.get().Connections() }
+
+func (s *swapRunner) close() { s.get().Close() }

@@ -1,0 +1,34 @@
+package reconciler
+
+import (
+	"context"
+
+	"go.uber.org/zap"
+)
+
+// runReconfigure rewrites the rendered files and the unit that differ,
+// restarts the unit and waits for health, then writes the receipt. The
+// version stays. If the version dir is not complete on the node (someone
+// deleted it), the files have nowhere to go: it deploys instead.
+func runReconfigure(ctx context.Context, e *Executor, j *job) error {
+	w := j.want
+	if j.have == nil || !j.have.Packages[w.Version] {
+		j.log.Info("version dir not complete on the node, deploying it", zap.String("version", w.Version))
+		return e.deploy(ctx, j)
+	}
+	if err := e.writeFiles(ctx, j); err != nil {
+		return err
+	}
+	if err := e.syncUnit(ctx, j); err != nil {
+		return err
+	}
+	if w.Unit != nil {
+		if err := e.restartUnit(ctx, j); err != nil {
+			return err
+		}
+	}
+	if err := e.waitHealthy(ctx, j, w.Unit != nil, w.Health != nil); err != nil {
+		return err
+	}
+	return e.writeReceipt(ctx, j, e.receiptFor(j))
+}

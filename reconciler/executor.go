@@ -1,0 +1,382 @@
+package reconciler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/probes"
+)
+
+// ErrUnhealthy is wrapped by an action whose component did not become
+// healthy (or whose unit would not start) in time: the rollout's health
+// gate failed, and onFailure decides what happens next.
+var ErrUnhealthy = errors.New("not healthy")
+
+// ProbeFunc probes a node; probes.Probe in production.
+type ProbeFunc func(ctx context.Context, r inventory.Runner, t inventory.Target, req probes.Request) probes.Observed
+
+// Defaults for the Executor's zero fields.
+const (
+	DefaultHealthPoll = 2 * time.Second
+	DefaultLockWait   = 30 * time.Second
+)
+
+// Executor runs actions on nodes. Each action is a fixed sequence of
+// small steps (steps.go), each one script run through the gate (gate.go)
+// and each idempotent, so an action cut off anywhere and run again, or
+// run twice, ends in the same state. An Executor is safe for concurrent
+// use on different nodes; its fields must not change while actions run.
+type Executor struct {
+	Runner      inventory.Runner
+	InstallRoot string
+	// Generation is the manifest generation written into receipts.
+	Generation string
+	Log        *zap.Logger
+	// DryRun logs each step as "would: <step>" and touches no node.
+	DryRun bool
+	// HealthPoll is how often a waiting action re-probes (default 2s).
+	HealthPoll time.Duration
+	// HealthTimeout bounds each wait for health (the rollout's
+	// healthTimeout); zero leaves only the context's deadline.
+	HealthTimeout time.Duration
+	// LockWait is how long a step waits for the node lock (default 30s).
+	LockWait time.Duration
+	// UnitDir is where unit files go (default probes.DefaultUnitDir).
+	UnitDir string
+	// Probe re-probes a node while waiting for health (default probes.Probe).
+	Probe ProbeFunc
+	Now   func() time.Time
+
+	hashMu sync.Mutex
+	hashes map[fileStamp]string
+}
+
+// actionFunc runs one kind of action; there is one per action_*.go file.
+type actionFunc func(ctx context.Context, e *Executor, j *job) error
+
+// actionTable is every action kind and the function that runs it.
+func actionTable() map[ActionKind]actionFunc {
+	return map[ActionKind]actionFunc{
+		ActionInstall:     runInstall,
+		ActionUpgrade:     runUpgrade,
+		ActionReconfigure: runReconfigure,
+		ActionRestart:     runRestart,
+		ActionRemove:      runRemove,
+		ActionRollback:    runRollback,
+	}
+}
+
+// job is one action on one node with everything its steps need.
+type job struct {
+	node   *DesiredNode
+	action Action
+	// name is the component; want is nil for remove (and may be for rollback).
+	name string
+	want *DesiredComponent
+	have *probes.Component
+	log  *zap.Logger
+}
+
+// Do runs action a on node n. want is the component as the manifest wants
+// it on n (nil for remove), have what the last probe saw (nil if
+// nothing). For rollback, a.To is the version to go back to (empty:
+// derived from the receipt). A failed health gate wraps ErrUnhealthy.
+func (e *Executor) Do(ctx context.Context, n *DesiredNode, a Action, want *DesiredComponent, have *probes.Component) error {
+	run, ok := actionTable()[a.Kind]
+	if !ok {
+		return fmt.Errorf("%s %s on %s: unknown action", a.Kind, a.Component, n.Name)
+	}
+	j := &job{node: n, action: a, name: a.Component, want: want, have: have}
+	if err := e.check(j); err != nil {
+		return fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
+	}
+	j.log = e.logger().With(zap.String("node", n.Name), zap.String("component", a.Component), zap.String("action", string(a.Kind)))
+	if err := run(ctx, e, j); err != nil {
+		return fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
+	}
+	return nil
+}
+
+// Names and versions become path elements on the node; anything else is
+// refused before a script is built.
+var (
+	componentNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	versionRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]*$`)
+	sha256RE        = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// check refuses a job whose values could not safely name things on a node.
+func (e *Executor) check(j *job) error {
+	if !path.IsAbs(e.InstallRoot) || path.Clean(e.InstallRoot) != e.InstallRoot || e.InstallRoot == "/" {
+		return fmt.Errorf("install root %q must be an absolute, clean path other than /", e.InstallRoot)
+	}
+	if !componentNameRE.MatchString(j.name) {
+		return fmt.Errorf("component name %q is not [a-z0-9][a-z0-9._-]*", j.name)
+	}
+	switch j.action.Kind {
+	case ActionInstall, ActionUpgrade, ActionReconfigure:
+		if j.want == nil {
+			return errors.New("no desired component given")
+		}
+	}
+	w := j.want
+	if w == nil {
+		return nil
+	}
+	if w.Name != j.name {
+		return fmt.Errorf("desired component is %q, not %q", w.Name, j.name)
+	}
+	if !versionRE.MatchString(w.Version) {
+		return fmt.Errorf("version %q is not a plain version string", w.Version)
+	}
+	if w.ArtifactPath != "" && w.ArtifactURL != "" {
+		return errors.New("artifact has both a path and a url")
+	}
+	if (w.ArtifactPath != "" || w.ArtifactURL != "") && !sha256RE.MatchString(strings.ToLower(w.ArtifactSHA256)) {
+		return fmt.Errorf("artifact sha256 %q is not 64 hex digits", w.ArtifactSHA256)
+	}
+	for _, f := range w.Files {
+		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || strings.ContainsRune(f.Path, 0) {
+			return fmt.Errorf("file %q must be an absolute, clean path", f.Path)
+		}
+	}
+	return nil
+}
+
+func (e *Executor) logger() *zap.Logger {
+	if e.Log == nil {
+		return zap.NewNop()
+	}
+	return e.Log
+}
+
+func (e *Executor) now() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
+}
+
+func (e *Executor) lockWait() time.Duration {
+	if e.LockWait <= 0 {
+		return DefaultLockWait
+	}
+	return e.LockWait
+}
+
+func (e *Executor) unitDir() string {
+	if e.UnitDir == "" {
+		return probes.DefaultUnitDir
+	}
+	return e.UnitDir
+}
+
+func (e *Executor) probe() ProbeFunc {
+	if e.Probe == nil {
+		return probes.Probe
+	}
+	return e.Probe
+}
+
+// fileStamp identifies a local file's content cheaply: a changed file
+// almost always changes size or mtime.
+type fileStamp struct {
+	path  string
+	size  int64
+	mtime int64
+}
+
+// localSHA256 hashes a local artifact, once per (path, size, mtime), so
+// a rollout to many nodes hashes a large artifact once.
+func (e *Executor) localSHA256(p string) (string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	key := fileStamp{path: p, size: st.Size(), mtime: st.ModTime().UnixNano()}
+	e.hashMu.Lock()
+	defer e.hashMu.Unlock()
+	if h, ok := e.hashes[key]; ok {
+		return h, nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if e.hashes == nil {
+		e.hashes = map[fileStamp]string{}
+	}
+	e.hashes[key] = sum
+	return sum, nil
+}
+
+// verifyLocalArtifact fails fast, before any node is touched, when the
+// manifest's artifact file does not match its sha256.
+func (e *Executor) verifyLocalArtifact(w *DesiredComponent) error {
+	if w.ArtifactPath == "" {
+		return nil
+	}
+	got, err := e.localSHA256(w.ArtifactPath)
+	if err != nil {
+		return fmt.Errorf("artifact %s: %w", w.ArtifactPath, err)
+	}
+	if want := strings.ToLower(w.ArtifactSHA256); got != want {
+		return fmt.Errorf("artifact %s: %w: expected %s, got %s", w.ArtifactPath, ErrChecksum, want, got)
+	}
+	return nil
+}
+
+// waitHealthy re-probes the node until the component's unit is active and
+// its health check passes (or it has none), up to HealthTimeout and the
+// context's deadline. Running out of time wraps ErrUnhealthy with the
+// last thing the probe said; a cancelled context is returned as is.
+func (e *Executor) waitHealthy(ctx context.Context, j *job, service bool, check bool) error {
+	if !service && !check {
+		return nil
+	}
+	if e.would(j, "wait for health") {
+		return nil
+	}
+	start := time.Now()
+	hctx := ctx
+	if e.HealthTimeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, e.HealthTimeout)
+		defer cancel()
+	}
+	poll := e.HealthPoll
+	if poll <= 0 {
+		poll = DefaultHealthPoll
+	}
+	want := probes.Want{Name: j.name, Service: service}
+	if j.want != nil {
+		want.Version, want.Health = j.want.Version, j.want.Health
+	}
+	req := probes.Request{InstallRoot: e.InstallRoot, UnitDir: e.UnitDir, Components: []probes.Want{want}}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	last := "not probed yet"
+	for {
+		select {
+		case <-hctx.Done():
+			if err := ctx.Err(); errors.Is(err, context.Canceled) {
+				return fmt.Errorf("wait for health: %w", err)
+			}
+			return fmt.Errorf("wait for health: %w after %s: %s", ErrUnhealthy, time.Since(start).Round(time.Millisecond), last)
+		case <-timer.C:
+		}
+		ok, msg := healthIn(e.probe()(hctx, e.Runner, j.node.Target, req), j.name, service)
+		if ok {
+			j.log.Info("healthy", zap.Duration("waited", time.Since(start)))
+			return nil
+		}
+		if hctx.Err() == nil || last == "not probed yet" {
+			last = msg // a probe cut off by the deadline says less than the one before
+		}
+		timer.Reset(poll)
+	}
+}
+
+// healthIn reads one probe: healthy means the unit (if any) is active and
+// the health check passed or there is none.
+func healthIn(o probes.Observed, name string, service bool) (bool, string) {
+	if !o.Known {
+		return false, strings.TrimSpace("probe failed: " + o.Reason + " " + o.Error)
+	}
+	c := o.Components[name]
+	if c == nil {
+		return false, "probe did not report the component"
+	}
+	if service && c.Unit.ActiveState != "active" {
+		state := c.Unit.ActiveState
+		if c.Unit.SubState != "" {
+			state += "/" + c.Unit.SubState
+		}
+		if state == "" {
+			state = "unknown"
+		}
+		return false, "unit " + UnitName(name) + " is " + state
+	}
+	if c.Health.Checked && !c.Health.OK {
+		return false, "health check failed: " + c.Health.Message
+	}
+	return true, c.Health.Message
+}
+
+// previousVersion is the version a new receipt for version v records as
+// Previous: what the node had before, or, when re-applying the same
+// version, what that one replaced.
+func previousVersion(have *probes.Component, v string) string {
+	if have == nil {
+		return ""
+	}
+	if r := have.Receipt; r != nil {
+		if r.Version != v {
+			return r.Version
+		}
+		return r.Previous
+	}
+	if have.Active != v {
+		return have.Active
+	}
+	return ""
+}
+
+// receiptFor is the receipt an install, upgrade or reconfigure writes.
+func (e *Executor) receiptFor(j *job) probes.Receipt {
+	w := j.want
+	r := probes.Receipt{
+		Component:      w.Name,
+		Version:        w.Version,
+		ArtifactSHA256: strings.ToLower(w.ArtifactSHA256),
+		ConfigHash:     w.ConfigHash,
+		UnitHash:       w.UnitHash,
+		Generation:     e.Generation,
+		Time:           e.now().UTC(),
+		Previous:       previousVersion(j.have, w.Version),
+	}
+	if r.UnitHash == "" && w.Unit != nil {
+		r.UnitHash = sha256Hex(w.Unit)
+	}
+	for _, f := range w.Files {
+		r.Files = append(r.Files, f.Path)
+	}
+	return r
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// haveReceipt is the receipt the probe saw, or nil.
+func (j *job) haveReceipt() *probes.Receipt {
+	if j.have == nil {
+		return nil
+	}
+	return j.have.Receipt
+}
+
+// haveUnitFile reports whether the probe saw the component's unit file.
+func (j *job) haveUnitFile() bool {
+	return j.have != nil && j.have.Unit.Exists
+}

@@ -1,0 +1,288 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drover-project/drover/manifests"
+)
+
+func TestExecutorDispatchTableCoversEveryKind(t *testing.T) {
+	table := actionTable()
+	kinds := []ActionKind{ActionInstall, ActionUpgrade, ActionReconfigure, ActionRestart, ActionRemove, ActionRollback}
+	for _, k := range kinds {
+		if table[k] == nil {
+			t.Errorf("no function for %s", k)
+		}
+	}
+	if len(table) != len(kinds) {
+		t.Errorf("table has %d kinds, want %d", len(table), len(kinds))
+	}
+	f := newFixture(t)
+	err := f.e.Do(context.Background(), f.n.DesiredNode(), Action{Component: "app", Kind: "explode"}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "unknown action") {
+		t.Errorf("unknown kind: %v", err)
+	}
+}
+
+// TestExecutorDryRunRunsNothing walks a whole install in dry-run mode: the
+// same code path as a real one, every step logged as "would: <step>", and
+// not one script run.
+func TestExecutorDryRunRunsNothing(t *testing.T) {
+	f := newFixture(t)
+	f.n.Runner.Hook = func(label, script string, _ []byte) (string, error) {
+		t.Errorf("dry run ran %q", label)
+		return "exit 1", errors.New("dry run must not run")
+	}
+	f.e.DryRun = true
+	f.mustDo(t, ActionInstall, f.component(t, "1.0.0", false))
+	var got []string
+	for _, e := range f.logs.All() {
+		if name, ok := strings.CutPrefix(e.Message, "would: "); ok {
+			got = append(got, name)
+		}
+	}
+	want := []string{"ensure dirs", "upload artifact", "unpack", "write files", "write unit", "switch active", "restart unit", "wait for health", "prune", "write receipt"}
+	if !slices.Equal(got, want) {
+		t.Errorf("dry run would do %q\nwant %q", got, want)
+	}
+	if _, err := os.Stat(f.n.Root); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("dry run created the install root")
+	}
+	// A dry run still refuses a bad artifact: that check is local.
+	bad := f.component(t, "2.0.0", false)
+	bad.ArtifactSHA256 = strings.Repeat("0", 64)
+	if err := f.do(t, ActionUpgrade, bad); !errors.Is(err, ErrChecksum) {
+		t.Errorf("dry run with a bad artifact: %v", err)
+	}
+}
+
+func TestExecutorRejectsUnsafeValues(t *testing.T) {
+	f := newFixture(t)
+	good := func() *DesiredComponent { return f.component(t, "1.0.0", false) }
+	cases := map[string]func() (*Executor, Action, *DesiredComponent){
+		"component ..": func() (*Executor, Action, *DesiredComponent) {
+			return f.e, Action{Component: "..", Kind: ActionRemove}, nil
+		},
+		"component with slash": func() (*Executor, Action, *DesiredComponent) {
+			return f.e, Action{Component: "a/b", Kind: ActionRemove}, nil
+		},
+		"version escaping": func() (*Executor, Action, *DesiredComponent) {
+			c := good()
+			c.Version = "../../etc"
+			return f.e, Action{Component: "app", Kind: ActionInstall}, c
+		},
+		"relative file": func() (*Executor, Action, *DesiredComponent) {
+			c := good()
+			c.Files = append(c.Files, manifests.RenderedFile{Path: "conf/x"})
+			return f.e, Action{Component: "app", Kind: ActionInstall}, c
+		},
+		"unclean file": func() (*Executor, Action, *DesiredComponent) {
+			c := good()
+			c.Files = append(c.Files, manifests.RenderedFile{Path: "/etc/../root/x"})
+			return f.e, Action{Component: "app", Kind: ActionInstall}, c
+		},
+		"sha not hex": func() (*Executor, Action, *DesiredComponent) {
+			c := good()
+			c.ArtifactSHA256 = "$(reboot)"
+			return f.e, Action{Component: "app", Kind: ActionInstall}, c
+		},
+		"root /": func() (*Executor, Action, *DesiredComponent) {
+			e := f.n.Executor(nil)
+			e.InstallRoot = "/"
+			return e, Action{Component: "app", Kind: ActionRemove}, nil
+		},
+		"install without want": func() (*Executor, Action, *DesiredComponent) {
+			return f.e, Action{Component: "app", Kind: ActionInstall}, nil
+		},
+		"want for another component": func() (*Executor, Action, *DesiredComponent) {
+			return f.e, Action{Component: "other", Kind: ActionInstall}, good()
+		},
+		"rollback to odd version": func() (*Executor, Action, *DesiredComponent) {
+			return f.e, Action{Component: "app", Kind: ActionRollback, To: "../x"}, nil
+		},
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			f.n.Runner.Reset()
+			e, a, want := mk()
+			if err := e.Do(context.Background(), f.n.DesiredNode(), a, want, nil); err == nil {
+				t.Errorf("accepted")
+			}
+			if l := f.n.Runner.Labels(); len(l) != 0 {
+				t.Errorf("ran %q", l)
+			}
+		})
+	}
+}
+
+// TestStepWaitsForNodeLock holds <root>/lock as another action would: the
+// step gives up after LockWait with ErrLocked, and goes ahead once the
+// lock is free.
+func TestStepWaitsForNodeLock(t *testing.T) {
+	f := newFixture(t)
+	f.e.LockWait = time.Second
+	if err := os.MkdirAll(f.n.Root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(f.n.Root, "lock"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	want := f.component(t, "1.0.0", false)
+	start := time.Now()
+	err = f.do(t, ActionInstall, want)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "step ensure dirs") {
+		t.Fatalf("install under a held lock: %v", err)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("gave up after %s, before LockWait", d)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	f.mustDo(t, ActionInstall, want)
+}
+
+// TestStepsTakeTheLock checks that every mutating script holds the lock.
+func TestStepsTakeTheLock(t *testing.T) {
+	f := newFixture(t)
+	var unlocked []string
+	f.n.Runner.Hook = func(label, script string, _ []byte) (string, error) {
+		if strings.HasPrefix(label, "step: ") && !strings.Contains(script, "flock -w 2 9 ||") {
+			unlocked = append(unlocked, label)
+		}
+		return script, nil
+	}
+	want := f.component(t, "1.0.0", false)
+	f.mustDo(t, ActionInstall, want)
+	f.mustDo(t, ActionReconfigure, want)
+	f.mustDo(t, ActionRestart, want)
+	f.mustDo(t, ActionUpgrade, f.component(t, "2.0.0", false))
+	f.mustDo(t, ActionRollback, nil)
+	f.mustDo(t, ActionRemove, nil)
+	if len(unlocked) > 0 {
+		t.Errorf("steps without the lock: %q", unlocked)
+	}
+	if len(f.n.Runner.Steps()) < 20 {
+		t.Errorf("only %d steps seen", len(f.n.Runner.Steps()))
+	}
+}
+
+// TestExecutorWaitHealthyTimesOut: a unit that stays down fails the gate
+// with ErrUnhealthy after HealthTimeout, with the probe's last word.
+func TestExecutorWaitHealthyTimesOut(t *testing.T) {
+	f := newFixture(t)
+	f.e.HealthTimeout = 200 * time.Millisecond
+	want := f.component(t, "1.0.0", true)
+	start := time.Now()
+	err := f.do(t, ActionInstall, want)
+	if !errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), "unit drover-app.service is failed") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %s", d)
+	}
+	if _, err := os.Stat(filepath.Join(f.n.Root, "receipts/app.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("unhealthy install wrote a receipt")
+	}
+	// A cancelled context is not a failed health gate.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	j := &job{node: f.n.DesiredNode(), name: "app", want: want, log: f.e.logger()}
+	if err := f.e.waitHealthy(ctx, j, true, true); errors.Is(err, ErrUnhealthy) || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled wait: %v", err)
+	}
+}
+
+func serveBytes(t *testing.T, b []byte) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/app.tar.gz"
+}
+
+func TestActionInstallFromURL(t *testing.T) {
+	f := newFixture(t)
+	want := f.component(t, "1.0.0", false)
+	data, err := os.ReadFile(want.ArtifactPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.ArtifactURL, want.ArtifactPath = serveBytes(t, data), ""
+	f.mustDo(t, ActionInstall, want)
+	if got := f.n.Runner.Steps(); !slices.Contains(got, "download artifact") {
+		t.Errorf("steps %q", got)
+	}
+	if readFile(t, filepath.Join(f.n.Root, "active/app/share/readme")) != "app 1.0.0\n" {
+		t.Errorf("not unpacked")
+	}
+}
+
+// TestActionInstallChecksumMismatchOnNode: the node verifies what it got;
+// a mismatch leaves no cache file, no partial, and nothing installed.
+func TestActionInstallChecksumMismatchOnNode(t *testing.T) {
+	f := newFixture(t)
+	want := f.component(t, "1.0.0", false)
+	want.ArtifactURL, want.ArtifactPath = serveBytes(t, []byte("not the artifact")), ""
+	err := f.do(t, ActionInstall, want)
+	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), "checksum mismatch: expected "+want.ArtifactSHA256+", got ") ||
+		!strings.Contains(err.Error(), want.ArtifactURL) || !strings.Contains(err.Error(), "step download artifact") {
+		t.Fatalf("err = %v", err)
+	}
+	cache, _ := os.ReadDir(filepath.Join(f.n.Root, "cache"))
+	if len(cache) != 0 {
+		t.Errorf("cache holds %v", cache)
+	}
+	for _, d := range []string{"packages", "active", "receipts"} {
+		if entries, _ := os.ReadDir(filepath.Join(f.n.Root, d)); len(entries) != 0 {
+			t.Errorf("%s not empty: %v", d, entries)
+		}
+	}
+	if entries, _ := os.ReadDir(f.n.UnitDir); len(entries) != 0 {
+		t.Errorf("unit dir not empty: %v", entries)
+	}
+	if calls := f.n.SystemctlCalls(t); len(calls) != 0 {
+		t.Errorf("systemctl called: %q", calls)
+	}
+}
+
+// TestStepUploadVerifiesStream: bytes that change in flight (here: the
+// file changes after the local check) are refused by the node.
+func TestStepUploadVerifiesStream(t *testing.T) {
+	f := newFixture(t)
+	want := f.component(t, "1.0.0", false)
+	if err := f.e.verifyLocalArtifact(want); err != nil {
+		t.Fatal(err)
+	}
+	j := &job{node: f.n.DesiredNode(), name: "app", want: want, log: f.e.logger(), action: Action{Kind: ActionInstall}}
+	if err := f.e.ensureDirs(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(want.ArtifactPath, []byte("swapped after the check"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := f.e.fetchArtifact(context.Background(), j)
+	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), want.ArtifactPath) {
+		t.Fatalf("err = %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(f.n.Root, "cache")); len(entries) != 0 {
+		t.Errorf("cache holds %v", entries)
+	}
+}

@@ -1,0 +1,140 @@
+package reconciler
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Failures a step can end in, beside transport errors (inventory.Err*)
+// and ErrUnhealthy.
+var (
+	// ErrChecksum: an artifact (local, uploaded or fetched) or a streamed
+	// file did not match its sha256.
+	ErrChecksum = errors.New("checksum mismatch")
+	// ErrLocked: another action held the node's lock for the whole wait.
+	ErrLocked = errors.New("node locked by another action")
+	// ErrNodeMissing: the node lacks a tool, a cached artifact or the
+	// package a step needs.
+	ErrNodeMissing = errors.New("missing on node")
+)
+
+// StepError is a step whose script ran and failed.
+type StepError struct {
+	Step     string
+	ExitCode int
+	// Stderr is the tail of what the script wrote to stderr.
+	Stderr string
+}
+
+func (e *StepError) Error() string {
+	msg := e.Stderr
+	if msg == "" {
+		msg = "no error output"
+	}
+	return fmt.Sprintf("step %s: exit %d: %s", e.Step, e.ExitCode, msg)
+}
+
+// Unwrap maps the scripts' exit codes to sentinels.
+func (e *StepError) Unwrap() error {
+	switch e.ExitCode {
+	case exitChecksum:
+		return ErrChecksum
+	case exitLocked:
+		return ErrLocked
+	case exitMissing:
+		return ErrNodeMissing
+	}
+	return nil
+}
+
+// step is the one gate every change to a node goes through. In a dry run
+// it logs "would: <name>" and runs nothing, so a dry run walks exactly the
+// code path of a real one. Otherwise it runs script (which must start with
+// lockedPreamble) with stdin, and reports whether the script changed the
+// node. The script is labelled with the step name, so a stuck one is
+// recognisable in ps on the node.
+func (e *Executor) step(ctx context.Context, j *job, name, script string, stdin io.Reader) (changed bool, err error) {
+	if e.DryRun {
+		j.log.Info("would: "+name, zap.String("step", name))
+		return false, nil
+	}
+	start := time.Now()
+	res, err := e.Runner.Run(ctx, j.node.Target, "# drover step: "+name+"\n"+script, stdin)
+	log := j.log.With(zap.String("step", name), zap.Duration("duration", time.Since(start)))
+	if err != nil {
+		log.Debug("step failed", zap.Error(err))
+		return false, fmt.Errorf("step %s: %w", name, err)
+	}
+	if res.ExitCode != 0 {
+		serr := &StepError{Step: name, ExitCode: res.ExitCode, Stderr: tail(res.Stderr, 5, 600)}
+		log.Debug("step failed", zap.Error(serr))
+		return false, serr
+	}
+	changed = hasLine(res.Stdout, changedMark)
+	if changed {
+		log.Info("step changed node")
+	} else {
+		log.Debug("step found node in place")
+	}
+	return changed, nil
+}
+
+// query runs a read-only script and returns its stdout. It takes no lock
+// (it only reads what the steps replace atomically) and runs nothing in a
+// dry run, returning "" as if the node had nothing yet.
+func (e *Executor) query(ctx context.Context, j *job, name, script string) (string, error) {
+	if e.DryRun {
+		return "", nil
+	}
+	res, err := e.Runner.Run(ctx, j.node.Target, "# drover query: "+name+"\n"+script, nil)
+	if err != nil {
+		return "", fmt.Errorf("query %s: %w", name, err)
+	}
+	if res.ExitCode != 0 {
+		return "", &StepError{Step: name, ExitCode: res.ExitCode, Stderr: tail(res.Stderr, 5, 600)}
+	}
+	return string(res.Stdout), nil
+}
+
+// would logs a step that is not a script (waiting for health) in a dry run
+// and reports whether the caller should skip it.
+func (e *Executor) would(j *job, name string) bool {
+	if e.DryRun {
+		j.log.Info("would: "+name, zap.String("step", name))
+	}
+	return e.DryRun
+}
+
+// hasLine reports whether out has a line that is exactly s.
+func hasLine(out []byte, s string) bool {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// tail keeps the last lines of a script's stderr, at most max bytes, on
+// one line, for an error message.
+func tail(b []byte, lines, max int) string {
+	s := strings.TrimSpace(string(b))
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	s = strings.Join(parts, "; ")
+	if len(s) > max {
+		s = "…" + s[len(s)-max:]
+	}
+	return s
+}

@@ -1,0 +1,183 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/drover-project/drover/probes"
+)
+
+// settleAttempts is how many failed passes make a node count as settled
+// for RunUntilSettled: an apply reports it rather than retrying forever.
+const settleAttempts = 3
+
+// RunUntilSettled runs the controller until every node has converged
+// (nil), or until nothing more can happen without someone's help: the
+// rollout halted (ErrHalted), or nodes stay unknown, failing or blocked
+// (an error that names them). This is `drover apply`.
+func (c *Controller) RunUntilSettled(ctx context.Context, grace time.Duration) error {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(rctx, grace)
+	}()
+	defer func() { cancel(); <-done }()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.changed:
+		case <-tick.C:
+		}
+		if settled, err := c.settled(); settled {
+			return err
+		}
+	}
+}
+
+func (c *Controller) settled() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.desired
+	if d == nil || len(c.inflight) > 0 {
+		return false, nil
+	}
+	var stuck []string
+	for _, n := range d.Nodes {
+		st := c.nodes[n.Name]
+		if st == nil || !st.probed {
+			return false, nil
+		}
+		switch {
+		case st.obs.Known && len(st.plan.Actions) == 0:
+			continue
+		case st.failures >= settleAttempts:
+			if !st.obs.Known {
+				stuck = append(stuck, fmt.Sprintf("%s: unknown (%s: %s)", n.Name, st.obs.Reason, st.obs.Error))
+			} else {
+				stuck = append(stuck, fmt.Sprintf("%s: failed %d times", n.Name, st.failures))
+			}
+		case st.failures == 0 && st.seenProgress == c.progress && (st.waiting != "" || d.Paused || n.Paused):
+			why := st.waiting
+			if d.Paused || n.Paused {
+				why = "paused"
+			}
+			stuck = append(stuck, fmt.Sprintf("%s: %d action(s) pending, %s", n.Name, len(st.plan.Actions), why))
+		default:
+			return false, nil
+		}
+	}
+	if c.halt.Halted {
+		return true, fmt.Errorf("%w: %s", ErrHalted, c.halt.Reason)
+	}
+	if len(stuck) > 0 {
+		return true, fmt.Errorf("not converged:\n  %s", strings.Join(stuck, "\n  "))
+	}
+	return true, nil
+}
+
+// Status is a snapshot of the cluster for the API, the CLI and metrics.
+func (c *Controller) Status() ClusterStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs := ClusterStatus{
+		Generation:   c.gen,
+		LoadSuccess:  c.load.ok,
+		LoadError:    c.load.err,
+		LastLoadTime: c.load.time,
+		Rollout:      c.halt,
+	}
+	d := c.desired
+	if d == nil {
+		return cs
+	}
+	cs.Cluster, cs.Hash, cs.Paused = d.Cluster, d.Generation, d.Paused
+	plan := Plan{Generation: d.Generation}
+	obs := map[string]probes.Observed{}
+	for _, n := range d.Nodes {
+		st := c.nodes[n.Name]
+		if st == nil || !st.probed {
+			plan.Nodes = append(plan.Nodes, NodePlan{Node: n.Name, Reason: "not probed yet"})
+			continue
+		}
+		plan.Nodes = append(plan.Nodes, st.plan)
+		obs[n.Name] = st.obs
+	}
+	cs.Nodes = NodeStatuses(d, obs, plan)
+	for i := range cs.Nodes {
+		ns := &cs.Nodes[i]
+		st := c.nodes[ns.Name]
+		if st == nil {
+			continue
+		}
+		ns.ConsecutiveFailures = st.failures
+		ns.LastConverged = st.lastConverged
+		ns.LastProbe = st.lastGoodProbe // the last successful probe: staleness alerts rely on it
+		ns.History = append([]ActionRecord(nil), st.history...)
+		if len(st.history) > 0 {
+			last := st.history[len(st.history)-1]
+			ns.LastAction = &last
+		}
+		if !ns.Converged && st.waiting != "" && ns.Reason != "" {
+			ns.Reason += "; " + st.waiting
+		}
+	}
+	return cs
+}
+
+// CurrentPlan is the plan as of each node's last probe.
+func (c *Controller) CurrentPlan() Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.desired == nil {
+		return Plan{}
+	}
+	p := Plan{Generation: c.desired.Generation}
+	for _, n := range c.desired.Nodes {
+		if st := c.nodes[n.Name]; st != nil && st.probed {
+			p.Nodes = append(p.Nodes, st.plan)
+		} else {
+			p.Nodes = append(p.Nodes, NodePlan{Node: n.Name, Reason: "not probed yet"})
+		}
+	}
+	return p
+}
+
+// Ready reports whether every node has been probed at least once.
+func (c *Controller) Ready() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.desired == nil {
+		return false
+	}
+	for _, n := range c.desired.Nodes {
+		if st := c.nodes[n.Name]; st == nil || !st.probed {
+			return false
+		}
+	}
+	return true
+}
+
+// RequestFor is the probe request of one node: the components it should
+// have, with the files to hash and the health check to run.
+func RequestFor(d *Desired, n *DesiredNode) probes.Request {
+	req := probes.Request{InstallRoot: d.InstallRoot, Components: make([]probes.Want, 0, len(n.Components))}
+	for _, comp := range n.Components {
+		w := probes.Want{Name: comp.Name, Version: comp.Version, Service: comp.Unit != nil, Health: comp.Health}
+		for _, f := range comp.Files {
+			w.Files = append(w.Files, f.Path)
+		}
+		req.Components = append(req.Components, w)
+	}
+	return req
+}
+
+// DiffNode diffs one node; the daemon calls it after each probe.
+func DiffNode(d *Desired, n *DesiredNode, obs probes.Observed) NodePlan {
+	return diffNode(d, n, map[string]probes.Observed{n.Name: obs})
+}

@@ -1,0 +1,184 @@
+package reconciler
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/drover-project/drover/probes"
+)
+
+// maxReasons bounds how many component problems a node's Reason lists.
+const maxReasons = 3
+
+// NodeStatuses derives the status of every node, in manifest order, from
+// what it should have, what its probe saw and the plan Diff made of the
+// two. Only what follows from those is filled in: LastConverged,
+// ConsecutiveFailures, LastAction and History belong to the daemon, which
+// carries them over between probes. ObservedGeneration is the generation
+// the node was compared against, set only when the node was reachable.
+//
+// Sync and health are separate axes (DESIGN.md): a pending restart leaves
+// a component Synced but not Healthy; every other pending action makes it
+// OutOfSync. A node is converged when it is reachable, every component it
+// should have is Synced and Healthy, and nothing is left to remove.
+func NodeStatuses(d *Desired, obs map[string]probes.Observed, plan Plan) []NodeStatus {
+	plans := make(map[string]NodePlan, len(plan.Nodes))
+	for _, np := range plan.Nodes {
+		plans[np.Node] = np
+	}
+	out := make([]NodeStatus, 0, len(d.Nodes))
+	for _, n := range d.Nodes {
+		o, probed := obs[n.Name]
+		out = append(out, nodeStatus(d, n, o, probed, plans[n.Name]))
+	}
+	return out
+}
+
+func nodeStatus(d *Desired, n *DesiredNode, o probes.Observed, probed bool, np NodePlan) NodeStatus {
+	ns := NodeStatus{
+		Name:       n.Name,
+		Address:    n.Target.Address,
+		Paused:     d.Paused || n.Paused,
+		LastProbe:  o.ProbedAt,
+		Components: make([]ComponentStatus, 0, len(n.Components)),
+	}
+	if !probed || !o.Known {
+		ns.Reason = unknownReason(o, probed)
+		for _, want := range n.Components {
+			ns.Components = append(ns.Components, ComponentStatus{
+				Name: want.Name, DesiredVersion: want.Version,
+				Sync: SyncUnknown, Health: HealthUnknown, Reason: ns.Reason,
+			})
+		}
+		return ns
+	}
+	ns.Reachable = true
+	ns.ObservedGeneration = d.Generation
+	actions := make(map[string]Action, len(np.Actions))
+	for _, a := range np.Actions {
+		actions[a.Component] = a
+	}
+	var problems []string
+	for _, want := range n.Components {
+		oc := o.Components[want.Name]
+		cs := ComponentStatus{Name: want.Name, DesiredVersion: want.Version, ObservedVersion: observedVersion(oc), Sync: Synced}
+		cs.Health, cs.Reason = componentHealth(want, oc)
+		if a, ok := actions[want.Name]; ok {
+			if a.Kind != ActionRestart {
+				cs.Sync = OutOfSync
+			}
+			cs.Reason = pendingText(a)
+		}
+		if cs.Sync != Synced || cs.Health != Healthy {
+			if cs.Reason == "" {
+				cs.Reason = string(cs.Health)
+			}
+			problems = append(problems, want.Name+": "+cs.Reason)
+		}
+		ns.Components = append(ns.Components, cs)
+	}
+	for _, a := range np.Actions {
+		if a.Kind != ActionRemove {
+			continue
+		}
+		oc := o.Components[a.Component]
+		cs := ComponentStatus{
+			Name: a.Component, ObservedVersion: a.From, Sync: OutOfSync,
+			Health: unwantedHealth(oc), Reason: pendingText(a),
+		}
+		problems = append(problems, a.Component+": "+cs.Reason)
+		ns.Components = append(ns.Components, cs)
+	}
+	ns.Converged = len(problems) == 0
+	if len(problems) > maxReasons {
+		problems = append(problems[:maxReasons], fmt.Sprintf("and %d more", len(problems)-maxReasons))
+	}
+	ns.Reason = strings.Join(problems, "; ")
+	if ns.Paused && !ns.Converged {
+		ns.Reason = np.Reason + "; " + ns.Reason
+	}
+	return ns
+}
+
+// componentHealth maps what the probe saw of a component the node should
+// have to the health axis, with a short reason when not Healthy: no
+// receipt is Missing, a starting unit Progressing, a stopped or crashing
+// unit or a failing check Degraded.
+func componentHealth(want *DesiredComponent, oc *probes.Component) (Health, string) {
+	if oc == nil || oc.Receipt == nil {
+		return Missing, "not installed"
+	}
+	if want.Unit != nil {
+		u := oc.Unit
+		switch {
+		case !u.Exists:
+			return Degraded, "unit file missing"
+		case unitActive(u.ActiveState):
+		case u.ActiveState == "activating" && u.SubState == "auto-restart":
+			return Degraded, "unit restarting after a failure"
+		case u.ActiveState == "activating":
+			return Progressing, "unit activating"
+		default:
+			return Degraded, unitStateText(u)
+		}
+	}
+	if want.Health != nil && oc.Health.Checked && !oc.Health.OK {
+		if oc.Health.Message == "" {
+			return Degraded, "health check failed"
+		}
+		return Degraded, "health check failed: " + oc.Health.Message
+	}
+	return Healthy, ""
+}
+
+// unwantedHealth is the health of a component the node should not have;
+// its health check is not run, so only the unit says anything.
+func unwantedHealth(oc *probes.Component) Health {
+	switch {
+	case oc == nil || !oc.Unit.Exists || unitActive(oc.Unit.ActiveState):
+		return Healthy
+	case oc.Unit.ActiveState == "activating":
+		return Progressing
+	default:
+		return Degraded
+	}
+}
+
+// unitStateText is e.g. "unit inactive (dead)" or "unit failed".
+func unitStateText(u probes.UnitState) string {
+	state := u.ActiveState
+	if state == "" {
+		state = "inactive"
+	}
+	if u.SubState != "" && u.SubState != state {
+		return fmt.Sprintf("unit %s (%s)", state, u.SubState)
+	}
+	return "unit " + state
+}
+
+// observedVersion is what the node has: the receipt's version, or the
+// active link's when there is no receipt.
+func observedVersion(oc *probes.Component) string {
+	switch {
+	case oc == nil:
+		return ""
+	case oc.Receipt != nil:
+		return oc.Receipt.Version
+	default:
+		return oc.Active
+	}
+}
+
+// pendingText is a pending action as a status reason, e.g.
+// "upgrade 1.8.2 -> 1.9.1 pending".
+func pendingText(a Action) string {
+	s := string(a.Kind)
+	if v := actionVersions(a); v != "" {
+		s += " " + v
+	}
+	s += " pending"
+	if a.Reason != "" && a.Reason != "version changed in manifest" && a.Reason != "not installed" {
+		s += " (" + a.Reason + ")"
+	}
+	return s
+}

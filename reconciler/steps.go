@@ -1,0 +1,492 @@
+package reconciler
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/manifests"
+)
+
+// The steps actions are made of. Each builds one script (onnode.go has
+// the shared parts), runs it through the gate, and checks on the node
+// before it acts. Step names are what logs, dry runs and errors show.
+
+// noArtifact is what .complete holds for a component without an artifact.
+const noArtifact = "none"
+
+// artifactSHA is the lowercase sha256 of the wanted artifact, "" if none.
+func (j *job) artifactSHA() string {
+	if j.want == nil || (j.want.ArtifactPath == "" && j.want.ArtifactURL == "") {
+		return ""
+	}
+	return strings.ToLower(j.want.ArtifactSHA256)
+}
+
+// completeMark is what a complete version dir's .complete holds: the
+// artifact it was unpacked from, so a changed artifact under the same
+// version is unpacked again.
+func (j *job) completeMark() string {
+	if s := j.artifactSHA(); s != "" {
+		return s
+	}
+	return noArtifact
+}
+
+// ensureDirs creates the install root's skeleton, 0755.
+func (e *Executor) ensureDirs(ctx context.Context, j *job) error {
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + `set -- "$root" "$root/packages" "$root/active" "$root/receipts" "$root/cache"
+for d; do
+	[ -d "$d" ] || { mkdir -p -- "$d"; echo changed; }
+done
+if [ "$(stat -c %a -- "$@")" != "755
+755
+755
+755
+755" ]; then
+	chmod 0755 -- "$@"
+	echo changed
+fi
+`
+	_, err := e.step(ctx, j, "ensure dirs", script, nil)
+	return err
+}
+
+// packageState is what inspectPackage found.
+type packageState struct {
+	// complete: the version dir is complete and from the wanted artifact.
+	complete bool
+	// cached: the artifact is in the cache with the right sha256.
+	cached bool
+}
+
+// inspectPackage looks, without changing anything, at whether the version
+// is already unpacked and the artifact already cached, so that neither is
+// streamed or unpacked again.
+func (e *Executor) inspectPackage(ctx context.Context, j *job) (packageState, error) {
+	dst := manifests.VersionDir(e.InstallRoot, j.name, j.want.Version)
+	script := scriptHead(e.InstallRoot) + fmt.Sprintf(`c=%s/.complete
+if [ -f "$c" ] && [ "$(cat -- "$c")" = %s ]; then echo package-complete; exit 0; fi
+`, inventory.Quote(dst), inventory.Quote(j.completeMark()))
+	if sha := j.artifactSHA(); sha != "" {
+		script += fmt.Sprintf(`f="$root/cache/"%s.tar.gz
+if is_sha "$f" %s; then echo artifact-cached; fi
+`, sha, sha)
+	}
+	out, err := e.query(ctx, j, "inspect package", script)
+	if err != nil {
+		return packageState{}, err
+	}
+	return packageState{complete: hasLine([]byte(out), "package-complete"), cached: hasLine([]byte(out), "artifact-cached")}, nil
+}
+
+// fetchArtifact puts the artifact into <root>/cache/<sha256>.tar.gz:
+// streamed from the bootstrap host, or downloaded by the node. Either way
+// it lands in a .part file that is checked with sha256sum on the node and
+// only then renamed into place; a mismatch deletes it.
+func (e *Executor) fetchArtifact(ctx context.Context, j *job) error {
+	sha := j.artifactSHA()
+	if sha == "" {
+		return nil
+	}
+	w := j.want
+	src := w.ArtifactPath
+	get := `cat > "$t"`
+	name := "upload artifact"
+	if w.ArtifactURL != "" {
+		src, name = w.ArtifactURL, "download artifact"
+		get = `if command -v curl > /dev/null 2>&1; then
+	curl -fsSL --retry 2 -o "$t" "$src" || { echo "download of $src failed" >&2; exit 1; }
+elif command -v wget > /dev/null 2>&1; then
+	wget -q -O "$t" "$src" || { echo "download of $src failed" >&2; exit 1; }
+else
+	echo "neither curl nor wget is on the node to download $src" >&2; exit 69
+fi`
+	}
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`want=%s
+src=%s
+f="$root/cache/$want.tar.gz"
+t="$root/cache/.$want.tar.gz.part"
+if is_sha "$f" "$want"; then cat > /dev/null; exit 0; fi
+mkdir -p -- "$root/cache"
+trap 'rm -f -- "$t"' EXIT
+trap 'exit 129' HUP
+trap 'exit 143' TERM
+rm -f -- "$t"
+%s
+if ! is_sha "$t" "$want"; then
+	echo "checksum mismatch: expected $want, got $got for $src" >&2
+	exit 65
+fi
+chmod 0644 -- "$t"
+sync -- "$t"
+mv -fT -- "$t" "$f"
+echo changed
+`, sha, inventory.Quote(src), get)
+	var stdin io.Reader
+	if w.ArtifactPath != "" && !e.DryRun {
+		f, err := os.Open(w.ArtifactPath)
+		if err != nil {
+			return fmt.Errorf("artifact %s: %w", w.ArtifactPath, err)
+		}
+		defer f.Close()
+		stdin = f // streamed: never read whole into memory
+	}
+	_, err := e.step(ctx, j, name, script, stdin)
+	return err
+}
+
+// unpack makes packages/<c>/<v> complete: the artifact unpacked into
+// packages/<c>/.<v>.tmp, the rendered files that live in the version dir
+// written into it, .complete written last, and the whole dir renamed into
+// place, so a half-unpacked dir is never taken for a complete one.
+func (e *Executor) unpack(ctx context.Context, j *job) error {
+	pkg := path.Join(e.InstallRoot, "packages", j.name)
+	dst := path.Join(pkg, j.want.Version)
+	tmp := path.Join(pkg, "."+j.want.Version+".tmp")
+	var inDir []manifests.RenderedFile
+	for _, f := range j.want.Files {
+		if rel, ok := under(dst, f.Path); ok {
+			f.Path = path.Join(tmp, rel)
+			inDir = append(inDir, f)
+		}
+	}
+	puts, stdin := putCommands(inDir)
+	extract := ""
+	if sha := j.artifactSHA(); sha != "" {
+		extract = fmt.Sprintf(`a="$root/cache/"%s.tar.gz
+[ -f "$a" ] || { echo "artifact $a is not in the cache" >&2; exit 69; }
+if ! is_sha "$a" %s; then rm -f -- "$a"; echo "checksum mismatch: cached artifact $a is corrupt; removed it" >&2; exit 65; fi
+tar -xzf "$a" -C "$tmp" --no-same-owner
+`, sha, sha)
+	}
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`pkg=%s
+dst=%s
+tmp=%s
+old=%s
+mark=%s
+if [ -f "$dst/.complete" ] && [ "$(cat -- "$dst/.complete")" = "$mark" ]; then cat > /dev/null; exit 0; fi
+mkdir -p -- "$pkg"
+rm -rf -- "$tmp"
+mkdir -- "$tmp"
+%s%s
+printf '%%s\n' "$mark" > "$tmp/.complete"
+sync -f -- "$tmp"
+if [ -e "$dst" ] || [ -L "$dst" ]; then rm -rf -- "$old"; mv -T -- "$dst" "$old"; fi
+mv -T -- "$tmp" "$dst"
+rm -rf -- "$old"
+echo changed
+`, inventory.Quote(pkg), inventory.Quote(dst), inventory.Quote(tmp), inventory.Quote(path.Join(pkg, "."+j.want.Version+".old")),
+		inventory.Quote(j.completeMark()), extract, puts)
+	_, err := e.step(ctx, j, "unpack", script, stdin)
+	return err
+}
+
+// writeFiles makes every rendered file hold its content and mode,
+// rewriting only those that differ, and deletes files an earlier receipt
+// lists that the manifest no longer has (outside the packages dir, whose
+// files go with their version).
+func (e *Executor) writeFiles(ctx context.Context, j *job) error {
+	wanted := map[string]bool{}
+	for _, f := range j.want.Files {
+		wanted[f.Path] = true
+	}
+	var stale []string
+	if r := j.haveReceipt(); r != nil {
+		for _, p := range r.Files {
+			if !wanted[p] && e.outsidePackages(p) {
+				stale = append(stale, p)
+			}
+		}
+	}
+	if len(j.want.Files) == 0 && len(stale) == 0 {
+		return nil
+	}
+	puts, stdin := putCommands(j.want.Files)
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + puts + deleteFilesSnippet(stale)
+	_, err := e.step(ctx, j, "write files", script, stdin)
+	return err
+}
+
+// outsidePackages reports whether p is a plain absolute path outside
+// <root>/packages (so deleting it is the component's own business).
+func (e *Executor) outsidePackages(p string) bool {
+	if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
+		return false
+	}
+	_, in := under(path.Join(e.InstallRoot, "packages"), p)
+	return !in && p != path.Join(e.InstallRoot, "packages")
+}
+
+// deleteFilesSnippet removes the given files if they are there.
+func deleteFilesSnippet(paths []string) string {
+	if len(paths) == 0 {
+		return ""
+	}
+	return "for p in " + shList(paths) + `; do
+	if [ -e "$p" ] || [ -L "$p" ]; then rm -f -- "$p"; echo changed; fi
+done
+`
+}
+
+// putCommands builds one put call per file and the stdin stream that
+// feeds them, file contents back to back in the same order.
+func putCommands(files []manifests.RenderedFile) (string, io.Reader) {
+	var b strings.Builder
+	readers := make([]io.Reader, 0, len(files))
+	for _, f := range files {
+		dir := path.Dir(f.Path)
+		tmp := path.Join(dir, ".drover-"+sha256Hex([]byte(f.Path))[:16]+".tmp")
+		fmt.Fprintf(&b, "put %s %s %s %s %d %s\n", inventory.Quote(dir), inventory.Quote(f.Path), inventory.Quote(tmp),
+			modeString(f.Mode), len(f.Content), f.Digest())
+		readers = append(readers, bytes.NewReader(f.Content))
+	}
+	return b.String(), io.MultiReader(readers...)
+}
+
+// modeString is a file mode as chmod takes it and stat -c %a prints it.
+func modeString(m os.FileMode) string {
+	bits := uint32(m) & 0o7777 // manifests.ParseMode keeps the raw octal bits
+	if m&os.ModeSetuid != 0 {
+		bits |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		bits |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		bits |= 0o1000
+	}
+	return strconv.FormatUint(uint64(bits), 8)
+}
+
+// under reports whether p is inside dir, and its path relative to dir.
+func under(dir, p string) (string, bool) {
+	rel, ok := strings.CutPrefix(p, dir+"/")
+	return rel, ok && rel != ""
+}
+
+// syncUnit makes the unit file what the manifest wants; a component that
+// no longer has a service loses its unit.
+func (e *Executor) syncUnit(ctx context.Context, j *job) error {
+	if j.want.Unit == nil {
+		if !j.haveUnitFile() {
+			return nil
+		}
+		if err := e.stopUnit(ctx, j); err != nil {
+			return err
+		}
+		return e.deleteUnit(ctx, j)
+	}
+	return e.writeUnit(ctx, j)
+}
+
+// writeUnit writes drover-<c>.service atomically only when its sha256
+// differs, and runs daemon-reload only then, or when a cut between rename
+// and reload left systemd with an older text (NeedDaemonReload) or
+// without the unit (LoadState not loaded).
+func (e *Executor) writeUnit(ctx context.Context, j *job) error {
+	unit := UnitName(j.name)
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`u=%s
+uf=%s
+t=%s
+want=%s
+if is_sha "$uf" "$want"; then
+	cat > /dev/null
+	rm -f -- "$t"
+	st=$(systemctl show -p LoadState -p NeedDaemonReload "$u" 2>/dev/null || true)
+	case "$st" in *LoadState=loaded*) reload= ;; *) reload=1 ;; esac
+	case "$st" in *NeedDaemonReload=yes*) reload=1 ;; esac
+	if [ -n "$reload" ]; then
+		systemctl daemon-reload
+		echo changed
+	fi
+	exit 0
+fi
+mkdir -p -- "$(dirname -- "$uf")"
+rm -f -- "$t"
+cat > "$t"
+if ! is_sha "$t" "$want"; then rm -f -- "$t"; echo "short or corrupt unit received for $uf" >&2; exit 65; fi
+chmod 0644 -- "$t"
+sync -- "$t"
+mv -fT -- "$t" "$uf"
+systemctl daemon-reload
+echo changed
+`, unit, inventory.Quote(path.Join(e.unitDir(), unit)), inventory.Quote(path.Join(e.unitDir(), "."+unit+".tmp")), sha256Hex(j.want.Unit))
+	_, err := e.step(ctx, j, "write unit", script, bytes.NewReader(j.want.Unit))
+	return err
+}
+
+// switchActive points active/<c> at packages/<c>/<version> by renaming a
+// fresh temp link over it (rename(2): the link is never missing), after
+// checking that the version is complete.
+func (e *Executor) switchActive(ctx context.Context, j *job, version string) error {
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`link=%s
+tmp=%s
+target=%s
+if [ ! -f %s ]; then echo "version %s of %s is not complete on the node" >&2; exit 69; fi
+mkdir -p -- "$root/active"
+if [ -L "$link" ] && [ "$(readlink -- "$link")" = "$target" ]; then rm -f -- "$tmp"; exit 0; fi
+ln -sfn -- "$target" "$tmp"
+mv -fT -- "$tmp" "$link"
+echo changed
+`, inventory.Quote(manifests.ActiveDir(e.InstallRoot, j.name)), inventory.Quote(path.Join(e.InstallRoot, "active", "."+j.name+".tmp")),
+		inventory.Quote(path.Join("..", "packages", j.name, version)),
+		inventory.Quote(path.Join(manifests.VersionDir(e.InstallRoot, j.name, version), ".complete")), version, j.name)
+	_, err := e.step(ctx, j, "switch active", script, nil)
+	return err
+}
+
+// restartUnit enables the unit if it is not, and restarts it. A unit that
+// systemd fails to (re)start is an unhealthy component.
+func (e *Executor) restartUnit(ctx context.Context, j *job) error {
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`u=%s
+if [ "$(systemctl is-enabled "$u" 2>/dev/null || true)" != enabled ]; then
+	systemctl enable --quiet "$u" >&2
+	echo changed
+fi
+systemctl restart "$u" >&2
+echo changed
+`, UnitName(j.name))
+	_, err := e.step(ctx, j, "restart unit", script, nil)
+	var se *StepError
+	if errors.As(err, &se) && se.ExitCode != exitLocked {
+		return fmt.Errorf("%w: %w", ErrUnhealthy, err)
+	}
+	return err
+}
+
+// prune deletes the component's version dirs (and leftover temp dirs)
+// other than keep, and cache entries no receipt or keepSHA refers to.
+func (e *Executor) prune(ctx context.Context, j *job, keep, keepSHA []string) error {
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`pkg=%s
+if [ -d "$pkg" ]; then
+	for d in "$pkg"/* "$pkg"/.[!.]* "$pkg"/..?*; do
+		[ -e "$d" ] || [ -L "$d" ] || continue
+		case "${d##*/}" in %s) continue ;; esac
+		rm -rf -- "$d"
+		echo changed
+	done
+fi
+`, inventory.Quote(path.Join(e.InstallRoot, "packages", j.name)), shCasePattern(nonEmpty(keep))) + pruneCacheSnippet(nonEmpty(keepSHA), "")
+	_, err := e.step(ctx, j, "prune", script, nil)
+	return err
+}
+
+func nonEmpty(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// writeReceipt writes receipts/<c>.json atomically. It is the last step of
+// every action that changes what is installed: until it is written, the
+// next probe still sees the old truth and the action is run again.
+func (e *Executor) writeReceipt(ctx context.Context, j *job, r any) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("receipt: %w", err)
+	}
+	data = append(data, '\n')
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`r="$root/receipts/"%s.json
+t="$root/receipts/."%s.json.tmp
+mkdir -p -- "$root/receipts"
+rm -f -- "$t"
+cat > "$t"
+if ! is_sha "$t" %s; then rm -f -- "$t"; echo "short or corrupt receipt received" >&2; exit 65; fi
+chmod 0644 -- "$t"
+sync -- "$t"
+mv -fT -- "$t" "$r"
+echo changed
+`, j.name, j.name, sha256Hex(data))
+	_, err = e.step(ctx, j, "write receipt", script, bytes.NewReader(data))
+	return err
+}
+
+// stopUnit stops and disables the unit if it runs or is enabled.
+func (e *Executor) stopUnit(ctx context.Context, j *job) error {
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`u=%s
+s=$(systemctl show -p ActiveState --value "$u" 2>/dev/null || true)
+case "$s" in
+"" | inactive | failed) ;;
+*) systemctl stop "$u" >&2; echo changed ;;
+esac
+if [ "$(systemctl is-enabled "$u" 2>/dev/null || true)" = enabled ]; then
+	systemctl disable --quiet "$u" >&2
+	echo changed
+fi
+if [ "$s" = failed ]; then systemctl reset-failed "$u" >&2 || true; fi
+`, UnitName(j.name))
+	_, err := e.step(ctx, j, "stop unit", script, nil)
+	return err
+}
+
+// deleteUnit removes the unit file and reloads systemd, or just reloads
+// when a cut left systemd with a unit whose file is gone.
+func (e *Executor) deleteUnit(ctx context.Context, j *job) error {
+	unit := UnitName(j.name)
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`u=%s
+uf=%s
+rm -f -- %s
+if [ -e "$uf" ] || [ -L "$uf" ]; then
+	rm -f -- "$uf"
+	systemctl daemon-reload
+	echo changed
+elif [ "$(systemctl show -p NeedDaemonReload --value "$u" 2>/dev/null || true)" = yes ]; then
+	systemctl daemon-reload
+	echo changed
+fi
+`, unit, inventory.Quote(path.Join(e.unitDir(), unit)), inventory.Quote(path.Join(e.unitDir(), "."+unit+".tmp")))
+	_, err := e.step(ctx, j, "delete unit", script, nil)
+	return err
+}
+
+// deletePackage removes the active link, every version dir and the
+// rendered files the receipt lists outside them.
+func (e *Executor) deletePackage(ctx context.Context, j *job) error {
+	var files []string
+	if r := j.haveReceipt(); r != nil {
+		for _, p := range r.Files {
+			if e.outsidePackages(p) {
+				files = append(files, p)
+			}
+		}
+	}
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`for p in %s %s %s; do
+	if [ -e "$p" ] || [ -L "$p" ]; then rm -rf -- "$p"; echo changed; fi
+done
+`, inventory.Quote(manifests.ActiveDir(e.InstallRoot, j.name)), inventory.Quote(path.Join(e.InstallRoot, "active", "."+j.name+".tmp")),
+		inventory.Quote(path.Join(e.InstallRoot, "packages", j.name))) + deleteFilesSnippet(files)
+	_, err := e.step(ctx, j, "delete package", script, nil)
+	return err
+}
+
+// pruneCacheOf deletes the cached artifacts only the component's receipt
+// referred to.
+func (e *Executor) pruneCacheOf(ctx context.Context, j *job) error {
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + pruneCacheSnippet(nil, j.name)
+	_, err := e.step(ctx, j, "prune cache", script, nil)
+	return err
+}
+
+// deleteReceipt removes the receipt: the last step of a remove, so a
+// remove cut off before it is seen, and run, again.
+func (e *Executor) deleteReceipt(ctx context.Context, j *job) error {
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`for p in "$root/receipts/"%s.json "$root/receipts/."%s.json.tmp; do
+	if [ -e "$p" ]; then rm -f -- "$p"; echo changed; fi
+done
+`, j.name, j.name)
+	_, err := e.step(ctx, j, "delete receipt", script, nil)
+	return err
+}
