@@ -15,7 +15,13 @@ import (
 type Request struct {
 	InstallRoot string
 	Components  []Want
+	// UnitDir is where drover's unit files live; "" means
+	// DefaultUnitDir. Tests point it at a temp dir.
+	UnitDir string
 }
+
+// DefaultUnitDir is where drover writes drover-<component>.service.
+const DefaultUnitDir = "/etc/systemd/system"
 
 // Want is one component the node should have.
 type Want struct {
@@ -49,7 +55,8 @@ type OS struct {
 	VersionID string
 	Arch      string
 	Hostname  string
-	// FreeBytes is the free space under the install root.
+	// FreeBytes is the free space under the install root (or its nearest
+	// existing parent); -1 when df could not tell.
 	FreeBytes int64
 }
 
@@ -57,14 +64,22 @@ type OS struct {
 type Component struct {
 	Name    string
 	Receipt *Receipt
+	// ReceiptError is set when a receipt file is there but unusable
+	// (unreadable, not JSON, for another component); Receipt is then nil.
+	ReceiptError string
 	// Active is the version the active symlink points at, "" if none.
 	Active string
+	// ActiveBroken is set when <root>/active/<name> exists but is not a
+	// symlink whose target names a version.
+	ActiveBroken bool
 	// Packages maps each unpacked version dir to whether it is complete.
 	Packages map[string]bool
 	// Files are the digests of the wanted files as on disk (missing ones
 	// are absent) and FilesHash their manifests.ConfigHash.
 	Files     []manifests.FileDigest
 	FilesHash string
+	// MissingFiles are the wanted files that are not regular files on disk.
+	MissingFiles []string
 	// Unit is the state of drover-<name>.service.
 	Unit UnitState
 	// Health is the result of the health check.
@@ -102,4 +117,8 @@ type Receipt struct {
 	Time           time.Time `json:"time"`
 	// Previous is the version before this one, kept for rollback.
 	Previous string `json:"previous,omitempty"`
+	// Files are the absolute paths of the rendered files drover wrote, so
+	// files outside the version dir are found again when a later
+	// manifest drops them or the component is removed.
+	Files []string `json:"files,omitempty"`
 }

@@ -46,6 +46,13 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 	// One constructor per command, each in its own file.
 	root.AddCommand(
 		newVersionCommand(),
+		newValidateCommand(),
+		newRenderCommand(),
+		newPlanCommand(),
+		newApplyCommand(),
+		newDaemonCommand(),
+		newStatusCommand(),
+		newProbeCommand(),
 	)
 	return root
 }

@@ -1,0 +1,420 @@
+package probes
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/drover-project/drover/inventory"
+)
+
+// FormatVersion is the version of the probe output format: the first line
+// of the output is "drover-probe <FormatVersion>". Bump it on any change a
+// parser of the previous version would misread.
+const FormatVersion = 1
+
+// scriptPrelude is the fixed part of the probe script: helper functions
+// and the OS facts. It expects $root and $units to be set. It runs under
+// dash and busybox ash, so: no bashisms, no arrays, no `local`. Globbing is
+// off except where a loop needs it. Tools run once per probe (uname, df,
+// stat, sha256sum, systemctl), not once per component or file; only
+// base64 (one per receipt), readlink (only for a dangling active link)
+// and exec health commands run per component.
+const scriptPrelude = `set -f
+unset IFS
+LC_ALL=C
+export LC_ALL
+nl='
+'
+printf 'drover-probe 1\n'
+
+# dp_tok VALUE: v is VALUE when it is a safe one-word token, else "-".
+dp_tok() {
+	v=$1
+	case $v in ''|.*|*[!A-Za-z0-9._+~-]*) v=- ;; esac
+}
+
+# OS facts. os-release is parsed, never sourced: it is data, not code.
+os_id= os_ver=
+osr=/etc/os-release
+[ -r "$osr" ] || osr=/usr/lib/os-release
+if [ -r "$osr" ]; then
+	while IFS= read -r l || [ -n "$l" ]; do
+		case $l in
+		ID=*) os_id=${l#ID=} ;;
+		VERSION_ID=*) os_ver=${l#VERSION_ID=} ;;
+		esac
+	done <"$osr"
+fi
+# dp_unquote VALUE: v is an os-release VALUE without its quotes, as a token.
+dp_unquote() {
+	v=$1
+	case $v in \"*\") v=${v#\"}; v=${v%\"} ;; \'*\') v=${v#\'}; v=${v%\'} ;; esac
+	dp_tok "$v"
+}
+dp_unquote "$os_id"; os_id=$v
+dp_unquote "$os_ver"; os_ver=$v
+set -- $(uname -nm 2>/dev/null)
+dp_tok "$1"; host=$v
+dp_tok "$2"; arch=$v
+d=$root
+while [ ! -d "$d" ]; do
+	case $d in */*) d=${d%/*}; d=${d:-/} ;; *) d=/ ;; esac
+done
+set -- $(df -Pk "$d" 2>/dev/null)
+free=-
+case $#:${11}:${12} in 13:*:*%|1[4-9]:*:*%) free=${11} ;; esac
+case $free in ''|*[!0-9]*) free=- ;; *) free=$((free * 1024)) ;; esac
+printf 'os id=%s version_id=%s arch=%s hostname=%s free=%s\n' "$os_id" "$os_ver" "$arch" "$host" "$free"
+
+# dp_discover WANTED: extra lists the components that have a receipt but
+# are not among the space-separated WANTED names.
+dp_discover() {
+	extra=
+	set +f
+	set -- "$root"/receipts/*.json
+	set -f
+	for r; do
+		n=${r##*/}; n=${n%.json}
+		case $n in ''|[!a-z0-9]*|*[!a-z0-9._-]*) continue ;; esac
+		[ -e "$r" ] || continue
+		case " $dp_wanted " in *" $n "*) continue ;; esac
+		extra="$extra $n"
+	done
+}
+
+# dp_hash PATH...: one sha256sum for every file of the probe. Missing
+# files print nothing; dp_sum takes the lines back in the same order.
+dp_hash() {
+	sums=$nl
+	[ $# -gt 0 ] && sums=$(sha256sum "$@" 2>/dev/null)$nl
+}
+
+# dp_modes PATH...: one stat for every wanted file, read back by dp_mode.
+dp_modes() {
+	modes=$nl
+	[ $# -gt 0 ] && modes=$(stat -L -c '%a %n' "$@" 2>/dev/null)$nl
+}
+
+# dp_show UNIT...: one systemctl for every unit of interest; no systemctl
+# (or no systemd running) leaves every unit's state unknown.
+dp_show() {
+	svc=
+	if [ $# -gt 0 ] && command -v systemctl >/dev/null 2>&1; then
+		svc=$(systemctl show -p Id -p ActiveState -p SubState -p UnitFileState "$@" 2>/dev/null)
+	fi
+}
+
+# dp_sum PATH: h is PATH's sha256 when it is the next line of $sums.
+dp_sum() {
+	h= l=${sums%%"$nl"*}
+	if [ -n "$l" ] && [ "${l#*"  "}" = "$1" ]; then
+		h=${l%%"  "*}
+		sums=${sums#*"$nl"}
+	fi
+}
+
+# dp_mode PATH: m is PATH's octal mode when it is the next line of $modes.
+dp_mode() {
+	m= l=${modes%%"$nl"*}
+	if [ -n "$l" ] && [ "${l#* }" = "$1" ]; then
+		m=${l%% *}
+		modes=${modes#*"$nl"}
+	fi
+}
+
+# dp_unit UNIT: ua, us, ue are UNIT's ActiveState, SubState and enabled
+# flag from the block of $svc whose Id is UNIT.
+dp_unit() {
+	ua=unknown us=unknown ue=0
+	rest=$svc$nl$nl
+	while [ -n "$rest" ]; do
+		b=$nl${rest%%"$nl$nl"*}$nl
+		rest=${rest#*"$nl$nl"}
+		case $b in *"${nl}Id=$1$nl"*) ;; *) continue ;; esac
+		case $b in *"${nl}ActiveState="*) ua=${b#*"${nl}ActiveState="}; ua=${ua%%"$nl"*} ;; esac
+		case $b in *"${nl}SubState="*) us=${b#*"${nl}SubState="}; us=${us%%"$nl"*} ;; esac
+		case $b in *"${nl}UnitFileState=enabled$nl"*|*"${nl}UnitFileState=enabled-runtime$nl"*) ue=1 ;; esac
+		break
+	done
+	case $ua in ''|*[!a-z-]*) ua=unknown ;; esac
+	case $us in ''|*[!a-z-]*) us=unknown ;; esac
+}
+
+# dp_begin NAME: the component line, its receipt, active link and packages.
+dp_begin() {
+	printf 'component %s\n' "$1"
+	dp_receipt "$1"
+	dp_packages "$1"
+}
+
+# dp_receipt NAME: the receipt as one line of base64, "-" when there is
+# none, "!" when it is there but could not be read. rcpt is 1 when a
+# receipt file exists.
+dp_receipt() {
+	rf=$root/receipts/$1.json
+	rcpt=1
+	if [ -f "$rf" ]; then
+		b=$(base64 <"$rf" 2>/dev/null) || b=
+		IFS=$nl
+		set -- $b
+		IFS=
+		b="$*"
+		unset IFS
+		printf 'receipt %s\n' "${b:-!}"
+	elif [ -e "$rf" ]; then
+		printf 'receipt !\n'
+	else
+		rcpt=0
+		printf 'receipt -\n'
+	fi
+}
+
+# dp_packages NAME: where the active link points, then each version dir
+# and whether its .complete marker is there. The link is matched to a
+# version dir with test -ef (no fork); readlink only for a dangling one.
+dp_packages() {
+	a=$root/active/$1 act=- pk=
+	set +f
+	set -- "$root/packages/$1"/*
+	set -f
+	for p; do
+		[ -d "$p" ] || continue
+		dp_tok "${p##*/}"
+		[ "$v" = - ] && continue
+		if [ -e "$p/.complete" ]; then c=complete; else c=incomplete; fi
+		pk="${pk}package $v $c$nl"
+		[ -L "$a" ] && [ "$a" -ef "$p" ] && act=$v
+	done
+	if [ -L "$a" ]; then
+		if [ "$act" = - ]; then
+			t=$(readlink "$a" 2>/dev/null) || t=
+			while :; do case $t in */) t=${t%/} ;; *) break ;; esac; done
+			dp_tok "${t##*/}"
+			act=$v
+			[ "$act" = - ] && act=!
+		fi
+	elif [ -e "$a" ]; then
+		act=!
+	fi
+	printf 'active %s\n%s' "$act" "$pk"
+}
+
+# dp_file PATH: the file's mode and sha256, or missing, or error when it
+# is a regular file that could not be read.
+dp_file() {
+	dp_sum "$1"
+	dp_mode "$1"
+	if [ -n "$h" ] && [ -n "$m" ]; then
+		printf 'file %s %s %s\n' "$m" "$h" "$1"
+	elif [ -f "$1" ]; then
+		printf 'file error %s\n' "$1"
+	else
+		printf 'file missing %s\n' "$1"
+	fi
+}
+
+# dp_unitline NAME WANT: the unit line, when the component should have a
+# service (WANT=1) or its unit file is there.
+dp_unitline() {
+	uf=$units/drover-$1.service
+	dp_sum "$uf"
+	if [ -n "$h" ]; then ux=1; elif [ -e "$uf" ]; then ux=1 h=-; else ux=0 h=-; fi
+	dp_unit "drover-$1.service"
+	if [ "$2" = 1 ] || [ "$ux" = 1 ]; then
+		printf 'unit exists=%s hash=%s active=%s sub=%s enabled=%s\n' "$ux" "$h" "$ua" "$us" "$ue"
+	fi
+}
+
+# dp_exec SECONDS ARGV...: runs the health command from / under timeout.
+dp_exec() {
+	s=$1
+	shift
+	if command -v timeout >/dev/null 2>&1; then
+		(cd / && exec timeout -k 2 "$s" "$@") </dev/null >/dev/null 2>&1
+		rc=$?
+	else
+		rc=127
+	fi
+	if [ "$rc" = 0 ]; then
+		printf 'health exec ok 0\n'
+	else
+		printf 'health exec fail %s\n' "$rc"
+	fi
+}
+`
+
+// Script builds the probe script for one node. Every value from the
+// request is validated and shell-quoted; the output is described in
+// parse.go.
+func Script(req Request) (string, error) {
+	if err := checkRequest(req); err != nil {
+		return "", err
+	}
+	units := req.UnitDir
+	if units == "" {
+		units = DefaultUnitDir
+	}
+	var b strings.Builder
+	b.Grow(len(scriptPrelude) + 512)
+	fmt.Fprintf(&b, "root=%s\nunits=%s\n", inventory.Quote(req.InstallRoot), inventory.Quote(units))
+	b.WriteString(scriptPrelude)
+
+	names := make([]string, len(req.Components))
+	for i, w := range req.Components {
+		names[i] = w.Name
+	}
+	fmt.Fprintf(&b, "dp_wanted=%s\ndp_discover\n", inventory.Quote(strings.Join(names, " ")))
+
+	// Each path is written once, into a variable, to keep the script
+	// short (it may travel as one argv string, limited to 128 KiB). Then
+	// one stat of every wanted file, and one sha256sum of every wanted
+	// file and unit file, in the exact order the blocks below read them.
+	fileVar := make([][]string, len(req.Components))
+	nfiles := 0
+	for i, w := range req.Components {
+		for _, f := range w.Files {
+			nfiles++
+			v := "dp_f" + strconv.Itoa(nfiles)
+			fmt.Fprintf(&b, "%s=%s\n", v, inventory.Quote(f))
+			fileVar[i] = append(fileVar[i], `"$`+v+`"`)
+		}
+	}
+	b.WriteString("set --")
+	for i := range req.Components {
+		for _, v := range fileVar[i] {
+			b.WriteString(" " + v)
+		}
+	}
+	b.WriteString("\ndp_modes \"$@\"\nset --")
+	for i, w := range req.Components {
+		for _, v := range fileVar[i] {
+			b.WriteString(" " + v)
+		}
+		fmt.Fprintf(&b, ` "$units"/drover-%s.service`, w.Name)
+	}
+	b.WriteString("\nfor n in $extra; do set -- \"$@\" \"$units/drover-$n.service\"; done\ndp_hash \"$@\"\n")
+
+	// systemctl for the units wanted and any unit file that is there.
+	b.WriteString("set --")
+	var maybe []string
+	for _, w := range req.Components {
+		if w.Service {
+			fmt.Fprintf(&b, " drover-%s.service", w.Name)
+		} else {
+			maybe = append(maybe, w.Name)
+		}
+	}
+	fmt.Fprintf(&b, "\nfor n in %s $extra; do [ -f \"$units/drover-$n.service\" ] && set -- \"$@\" \"drover-$n.service\"; done\ndp_show \"$@\"\n",
+		strings.Join(maybe, " "))
+
+	for i, w := range req.Components {
+		fmt.Fprintf(&b, "dp_begin %s\n", w.Name)
+		for _, v := range fileVar[i] {
+			fmt.Fprintf(&b, "dp_file %s\n", v)
+		}
+		svc := "0"
+		if w.Service {
+			svc = "1"
+		}
+		fmt.Fprintf(&b, "dp_unitline %s %s\n", w.Name, svc)
+		if HealthKind(w.Health) == "exec" {
+			// Checked only where it means something: a running service,
+			// or an installed files-only component.
+			cond := `[ "$rcpt" = 1 ]`
+			if w.Service {
+				cond = `[ "$ua" = active ]`
+			}
+			fmt.Fprintf(&b, "if %s; then dp_exec %d", cond, timeoutSeconds(w.Health))
+			for _, a := range w.Health.Exec.Command {
+				b.WriteString(" " + inventory.Quote(a))
+			}
+			b.WriteString("; fi\n")
+		}
+		b.WriteString("printf 'end\\n'\n")
+	}
+	b.WriteString("for n in $extra; do dp_begin \"$n\"; dp_unitline \"$n\" 0; printf 'end\\n'; done\nprintf 'done\\n'\n")
+	return b.String(), nil
+}
+
+// checkRequest refuses what the script could not carry safely. The
+// manifest is validated on load; this is the last line of defence before
+// a remote shell.
+func checkRequest(req Request) error {
+	if err := checkPath("install root", req.InstallRoot); err != nil {
+		return err
+	}
+	if req.UnitDir != "" {
+		if err := checkPath("unit dir", req.UnitDir); err != nil {
+			return err
+		}
+	}
+	seen := make(map[string]bool, len(req.Components))
+	for _, w := range req.Components {
+		if !ValidName(w.Name) {
+			return fmt.Errorf("component name %q: must match [a-z0-9][a-z0-9._-]*", w.Name)
+		}
+		if seen[w.Name] {
+			return fmt.Errorf("component %s: listed twice", w.Name)
+		}
+		seen[w.Name] = true
+		for _, f := range w.Files {
+			if err := checkPath("component "+w.Name+" file", f); err != nil {
+				return err
+			}
+		}
+		if HealthKind(w.Health) == "exec" {
+			if len(w.Health.Exec.Command) == 0 {
+				return fmt.Errorf("component %s: health exec command is empty", w.Name)
+			}
+			for _, a := range w.Health.Exec.Command {
+				if strings.IndexByte(a, 0) >= 0 {
+					return fmt.Errorf("component %s: health exec argument contains NUL", w.Name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkPath refuses paths goodPath would not accept.
+func checkPath(what, p string) error {
+	if !goodPath(p) {
+		return fmt.Errorf("%s %q: must be an absolute path without control characters or backslashes", what, p)
+	}
+	return nil
+}
+
+// goodPath accepts absolute paths without control characters or
+// backslashes: sha256sum escapes those in its output, which would break
+// the one-line-per-file protocol.
+func goodPath(p string) bool {
+	if !path.IsAbs(p) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidName reports whether s is a valid component or node name:
+// [a-z0-9][a-z0-9._-]*.
+func ValidName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
