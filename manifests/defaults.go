@@ -1,5 +1,7 @@
 package manifests
 
+import "strings"
+
 // Defaults for fields a manifest may leave out.
 const (
 	DefaultInstallRoot    = "/opt/drover"
@@ -60,6 +62,10 @@ func (c *Cluster) SetDefaults() {
 		comp := &s.Components[i]
 		if comp.State == "" {
 			comp.State = StatePresent
+		}
+		// sha256sum prints lowercase; keep one spelling so comparisons hold.
+		if a := comp.Artifact; a != nil {
+			a.SHA256 = strings.ToLower(a.SHA256)
 		}
 		for j := range comp.Files {
 			if comp.Files[j].Mode == "" {

@@ -3,9 +3,12 @@ package manifests
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 
 	"sigs.k8s.io/yaml"
 )
@@ -28,16 +31,52 @@ type Loaded struct {
 	Warnings Problems
 }
 
-// Parse decodes one manifest strictly: an unknown or misspelt field is an error.
+// Parse decodes one manifest strictly: an unknown or misspelt field is an
+// error, and so is anything too large, too deep or too alias-heavy to
+// decode cheaply (see checkShape). Problems with field paths (unknown
+// fields, wrong kinds) come back together as an *InvalidError with an
+// empty Path; scalars that YAML would read differently from how they look
+// are kept for Validate to report.
 func Parse(data []byte) (*Cluster, error) {
-	if len(data) > MaxManifestBytes {
-		return nil, fmt.Errorf("manifest is %d bytes, more than the %d allowed", len(data), MaxManifestBytes)
-	}
 	var c Cluster
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+	ps, err := decodeStrict(data, &c)
+	if err != nil {
+		return nil, err
+	}
+	c.decodeProblems = ps
+	return &c, nil
+}
+
+// ParseInventory decodes an inventoryFile with the same strictness and
+// limits. The problems it returns have paths inside the inventory
+// (nodes[0].labels.zone) and do not block by themselves.
+func ParseInventory(data []byte) (*Inventory, Problems, error) {
+	var in Inventory
+	ps, err := decodeStrict(data, &in)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &in, ps, nil
+}
+
+// decodeStrict decodes one YAML document into into. It returns the
+// problems inspect found when they did not stop the decoding.
+func decodeStrict(data []byte, into any) (Problems, error) {
+	if len(data) > MaxManifestBytes {
+		return nil, fmt.Errorf("%d bytes, more than the %d allowed", len(data), MaxManifestBytes)
+	}
+	doc, err := checkShape(data)
+	if err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
-	return &c, nil
+	ps := inspect(doc, reflect.TypeOf(into))
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		if len(ps) > 0 {
+			return nil, &InvalidError{Problems: ps}
+		}
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	return ps, nil
 }
 
 // Load reads, parses, defaults and validates the manifest at path. It
@@ -56,26 +95,39 @@ func LoadBytes(path string, data []byte) (*Loaded, error) {
 		return nil, fmt.Errorf("%s: manifest is empty", path)
 	}
 	c, err := Parse(data)
+	var invalid *InvalidError
+	if errors.As(err, &invalid) {
+		invalid.Path = path
+		return nil, invalid
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
 	h := sha256.New()
 	h.Write(data)
-	if c.Spec.InventoryFile != "" {
+	// With both nodes and inventoryFile set, Validate reports the clash
+	// along with everything else.
+	if c.Spec.InventoryFile != "" && len(c.Spec.Nodes) == 0 {
 		invPath := resolve(dir, c.Spec.InventoryFile)
 		inv, err := readLimited(invPath)
 		if err != nil {
 			return nil, fmt.Errorf("%s: spec.inventoryFile: %w", path, err)
 		}
-		var in Inventory
-		if err := yaml.UnmarshalStrict(inv, &in); err != nil {
-			return nil, fmt.Errorf("%s: parse: %w", invPath, err)
+		in, ps, err := ParseInventory(inv)
+		if errors.As(err, &invalid) {
+			invalid.Path = invPath
+			return nil, invalid
 		}
-		if len(c.Spec.Nodes) > 0 {
-			return nil, fmt.Errorf("%s: spec.nodes and spec.inventoryFile are both set; use one", path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", invPath, err)
 		}
 		c.Spec.Nodes = in.Nodes
+		c.nodesFromInventory = true
+		for _, p := range ps {
+			p.Path = c.Spec.InventoryFile + ":" + p.Path
+			c.decodeProblems = append(c.decodeProblems, p)
+		}
 		h.Write([]byte{0})
 		h.Write(inv)
 	}
@@ -93,28 +145,25 @@ func LoadBytes(path string, data []byte) (*Loaded, error) {
 	}, nil
 }
 
+// readLimited reads at most MaxManifestBytes; it reads to EOF rather than
+// trusting the size stat reports, so pipes and /dev/stdin work too.
 func readLimited(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > MaxManifestBytes {
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxManifestBytes {
 		return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", path, st.Size(), MaxManifestBytes)
 	}
-	buf := make([]byte, st.Size()+1)
-	n, err := f.Read(buf)
-	if n > int(st.Size()) {
-		return nil, fmt.Errorf("%s: file grew while reading", path)
+	data, err := io.ReadAll(io.LimitReader(f, MaxManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err != nil && n == 0 && st.Size() > 0 {
-		return nil, err
+	if len(data) > MaxManifestBytes {
+		return nil, fmt.Errorf("%s: more than the %d bytes allowed", path, MaxManifestBytes)
 	}
-	return buf[:n], nil
+	return data, nil
 }
 
 // resolve makes p absolute against dir, expanding a leading ~/.
@@ -134,4 +183,25 @@ func ExpandHome(p string) string {
 		}
 	}
 	return p
+}
+
+// MissingArtifacts warns about artifact paths that do not exist on the
+// bootstrap host. It is not part of Validate, which looks at the manifest
+// alone: the daemon only needs an artifact when it installs it.
+func MissingArtifacts(l *Loaded) Problems {
+	var ps Problems
+	for i, comp := range l.Cluster.Spec.Components {
+		a := comp.Artifact
+		if a == nil || a.Path == "" || comp.State == StateAbsent {
+			continue
+		}
+		if _, err := os.Stat(resolve(l.Dir, a.Path)); err != nil {
+			ps = append(ps, Problem{
+				Path:     componentPath(i) + ".artifact.path",
+				Message:  fmt.Sprintf("%s: %v", a.Path, errors.Unwrap(err)),
+				Severity: SeverityWarning,
+			})
+		}
+	}
+	return ps
 }

@@ -66,7 +66,10 @@ func (e *InvalidError) Error() string {
 			n++
 		}
 	}
-	fmt.Fprintf(&b, "%s: %d problem(s):", e.Path, n)
+	if e.Path != "" {
+		b.WriteString(e.Path + ": ")
+	}
+	fmt.Fprintf(&b, "%d problem(s):", n)
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
 		b.WriteString(p.String())

@@ -188,7 +188,12 @@ func (c *Cluster) clusterInfo() ClusterInfo {
 
 // Context is the template context of one component on one node.
 func (c *Cluster) Context(node *Node, comp *Component) TemplateContext {
-	ci := c.clusterInfo()
+	return c.contextWith(c.clusterInfo(), node, comp)
+}
+
+// contextWith is Context with the cluster view built once by the caller,
+// so rendering every node stays linear in the number of nodes.
+func (c *Cluster) contextWith(ci ClusterInfo, node *Node, comp *Component) TemplateContext {
 	var self NodeInfo
 	for _, n := range ci.Nodes {
 		if n.Name == node.Name {
@@ -237,22 +242,46 @@ func ParseTemplate(name, text string) (*template.Template, error) {
 	return template.New(name).Option("missingkey=error").Funcs(templateFuncs(ClusterInfo{})).Parse(text)
 }
 
+// MaxRenderedBytes bounds one rendered file, so a runaway loop in a
+// template is an error and never an out-of-memory.
+const MaxRenderedBytes = 8 << 20
+
+// ErrRenderTooLarge is returned when a template renders more than MaxRenderedBytes.
+var ErrRenderTooLarge = fmt.Errorf("renders more than %d bytes", MaxRenderedBytes)
+
 // Execute renders text with the context; the output is deterministic.
 func Execute(name, text string, ctx TemplateContext) ([]byte, error) {
 	t, err := template.New(name).Option("missingkey=error").Funcs(templateFuncs(ctx.Cluster)).Parse(text)
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, ctx); err != nil {
+	buf := &cappedBuffer{limit: MaxRenderedBytes}
+	if err := t.Execute(buf, ctx); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
+// cappedBuffer is a bytes.Buffer that refuses to grow past limit.
+type cappedBuffer struct {
+	bytes.Buffer
+	limit int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.limit {
+		return 0, ErrRenderTooLarge
+	}
+	return b.Buffer.Write(p)
+}
+
 // Render produces the files one node receives for one component.
 func (c *Cluster) Render(node *Node, comp *Component) ([]RenderedFile, error) {
-	ctx := c.Context(node, comp)
+	return c.renderWith(c.clusterInfo(), node, comp)
+}
+
+func (c *Cluster) renderWith(ci ClusterInfo, node *Node, comp *Component) ([]RenderedFile, error) {
+	ctx := c.contextWith(ci, node, comp)
 	out := make([]RenderedFile, 0, len(comp.Files))
 	for _, f := range comp.Files {
 		content, err := Execute(f.Path, f.Template, ctx)
@@ -278,4 +307,31 @@ func ParseMode(s string) (os.FileMode, error) {
 		return 0, fmt.Errorf("mode %q: must be an octal file mode such as 0644", s)
 	}
 	return os.FileMode(v), nil
+}
+
+// NodeFile is one rendered file and the component it belongs to.
+type NodeFile struct {
+	Component string
+	RenderedFile
+}
+
+// RenderNode renders every file the node receives, from each present
+// component that matches it, in manifest order.
+func (c *Cluster) RenderNode(node *Node) ([]NodeFile, error) {
+	ci := c.clusterInfo()
+	var out []NodeFile
+	for i := range c.Spec.Components {
+		comp := &c.Spec.Components[i]
+		if comp.State == StateAbsent || !comp.Matches(node) {
+			continue
+		}
+		files, err := c.renderWith(ci, node, comp)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			out = append(out, NodeFile{Component: comp.Name, RenderedFile: f})
+		}
+	}
+	return out, nil
 }

@@ -23,6 +23,14 @@ type Cluster struct {
 	Kind       string   `json:"kind"`
 	Metadata   Metadata `json:"metadata"`
 	Spec       Spec     `json:"spec"`
+
+	// nodesFromInventory is set by Load when Spec.Nodes came from
+	// Spec.InventoryFile, so Validate can tell that apart from a manifest
+	// that sets both and name the inventory file in node problems.
+	nodesFromInventory bool
+	// decodeProblems are scalars Parse found would not read as written;
+	// Validate reports them with everything else.
+	decodeProblems Problems
 }
 
 // Metadata names the cluster.
@@ -208,26 +216,46 @@ func (d Duration) Get(def time.Duration) time.Duration {
 	return v
 }
 
+// UnmarshalJSON accepts a string, or a bare number that Validate will
+// report as missing its unit ("30" is not a duration, "30s" is).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*d = Duration(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("must be a duration string such as \"30s\"")
+	}
+	*d = Duration(n.String())
+	return nil
+}
+
 // IntOrPercent is a count ("maxUnavailable: 2") or a percentage of a
 // group ("maxUnavailable: 10%").
 type IntOrPercent struct {
 	Value   int
 	Percent bool
-	// raw keeps an unparseable value for Validate to report.
-	raw string
+	// invalid marks a value that did not parse; raw keeps its text for
+	// Validate to report.
+	invalid bool
+	raw     string
 }
 
 // NewCount and NewPercent build IntOrPercent values in code.
 func NewCount(n int) *IntOrPercent   { return &IntOrPercent{Value: n} }
 func NewPercent(p int) *IntOrPercent { return &IntOrPercent{Value: p, Percent: true} }
 
-// UnmarshalJSON accepts a number or a string ("3", "25%").
+// UnmarshalJSON accepts a number or a string ("3", "25%"). Anything else
+// is kept as text and reported by Validate with its field path, rather
+// than failing the whole parse.
 func (v *IntOrPercent) UnmarshalJSON(b []byte) error {
 	var n json.Number
-	if err := json.Unmarshal(b, &n); err == nil {
+	if err := json.Unmarshal(b, &n); err == nil && n != "" {
 		i, err := strconv.Atoi(n.String())
 		if err != nil {
-			v.raw = n.String()
+			*v = IntOrPercent{invalid: true, raw: n.String()}
 			return nil
 		}
 		*v = IntOrPercent{Value: i}
@@ -235,7 +263,8 @@ func (v *IntOrPercent) UnmarshalJSON(b []byte) error {
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("must be a number or a percentage string")
+		*v = IntOrPercent{invalid: true, raw: string(b)}
+		return nil
 	}
 	*v = parseIntOrPercent(s)
 	return nil
@@ -246,14 +275,14 @@ func parseIntOrPercent(s string) IntOrPercent {
 	pct := strings.HasSuffix(t, "%")
 	i, err := strconv.Atoi(strings.TrimSuffix(t, "%"))
 	if err != nil {
-		return IntOrPercent{raw: s}
+		return IntOrPercent{invalid: true, raw: s}
 	}
 	return IntOrPercent{Value: i, Percent: pct}
 }
 
 // MarshalJSON writes the manifest form back.
 func (v IntOrPercent) MarshalJSON() ([]byte, error) {
-	if v.raw != "" {
+	if v.invalid {
 		return json.Marshal(v.raw)
 	}
 	if v.Percent {
@@ -270,7 +299,7 @@ func (v IntOrPercent) String() string {
 
 // Valid reports whether the value parsed and is in range.
 func (v IntOrPercent) Valid() bool {
-	if v.raw != "" || v.Value < 0 {
+	if v.invalid || v.Value < 0 {
 		return false
 	}
 	return !v.Percent || v.Value <= 100

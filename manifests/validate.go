@@ -1,12 +1,90 @@
 package manifests
 
+import "fmt"
+
 // Validate returns every problem with the manifest, errors and warnings,
-// each with its field path. Call SetDefaults first.
+// each with its field path, in roughly field order. Call SetDefaults
+// first: a field left at its zero value is taken to mean its default and
+// is not reported.
 func (c *Cluster) Validate() Problems {
-	var ps Problems
-	if c.APIVersion != APIVersion {
-		ps = append(ps, Problem{Path: "apiVersion", Message: "must be " + APIVersion})
+	v := &validator{c: c, roles: map[string]bool{}}
+	for _, n := range c.Spec.Nodes {
+		for _, r := range n.Roles {
+			v.roles[r] = true
+		}
 	}
-	// TODO(manifests helper): the full rule set.
-	return ps
+	v.problems = append(v.problems, c.decodeProblems...)
+	v.header()
+	v.spec()
+	v.ssh()
+	v.nodes()
+	v.components()
+	v.dependencies()
+	v.placement()
+	v.rollout()
+	return v.problems
 }
+
+// validator collects problems; each rule area is one method in its own file.
+type validator struct {
+	c        *Cluster
+	problems Problems
+	// roles is every role at least one node has.
+	roles map[string]bool
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...), Severity: SeverityError})
+}
+
+func (v *validator) warnf(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...), Severity: SeverityWarning})
+}
+
+// header checks apiVersion, kind and metadata.
+func (v *validator) header() {
+	c := v.c
+	if c.APIVersion != APIVersion {
+		v.errorf("apiVersion", "must be %s, not %q", APIVersion, c.APIVersion)
+	}
+	if c.Kind != Kind {
+		v.errorf("kind", "must be %s, not %q", Kind, c.Kind)
+	}
+	v.name("metadata.name", c.Metadata.Name)
+	v.labelKeys("metadata.labels", c.Metadata.Labels)
+}
+
+// spec checks the cluster-wide scalars.
+func (v *validator) spec() {
+	s := &v.c.Spec
+	v.installRoot("spec.installRoot", s.InstallRoot)
+	v.duration("spec.probeInterval", s.ProbeInterval)
+}
+
+// ssh checks how drover reaches nodes.
+func (v *validator) ssh() {
+	s := &v.c.Spec.SSH
+	v.account("spec.ssh.user", s.User, "user")
+	v.port("spec.ssh.port", s.Port, true)
+	for i, f := range s.IdentityFiles {
+		if f == "" {
+			v.errorf(fmt.Sprintf("spec.ssh.identityFiles[%d]", i), "required")
+		}
+	}
+	v.duration("spec.ssh.connectTimeout", s.ConnectTimeout)
+	if s.Concurrency != 0 {
+		v.between("spec.ssh.concurrency", s.Concurrency, 1, MaxConcurrency)
+	}
+	if b := s.Bastion; b != nil {
+		if b.Address == "" {
+			v.errorf("spec.ssh.bastion.address", "required")
+		} else {
+			v.host("spec.ssh.bastion.address", b.Address)
+		}
+		v.port("spec.ssh.bastion.port", b.Port, true)
+		v.account("spec.ssh.bastion.user", b.User, "user")
+	}
+}
+
+// MaxConcurrency bounds spec.ssh.concurrency.
+const MaxConcurrency = 10000

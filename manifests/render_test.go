@@ -1,0 +1,197 @@
+package manifests
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/render/*.golden from the current output")
+
+// exampleManifests are the manifests the render golden files cover.
+func exampleManifests(t testing.TB) []string {
+	paths, err := filepath.Glob("../examples/*/cluster.yaml")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	return paths
+}
+
+// renderCluster prints every node's files, node by node in manifest order.
+func renderCluster(t testing.TB, c *Cluster) []byte {
+	var b bytes.Buffer
+	for i := range c.Spec.Nodes {
+		n := &c.Spec.Nodes[i]
+		files, err := c.RenderNode(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "######## node %s (%s)\n", n.Name, n.Address)
+		if err := WriteNodeFiles(&b, files); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Bytes()
+}
+
+// TestRenderGolden renders every example for every node and compares with
+// testdata/render/<example>.golden; run with -update to accept changes.
+func TestRenderGolden(t *testing.T) {
+	for _, path := range exampleManifests(t) {
+		name := filepath.Base(filepath.Dir(path))
+		t.Run(name, func(t *testing.T) {
+			l, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := renderCluster(t, l.Cluster)
+			golden := filepath.Join("testdata", "render", name+".golden")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./manifests -run TestRenderGolden -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("render of %s differs from %s (rerun with -update if intended):\n%s", path, golden, firstDiff(got, want))
+			}
+		})
+	}
+}
+
+// firstDiff shows the first differing line.
+func firstDiff(got, want []byte) string {
+	g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+	for i := 0; i < len(g) || i < len(w); i++ {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			return fmt.Sprintf("line %d:\n got: %q\nwant: %q", i+1, gl, wl)
+		}
+	}
+	return "same lines"
+}
+
+// TestRenderDeterministic renders each example twice from two separate
+// loads: the bytes, and so the config hashes, must match exactly.
+func TestRenderDeterministic(t *testing.T) {
+	for _, path := range exampleManifests(t) {
+		var outs [2][]byte
+		var hashes [2][]string
+		for i := range outs {
+			l, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs[i] = renderCluster(t, l.Cluster)
+			for _, n := range l.Cluster.Spec.Nodes {
+				for _, comp := range l.Cluster.Spec.Components {
+					if !comp.Matches(&n) {
+						continue
+					}
+					files, err := l.Cluster.Render(&n, &comp)
+					if err != nil {
+						t.Fatal(err)
+					}
+					hashes[i] = append(hashes[i], ConfigHash(Digests(files)))
+				}
+			}
+		}
+		if !bytes.Equal(outs[0], outs[1]) {
+			t.Errorf("%s: two renders differ:\n%s", path, firstDiff(outs[0], outs[1]))
+		}
+		if strings.Join(hashes[0], ",") != strings.Join(hashes[1], ",") {
+			t.Errorf("%s: config hashes differ", path)
+		}
+	}
+}
+
+// TestRenderZooKeeper checks the example ensemble's files on each master:
+// the same server list everywhere, its own address and id on each.
+func TestRenderZooKeeper(t *testing.T) {
+	l, err := Load("../examples/dcos/cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.Cluster
+	zk, _ := c.ComponentByName("zookeeper")
+	servers := "server.1=10.0.0.11:2888:3888\nserver.2=10.0.0.12:2888:3888\nserver.3=10.0.0.13:2888:3888\n"
+	for i, name := range []string{"m1", "m2", "m3"} {
+		n, _ := c.NodeByName(name)
+		files, err := c.Render(n, zk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) != 2 {
+			t.Fatalf("%s: %d files", name, len(files))
+		}
+		cfg, myid := string(files[0].Content), string(files[1].Content)
+		if files[0].Path != "/opt/drover/packages/zookeeper/3.8.0/conf/zoo.cfg" || files[0].Mode != 0o644 {
+			t.Errorf("%s: zoo.cfg at %s mode %o", name, files[0].Path, files[0].Mode)
+		}
+		for _, want := range []string{servers, "clientPortAddress=" + n.Address + "\n", "admin.enableServer=false\n", "dataDir=/var/lib/zookeeper\n"} {
+			if !strings.Contains(cfg, want) {
+				t.Errorf("%s: zoo.cfg lacks %q:\n%s", name, want, cfg)
+			}
+		}
+		if want := fmt.Sprintf("%d\n", i+1); myid != want {
+			t.Errorf("%s: myid %q, want %q", name, myid, want)
+		}
+	}
+	// agents get no ZooKeeper files, and the exporter binds to their own address
+	a1, _ := c.NodeByName("a1")
+	files, err := c.RenderNode(a1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Component == "zookeeper" {
+			t.Errorf("a1 receives %s", f.Path)
+		}
+	}
+}
+
+func TestWriteNodeFilesMarksMissingNewline(t *testing.T) {
+	var b bytes.Buffer
+	files := []NodeFile{
+		{Component: "c", RenderedFile: RenderedFile{Path: "/x", Mode: 0o4755, Content: []byte("no newline")}},
+		{Component: "c", RenderedFile: RenderedFile{Path: "/y", Mode: 0o600}},
+	}
+	if err := WriteNodeFiles(&b, files); err != nil {
+		t.Fatal(err)
+	}
+	want := "==> /x (component c, mode 4755, sha256 " + files[0].Digest() + ") <==\nno newline\n\\ No newline at end of file\n" +
+		"==> /y (component c, mode 0600, sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855) <==\n"
+	if b.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestExecuteCapsOutput(t *testing.T) {
+	l, err := Load("../examples/demo/cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.Cluster
+	ctx := c.Context(&c.Spec.Nodes[0], &c.Spec.Components[0])
+	// 9 nested loops over 3 nodes with a 1 KB body: 20 MB if not capped
+	tmpl := strings.Repeat(`{{ range nodesWithRole "master" }}`, 9) + strings.Repeat("x", 1024) + strings.Repeat("{{ end }}", 9)
+	if _, err := Execute("big", tmpl, ctx); err != ErrRenderTooLarge {
+		t.Fatalf("err = %v, want ErrRenderTooLarge", err)
+	}
+}

@@ -1,0 +1,197 @@
+package manifests
+
+import (
+	"net/url"
+	"path"
+	"strings"
+)
+
+// components checks each component on its own; how components relate to
+// nodes and to each other is in placement and dependencies.
+func (v *validator) components() {
+	names := map[string]string{}
+	for i := range v.c.Spec.Components {
+		comp := &v.c.Spec.Components[i]
+		p := at("spec.components", i)
+		v.name(p+".name", comp.Name)
+		if first, dup := names[comp.Name]; dup && comp.Name != "" {
+			v.errorf(p+".name", "duplicate name %q (also %s)", comp.Name, first)
+		} else {
+			names[comp.Name] = p
+		}
+		v.component(p, comp)
+	}
+}
+
+func (v *validator) component(p string, comp *Component) {
+	v.oneOf(p+".state", comp.State, StatePresent, StateAbsent)
+	// An absent component is only removed: it needs a name, nothing more.
+	present := comp.State != StateAbsent
+	if present || comp.Version != "" {
+		v.version(p+".version", comp.Version)
+	}
+	for j, r := range comp.Roles {
+		v.name(at(p+".roles", j), r)
+	}
+	v.labelKeys(p+".selector", comp.Selector)
+	if present && comp.Artifact == nil && len(comp.Files) == 0 {
+		v.errorf(p, "needs an artifact or files")
+	}
+	if comp.Artifact != nil {
+		v.artifact(p+".artifact", comp.Artifact)
+	}
+	v.files(p, comp)
+	if comp.Service != nil {
+		v.service(p+".service", comp.Service)
+	}
+	if comp.Health != nil {
+		v.health(p+".health", comp.Health)
+	}
+	if comp.Rollout != nil {
+		v.maxUnavailable(p+".rollout.maxUnavailable", comp.Rollout.MaxUnavailable)
+	}
+}
+
+func (v *validator) artifact(p string, a *Artifact) {
+	switch {
+	case a.Path != "" && a.URL != "":
+		v.errorf(p, "set path or url, not both")
+	case a.Path == "" && a.URL == "":
+		v.errorf(p, "set path or url")
+	case hasControl(a.Path):
+		v.errorf(p+".path", "%q must not contain control characters", a.Path)
+	case a.URL != "":
+		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.errorf(p+".url", "%q must be an http or https URL", a.URL)
+		}
+	}
+	if !isSHA256(a.SHA256) {
+		v.errorf(p+".sha256", "must be 64 hex characters")
+	}
+}
+
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	return strings.Trim(s, "0123456789abcdefABCDEF") == ""
+}
+
+// completeMarker is the file drover writes last in a version directory
+// (DESIGN.md), so a manifest file may not take its name.
+const completeMarker = ".complete"
+
+func (v *validator) files(p string, comp *Component) {
+	seen := map[string]string{}
+	for j, f := range comp.Files {
+		fp := at(p+".files", j)
+		if v.filePath(fp+".path", f.Path) {
+			key := path.Clean(f.Path)
+			if first, dup := seen[key]; dup {
+				v.errorf(fp+".path", "duplicate path %q (also %s)", f.Path, first)
+			} else {
+				seen[key] = fp
+			}
+		}
+		if f.Mode != "" {
+			if _, err := ParseMode(f.Mode); err != nil {
+				v.errorf(fp+".mode", "%q must be an octal file mode no greater than 07777, such as 0644", f.Mode)
+			}
+		}
+		if _, err := ParseTemplate(f.Path, f.Template); err != nil {
+			v.errorf(fp+".template", "%v", err)
+		}
+	}
+}
+
+// filePath checks one file's path and reports whether it is usable.
+func (v *validator) filePath(p, s string) bool {
+	clean := path.Clean(s)
+	root := v.c.Spec.InstallRoot
+	switch {
+	case s == "":
+		v.errorf(p, "required")
+	case hasControl(s):
+		v.errorf(p, "%q must not contain control characters", s)
+	case clean == "/" || clean == ".":
+		v.errorf(p, "%q must name a file", s)
+	case path.IsAbs(s) && root != "" && (clean == root || strings.HasPrefix(clean, strings.TrimSuffix(root, "/")+"/")):
+		v.errorf(p, "%q is inside installRoot %s, which drover manages; give a path relative to the component directory", s, root)
+	case !path.IsAbs(s) && (clean == ".." || strings.HasPrefix(clean, "../")):
+		v.errorf(p, "%q escapes the component directory", s)
+	case !path.IsAbs(s) && clean == completeMarker:
+		v.errorf(p, "%q is reserved for drover's own use", s)
+	default:
+		return true
+	}
+	return false
+}
+
+// restartValues are systemd's Restart= settings.
+func restartValues() []string {
+	return []string{"no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always"}
+}
+
+func (v *validator) service(p string, s *Service) {
+	if strings.TrimSpace(s.Exec) == "" {
+		v.errorf(p+".exec", "required")
+	} else if _, err := ParseTemplate("exec", s.Exec); err != nil {
+		v.errorf(p+".exec", "%v", err)
+	}
+	v.account(p+".user", s.User, "user")
+	v.account(p+".group", s.Group, "group")
+	v.oneOf(p+".restart", s.Restart, restartValues()...)
+	for _, k := range sortedKeys(s.Environment) {
+		if !isEnvName(k) {
+			v.errorf(p+".environment", "%q is not a valid variable name", k)
+		}
+		if hasControl(s.Environment[k]) {
+			v.errorf(p+".environment", "value of %s must not contain control characters", k)
+		}
+	}
+}
+
+func (v *validator) health(p string, h *Health) {
+	set := 0
+	for _, isSet := range []bool{h.Exec != nil, h.HTTP != nil, h.TCP != nil} {
+		if isSet {
+			set++
+		}
+	}
+	switch {
+	case set == 0:
+		v.errorf(p, "set one of exec, http or tcp")
+	case set > 1:
+		v.errorf(p, "set only one of exec, http or tcp")
+	}
+	if e := h.Exec; e != nil {
+		switch {
+		case len(e.Command) == 0:
+			v.errorf(p+".exec.command", "required")
+		case e.Command[0] == "":
+			v.errorf(p+".exec.command[0]", "the program must not be empty")
+		}
+	}
+	if t := h.HTTP; t != nil {
+		v.checkHost(p+".http.host", t.Host)
+		v.port(p+".http.port", t.Port, false)
+		if t.Path != "" && (!strings.HasPrefix(t.Path, "/") || strings.ContainsAny(t.Path, " \t\r\n")) {
+			v.errorf(p+".http.path", "%q must be a URL path starting with /", t.Path)
+		}
+		if t.ExpectStatus != 0 {
+			v.between(p+".http.expectStatus", t.ExpectStatus, 100, 599)
+		}
+	}
+	if t := h.TCP; t != nil {
+		v.checkHost(p+".tcp.host", t.Host)
+		v.port(p+".tcp.port", t.Port, false)
+	}
+	v.duration(p+".timeout", h.Timeout)
+}
+
+// checkHost checks an optional host (empty: the node's own address).
+func (v *validator) checkHost(p, s string) {
+	if s != "" {
+		v.host(p, s)
+	}
+}

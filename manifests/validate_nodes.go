@@ -1,0 +1,53 @@
+package manifests
+
+import (
+	"net"
+	"strconv"
+)
+
+// nodes checks where nodes come from and each node's fields.
+func (v *validator) nodes() {
+	s := &v.c.Spec
+	prefix := "spec.nodes"
+	if v.c.nodesFromInventory {
+		prefix = s.InventoryFile + ":nodes"
+	}
+	switch {
+	case len(s.Nodes) > 0 && s.InventoryFile != "" && !v.c.nodesFromInventory:
+		v.errorf("spec.inventoryFile", "set either spec.nodes or spec.inventoryFile, not both")
+	case len(s.Nodes) == 0 && s.InventoryFile != "":
+		v.errorf("spec.inventoryFile", "%s lists no nodes", s.InventoryFile)
+	case len(s.Nodes) == 0:
+		v.errorf("spec.nodes", "at least one node is required (listed here or in spec.inventoryFile)")
+	}
+	names := map[string]string{} // name -> path of the node that has it
+	addrs := map[string]string{} // host:port -> path
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		p := at(prefix, i)
+		v.nameMax(p+".name", n.Name, MaxNodeNameLen)
+		if first, dup := names[n.Name]; dup && n.Name != "" {
+			v.errorf(p+".name", "duplicate name %q (also %s)", n.Name, first)
+		} else {
+			names[n.Name] = p
+		}
+		if n.Address == "" {
+			v.errorf(p+".address", "required")
+		} else if !isHost(n.Address) {
+			v.host(p+".address", n.Address)
+		} else {
+			key := net.JoinHostPort(hostKey(n.Address), strconv.Itoa(n.Port))
+			if first, dup := addrs[key]; dup {
+				v.errorf(p+".address", "duplicate address %s (also %s)", key, first)
+			} else {
+				addrs[key] = p
+			}
+		}
+		v.port(p+".port", n.Port, true)
+		v.account(p+".user", n.User, "user")
+		for j, r := range n.Roles {
+			v.name(at(p+".roles", j), r)
+		}
+		v.labelKeys(p+".labels", n.Labels)
+	}
+}

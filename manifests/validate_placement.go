@@ -1,0 +1,129 @@
+package manifests
+
+import "fmt"
+
+// placement checks what depends on which nodes a present component lands
+// on: that it lands somewhere, quorum sizes, templates rendering for every
+// node, and two components writing one absolute path on the same node.
+func (v *validator) placement() {
+	if len(v.c.Spec.Nodes) == 0 {
+		return // already an error; every component would repeat it
+	}
+	ci := v.c.clusterInfo()
+	written := map[string][]writer{}
+	for i := range v.c.Spec.Components {
+		comp := &v.c.Spec.Components[i]
+		if comp.State == StateAbsent {
+			continue
+		}
+		p := componentPath(i)
+		for j, r := range comp.Roles {
+			if IsName(r) && !v.roles[r] {
+				v.warnf(at(p+".roles", j), "no node has role %q", r)
+			}
+		}
+		nodes := v.c.NodesFor(comp)
+		if len(nodes) == 0 {
+			v.errorf(selectorPath(p, comp), "matches no node")
+			continue
+		}
+		if comp.Quorum && len(nodes)%2 == 0 {
+			v.warnf(p+".quorum", "%d members tolerate no more failures than %d", len(nodes), len(nodes)-1)
+		}
+		v.renders(ci, p, comp, nodes)
+		v.sharedFiles(written, i, comp, nodes)
+	}
+}
+
+// selectorPath is the field that chose no node.
+func selectorPath(p string, comp *Component) string {
+	switch {
+	case len(comp.Roles) > 0 && len(comp.Selector) > 0:
+		return p
+	case len(comp.Roles) > 0:
+		return p + ".roles"
+	default:
+		return p + ".selector"
+	}
+}
+
+// renders executes every template for every node it is rendered for, so
+// a missing key or a bad call fails here and not halfway through a rollout.
+// Each template reports its first failing node only.
+func (v *validator) renders(ci ClusterInfo, p string, comp *Component, nodes []*Node) {
+	for j, f := range comp.Files {
+		if _, err := ParseTemplate(f.Path, f.Template); err != nil {
+			continue // reported by files
+		}
+		for _, n := range nodes {
+			if _, err := Execute(f.Path, f.Template, v.c.contextWith(ci, n, comp)); err != nil {
+				v.errorf(at(p+".files", j)+".template", "node %s: %v", n.Name, err)
+				break
+			}
+		}
+	}
+	s := comp.Service
+	if s == nil || s.Exec == "" {
+		return
+	}
+	if _, err := ParseTemplate("exec", s.Exec); err != nil {
+		return // reported by service
+	}
+	for _, n := range nodes {
+		out, err := Execute("exec", s.Exec, v.c.contextWith(ci, n, comp))
+		if err != nil {
+			v.errorf(p+".service.exec", "node %s: %v", n.Name, err)
+			break
+		}
+		if hasControl(string(out)) {
+			v.errorf(p+".service.exec", "node %s: must render to one line without control characters", n.Name)
+			break
+		}
+	}
+}
+
+// writer is a component file written at an absolute path.
+type writer struct {
+	path  string // field path of the file
+	comp  int
+	nodes map[string]bool
+}
+
+// sharedFiles reports an absolute path that two components write on the same node.
+func (v *validator) sharedFiles(written map[string][]writer, i int, comp *Component, nodes []*Node) {
+	on := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		on[n.Name] = true
+	}
+	for j, f := range comp.Files {
+		if !isAbsFile(f.Path) {
+			continue
+		}
+		key := FilePath(v.c.Spec.InstallRoot, comp, f)
+		fp := at(componentPath(i)+".files", j) + ".path"
+		for _, w := range written[key] {
+			if w.comp == i {
+				continue // a duplicate within a component is reported by files
+			}
+			if shared := firstShared(nodes, w.nodes); shared != "" {
+				v.errorf(fp, "%q is also written by %s on node %s", f.Path, w.path, shared)
+				break
+			}
+		}
+		written[key] = append(written[key], writer{path: fp, comp: i, nodes: on})
+	}
+}
+
+func isAbsFile(p string) bool { return len(p) > 1 && p[0] == '/' }
+
+func firstShared(nodes []*Node, other map[string]bool) string {
+	for _, n := range nodes {
+		if other[n.Name] {
+			return n.Name
+		}
+	}
+	return ""
+}
+
+// componentPath is the field path of a component by index.
+func componentPath(i int) string { return fmt.Sprintf("spec.components[%d]", i) }
