@@ -1,0 +1,191 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/ssh"
+)
+
+// conn is one live SSH connection.
+type conn struct {
+	client   *ssh.Client
+	sessions chan struct{} // MaxSessionsPerConn slots
+	dead     chan struct{} // closed once the connection has ended
+	via      *entry        // the bastion this connection goes through, kept busy
+}
+
+func (c *conn) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// dial connects e, directly or through the bastion, holding one
+// concurrency slot (bastion dials run inside their node's slot).
+func (p *Pool) dial(e *entry) (*conn, error) {
+	if !e.isBastion {
+		if err := p.acquireSlot(p.ctx); err != nil {
+			return nil, fmt.Errorf("%s: connect: %w", e.describe(), err)
+		}
+		defer p.releaseSlot()
+	}
+	start := time.Now()
+	var (
+		c   *conn
+		err error
+	)
+	if p.bastion != nil && !e.isBastion {
+		c, err = p.dialViaBastion(e)
+	} else {
+		c, err = p.dialDirect(e)
+	}
+	if err != nil {
+		p.log.Debug("ssh connect failed", zap.String("node", e.target.Name), zap.String("address", e.hostport), zap.Error(err))
+		return nil, err
+	}
+	p.log.Debug("ssh connected", zap.String("node", e.target.Name), zap.String("address", e.hostport), zap.Duration("took", time.Since(start)))
+	return c, nil
+}
+
+func (p *Pool) dialDirect(e *entry) (*conn, error) {
+	d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
+	nc, err := d.DialContext(p.ctx, "tcp", e.hostport)
+	if err != nil {
+		return nil, connectError(e, "connect", err, false, p.cfg.ConnectTimeout)
+	}
+	return p.handshake(e, nc, nil)
+}
+
+// dialViaBastion opens a direct-tcpip channel from the bastion to the node
+// and runs the node's SSH handshake over it. A bastion connection found
+// broken is redialled once.
+func (p *Pool) dialViaBastion(e *entry) (*conn, error) {
+	for attempt := 0; ; attempt++ {
+		bc, err := p.acquire(p.ctx, p.bastion)
+		if err != nil {
+			return nil, fmt.Errorf("%s: via %w", e.describe(), err)
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ConnectTimeout)
+		nc, err := bc.client.DialContext(ctx, "tcp", e.hostport)
+		cancel()
+		if err != nil {
+			p.release(p.bastion)
+			if attempt == 0 && isBroken(err, bc) {
+				p.discard(p.bastion, bc)
+				continue
+			}
+			var openErr *ssh.OpenChannelError
+			if errors.As(err, &openErr) {
+				// The bastion could not reach the node.
+				return nil, fmt.Errorf("%s: connect via %s: %w: %v", e.describe(), p.bastion.describe(), ErrUnreachable, err)
+			}
+			return nil, connectError(e, "connect via "+p.bastion.describe(), err, false, p.cfg.ConnectTimeout)
+		}
+		c, err := p.handshake(e, nc, p.bastion)
+		if err != nil {
+			p.release(p.bastion)
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// handshake runs the SSH handshake over nc within ConnectTimeout. The
+// timer closes the conn, which works for TCP and for bastion channels
+// (which have no deadlines).
+func (p *Pool) handshake(e *entry, nc net.Conn, via *entry) (*conn, error) {
+	v := &verifier{h: p.hosts, node: e.describe(), hostport: e.hostport}
+	cfg := &ssh.ClientConfig{
+		User:              effectiveUser(e.target),
+		Auth:              p.auth.methods(),
+		HostKeyCallback:   v.verify,
+		HostKeyAlgorithms: p.hosts.algorithms(e.hostport),
+		Timeout:           p.cfg.ConnectTimeout,
+	}
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(p.cfg.ConnectTimeout, func() {
+		timedOut.Store(true)
+		nc.Close()
+	})
+	stop := context.AfterFunc(p.ctx, func() { nc.Close() })
+	sc, chans, reqs, err := ssh.NewClientConn(nc, e.hostport, cfg)
+	stop()
+	if !timer.Stop() && err == nil {
+		sc.Close()
+		err = errors.New("handshake finished too late")
+	}
+	switch {
+	case err == nil:
+	case v.err != nil:
+		return nil, fmt.Errorf("%s: %w", e.describe(), v.err)
+	case timedOut.Load():
+		return nil, fmt.Errorf("%s: ssh handshake did not finish within %s: %w", e.describe(), p.cfg.ConnectTimeout, ErrTimeout)
+	default:
+		return nil, connectError(e, "ssh handshake as "+cfg.User, err, true, p.cfg.ConnectTimeout)
+	}
+	c := &conn{
+		client:   ssh.NewClient(sc, chans, reqs),
+		sessions: make(chan struct{}, MaxSessionsPerConn),
+		dead:     make(chan struct{}),
+		via:      via,
+	}
+	p.live.Add(1)
+	p.wg.Add(2)
+	go p.watch(e, c)
+	go p.keepAlive(e, c)
+	return c, nil
+}
+
+// watch notices the end of a connection, whoever ended it.
+func (p *Pool) watch(e *entry, c *conn) {
+	defer p.wg.Done()
+	c.client.Wait()
+	close(c.dead)
+	p.live.Add(-1)
+	e.mu.Lock()
+	if e.conn == c {
+		e.conn = nil
+	}
+	e.mu.Unlock()
+	if c.via != nil {
+		p.release(c.via)
+	}
+}
+
+// keepAlive sends keepalive@openssh.com every KeepAlive; one left
+// unanswered for KeepAlive or ConnectTimeout, whichever is longer, closes
+// the connection, so the next use redials instead of hanging on a dead
+// link. Any answer, even "unsupported", proves the link alive.
+func (p *Pool) keepAlive(e *entry, c *conn) {
+	defer p.wg.Done()
+	if p.cfg.KeepAlive < 0 {
+		return
+	}
+	tick := time.NewTicker(p.cfg.KeepAlive)
+	defer tick.Stop()
+	wait := max(p.cfg.KeepAlive, p.cfg.ConnectTimeout)
+	for {
+		select {
+		case <-c.dead:
+			return
+		case <-tick.C:
+		}
+		deadline := time.AfterFunc(wait, func() { c.client.Close() })
+		_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+		answered := deadline.Stop()
+		if err != nil || !answered {
+			p.log.Info("ssh keepalive failed; closing connection", zap.String("node", e.target.Name), zap.String("address", e.hostport), zap.Error(err))
+			c.client.Close()
+			return
+		}
+	}
+}
