@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 # Debian packages the tests, the demo and the benchmarks need.
 DEB_PKGS  := openssh-server openssh-client debootstrap systemd-container nftables \
-             iproute2 prometheus zookeeper default-jre-headless curl util-linux ca-certificates busybox
+             iproute2 prometheus zookeeper default-jre-headless curl util-linux ca-certificates busybox unzip
 BENCH_PKGS := ansible pssh
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT ?= 70m
@@ -29,6 +29,10 @@ deps:
 # latter need root and boot real systemd-nspawn nodes), then a short fuzz.
 test: deps
 	$(GO) vet ./...
+	@# The node image and the artifacts are built once and cached; building
+	@# them here keeps a cold build (minutes) out of any test's timeout.
+	$(GO) run ./test/harness/cmd/drover-nodes image
+	$(GO) run ./test/harness/cmd/drover-nodes artifacts
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifests
 
