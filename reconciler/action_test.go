@@ -246,6 +246,7 @@ func count(calls []string, prefix string) int {
 }
 
 func TestActionInstallFresh(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	want := f.component(t, "1.0.0", false)
 	f.mustDo(t, ActionInstall, want)
@@ -313,6 +314,7 @@ func TestActionInstallFresh(t *testing.T) {
 }
 
 func TestActionInstallTwiceChangesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	want := f.component(t, "1.0.0", false)
 	f.mustDo(t, ActionInstall, want)
@@ -364,6 +366,7 @@ func TestActionInstallTwiceChangesNothing(t *testing.T) {
 // cut as the one before it (sh runs nothing of it) and cuts inside the
 // preamble change nothing, so those are left out.
 func TestActionInstallResumesAfterCutAtEveryLine(t *testing.T) {
+	t.Parallel()
 	ref := newFixture(t)
 	ref.mustDo(t, ActionInstall, ref.component(t, "1.0.0", false))
 	wantSnap := content(snapshot(t, ref.n))
@@ -519,6 +522,7 @@ func restoreTree(t *testing.T, src, dst string) {
 // version dir, temp link, unit and receipt temps, a stray rendered-file
 // temp) and checks install ends as if they were never there.
 func TestActionInstallResumesFromLeftovers(t *testing.T) {
+	t.Parallel()
 	ref := newFixture(t)
 	ref.mustDo(t, ActionInstall, ref.component(t, "1.0.0", false))
 	wantSnap := content(snapshot(t, ref.n))
@@ -564,6 +568,7 @@ func TestActionInstallResumesFromLeftovers(t *testing.T) {
 }
 
 func TestActionInstallChecksumMismatchLocal(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	want := f.component(t, "1.0.0", false)
 	if err := os.WriteFile(want.ArtifactPath, []byte("tampered"), 0o644); err != nil {
@@ -582,6 +587,7 @@ func TestActionInstallChecksumMismatchLocal(t *testing.T) {
 }
 
 func TestExecutorLocalHashCached(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	p, sha := f.artifact(t, "1.0.0", false)
 	if got, err := f.e.localSHA256(p); err != nil || got != sha {
@@ -610,6 +616,7 @@ func TestExecutorLocalHashCached(t *testing.T) {
 }
 
 func TestActionReconfigureRewritesOnlyChanged(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	want := f.component(t, "1.0.0", false)
 	f.mustDo(t, ActionInstall, want)
@@ -664,6 +671,7 @@ func TestActionReconfigureRewritesOnlyChanged(t *testing.T) {
 }
 
 func TestActionUpgradeKeepsPreviousAndPrunes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	v1 := f.component(t, "1.0.0", false)
 	f.mustDo(t, ActionInstall, v1)
@@ -705,6 +713,7 @@ func TestActionUpgradeKeepsPreviousAndPrunes(t *testing.T) {
 }
 
 func TestActionRollbackAfterFailedUpgrade(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.e.HealthTimeout = 300 * time.Millisecond
 	v1 := f.component(t, "1.0.0", false)
@@ -745,6 +754,7 @@ func TestActionRollbackAfterFailedUpgrade(t *testing.T) {
 }
 
 func TestActionRollbackToPreviousFromReceipt(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.mustDo(t, ActionInstall, f.component(t, "1.0.0", false))
 	v2 := f.component(t, "2.0.0", false)
@@ -768,6 +778,7 @@ func TestActionRollbackToPreviousFromReceipt(t *testing.T) {
 }
 
 func TestActionRollbackRefusesIncompleteVersion(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.mustDo(t, ActionInstall, f.component(t, "1.0.0", false))
 	rb := Action{Node: "local", Component: "app", Kind: ActionRollback, To: "0.9.0"}
@@ -781,6 +792,7 @@ func TestActionRollbackRefusesIncompleteVersion(t *testing.T) {
 }
 
 func TestActionRestart(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	want := f.component(t, "1.0.0", false)
 	f.mustDo(t, ActionInstall, want)
@@ -802,6 +814,7 @@ func TestActionRestart(t *testing.T) {
 }
 
 func TestActionRemoveLeavesSkeleton(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	v1 := f.component(t, "1.0.0", false)
 	f.mustDo(t, ActionInstall, v1)
@@ -851,7 +864,7 @@ func TestActionRemoveLeavesSkeleton(t *testing.T) {
 	for _, k := range slices.Sorted(maps.Keys(snapshot(t, f.n))) {
 		left = append(left, k)
 	}
-	skeleton := []string{"etc/app", "etc/systemd/system", "opt/drover", "opt/drover/active", "opt/drover/cache", "opt/drover/lock",
+	skeleton := []string{"etc/systemd/system", "opt/drover", "opt/drover/active", "opt/drover/cache", "opt/drover/lock",
 		"opt/drover/packages", "opt/drover/receipts"}
 	if !slices.Equal(left, skeleton) {
 		t.Errorf("after removing everything: %q\nwant %q", left, skeleton)
@@ -859,6 +872,7 @@ func TestActionRemoveLeavesSkeleton(t *testing.T) {
 }
 
 func TestActionRemoveTwiceChangesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.mustDo(t, ActionInstall, f.component(t, "1.0.0", false))
 	f.mustDo(t, ActionRemove, nil)
@@ -874,6 +888,7 @@ func TestActionRemoveTwiceChangesNothing(t *testing.T) {
 }
 
 func TestActionQuotingSurvives(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	nasty := "we ird 'q' \"dq\" $(touch pwned) `touch pwned2` ;rm -rf x\nline2 \\ %s"
 	dir := filepath.Join(f.n.Dir, "art $(touch pwned3) 'x'")
@@ -914,6 +929,7 @@ func TestActionQuotingSurvives(t *testing.T) {
 }
 
 func TestActionFilesOnlyComponent(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	want := f.withFiles(&DesiredComponent{Name: "app", Version: "1"},
 		[]manifests.RenderedFile{{Path: f.n.Outside + "/motd", Mode: 0o644, Content: []byte("hi\n")}})

@@ -247,8 +247,9 @@ func (e *Executor) verifyLocalArtifact(w *DesiredComponent) error {
 
 // waitHealthy re-probes the node until the component's unit is active and
 // its health check passes (or it has none), up to HealthTimeout and the
-// context's deadline. Running out of time wraps ErrUnhealthy with the
-// last thing the probe said; a cancelled context is returned as is.
+// context's deadline. Running out of time, or a unit systemd gave up on,
+// wraps ErrUnhealthy with the last thing the probe said; a cancelled
+// context is returned as is.
 func (e *Executor) waitHealthy(ctx context.Context, j *job, service bool, check bool) error {
 	if !service && !check {
 		return nil
@@ -284,16 +285,30 @@ func (e *Executor) waitHealthy(ctx context.Context, j *job, service bool, check 
 			return fmt.Errorf("wait for health: %w after %s: %s", ErrUnhealthy, time.Since(start).Round(time.Millisecond), last)
 		case <-timer.C:
 		}
-		ok, msg := healthIn(e.probe()(hctx, e.Runner, j.node.Target, req), j.name, service)
+		obs := e.probe()(hctx, e.Runner, j.node.Target, req)
+		ok, msg := healthIn(obs, j.name, service)
 		if ok {
 			j.log.Info("healthy", zap.Duration("waited", time.Since(start)))
 			return nil
+		}
+		if service && unitGaveUp(obs, j.name) {
+			// systemd will not start it again by itself (start limit hit,
+			// or no Restart=): waiting out the timeout changes nothing.
+			return fmt.Errorf("wait for health: %w: %s", ErrUnhealthy, msg)
 		}
 		if hctx.Err() == nil || last == "not probed yet" {
 			last = msg // a probe cut off by the deadline says less than the one before
 		}
 		timer.Reset(poll)
 	}
+}
+
+// unitGaveUp reports whether the probe saw the unit failed: after our
+// restart, systemd shows a unit it is still retrying as activating
+// (auto-restart), so failed means it stopped trying.
+func unitGaveUp(o probes.Observed, name string) bool {
+	c := o.Components[name]
+	return o.Known && c != nil && c.Unit.ActiveState == "failed"
 }
 
 // healthIn reads one probe: healthy means the unit (if any) is active and

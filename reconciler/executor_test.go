@@ -18,6 +18,7 @@ import (
 )
 
 func TestExecutorDispatchTableCoversEveryKind(t *testing.T) {
+	t.Parallel()
 	table := actionTable()
 	kinds := []ActionKind{ActionInstall, ActionUpgrade, ActionReconfigure, ActionRestart, ActionRemove, ActionRollback}
 	for _, k := range kinds {
@@ -39,6 +40,7 @@ func TestExecutorDispatchTableCoversEveryKind(t *testing.T) {
 // same code path as a real one, every step logged as "would: <step>", and
 // not one script run.
 func TestExecutorDryRunRunsNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.n.Runner.Hook = func(label, script string, _ []byte) (string, error) {
 		t.Errorf("dry run ran %q", label)
@@ -68,6 +70,7 @@ func TestExecutorDryRunRunsNothing(t *testing.T) {
 }
 
 func TestExecutorRejectsUnsafeValues(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	good := func() *DesiredComponent { return f.component(t, "1.0.0", false) }
 	cases := map[string]func() (*Executor, Action, *DesiredComponent){
@@ -130,6 +133,7 @@ func TestExecutorRejectsUnsafeValues(t *testing.T) {
 // step gives up after LockWait with ErrLocked, and goes ahead once the
 // lock is free.
 func TestStepWaitsForNodeLock(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.e.LockWait = time.Second
 	if err := os.MkdirAll(f.n.Root, 0o755); err != nil {
@@ -160,6 +164,7 @@ func TestStepWaitsForNodeLock(t *testing.T) {
 
 // TestStepsTakeTheLock checks that every mutating script holds the lock.
 func TestStepsTakeTheLock(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	var unlocked []string
 	f.n.Runner.Hook = func(label, script string, _ []byte) (string, error) {
@@ -183,27 +188,41 @@ func TestStepsTakeTheLock(t *testing.T) {
 	}
 }
 
-// TestExecutorWaitHealthyTimesOut: a unit that stays down fails the gate
-// with ErrUnhealthy after HealthTimeout, with the probe's last word.
+// TestExecutorWaitHealthyTimesOut: a unit that never comes up fails the
+// gate with ErrUnhealthy after HealthTimeout, with the probe's last word;
+// a unit systemd gave up on (failed) fails it at once.
 func TestExecutorWaitHealthyTimesOut(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
-	f.e.HealthTimeout = 200 * time.Millisecond
+	f.e.HealthTimeout = 300 * time.Millisecond
 	want := f.component(t, "1.0.0", true)
-	start := time.Now()
 	err := f.do(t, ActionInstall, want)
 	if !errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), "unit drover-app.service is failed") {
 		t.Fatalf("err = %v", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("took %s", d)
-	}
 	if _, err := os.Stat(filepath.Join(f.n.Root, "receipts/app.json")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("unhealthy install wrote a receipt")
 	}
+	j := &job{node: f.n.DesiredNode(), name: "app", want: want, log: f.e.logger()}
+	start := time.Now()
+	err = f.e.waitHealthy(context.Background(), j, true, true)
+	if d := time.Since(start); !errors.Is(err, ErrUnhealthy) || d > 250*time.Millisecond {
+		t.Errorf("wait on a failed unit: %v after %s, want ErrUnhealthy at once", err, d)
+	}
+
+	// Stuck activating: the whole timeout, then the last probe's word.
+	if err := os.WriteFile(filepath.Join(f.n.State, "active", "drover-app.service"), []byte("activating\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	err = f.e.waitHealthy(context.Background(), j, true, true)
+	if d := time.Since(start); !errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), "is activating") || d < 300*time.Millisecond {
+		t.Errorf("wait on an activating unit: %v after %s, want ErrUnhealthy after 300ms", err, d)
+	}
+
 	// A cancelled context is not a failed health gate.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	j := &job{node: f.n.DesiredNode(), name: "app", want: want, log: f.e.logger()}
 	if err := f.e.waitHealthy(ctx, j, true, true); errors.Is(err, ErrUnhealthy) || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled wait: %v", err)
 	}
@@ -219,6 +238,7 @@ func serveBytes(t *testing.T, b []byte) string {
 }
 
 func TestActionInstallFromURL(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	want := f.component(t, "1.0.0", false)
 	data, err := os.ReadFile(want.ArtifactPath)
@@ -238,6 +258,7 @@ func TestActionInstallFromURL(t *testing.T) {
 // TestActionInstallChecksumMismatchOnNode: the node verifies what it got;
 // a mismatch leaves no cache file, no partial, and nothing installed.
 func TestActionInstallChecksumMismatchOnNode(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	want := f.component(t, "1.0.0", false)
 	want.ArtifactURL, want.ArtifactPath = serveBytes(t, []byte("not the artifact")), ""
@@ -266,6 +287,7 @@ func TestActionInstallChecksumMismatchOnNode(t *testing.T) {
 // TestStepUploadVerifiesStream: bytes that change in flight (here: the
 // file changes after the local check) are refused by the node.
 func TestStepUploadVerifiesStream(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	want := f.component(t, "1.0.0", false)
 	if err := f.e.verifyLocalArtifact(want); err != nil {

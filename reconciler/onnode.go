@@ -12,9 +12,14 @@ import (
 // The on-node half of the actions: small POSIX sh scripts, one per step.
 //
 // Every mutating script starts with lockedPreamble, which takes an
-// exclusive flock(1) on <installRoot>/lock (fd 9, held until the script
-// exits), so two drovers, or one drover and a cut-off session still
-// running, never interleave inside a step. Every script checks before it
+// exclusive flock(1) on <installRoot>/lock ("exec 9>>lock; flock -w N 9",
+// held until the script exits; opened for append so the lock file is
+// never truncated or touched), so two drovers, or one drover and a
+// cut-off session still running, never interleave inside a step. The lock
+// is per step, not per action (an action is a sequence of separate SSH
+// sessions); the controller runs one action per node at a time, and the
+// lock keeps a second drover, or a session cut off from a killed one but
+// still running on the node, from writing at the same moment. Every script checks before it
 // acts, writes through a temp name plus rename(2), and prints the line
 // "changed" when it altered the node, so a step run twice is a no-op the
 // second time and the log can say what really changed.

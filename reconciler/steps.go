@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -226,15 +227,31 @@ func (e *Executor) outsidePackages(p string) bool {
 	return !in && p != path.Join(e.InstallRoot, "packages")
 }
 
-// deleteFilesSnippet removes the given files if they are there.
+// deleteFilesSnippet removes the given files if they are there, then
+// each one's directory if that is left empty, unless it sits right under
+// / (such as /srv): drover created it for the file, or it held nothing
+// anyway. Directories further up are left alone.
 func deleteFilesSnippet(paths []string) string {
 	if len(paths) == 0 {
 		return ""
 	}
-	return "for p in " + shList(paths) + `; do
+	var dirs []string
+	for _, p := range paths {
+		if d := path.Dir(p); strings.Count(d, "/") >= 2 && !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	s := "for p in " + shList(paths) + `; do
 	if [ -e "$p" ] || [ -L "$p" ]; then rm -f -- "$p"; echo changed; fi
 done
 `
+	if len(dirs) > 0 {
+		s += "for d in " + shList(dirs) + `; do
+	if [ -d "$d" ] && rmdir -- "$d" 2> /dev/null; then echo changed; fi
+done
+`
+	}
+	return s
 }
 
 // putCommands builds one put call per file and the stdin stream that
@@ -344,14 +361,18 @@ echo changed
 	return err
 }
 
-// restartUnit enables the unit if it is not, and restarts it. A unit that
-// systemd fails to (re)start is an unhealthy component.
+// restartUnit enables the unit if it is not, and restarts it, first
+// clearing a failed state so that an earlier crash loop's start limit
+// cannot refuse the restart (a rollback right after a failed upgrade
+// needs exactly that). A unit systemd fails to (re)start is an unhealthy
+// component.
 func (e *Executor) restartUnit(ctx context.Context, j *job) error {
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`u=%s
 if [ "$(systemctl is-enabled "$u" 2>/dev/null || true)" != enabled ]; then
 	systemctl enable --quiet "$u" >&2
 	echo changed
 fi
+systemctl reset-failed "$u" > /dev/null 2>&1 || true
 systemctl restart "$u" >&2
 echo changed
 `, UnitName(j.name))
