@@ -51,7 +51,7 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 		writeJSON(w, src.Status())
 	})
 	mux.HandleFunc("GET "+PathPlan, func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, src.CurrentPlan())
+		writeJSON(w, withEmptyLists(src.CurrentPlan()))
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -60,11 +60,27 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+// withEmptyLists makes "no actions" [] rather than null, so clients can
+// iterate without a check.
+func withEmptyLists(p reconciler.Plan) reconciler.Plan {
+	if p.Nodes == nil {
+		p.Nodes = []reconciler.NodePlan{}
 	}
+	for i := range p.Nodes {
+		if p.Nodes[i].Actions == nil {
+			p.Nodes[i].Actions = []reconciler.Action{}
+		}
+	}
+	return p
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	// Encoded first, so a failure is a clean 500 and not half a document.
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
 }

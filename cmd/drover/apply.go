@@ -54,10 +54,12 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 			}
 			progress := newProgress(out, countActions(plan))
 			ctrl := reconciler.NewController(reconciler.ControllerOptions{
-				Runner:   pool,
-				Executor: &reconciler.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: log},
-				Log:      log,
-				Workers:  max(1, min(l.Cluster.Spec.SSH.Concurrency, len(d.Nodes))),
+				Runner: pool,
+				Executor: &reconciler.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: log,
+					// The health gate is the rollout's healthTimeout, not ReconcileTimeout.
+					HealthTimeout: d.Rollout.HealthTimeout},
+				Log:     log,
+				Workers: max(1, min(l.Cluster.Spec.SSH.Concurrency, len(d.Nodes))),
 				// apply reports a stuck node rather than waiting minutes.
 				BackoffBase: time.Second,
 				BackoffMax:  4 * time.Second,

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -45,7 +46,11 @@ It serves /metrics, /healthz, /readyz, /api/v1/status and /api/v1/plan on
 work and lets in-flight actions finish for up to --grace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := zap.NewProduction()
+			// JSON, unsampled: one line per action is the audit trail, and
+			// sampling would drop lines of a large rollout.
+			cfg := zap.NewProductionConfig()
+			cfg.Sampling = nil
+			log, err := cfg.Build()
 			if err != nil {
 				return err
 			}
@@ -77,6 +82,13 @@ type daemon struct {
 }
 
 func (d *daemon) run(ctx context.Context) error {
+	// Signals first, so that one arriving during start-up stops cleanly.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	abs, err := filepath.Abs(d.file)
 	if err != nil {
 		return err
@@ -106,7 +118,9 @@ func (d *daemon) run(ctx context.Context) error {
 	if workers <= 0 {
 		workers = l.Cluster.Spec.SSH.Concurrency
 	}
-	exec := &reconciler.Executor{Runner: d.runner, InstallRoot: desired.InstallRoot, Generation: desired.Generation, Log: d.log.Named("executor")}
+	// The controller gives each manifest its own copy with its install
+	// root, generation and health timeout.
+	exec := &reconciler.Executor{Runner: d.runner, Log: d.log.Named("executor")}
 	d.ctrl = reconciler.NewController(reconciler.ControllerOptions{
 		Runner:   d.runner,
 		Executor: exec,
@@ -130,12 +144,6 @@ func (d *daemon) run(ctx context.Context) error {
 	}()
 	d.log.Info("drover daemon started", zap.String("manifest", abs), zap.String("listen", ln.Addr().String()),
 		zap.Int("nodes", len(desired.Nodes)), zap.String("generation", desired.Generation))
-
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	changes := make(chan manifests.Change)
 	w := &manifests.Watcher{Path: abs, Log: d.log.Named("watch")}
@@ -163,7 +171,10 @@ func (d *daemon) run(ctx context.Context) error {
 			d.reload(abs, manifests.Change{Data: data, Err: err})
 		}
 	}
-	d.log.Info("stopping: no new work, waiting for in-flight actions", zap.Duration("grace", d.grace))
+	// From here a second SIGTERM or Ctrl-C kills at once: every on-node
+	// step is safe to cut, so an operator who will not wait need not.
+	stop()
+	d.log.Info("stopping: no new work, waiting for in-flight actions (signal again to quit now)", zap.Duration("grace", d.grace))
 	wg.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -214,13 +225,23 @@ func (d *daemon) apply(l *manifests.Loaded, desired *reconciler.Desired) {
 		zap.Int("components", len(desired.Order)))
 }
 
-// lockManifest takes an exclusive lock for the manifest's absolute path,
-// so a second daemon on the same manifest refuses to start.
+// lockManifest takes an exclusive lock for the manifest, so a second
+// daemon on the same manifest refuses to start. The manifest is known by
+// its directory with symlinks resolved plus its name: another path to the
+// same directory is the same manifest, while a ConfigMap's `..data` swap
+// (which moves the file's target, not its directory) does not change it.
+// The lock file is left in place when released: removing it would let a
+// daemon that opened it just before lock an unlinked file while a third
+// creates and locks a new one.
 func lockManifest(dir, manifest string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(manifest))
+	key := manifest
+	if d, err := filepath.EvalSymlinks(filepath.Dir(manifest)); err == nil {
+		key = filepath.Join(d, filepath.Base(manifest))
+	}
+	sum := sha256.Sum256([]byte(key))
 	path := filepath.Join(dir, "daemon-"+hex.EncodeToString(sum[:8])+".lock")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -229,31 +250,36 @@ func lockManifest(dir, manifest string) (func(), error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		owner, _ := os.ReadFile(path)
-		return nil, fmt.Errorf("another drover daemon already manages %s (lock %s held by pid %s)", manifest, path, string(owner))
+		return nil, fmt.Errorf("another drover daemon already manages %s (lock %s held by pid %s)", manifest, path, strings.TrimSpace(string(owner)))
 	}
 	_ = f.Truncate(0)
-	fmt.Fprintf(f, "%d", os.Getpid())
-	return func() { f.Close(); os.Remove(path) }, nil
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return func() { f.Close() }, nil
 }
 
 // swapRunner lets a reload with new ssh settings replace the pool while
 // workers keep a stable Runner.
 type swapRunner struct {
-	mu   sync.RWMutex
-	pool *inventory.Pool
+	mu      sync.RWMutex
+	pool    *inventory.Pool
+	retired []*time.Timer // close replaced pools once their sessions are done
+	closers []*inventory.Pool
 }
 
 var _ inventory.Runner = (*swapRunner)(nil)
 
+// retireAfter is how long a replaced pool stays open for the sessions
+// still running on it.
+const retireAfter = time.Minute
+
 func (s *swapRunner) set(p *inventory.Pool) {
 	s.mu.Lock()
-	old := s.pool
-	s.pool = p
-	s.mu.Unlock()
-	if old != nil {
-		// In-flight sessions on the old pool finish first.
-		go func() { time.Sleep(time.Minute); old.Close() }()
+	defer s.mu.Unlock()
+	if old := s.pool; old != nil {
+		s.closers = append(s.closers, old)
+		s.retired = append(s.retired, time.AfterFunc(retireAfter, func() { old.Close() }))
 	}
+	s.pool = p
 }
 
 func (s *swapRunner) get() *inventory.Pool {
@@ -272,4 +298,15 @@ func (s *swapRunner) DialTCP(ctx context.Context, t inventory.Target, addr strin
 
 func (s *swapRunner) connections() int { return s.get().Connections() }
 
-func (s *swapRunner) close() { s.get().Close() }
+// close closes the current pool and every replaced one.
+func (s *swapRunner) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, t := range s.retired {
+		if t.Stop() {
+			s.closers[i].Close()
+		}
+	}
+	s.retired, s.closers = nil, nil
+	s.pool.Close()
+}
