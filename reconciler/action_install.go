@@ -39,6 +39,9 @@ func (e *Executor) deploy(ctx context.Context, j *job) error {
 	if err := e.syncUnit(ctx, j); err != nil {
 		return err
 	}
+	if err := e.keepUnit(ctx, j); err != nil {
+		return err
+	}
 	if err := e.switchActive(ctx, j, w.Version); err != nil {
 		return err
 	}

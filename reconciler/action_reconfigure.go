@@ -22,6 +22,9 @@ func runReconfigure(ctx context.Context, e *Executor, j *job) error {
 	if err := e.syncUnit(ctx, j); err != nil {
 		return err
 	}
+	if err := e.keepUnit(ctx, j); err != nil {
+		return err
+	}
 	if w.Unit != nil {
 		if err := e.restartUnit(ctx, j); err != nil {
 			return err

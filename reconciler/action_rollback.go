@@ -31,6 +31,10 @@ func runRollback(ctx context.Context, e *Executor, j *job) error {
 	}
 	service := j.haveUnitFile() || (j.want != nil && j.want.Unit != nil)
 	if service {
+		// The failed change may have changed the unit too.
+		if err := e.restoreUnit(ctx, j, target); err != nil {
+			return err
+		}
 		if err := e.restartUnit(ctx, j); err != nil {
 			return err
 		}

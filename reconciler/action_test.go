@@ -303,7 +303,7 @@ func TestActionInstallFresh(t *testing.T) {
 			t.Errorf("systemctl calls %q lack %q", calls, c)
 		}
 	}
-	wantSteps := []string{"ensure dirs", "upload artifact", "unpack", "write files", "write unit", "switch active", "restart unit", "prune", "write receipt"}
+	wantSteps := []string{"ensure dirs", "upload artifact", "unpack", "write files", "write unit", "keep unit", "switch active", "restart unit", "prune", "write receipt"}
 	if got := f.n.Runner.Steps(); !slices.Equal(got, wantSteps) {
 		t.Errorf("steps = %q\nwant %q", got, wantSteps)
 	}

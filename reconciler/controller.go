@@ -17,7 +17,10 @@ import (
 )
 
 // Observer receives what the controller measures; metrics.Metrics
-// implements it. A nil Observer is allowed.
+// implements it. A nil Observer is allowed. Reconcile results are
+// "success" (the pass did what it could: converged, acted, or waits for
+// the rollout) or "failure" (the node was unreachable or its action
+// failed); action results are those of ActionRecord.
 type Observer interface {
 	ObserveReconcile(result string, d time.Duration)
 	ObserveAction(action, component, result string, d time.Duration)
@@ -50,13 +53,18 @@ type Controller struct {
 
 	queue *Queue
 
-	mu       sync.Mutex
-	desired  *Desired
-	gen      int64
-	load     loadState
-	nodes    map[string]*nodeTrack
-	inflight map[string]Action // node -> action running there
-	halt     RolloutStatus
+	mu      sync.Mutex
+	desired *Desired
+	gen     int64
+	load    loadState
+	nodes   map[string]*nodeTrack
+	// inflight holds the action running on each node, and keeps it
+	// after it ends until a probe of the node has seen its effect: until
+	// then the planner must count the node as disrupted.
+	inflight map[string]Action
+	// exec is the executor for desired (see ControllerOptions.Executor).
+	exec *Executor
+	halt RolloutStatus
 	// progress counts finished actions and desired changes; a node whose
 	// last pass saw the current progress has nothing new to react to.
 	progress uint64
@@ -65,8 +73,14 @@ type Controller struct {
 
 // ControllerOptions configure a Controller; zero values take defaults.
 type ControllerOptions struct {
-	Runner   inventory.Runner
+	Runner inventory.Runner
+	// Executor runs actions. The controller runs each Desired's actions
+	// on a copy of it carrying that Desired's install root, generation
+	// and health timeout, so a new manifest never changes an executor
+	// under a running action.
 	Executor *Executor
+	// Probe probes a node (default probes.Probe).
+	Probe    ProbeFunc
 	Log      *zap.Logger
 	Observer Observer
 	// OnEvent, if set, is called for every event (must not block long).
@@ -92,11 +106,14 @@ type loadState struct {
 }
 
 type nodeTrack struct {
-	obs           probes.Observed
-	plan          NodePlan
-	probed        bool
-	seenProgress  uint64
-	failures      int
+	obs          probes.Observed
+	plan         NodePlan
+	probed       bool
+	seenProgress uint64
+	failures     int
+	// retryAt: after a failed action, no new action starts before it
+	// (the node is still probed, so its status stays current).
+	retryAt       time.Time
 	lastGoodProbe time.Time
 	lastConverged time.Time
 	history       []ActionRecord
@@ -135,6 +152,9 @@ func (c *Controller) init() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Probe == nil {
+		c.Probe = probes.Probe
+	}
 	if c.Log == nil {
 		c.Log = zap.NewNop()
 	}
@@ -148,7 +168,7 @@ func NewController(o ControllerOptions) *Controller {
 }
 
 // SetDesired makes d the state to converge to. A new generation lifts a
-// halted rollout and queues every node at once.
+// halted rollout, ends every node's backoff and queues every node at once.
 func (c *Controller) SetDesired(d *Desired) {
 	c.mu.Lock()
 	same := c.desired != nil && c.desired.Generation == d.Generation
@@ -159,14 +179,17 @@ func (c *Controller) SetDesired(d *Desired) {
 		if c.halt.Halted && c.halt.Generation != d.Generation {
 			c.halt = RolloutStatus{}
 		}
+		for _, st := range c.nodes {
+			st.retryAt = time.Time{} // the new manifest may be the fix
+		}
 	}
-	if c.Executor != nil {
-		c.Executor.Generation = d.Generation
-	}
-	// Forget nodes the manifest no longer has: no stale status or series.
+	c.exec = c.executorFor(d)
+	// Forget nodes the manifest no longer has: no stale status or series,
+	// and no budget held for them.
 	for name := range c.nodes {
 		if d.Node(name) == nil {
 			delete(c.nodes, name)
+			delete(c.inflight, name)
 		}
 	}
 	for _, n := range d.Nodes {
@@ -180,6 +203,28 @@ func (c *Controller) SetDesired(d *Desired) {
 		c.queue.Add(n.Name)
 	}
 	c.notify()
+}
+
+// executorFor is the configured executor as it must run d's actions. The
+// hash cache is not carried over: a new manifest usually means new
+// artifacts, and a hash costs one read.
+func (c *Controller) executorFor(d *Desired) *Executor {
+	if c.Executor == nil {
+		return nil
+	}
+	b := c.Executor
+	e := &Executor{
+		Runner: b.Runner, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: b.Log,
+		DryRun: b.DryRun, HealthPoll: b.HealthPoll, HealthTimeout: b.HealthTimeout,
+		LockWait: b.LockWait, UnitDir: b.UnitDir, Probe: b.Probe, Now: b.Now,
+	}
+	if d.Rollout.HealthTimeout > 0 {
+		e.HealthTimeout = d.Rollout.HealthTimeout
+	}
+	if e.Probe == nil {
+		e.Probe = c.Probe
+	}
+	return e
 }
 
 // SetLoadError records a rejected manifest; the last good one stays.
@@ -243,18 +288,20 @@ func (c *Controller) safeReconcile(ctx, actx context.Context, node string) (next
 		if r := recover(); r != nil {
 			c.Log.Error("reconcile panicked", zap.String("node", node), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 			next = c.fail(node)
+			if d := c.current(); d != nil {
+				c.wakeWaiting(d, node)
+			}
 		}
 	}()
 	return c.reconcile(ctx, actx, node)
 }
 
 // reconcile does one pass over one node and says when to look again
-// (negative: not at all, the node is gone).
+// (negative: not at all, the node is gone or the controller stops).
 func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Duration {
 	start := c.Now()
 	c.mu.Lock()
-	d := c.desired
-	progress := c.progress
+	d, exec, progress := c.desired, c.exec, c.progress
 	c.mu.Unlock()
 	if d == nil {
 		return -1
@@ -264,68 +311,112 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		return -1
 	}
 	pctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-	obs := probes.Probe(pctx, c.Runner, dn.Target, RequestFor(d, dn))
+	obs := c.Probe(pctx, c.Runner, dn.Target, RequestFor(d, dn))
 	cancel()
+	if ctx.Err() != nil {
+		// Stopping: a probe cut short says nothing about the node.
+		return -1
+	}
 	c.observeProbe(obs)
 	c.emit(Event{Node: name, Kind: "probe", Message: probeMessage(obs), Duration: obs.Duration})
 	plan := DiffNode(d, dn, obs)
 
+	a, result, next, freed := c.afterProbe(d, name, obs, plan, progress)
+	if false && freed {
+		// The budget the node's last action held is free only now.
+		c.wakeWaiting(d, name)
+	}
+	c.notify()
+	switch {
+	case a == nil && next < 0:
+		return 0 // the manifest changed under us: start over
+	case a == nil:
+		c.record(start, result)
+		return next
+	}
+
+	err := c.runAction(actx, d, exec, dn, *a, obs)
+	failures := c.afterAction(d, name, err)
+	c.wakeWaiting(d, name)
+	c.notify()
+	if err != nil {
+		c.record(start, resultFailure)
+		c.Log.Info("node backs off after a failed action", zap.String("node", name), zap.Int("failures", failures))
+	} else {
+		c.record(start, resultSuccess)
+	}
+	// Look at the node again now: its action's effect is counted as in
+	// flight until a probe has seen it.
+	return 0
+}
+
+// Reconcile results for the Observer.
+const (
+	resultSuccess = "success"
+	resultFailure = "failure"
+)
+
+// afterProbe records a probe and decides what the node does next: run
+// action a, or nothing and look again after next (negative: the
+// manifest changed, start over). result is for the Observer; freed says
+// the node's last action no longer holds budget.
+func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, plan NodePlan, progress uint64) (a *Action, result string, next time.Duration, freed bool) {
 	c.mu.Lock()
-	if c.desired != d { // the manifest changed under us: start over
-		c.mu.Unlock()
-		return 0
+	defer c.mu.Unlock()
+	// The probe has seen the effect of the node's last action.
+	_, freed = c.inflight[name]
+	delete(c.inflight, name)
+	if c.desired != d {
+		return nil, "", -1, freed
 	}
 	st := c.nodes[name]
 	st.obs, st.plan, st.probed = obs, plan, true
 	st.seenProgress = progress
-	if obs.Known {
-		st.lastGoodProbe = obs.ProbedAt
-	}
-	if !obs.Known {
+	switch {
+	case !obs.Known:
 		st.failures++
-		c.mu.Unlock()
-		c.record(start, "unknown")
-		c.notify()
-		return c.backoff(st.failures)
-	}
-	if len(plan.Actions) == 0 {
+		st.waiting = ""
+		return nil, resultFailure, c.backoff(st.failures), freed
+	case len(plan.Actions) == 0:
 		st.failures = 0
+		st.retryAt = time.Time{}
+		st.lastGoodProbe = obs.ProbedAt
 		st.lastConverged = c.Now()
 		st.waiting = ""
-		c.mu.Unlock()
-		c.record(start, "converged")
-		c.notify()
-		return c.interval(d)
+		return nil, resultSuccess, c.interval(d), freed
+	}
+	st.lastGoodProbe = obs.ProbedAt
+	if wait := st.retryAt.Sub(c.Now()); wait > 0 {
+		st.waiting = ""
+		return nil, resultSuccess, wait, freed
 	}
 	a, waiting := c.admitLocked(d, name)
 	st.waiting = waiting
-	c.mu.Unlock()
-	c.notify()
 	if a == nil {
-		c.record(start, "waiting")
-		return c.WaitRetry
+		return nil, resultSuccess, c.WaitRetry, freed
 	}
+	return a, "", 0, freed
+}
 
-	err := c.runAction(actx, d, dn, *a, obs)
-
+// afterAction records the end of an action and returns the node's
+// consecutive failures.
+func (c *Controller) afterAction(d *Desired, name string, err error) int {
 	c.mu.Lock()
-	delete(c.inflight, name)
+	defer c.mu.Unlock()
 	c.progress++
+	st := c.nodes[name]
+	if st == nil {
+		return 0
+	}
+	st.waiting = ""
 	if err != nil {
 		st.failures++
+		st.retryAt = c.Now().Add(c.backoff(st.failures))
 	} else {
 		st.failures = 0
+		st.retryAt = time.Time{}
 	}
-	failures := st.failures
-	c.mu.Unlock()
-	c.wakeWaiting(d)
-	c.notify()
-	if err != nil {
-		c.record(start, "error")
-		return c.backoff(failures)
-	}
-	c.record(start, "action")
-	return 0
+	return st.failures
 }
 
 // admitLocked asks the rollout planner whether one of the node's actions
@@ -336,15 +427,25 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 	}
 	plan := Plan{Generation: d.Generation}
 	obs := make(map[string]probes.Observed, len(c.nodes))
+	// Nodes backing off after a failure are offered last: the planner
+	// hands a limited batch to candidates in order, and a slot given to a
+	// node that will not take it for minutes would stall the others.
+	now := c.Now()
+	var later []NodePlan
 	for _, n := range d.Nodes {
 		st := c.nodes[n.Name]
 		if st == nil || !st.probed {
 			plan.Nodes = append(plan.Nodes, NodePlan{Node: n.Name, Reason: "not probed yet"})
 			continue
 		}
-		plan.Nodes = append(plan.Nodes, st.plan)
 		obs[n.Name] = st.obs
+		if st.retryAt.After(now) {
+			later = append(later, st.plan)
+			continue
+		}
+		plan.Nodes = append(plan.Nodes, st.plan)
 	}
+	plan.Nodes = append(plan.Nodes, later...)
 	running := make([]Action, 0, len(c.inflight))
 	for _, a := range c.inflight {
 		running = append(running, a)
@@ -356,7 +457,7 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 			return &a, ""
 		}
 	}
-	if c.halt.Halted {
+	if HaltActive(c.halt, d.Generation) {
 		return nil, "rollout halted: " + c.halt.Reason
 	}
 	for _, w := range wave.Waiting {
@@ -367,13 +468,13 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 
 // runAction runs one admitted action and handles a failed health gate by
 // the rollout's onFailure policy.
-func (c *Controller) runAction(ctx context.Context, d *Desired, dn *DesiredNode, a Action, obs probes.Observed) error {
+func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, dn *DesiredNode, a Action, obs probes.Observed) error {
 	want := dn.Component(a.Component)
 	have := obs.Components[a.Component]
 	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "action-start", Action: &a, Message: describe(a)})
 	start := c.Now()
 	actx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-	err := c.Executor.Do(actx, dn, a, want, have)
+	err := exec.Do(actx, dn, a, want, have)
 	cancel()
 	dur := c.Now().Sub(start)
 	c.recordAction(dn.Name, a, err, dur)
@@ -393,7 +494,7 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, dn *DesiredNode,
 		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "rollback", Action: &rb, Message: describe(rb)})
 		rstart := c.Now()
 		rctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-		rerr := c.Executor.Do(rctx, dn, rb, want, have)
+		rerr := exec.Do(rctx, dn, rb, want, have)
 		cancel()
 		c.recordAction(dn.Name, rb, rerr, c.Now().Sub(rstart))
 		if rerr != nil {
@@ -403,8 +504,14 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, dn *DesiredNode,
 		}
 	}
 	c.mu.Lock()
-	c.halt = RolloutStatus{Halted: true, Reason: reason, Component: a.Component, Node: dn.Name, Generation: d.Generation}
+	current := c.desired == d
+	if current { // a halt of a manifest already replaced would hold nothing
+		c.halt = RolloutStatus{Halted: true, Reason: reason, Component: a.Component, Node: dn.Name, Generation: d.Generation}
+	}
 	c.mu.Unlock()
+	if !current {
+		return err
+	}
 	c.Log.Error("rollout halted", zap.String("node", dn.Name), zap.String("component", a.Component), zap.String("reason", reason))
 	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "halt", Message: reason})
 	return err
@@ -435,13 +542,15 @@ func (c *Controller) recordAction(node string, a Action, err error, d time.Durat
 	}
 }
 
-// wakeWaiting queues every node with pending actions: the action that
-// just ended may have freed the budget they wait for.
-func (c *Controller) wakeWaiting(d *Desired) {
+// wakeWaiting queues the nodes whose actions the rollout held back: the
+// action of node `done`, now seen ended by a probe, may have freed their
+// budget.
+// Nodes backing off after a failure are left to their timer.
+func (c *Controller) wakeWaiting(d *Desired, done string) {
 	c.mu.Lock()
 	var wake []string
 	for _, n := range d.Nodes {
-		if st := c.nodes[n.Name]; st != nil && len(st.plan.Actions) > 0 {
+		if st := c.nodes[n.Name]; st != nil && n.Name != done && st.waiting != "" && len(st.plan.Actions) > 0 {
 			wake = append(wake, n.Name)
 		}
 	}
@@ -449,6 +558,13 @@ func (c *Controller) wakeWaiting(d *Desired) {
 	for _, n := range wake {
 		c.queue.Add(n)
 	}
+}
+
+// current is the Desired in force.
+func (c *Controller) current() *Desired {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.desired
 }
 
 func (c *Controller) fail(node string) time.Duration {
@@ -460,7 +576,10 @@ func (c *Controller) fail(node string) time.Duration {
 		return -1
 	}
 	st.failures++
-	return c.backoff(st.failures)
+	st.waiting = ""
+	d := c.backoff(st.failures)
+	st.retryAt = c.Now().Add(d)
+	return d
 }
 
 // backoff is exponential per node, capped, with jitter.

@@ -54,7 +54,7 @@ func TestExecutorDryRunRunsNothing(t *testing.T) {
 			got = append(got, name)
 		}
 	}
-	want := []string{"ensure dirs", "upload artifact", "unpack", "write files", "write unit", "switch active", "restart unit", "wait for health", "prune", "write receipt"}
+	want := []string{"ensure dirs", "upload artifact", "unpack", "write files", "write unit", "keep unit", "switch active", "restart unit", "wait for health", "prune", "write receipt"}
 	if !slices.Equal(got, want) {
 		t.Errorf("dry run would do %q\nwant %q", got, want)
 	}

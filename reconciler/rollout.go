@@ -445,9 +445,15 @@ func (r *rollout) batch(comp string, cands, running []Action, removals bool) {
 // only while nothing else of the component runs and every other member
 // is Healthy.
 func (r *rollout) quorum(comp string, cands, running []Action) {
-	if len(running) > 0 {
-		r.wait("%s: quorum: %s while %s changes", comp, waiting(len(cands), "action"), running[0].Node)
-		return
+	// Only a disruptive action in flight holds the down members back: the
+	// controller admits actions one node at a time, so the install of
+	// the first member of a new ensemble is in flight while the others
+	// are asked for, and it cannot turn healthy without them.
+	for _, a := range running {
+		if a.Disruptive {
+			r.wait("%s: quorum: %s while %s changes", comp, waiting(len(cands), "action"), a.Node)
+			return
+		}
 	}
 	busy, down := 0, 0
 	for _, a := range cands {
@@ -468,6 +474,10 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 		if len(cands) > down {
 			r.wait("%s: quorum: %s until members that are down are up", comp, waiting(len(cands)-down, "action"))
 		}
+		return
+	}
+	if len(running) > 0 {
+		r.wait("%s: quorum: %s while %s changes", comp, waiting(len(cands), "action"), running[0].Node)
 		return
 	}
 	var blocker, why string

@@ -314,6 +314,17 @@ func TestWaveQuorum(t *testing.T) {
 			t.Fatalf("released %v", got)
 		}
 	})
+	t.Run("bootstrap goes on while other members' installs are in flight", func(t *testing.T) {
+		w := newZK(*manifests.NewCount(1), masters)
+		for _, m := range masters {
+			w.missing(m, "zk")
+		}
+		// The controller admits node by node: m1's install already runs.
+		got := w.wave(RolloutState{InFlight: []Action{inFlight("m1", "zk", ActionInstall, false)}})
+		if !slices.Equal(released(got), []string{"m2/zk", "m3/zk"}) {
+			t.Fatalf("released %v, want m2 and m3 beside m1", released(got))
+		}
+	})
 	t.Run("members that are down are brought up together, before any upgrade", func(t *testing.T) {
 		w := newZK(*manifests.NewCount(1), masters)
 		w.missing("m2", "zk")                          // new member

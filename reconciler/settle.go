@@ -62,7 +62,9 @@ func (c *Controller) settled() (bool, error) {
 			} else {
 				stuck = append(stuck, fmt.Sprintf("%s: failed %d times", n.Name, st.failures))
 			}
-		case st.failures == 0 && st.seenProgress == c.progress && (st.waiting != "" || d.Paused || n.Paused):
+		// A node whose action failed and halted the rollout keeps its
+		// failure count, but it is waiting like the others now.
+		case (st.failures == 0 || c.halt.Halted) && st.seenProgress == c.progress && (st.waiting != "" || d.Paused || n.Paused):
 			why := st.waiting
 			if d.Paused || n.Paused {
 				why = "paused"
@@ -75,10 +77,36 @@ func (c *Controller) settled() (bool, error) {
 	if c.halt.Halted {
 		return true, fmt.Errorf("%w: %s", ErrHalted, c.halt.Reason)
 	}
+	if len(stuck) > 0 && c.releasableLocked(d) {
+		return false, nil
+	}
 	if len(stuck) > 0 {
 		return true, fmt.Errorf("not converged:\n  %s", strings.Join(stuck, "\n  "))
 	}
 	return true, nil
+}
+
+// releasableLocked reports whether the rollout, given what the controller
+// knows now, would start an action on a node that has not failed
+// settleAttempts times. A node is told to wait against the observations
+// of that moment; when it asked before the nodes it waits for were probed
+// (they count as unavailable until then), or before they turned healthy,
+// no action ends to wake it, yet its next pass will be admitted: that is
+// not settled.
+func (c *Controller) releasableLocked(d *Desired) bool {
+	plan := Plan{Generation: d.Generation, Paused: d.Paused}
+	obs := make(map[string]probes.Observed, len(d.Nodes))
+	for _, n := range d.Nodes {
+		st := c.nodes[n.Name]
+		plan.Nodes = append(plan.Nodes, st.plan)
+		obs[n.Name] = st.obs
+	}
+	for _, a := range NextWave(d, plan, obs, RolloutState{Halt: c.halt}).Actions {
+		if st := c.nodes[a.Node]; st != nil && st.failures < settleAttempts {
+			return true
+		}
+	}
+	return false
 }
 
 // Status is a snapshot of the cluster for the API, the CLI and metrics.
@@ -90,11 +118,13 @@ func (c *Controller) Status() ClusterStatus {
 		LoadSuccess:  c.load.ok,
 		LoadError:    c.load.err,
 		LastLoadTime: c.load.time,
-		Rollout:      c.halt,
 	}
 	d := c.desired
 	if d == nil {
 		return cs
+	}
+	if HaltActive(c.halt, d.Generation) {
+		cs.Rollout = c.halt
 	}
 	cs.Cluster, cs.Hash, cs.Paused = d.Cluster, d.Generation, d.Paused
 	plan := Plan{Generation: d.Generation}
@@ -125,6 +155,9 @@ func (c *Controller) Status() ClusterStatus {
 		}
 		if !ns.Converged && st.waiting != "" && ns.Reason != "" {
 			ns.Reason += "; " + st.waiting
+		}
+		if !ns.Converged && ns.Reachable && st.retryAt.After(c.Now()) {
+			ns.Reason += fmt.Sprintf("; retrying at %s after %d failed attempt(s)", st.retryAt.Format(time.TimeOnly), st.failures)
 		}
 	}
 	return cs
