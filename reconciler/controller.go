@@ -322,7 +322,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 	plan := DiffNode(d, dn, obs)
 
 	a, result, next, freed := c.afterProbe(d, name, obs, plan, progress)
-	if false && freed {
+	if freed {
 		// The budget the node's last action held is free only now.
 		c.wakeWaiting(d, name)
 	}
@@ -337,7 +337,6 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 
 	err := c.runAction(actx, d, exec, dn, *a, obs)
 	failures := c.afterAction(d, name, err)
-	c.wakeWaiting(d, name)
 	c.notify()
 	if err != nil {
 		c.record(start, resultFailure)
