@@ -19,10 +19,10 @@ func TestControllerConvergesFleetWithRealScripts(t *testing.T) {
 	c, _ := f.controller(ControllerOptions{})
 	d1 := f.desired(spec{app: "1.0", maxUnavailable: "2"})
 	c.SetDesired(d1)
-	waitFor(t, 60*time.Second, "app 1.0 everywhere", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	waitFor(t, 4*time.Minute, "app 1.0 everywhere", func() bool { return converged(c) && f.allAt("app", "1.0") })
 	d2 := f.desired(spec{app: "2.0", maxUnavailable: "2"})
 	c.SetDesired(d2)
-	waitFor(t, 60*time.Second, "app 2.0 everywhere", func() bool { return converged(c) && f.allAt("app", "2.0") })
+	waitFor(t, 4*time.Minute, "app 2.0 everywhere", func() bool { return converged(c) && f.allAt("app", "2.0") })
 	for _, n := range f.names {
 		r := f.nodes[n].observe("app").Receipt
 		if r.Generation != d2.Generation || r.Previous != "1.0" {
@@ -68,7 +68,7 @@ func TestControllerNeverTwoWorkersOnOneNode(t *testing.T) {
 		break
 	}
 	c.SetDesired(b)
-	waitFor(t, 60*time.Second, "app 2.0 everywhere", func() bool { return converged(c) && f.allAt("app", "2.0") })
+	waitFor(t, 4*time.Minute, "app 2.0 everywhere", func() bool { return converged(c) && f.allAt("app", "2.0") })
 	f.checkNoOverlap()
 	f.mu.Lock()
 	probes := 0
@@ -87,7 +87,7 @@ func TestControllerManifestChangeQueuesEveryNodeAtOnce(t *testing.T) {
 	f := newFleet(t, 8)
 	c, _ := f.controller(ControllerOptions{})
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "8"}))
-	waitFor(t, 60*time.Second, "converged", func() bool { return converged(c) })
+	waitFor(t, 4*time.Minute, "converged", func() bool { return converged(c) })
 	time.Sleep(100 * time.Millisecond) // let the last re-probes land
 	f.resetCounts()
 	start := time.Now()
@@ -130,12 +130,12 @@ func TestControllerFailingNodeBacksOff(t *testing.T) {
 	// gaps between its attempts are its backoff alone.
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "4"}))
 	others := []string{"n1", "n2", "n4"}
-	waitFor(t, 60*time.Second, "7 failed attempts on n3", func() bool {
+	waitFor(t, 4*time.Minute, "7 failed attempts on n3", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return len(f.attempts["n3"]) >= 8
 	})
-	waitFor(t, 60*time.Second, "the other nodes converged", func() bool {
+	waitFor(t, 4*time.Minute, "the other nodes converged", func() bool {
 		st := c.Status()
 		return f.allAt("app", "1.0", others...) && st.Nodes[0].Converged && st.Nodes[1].Converged && st.Nodes[3].Converged
 	})
@@ -177,7 +177,7 @@ func TestControllerFailingNodeBacksOff(t *testing.T) {
 	// A new manifest is a reason to try again now, backoff or not.
 	f.set(func() { f.failStep["n3"] = "" })
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "4", extra: "retry"}))
-	waitFor(t, 60*time.Second, "n3 converged", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	waitFor(t, 4*time.Minute, "n3 converged", func() bool { return converged(c) && f.allAt("app", "1.0") })
 	if n3 := c.Status().Nodes[2]; n3.ConsecutiveFailures != 0 {
 		t.Errorf("n3 failures after success = %d", n3.ConsecutiveFailures)
 	}
@@ -191,7 +191,7 @@ func TestControllerFailingNodeDoesNotHoldTheBatch(t *testing.T) {
 	f.set(func() { f.failStep["n1"] = "step: upload artifact" })
 	c, _ := f.controller(ControllerOptions{BackoffBase: 200 * time.Millisecond, BackoffMax: time.Second})
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "1"}))
-	waitFor(t, 60*time.Second, "n2-n4 installed", func() bool { return f.allAt("app", "1.0", "n2", "n3", "n4") })
+	waitFor(t, 4*time.Minute, "n2-n4 installed", func() bool { return f.allAt("app", "1.0", "n2", "n3", "n4") })
 	if f.allAt("app", "1.0", "n1") {
 		t.Fatal("n1 installed despite its fault")
 	}
@@ -205,7 +205,7 @@ func TestControllerUnreachableNodeBacksOff(t *testing.T) {
 	f.set(func() { f.unreachable["n2"] = true })
 	c, _ := f.controller(ControllerOptions{BackoffBase: base, BackoffMax: maxB})
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "1"}))
-	waitFor(t, 60*time.Second, "n1 and n3 converged", func() bool { return f.allAt("app", "1.0", "n1", "n3") })
+	waitFor(t, 4*time.Minute, "n1 and n3 converged", func() bool { return f.allAt("app", "1.0", "n1", "n3") })
 	f.resetCounts()
 	time.Sleep(2 * time.Second)
 	f.mu.Lock()
@@ -225,7 +225,7 @@ func TestControllerUnreachableNodeBacksOff(t *testing.T) {
 		t.Errorf("n2 status: %+v", n2)
 	}
 	f.set(func() { f.unreachable["n2"] = false })
-	waitFor(t, 60*time.Second, "n2 converged", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	waitFor(t, 4*time.Minute, "n2 converged", func() bool { return converged(c) && f.allAt("app", "1.0") })
 }
 
 // TestControllerMaxUnavailableIsClusterWide: 12 nodes, 16 workers, an
@@ -236,11 +236,11 @@ func TestControllerMaxUnavailableIsClusterWide(t *testing.T) {
 	f := newFleet(t, 12)
 	c, _ := f.controller(ControllerOptions{Workers: 16})
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "12"}))
-	waitFor(t, 60*time.Second, "app 1.0 everywhere", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	waitFor(t, 4*time.Minute, "app 1.0 everywhere", func() bool { return converged(c) && f.allAt("app", "1.0") })
 	f.resetCounts()
 	f.RestartDelay = 40 * time.Millisecond
 	c.SetDesired(f.desired(spec{app: "2.0", maxUnavailable: "2"}))
-	waitFor(t, 60*time.Second, "app 2.0 everywhere", func() bool { return converged(c) && f.allAt("app", "2.0") })
+	waitFor(t, 4*time.Minute, "app 2.0 everywhere", func() bool { return converged(c) && f.allAt("app", "2.0") })
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.maxDisruptive != 2 {
@@ -260,11 +260,11 @@ func TestControllerQuorumOneAtATime(t *testing.T) {
 	f := newFleet(t, 6)
 	c, _ := f.controller(ControllerOptions{Workers: 16})
 	c.SetDesired(f.desired(spec{zk: "1.0", zkMembers: 5, app: "1.0", maxUnavailable: "6"}))
-	waitFor(t, 60*time.Second, "converged", func() bool { return converged(c) })
+	waitFor(t, 4*time.Minute, "converged", func() bool { return converged(c) })
 	f.resetCounts()
 	f.RestartDelay = 30 * time.Millisecond
 	c.SetDesired(f.desired(spec{zk: "2.0", zkMembers: 5, app: "2.0", maxUnavailable: "3"}))
-	waitFor(t, 60*time.Second, "zk and app 2.0", func() bool {
+	waitFor(t, 4*time.Minute, "zk and app 2.0", func() bool {
 		return converged(c) && f.allAt("zk", "2.0", "n1", "n2", "n3", "n4", "n5") && f.allAt("app", "2.0")
 	})
 	f.mu.Lock()
@@ -285,7 +285,7 @@ func TestControllerRejectedManifestKeepsLastGood(t *testing.T) {
 	c, _ := f.controller(ControllerOptions{})
 	d1 := f.desired(spec{app: "1.0", maxUnavailable: "3", probeInterval: "1s"})
 	c.SetDesired(d1)
-	waitFor(t, 60*time.Second, "converged", func() bool { return converged(c) })
+	waitFor(t, 4*time.Minute, "converged", func() bool { return converged(c) })
 	before := c.Status()
 
 	c.SetLoadError(errors.New("cluster.yaml: spec.components[0].version: must not be empty"))
@@ -301,7 +301,7 @@ func TestControllerRejectedManifestKeepsLastGood(t *testing.T) {
 	waitFor(t, 5*time.Second, "n2 repaired", func() bool { return f.allAt("app", "1.0") && converged(c) })
 
 	c.SetDesired(f.desired(spec{app: "2.0", maxUnavailable: "3", probeInterval: "1s"}))
-	waitFor(t, 60*time.Second, "app 2.0", func() bool { return converged(c) && f.allAt("app", "2.0") })
+	waitFor(t, 4*time.Minute, "app 2.0", func() bool { return converged(c) && f.allAt("app", "2.0") })
 	if st := c.Status(); !st.LoadSuccess || st.LoadError != "" || st.Generation != before.Generation+1 {
 		t.Errorf("after a good manifest: %+v", st)
 	}
@@ -315,11 +315,11 @@ func TestControllerHaltPersistsUntilGenerationChanges(t *testing.T) {
 	f := newFleet(t, 4)
 	c, _ := f.controller(ControllerOptions{})
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "1", onFailure: "rollback"}))
-	waitFor(t, 60*time.Second, "app 1.0", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	waitFor(t, 4*time.Minute, "app 1.0", func() bool { return converged(c) && f.allAt("app", "1.0") })
 	f.resetCounts()
 	bad := f.desired(spec{app: "3.0", maxUnavailable: "1", onFailure: "rollback", healthTimeout: "300ms"})
 	c.SetDesired(bad)
-	waitFor(t, 60*time.Second, "halt", func() bool { return c.Status().Rollout.Halted })
+	waitFor(t, 4*time.Minute, "halt", func() bool { return c.Status().Rollout.Halted })
 	st := c.Status()
 	if st.Rollout.Component != "app" || st.Rollout.Generation != bad.Generation || !strings.Contains(st.Rollout.Reason, "rolled back to 1.0") {
 		t.Errorf("halt = %+v", st.Rollout)
@@ -346,7 +346,7 @@ func TestControllerHaltPersistsUntilGenerationChanges(t *testing.T) {
 		t.Error("a node is not back on 1.0")
 	}
 	c.SetDesired(f.desired(spec{app: "2.0", maxUnavailable: "1", onFailure: "rollback"}))
-	waitFor(t, 60*time.Second, "app 2.0 after the halt", func() bool { return converged(c) && f.allAt("app", "2.0") })
+	waitFor(t, 4*time.Minute, "app 2.0 after the halt", func() bool { return converged(c) && f.allAt("app", "2.0") })
 	if st := c.Status(); st.Rollout.Halted {
 		t.Errorf("still halted: %+v", st.Rollout)
 	}
@@ -367,7 +367,7 @@ func TestControllerReadyAfterEveryNodeProbed(t *testing.T) {
 		t.Fatal("ready with no manifest")
 	}
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "3"}))
-	waitFor(t, 60*time.Second, "n1, n2 installed", func() bool { return f.allAt("app", "1.0", "n1", "n2") })
+	waitFor(t, 4*time.Minute, "n1, n2 installed", func() bool { return f.allAt("app", "1.0", "n1", "n2") })
 	if c.Ready() {
 		t.Fatal("ready before n3 was probed")
 	}
@@ -385,13 +385,13 @@ func TestControllerRecoversPanics(t *testing.T) {
 	f := newFleet(t, 4)
 	c, _ := f.controller(ControllerOptions{})
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "4"}))
-	waitFor(t, 60*time.Second, "app 1.0", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	waitFor(t, 4*time.Minute, "app 1.0", func() bool { return converged(c) && f.allAt("app", "1.0") })
 	f.set(func() {
 		f.probePanics["n2"] = 2
 		f.stepPanics["n4"] = 1
 	})
 	c.SetDesired(f.desired(spec{app: "2.0", maxUnavailable: "1"}))
-	waitFor(t, 60*time.Second, "app 2.0 despite the panics", func() bool { return converged(c) && f.allAt("app", "2.0") })
+	waitFor(t, 4*time.Minute, "app 2.0 despite the panics", func() bool { return converged(c) && f.allAt("app", "2.0") })
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.probePanics["n2"] != 0 || f.stepPanics["n4"] != 0 {
@@ -406,11 +406,11 @@ func TestControllerRunWaitsForInFlightActionWithinGrace(t *testing.T) {
 	f := newFleet(t, 3)
 	c, stop := f.controller(ControllerOptions{})
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "3"}))
-	waitFor(t, 60*time.Second, "app 1.0", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	waitFor(t, 4*time.Minute, "app 1.0", func() bool { return converged(c) && f.allAt("app", "1.0") })
 	f.RestartDelay = 300 * time.Millisecond
 	f.resetCounts()
 	c.SetDesired(f.desired(spec{app: "2.0", maxUnavailable: "1"}))
-	waitFor(t, 60*time.Second, "an upgrade under way", func() bool { return len(f.eventsOf("action-start")) == 1 })
+	waitFor(t, 4*time.Minute, "an upgrade under way", func() bool { return len(f.eventsOf("action-start")) == 1 })
 	stop()
 	waitFor(t, 5*time.Second, "the upgrade finished", func() bool { return len(f.eventsOf("action-done")) == 1 })
 	time.Sleep(200 * time.Millisecond)
@@ -438,7 +438,7 @@ func TestControllerRunCancelsActionAfterGrace(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx, 300*time.Millisecond); close(done) }()
-	waitFor(t, 60*time.Second, "n2 installed", func() bool { return f.allAt("app", "1.0", "n2") })
+	waitFor(t, 4*time.Minute, "n2 installed", func() bool { return f.allAt("app", "1.0", "n2") })
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
 	cancel()
@@ -498,7 +498,7 @@ func TestControllerObserverResults(t *testing.T) {
 	})
 	c, _ := f.controller(ControllerOptions{Observer: obs})
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "3"}))
-	waitFor(t, 60*time.Second, "n1 converged and failures seen", func() bool {
+	waitFor(t, 4*time.Minute, "n1 converged and failures seen", func() bool {
 		obs.mu.Lock()
 		defer obs.mu.Unlock()
 		return obs.actions["install app success"] >= 1 && obs.actions["install app failure"] >= 2 && obs.probeErrs["dial"] >= 2
@@ -525,7 +525,7 @@ func TestControllerStatusDropsRemovedNodes(t *testing.T) {
 	f := newFleet(t, 3)
 	c, _ := f.controller(ControllerOptions{})
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "3"}))
-	waitFor(t, 60*time.Second, "converged", func() bool { return converged(c) })
+	waitFor(t, 4*time.Minute, "converged", func() bool { return converged(c) })
 	f.names = f.names[:2]
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "3"}))
 	st := c.Status()
@@ -547,9 +547,9 @@ func TestControllerWakesWaitingNodesWhenBudgetFrees(t *testing.T) {
 	f := newFleet(t, 4)
 	c, _ := f.controller(ControllerOptions{WaitRetry: time.Hour})
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "1"}))
-	waitFor(t, 60*time.Second, "app 1.0 everywhere, one at a time", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	waitFor(t, 4*time.Minute, "app 1.0 everywhere, one at a time", func() bool { return converged(c) && f.allAt("app", "1.0") })
 	c.SetDesired(f.desired(spec{app: "2.0", maxUnavailable: "1"}))
-	waitFor(t, 60*time.Second, "app 2.0 everywhere, one at a time", func() bool { return converged(c) && f.allAt("app", "2.0") })
+	waitFor(t, 4*time.Minute, "app 2.0 everywhere, one at a time", func() bool { return converged(c) && f.allAt("app", "2.0") })
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.maxDisruptive != 1 {

@@ -209,7 +209,7 @@ func TestLightNodes(t *testing.T) {
 	ctx := testCtx(t)
 
 	start := time.Now()
-	c, err := BootLight(ctx, Options{N: 100, Name: "hl", Logf: t.Logf})
+	c, err := BootLight(ctx, Options{N: 100, Name: "hl", Logf: t.Logf, ConnectTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
