@@ -47,9 +47,12 @@ work and lets in-flight actions finish for up to --grace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// JSON, unsampled: one line per action is the audit trail, and
-			// sampling would drop lines of a large rollout.
+			// sampling would drop lines of a large rollout. No stack traces:
+			// a rejected manifest or a failed action is not a bug in drover
+			// (a recovered panic logs its own stack).
 			cfg := zap.NewProductionConfig()
 			cfg.Sampling = nil
+			cfg.DisableStacktrace = true
 			log, err := cfg.Build()
 			if err != nil {
 				return err
