@@ -115,6 +115,7 @@ type spec struct {
 	probeInterval  string
 	healthTimeout  string
 	extra          string // a comment, to make a new generation of the same content
+	wrongAppSHA    bool   // app's artifact declared with a sha256 it does not have
 }
 
 func (f *fleet) manifest(s spec) string {
@@ -158,12 +159,16 @@ func (f *fleet) manifest(s spec) string {
 	}
 	if s.app != "" {
 		key := "app-" + s.app
+		appSHA := f.shas[key]
+		if s.wrongAppSHA {
+			appSHA = strings.Repeat("ab", 32)
+		}
 		fmt.Fprintf(&b, `    - name: app
       version: %q
       artifact: {path: %s, sha256: %s}
       service: {exec: "{{ .Dir }}/bin/app"}
       health: {tcp: {port: 9100}}
-`, s.app, f.arts[key], f.shas[key])
+`, s.app, f.arts[key], appSHA)
 	}
 	fmt.Fprintf(&b, "  rollout:\n    maxUnavailable: %s\n    healthTimeout: %s\n    onFailure: %s\n", s.maxUnavailable, s.healthTimeout, s.onFailure)
 	return b.String()

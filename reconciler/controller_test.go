@@ -556,3 +556,38 @@ func TestControllerWakesWaitingNodesWhenBudgetFrees(t *testing.T) {
 		t.Errorf("%d disruptive actions at once, maxUnavailable is 1", f.maxDisruptive)
 	}
 }
+
+// TestControllerChecksumMismatchHalts: an artifact that does not match the
+// manifest's sha256 fails the same way everywhere, so the first mismatch
+// halts the rollout (no node by node retries), changes nothing on the
+// node, and the next manifest lifts the halt.
+func TestControllerChecksumMismatchHalts(t *testing.T) {
+	f := newFleet(t, 4)
+	c, _ := f.controller(ControllerOptions{})
+	c.SetDesired(f.desired(spec{app: "1.0"}))
+	waitFor(t, 4*time.Minute, "app 1.0", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	f.resetCounts()
+	bad := f.desired(spec{app: "2.0", wrongAppSHA: true})
+	c.SetDesired(bad)
+	waitFor(t, 4*time.Minute, "halt", func() bool { return c.Status().Rollout.Halted })
+	st := c.Status()
+	if st.Rollout.Component != "app" || st.Rollout.Generation != bad.Generation ||
+		!strings.Contains(st.Rollout.Reason, "checksum mismatch") || !strings.Contains(st.Rollout.Reason, strings.Repeat("ab", 32)) {
+		t.Errorf("halt = %+v", st.Rollout)
+	}
+	time.Sleep(300 * time.Millisecond) // room for retries, were there any
+	f.mu.Lock()
+	attempts := 0
+	for _, ts := range f.attempts {
+		attempts += len(ts)
+	}
+	f.mu.Unlock()
+	if attempts != 1 {
+		t.Errorf("%d upgrade attempts after a checksum mismatch, want 1", attempts)
+	}
+	if !f.allAt("app", "1.0") {
+		t.Error("a node left 1.0 after a checksum mismatch")
+	}
+	c.SetDesired(f.desired(spec{app: "2.0"}))
+	waitFor(t, 4*time.Minute, "app 2.0 after the halt", func() bool { return converged(c) && f.allAt("app", "2.0") })
+}
