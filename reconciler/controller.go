@@ -482,13 +482,22 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 		return nil
 	}
 	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "action-failed", Action: &a, Message: err.Error(), Duration: dur})
-	if !errors.Is(err, ErrUnhealthy) {
+	var reason string
+	switch {
+	case errors.Is(err, ErrChecksum):
+		// The artifact does not match the manifest: every node would fail
+		// the same way, so stop the rollout now rather than retry node by
+		// node. The check runs before anything on the node changes, so
+		// there is nothing to roll back.
+		reason = fmt.Sprintf("%s %s on %s: %v", a.Kind, a.Component, dn.Name, err)
+	case errors.Is(err, ErrUnhealthy):
+		// The health gate failed: the batch failed. Roll back if asked and
+		// possible, then halt until the manifest changes.
+		reason = fmt.Sprintf("%s %s on %s failed its health check: %v", a.Kind, a.Component, dn.Name, err)
+	default:
 		return err
 	}
-	// The health gate failed: the batch failed. Roll back if asked and
-	// possible, then halt until the manifest changes.
-	reason := fmt.Sprintf("%s %s on %s failed its health check: %v", a.Kind, a.Component, dn.Name, err)
-	if d.Rollout.OnFailure == "rollback" && a.Kind == ActionUpgrade && a.From != "" {
+	if errors.Is(err, ErrUnhealthy) && d.Rollout.OnFailure == "rollback" && a.Kind == ActionUpgrade && a.From != "" {
 		rb := Action{Node: dn.Name, Component: a.Component, Kind: ActionRollback, From: a.To, To: a.From, Reason: "health check failed after upgrade", Disruptive: true}
 		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "rollback", Action: &rb, Message: describe(rb)})
 		rstart := c.Now()
