@@ -860,10 +860,7 @@ func TestActionRemoveLeavesSkeleton(t *testing.T) {
 	if err := f.e.Do(context.Background(), f.n.DesiredNode(), Action{Component: "other", Kind: ActionRemove}, nil, f.n.Observe(t, "other")); err != nil {
 		t.Fatal(err)
 	}
-	var left []string
-	for _, k := range slices.Sorted(maps.Keys(snapshot(t, f.n))) {
-		left = append(left, k)
-	}
+	left := slices.Sorted(maps.Keys(snapshot(t, f.n)))
 	skeleton := []string{"etc/systemd/system", "opt/drover", "opt/drover/active", "opt/drover/cache", "opt/drover/lock",
 		"opt/drover/packages", "opt/drover/receipts"}
 	if !slices.Equal(left, skeleton) {

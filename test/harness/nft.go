@@ -129,11 +129,7 @@ func parseNftElements(out string) []string {
 	if j := strings.IndexByte(rest, '}'); j >= 0 {
 		rest = rest[:j]
 	}
-	var elems []string
-	for _, f := range strings.FieldsFunc(rest, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
-		elems = append(elems, f)
-	}
-	return elems
+	return strings.FieldsFunc(rest, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' })
 }
 
 // deleteNftTable removes a table if it exists. A missing nft binary is fine
