@@ -68,6 +68,12 @@ func (f RenderedFile) Digest() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// ModeBits are the bits of a file mode drover manages: permissions plus
+// setuid, setgid and sticky. Modes are kept as the octal number chmod and
+// stat -c %a use (so 04755 is setuid), not as Go's os.FileMode flags,
+// whose Perm() would drop those three bits.
+const ModeBits os.FileMode = 0o7777
+
 // FileDigest is what a probe reads back of one file on a node.
 type FileDigest struct {
 	Path   string
@@ -81,7 +87,7 @@ type FileDigest struct {
 func ConfigHash(files []FileDigest) string {
 	lines := make([]string, len(files))
 	for i, f := range files {
-		lines[i] = fmt.Sprintf("%s %04o %s\n", f.Path, f.Mode.Perm(), f.SHA256)
+		lines[i] = fmt.Sprintf("%s %04o %s\n", f.Path, f.Mode&ModeBits, f.SHA256)
 	}
 	slices.Sort(lines)
 	h := sha256.New()

@@ -13,7 +13,7 @@ import (
 func WriteNodeFiles(w io.Writer, files []NodeFile) error {
 	var b bytes.Buffer
 	for _, f := range files {
-		fmt.Fprintf(&b, "==> %s (component %s, mode %04o, sha256 %s) <==\n", f.Path, f.Component, f.Mode&0o7777, f.Digest())
+		fmt.Fprintf(&b, "==> %s (component %s, mode %04o, sha256 %s) <==\n", f.Path, f.Component, f.Mode&ModeBits, f.Digest())
 		b.Write(f.Content)
 		if len(f.Content) > 0 && !bytes.HasSuffix(f.Content, []byte("\n")) {
 			b.WriteString("\n\\ No newline at end of file\n")

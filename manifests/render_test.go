@@ -195,3 +195,19 @@ func TestExecuteCapsOutput(t *testing.T) {
 		t.Fatalf("err = %v, want ErrRenderTooLarge", err)
 	}
 }
+
+// TestConfigHashKeepsSpecialModeBits: setuid, setgid and sticky are part
+// of the hash, so a manifest that adds one is a reconfigure.
+func TestConfigHashKeepsSpecialModeBits(t *testing.T) {
+	base := []FileDigest{{Path: "/opt/drover/etc/x", Mode: 0o755, SHA256: "aa"}}
+	seen := map[string]os.FileMode{}
+	for _, m := range []os.FileMode{0o755, 0o4755, 0o2755, 0o1755} {
+		f := base
+		f[0].Mode = m
+		h := ConfigHash(f)
+		if prev, dup := seen[h]; dup {
+			t.Errorf("modes %04o and %04o hash the same", prev, m)
+		}
+		seen[h] = m
+	}
+}

@@ -175,7 +175,7 @@ func fileDrift(files []manifests.RenderedFile, seen []manifests.FileDigest) stri
 			missing = append(missing, path.Base(f.Path))
 		case got.SHA256 != f.Digest():
 			changed = append(changed, path.Base(f.Path))
-		case got.Mode.Perm() != f.Mode.Perm():
+		case got.Mode&manifests.ModeBits != f.Mode&manifests.ModeBits:
 			changed = append(changed, path.Base(f.Path)+" mode")
 		}
 	}

@@ -124,6 +124,10 @@ func TestDiff(t *testing.T) {
 			c.Files = c.Files[:1]
 			c.FilesHash = manifests.ConfigHash(c.Files)
 		}), "m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "zoo.cfg mode changed on disk; myid missing on disk", Disruptive: true}}},
+		{"setuid bit dropped on disk", on("m1", "zk", func(c *probes.Component) {
+			c.Files[0].Mode |= 0o4000
+			c.FilesHash = manifests.ConfigHash(c.Files)
+		}), "m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "zoo.cfg mode changed on disk", Disruptive: true}}},
 		{"files-only component edited", on("a1", "conf", func(c *probes.Component) {
 			c.Files[0].SHA256 = "edited"
 			c.FilesHash = "other"
