@@ -31,9 +31,20 @@ const (
 	PathPlan    = "/api/v1/plan"
 )
 
-// Handler routes every endpoint.
+// Handler routes every endpoint, with a plain-text index at "/".
 func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
+	Register(mux, src, gatherer)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("drover\n\n" + PathMetrics + "\n" + PathHealthz + "\n" + PathReadyz + "\n" + PathStatus + "\n" + PathPlan + "\n"))
+	})
+	return mux
+}
+
+// Register adds every endpoint but the index to mux, so the daemon can
+// serve them beside the web console (which takes "/").
+func Register(mux *http.ServeMux, src Source, gatherer prometheus.Gatherer) {
 	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET "+PathHealthz, func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -53,11 +64,6 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("GET "+PathPlan, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, withEmptyLists(src.CurrentPlan()))
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("drover\n\n" + PathMetrics + "\n" + PathHealthz + "\n" + PathReadyz + "\n" + PathStatus + "\n" + PathPlan + "\n"))
-	})
-	return mux
 }
 
 // withEmptyLists makes "no actions" [] rather than null, so clients can

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -94,6 +95,7 @@ func compileNode(l *manifests.Loaded, node *manifests.Node, order []string) (*De
 		Name:   node.Name,
 		Target: inventory.Target{Name: node.Name, Address: node.Address, Port: node.Port, User: node.User},
 		Roles:  slices.Clone(node.Roles),
+		Labels: maps.Clone(node.Labels),
 		Paused: node.Paused,
 	}
 	for _, name := range order {

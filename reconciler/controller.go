@@ -118,6 +118,9 @@ type nodeTrack struct {
 	lastConverged time.Time
 	history       []ActionRecord
 	waiting       string
+	// facts of the last successful probe, kept while the node is
+	// unreachable (status only).
+	facts *NodeFacts
 }
 
 // ErrHalted is returned by RunUntilSettled when the rollout halted.
@@ -371,6 +374,9 @@ func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, pl
 	st := c.nodes[name]
 	st.obs, st.plan, st.probed = obs, plan, true
 	st.seenProgress = progress
+	if obs.Known {
+		st.facts = factsOf(obs.OS)
+	}
 	switch {
 	case !obs.Known:
 		st.failures++

@@ -54,6 +54,7 @@ type DesiredNode struct {
 	Name   string
 	Target inventory.Target
 	Roles  []string
+	Labels map[string]string
 	Paused bool
 	// Components it should have, in dependsOn order.
 	Components []*DesiredComponent

@@ -159,8 +159,40 @@ func (c *Controller) Status() ClusterStatus {
 		if !ns.Converged && ns.Reachable && st.retryAt.After(c.Now()) {
 			ns.Reason += fmt.Sprintf("; retrying at %s after %d failed attempt(s)", st.retryAt.Format(time.TimeOnly), st.failures)
 		}
+		if ns.Facts == nil && st.facts != nil {
+			f := *st.facts
+			ns.Facts = &f
+		}
+		if a, ok := c.inflight[ns.Name]; ok {
+			ns.InFlight = &a
+			cs.Rollout.InFlight = append(cs.Rollout.InFlight, a)
+		}
+		if !ns.Converged && len(st.plan.Actions) > 0 {
+			ns.Waiting = st.waiting
+			if st.waiting != "" {
+				cs.Rollout.Waiting = append(cs.Rollout.Waiting, NodeWaiting{Node: ns.Name, Reason: st.waiting})
+			}
+		}
+		if st.probed && st.obs.Known {
+			cs.Rollout.Pending += pendingBesides(st.plan.Actions, ns.InFlight)
+		}
 	}
 	return cs
+}
+
+// pendingBesides counts the actions of a node's plan other than the one
+// in flight (which stays in the plan until a probe sees its effect).
+func pendingBesides(actions []Action, inFlight *Action) int {
+	n := len(actions)
+	if inFlight == nil {
+		return n
+	}
+	for _, a := range actions {
+		if a.Component == inFlight.Component && a.Kind == inFlight.Kind {
+			return n - 1
+		}
+	}
+	return n
 }
 
 // CurrentPlan is the plan as of each node's last probe.

@@ -1,6 +1,10 @@
 package reconciler
 
-import "time"
+import (
+	"time"
+
+	"github.com/drover-project/drover/probes"
+)
 
 // Sync says whether a component on a node matches the manifest.
 type Sync string
@@ -30,6 +34,13 @@ type ComponentStatus struct {
 	Sync            Sync   `json:"sync"`
 	Health          Health `json:"health"`
 	Reason          string `json:"reason,omitempty"`
+	// What the node has, as its last probe saw it (empty when unknown):
+	// the receipt drover wrote there (version, artifact sha256, config
+	// hash, unit hash, generation), the version the active link points at
+	// and the unit's state, e.g. "active (running)".
+	Receipt *probes.Receipt `json:"receipt,omitempty"`
+	Active  string          `json:"active,omitempty"`
+	Unit    string          `json:"unit,omitempty"`
 }
 
 // ActionRecord is one action drover ran on a node.
@@ -61,6 +72,32 @@ type NodeStatus struct {
 	LastAction          *ActionRecord     `json:"lastAction,omitempty"`
 	History             []ActionRecord    `json:"history,omitempty"`
 	Components          []ComponentStatus `json:"components"`
+
+	// For the console: the node as the manifest places it, the facts of
+	// its last successful probe (kept while it is unreachable), and the
+	// outcome of its last probe attempt, successful or not.
+	Roles            []string          `json:"roles,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
+	Facts            *NodeFacts        `json:"facts,omitempty"`
+	LastProbeAttempt time.Time         `json:"lastProbeAttempt,omitzero"`
+	ProbeDuration    time.Duration     `json:"probeDuration,omitempty"`
+	// ProbeError is why the last probe learnt nothing, e.g.
+	// "unreachable: dial tcp 127.0.2.3:22: i/o timeout".
+	ProbeError string `json:"probeError,omitempty"`
+	// InFlight is the action running on the node (or ended and not yet
+	// seen by a probe); Waiting says why its pending actions do not start.
+	InFlight *Action `json:"inFlight,omitempty"`
+	Waiting  string  `json:"waiting,omitempty"`
+}
+
+// NodeFacts are what a probe learnt of the node's system.
+type NodeFacts struct {
+	OSID      string `json:"osId"`
+	OSVersion string `json:"osVersionId"`
+	Arch      string `json:"arch"`
+	Hostname  string `json:"hostname,omitempty"`
+	// FreeBytes under the install root; -1 when unknown.
+	FreeBytes int64 `json:"freeBytes"`
 }
 
 // RolloutStatus is the state of the cluster-wide rollout.
@@ -71,6 +108,19 @@ type RolloutStatus struct {
 	Node      string `json:"node,omitempty"`
 	// Generation the halt applies to: a new manifest lifts it.
 	Generation string `json:"generation,omitempty"`
+
+	// The rollout in progress (in ClusterStatus only, never in a halt):
+	// the current batch (actions running, or ended and not yet seen by a
+	// probe), how many actions wait their turn, and why, per node.
+	InFlight []Action      `json:"inFlight,omitempty"`
+	Pending  int           `json:"pending,omitempty"`
+	Waiting  []NodeWaiting `json:"waiting,omitempty"`
+}
+
+// NodeWaiting says why a node's pending actions do not start yet.
+type NodeWaiting struct {
+	Node   string `json:"node"`
+	Reason string `json:"reason"`
 }
 
 // ClusterStatus is a snapshot of the whole cluster, read by the HTTP API,

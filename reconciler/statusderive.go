@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/drover-project/drover/probes"
@@ -36,14 +38,21 @@ func NodeStatuses(d *Desired, obs map[string]probes.Observed, plan Plan) []NodeS
 
 func nodeStatus(d *Desired, n *DesiredNode, o probes.Observed, probed bool, np NodePlan) NodeStatus {
 	ns := NodeStatus{
-		Name:       n.Name,
-		Address:    n.Target.Address,
-		Paused:     d.Paused || n.Paused,
-		LastProbe:  o.ProbedAt,
-		Components: make([]ComponentStatus, 0, len(n.Components)),
+		Name:             n.Name,
+		Address:          n.Target.Address,
+		Paused:           d.Paused || n.Paused,
+		LastProbe:        o.ProbedAt,
+		Components:       make([]ComponentStatus, 0, len(n.Components)),
+		Roles:            slices.Clone(n.Roles),
+		Labels:           maps.Clone(n.Labels),
+		LastProbeAttempt: o.ProbedAt,
+		ProbeDuration:    o.Duration,
 	}
 	if !probed || !o.Known {
 		ns.Reason = unknownReason(o, probed)
+		if probed {
+			ns.ProbeError = probeErrorText(o)
+		}
 		for _, want := range n.Components {
 			ns.Components = append(ns.Components, ComponentStatus{
 				Name: want.Name, DesiredVersion: want.Version,
@@ -54,6 +63,7 @@ func nodeStatus(d *Desired, n *DesiredNode, o probes.Observed, probed bool, np N
 	}
 	ns.Reachable = true
 	ns.ObservedGeneration = d.Generation
+	ns.Facts = factsOf(o.OS)
 	actions := make(map[string]Action, len(np.Actions))
 	for _, a := range np.Actions {
 		actions[a.Component] = a
@@ -63,6 +73,7 @@ func nodeStatus(d *Desired, n *DesiredNode, o probes.Observed, probed bool, np N
 		oc := o.Components[want.Name]
 		cs := ComponentStatus{Name: want.Name, DesiredVersion: want.Version, ObservedVersion: observedVersion(oc), Sync: Synced}
 		cs.Health, cs.Reason = componentHealth(want, oc)
+		cs.Receipt, cs.Active, cs.Unit = observedDetail(oc, want.Unit != nil)
 		if a, ok := actions[want.Name]; ok {
 			if a.Kind != ActionRestart {
 				cs.Sync = OutOfSync
@@ -86,6 +97,7 @@ func nodeStatus(d *Desired, n *DesiredNode, o probes.Observed, probed bool, np N
 			Name: a.Component, ObservedVersion: a.From, Sync: OutOfSync,
 			Health: unwantedHealth(oc), Reason: pendingText(a),
 		}
+		cs.Receipt, cs.Active, cs.Unit = observedDetail(oc, oc != nil && oc.Unit.Exists)
 		problems = append(problems, a.Component+": "+cs.Reason)
 		ns.Components = append(ns.Components, cs)
 	}
@@ -181,4 +193,46 @@ func pendingText(a Action) string {
 		s += " (" + a.Reason + ")"
 	}
 	return s
+}
+
+// factsOf is the status form of a probe's OS facts.
+func factsOf(os probes.OS) *NodeFacts {
+	return &NodeFacts{OSID: os.ID, OSVersion: os.VersionID, Arch: os.Arch, Hostname: os.Hostname, FreeBytes: os.FreeBytes}
+}
+
+// probeErrorText is why a probe learnt nothing, e.g. "unreachable: dial
+// tcp 127.0.2.3:22: i/o timeout".
+func probeErrorText(o probes.Observed) string {
+	switch {
+	case o.Reason != "" && o.Error != "":
+		return o.Reason + ": " + o.Error
+	case o.Error != "":
+		return o.Error
+	default:
+		return o.Reason
+	}
+}
+
+// observedDetail is what a node has of a component for the status: its
+// receipt (a copy), active version and, when it has a unit, the unit's
+// state.
+func observedDetail(oc *probes.Component, hasUnit bool) (*probes.Receipt, string, string) {
+	if oc == nil {
+		return nil, "", ""
+	}
+	var r *probes.Receipt
+	if oc.Receipt != nil {
+		c := *oc.Receipt
+		c.Files = slices.Clone(c.Files)
+		r = &c
+	}
+	unit := ""
+	if hasUnit {
+		if oc.Unit.Exists {
+			unit = strings.TrimPrefix(unitStateText(oc.Unit), "unit ")
+		} else {
+			unit = "no unit file"
+		}
+	}
+	return r, oc.Active, unit
 }

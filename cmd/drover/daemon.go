@@ -21,7 +21,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/drover-project/drover/api"
+	"github.com/drover-project/drover/console"
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/metrics"
@@ -29,7 +29,7 @@ import (
 )
 
 func newDaemonCommand() *cobra.Command {
-	var file, listen, lockDir string
+	var file, listen, lockDir, tokenFile string
 	var grace time.Duration
 	var workers int
 	cmd := &cobra.Command{
@@ -41,8 +41,10 @@ edit of the manifest with no command run. An invalid edit is rejected as a
 whole and the last good manifest stays in force; a deleted or emptied
 manifest never means "remove everything".
 
-It serves /metrics, /healthz, /readyz, /api/v1/status and /api/v1/plan on
---listen. SIGHUP re-reads the manifest; SIGTERM or Ctrl-C stops taking new
+It serves the web console (/), /metrics, /healthz, /readyz, /api/v1/status,
+/api/v1/plan and /api/v1/events on --listen. Reads need no token; anything
+that changes something needs the console token, read from --token-file or
+generated at start and printed once, as part of the console's URL. SIGHUP re-reads the manifest; SIGTERM or Ctrl-C stops taking new
 work and lets in-flight actions finish for up to --grace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,7 +60,8 @@ work and lets in-flight actions finish for up to --grace.`,
 				return err
 			}
 			defer log.Sync()
-			d := &daemon{file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, log: log}
+			d := &daemon{file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
+				log: log, stderr: cmd.ErrOrStderr()}
 			return d.run(cmd.Context())
 		},
 	}
@@ -67,14 +70,17 @@ work and lets in-flight actions finish for up to --grace.`,
 	cmd.Flags().DurationVar(&grace, "grace", time.Minute, "on stop, how long in-flight actions may take to finish")
 	cmd.Flags().IntVar(&workers, "workers", 0, "nodes reconciled at once (default: ssh.concurrency)")
 	cmd.Flags().StringVar(&lockDir, "lock-dir", "/run/drover", "where the lock that stops a second daemon on the same manifest lives")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the console token (mode 0600); default: a new token each start, printed to stderr")
 	return cmd
 }
 
 type daemon struct {
 	file, listen, lockDir string
+	tokenFile             string
 	grace                 time.Duration
 	workers               int
 	log                   *zap.Logger
+	stderr                io.Writer
 
 	runner  *swapRunner
 	ctrl    *reconciler.Controller
@@ -135,11 +141,31 @@ func (d *daemon) run(ctx context.Context) error {
 	d.metrics = m
 	d.apply(l, desired)
 
+	token, generated, err := consoleToken(d.tokenFile)
+	if err != nil {
+		return err
+	}
+	guard, err := console.NewGuard(token)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", d.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", d.listen, err)
 	}
-	srv := &http.Server{Handler: api.Handler(d.ctrl, reg), ReadHeaderTimeout: 5 * time.Second}
+	// The setup wizard (console/wizard) is wired here:
+	//	setup = wizard.New(wizard.Options{ManifestPath: abs, Guard: guard.Require, Log: d.log.Named("wizard"), ...})
+	var setup http.Handler
+	_ = guard // until then nothing the daemon serves changes anything
+	opts := console.Options{Source: d.ctrl, Log: d.log.Named("console")}
+	if setup != nil {
+		opts.SetupPath = setupPath
+	}
+	con := console.New(opts)
+	srv := &http.Server{Handler: httpMux(d.ctrl, reg, con, setup), ReadHeaderTimeout: 5 * time.Second}
+	// Shutdown waits for requests to end, and an open page's event stream
+	// never does by itself.
+	srv.RegisterOnShutdown(con.Close)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server stopped", zap.Error(err))
@@ -147,6 +173,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}()
 	d.log.Info("drover daemon started", zap.String("manifest", abs), zap.String("listen", ln.Addr().String()),
 		zap.Int("nodes", len(desired.Nodes)), zap.String("generation", desired.Generation))
+	announceConsole(d.log, d.stderr, ln.Addr(), token, generated)
 
 	changes := make(chan manifests.Change)
 	w := &manifests.Watcher{Path: abs, Log: d.log.Named("watch")}

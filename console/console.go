@@ -1,0 +1,197 @@
+package console
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/drover-project/drover/reconciler"
+)
+
+// Source is what the console shows; *reconciler.Controller is one.
+type Source interface {
+	Status() reconciler.ClusterStatus
+	CurrentPlan() reconciler.Plan
+}
+
+var _ Source = (*reconciler.Controller)(nil)
+
+// Paths the console serves (besides the API of package api).
+const (
+	PathCluster = "/"
+	PathNode    = "/nodes/" // + node name
+	PathEvents  = "/api/v1/events"
+	PathAssets  = "/assets/"
+	// Fragments are the pages' main regions alone: the page's script
+	// fetches one when the status changes and swaps it in.
+	pathFragment = "/ui/fragment/"
+)
+
+// Options configure a Console; zero values take defaults.
+type Options struct {
+	Source Source
+	Log    *zap.Logger
+	// Poll is how often an event stream looks for a changed status
+	// (default 1s); Heartbeat how often it says it is alive when nothing
+	// changed (default 15s), so a page can tell a quiet cluster from a
+	// dead connection.
+	Poll, Heartbeat time.Duration
+	// SetupPath, when set, is linked from every page as the setup wizard.
+	SetupPath string
+}
+
+// Console serves the web console: the cluster page, the node pages, their
+// fragments, the status event stream and the embedded assets. Close it
+// when the HTTP server shuts down (http.Server.RegisterOnShutdown): the
+// event streams are long requests that Shutdown would otherwise wait for.
+type Console struct {
+	opts  Options
+	pages *template.Template
+	// done ends every event stream.
+	done      chan struct{}
+	closeOnce sync.Once
+	// streams counts open event streams (tests, and the shutdown log).
+	streams sync.WaitGroup
+
+	snapMu sync.Mutex
+	snap   []byte
+	snapAt time.Time
+}
+
+//go:embed web
+var webFS embed.FS
+
+// New returns a console over o.Source.
+func New(o Options) *Console {
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	return &Console{
+		opts:  o,
+		pages: template.Must(template.ParseFS(webFS, "web/templates/*.html")),
+		done:  make(chan struct{}),
+	}
+}
+
+// Register adds the console's routes to mux.
+func (c *Console) Register(mux *http.ServeMux) {
+	static, _ := fs.Sub(webFS, "web/static")
+	mux.Handle("GET "+PathAssets, secure(http.StripPrefix(PathAssets, http.FileServerFS(static))))
+	mux.Handle("GET /{$}", secure(http.HandlerFunc(c.serveCluster)))
+	mux.Handle("GET "+PathNode+"{name}", secure(http.HandlerFunc(c.serveNode)))
+	mux.Handle("GET "+pathFragment+"cluster", secure(http.HandlerFunc(c.serveClusterFragment)))
+	mux.Handle("GET "+pathFragment+"nodes/{name}", secure(http.HandlerFunc(c.serveNodeFragment)))
+	mux.HandleFunc("GET "+PathEvents, c.serveEvents)
+}
+
+// Handler is a mux with the console's routes alone.
+func (c *Console) Handler() http.Handler {
+	mux := http.NewServeMux()
+	c.Register(mux)
+	return mux
+}
+
+// Close ends every event stream and refuses new ones. It does not wait.
+func (c *Console) Close() {
+	c.closeOnce.Do(func() { close(c.done) })
+}
+
+// page is what the layout template shows around a fragment.
+type page struct {
+	Title     string
+	Fragment  string // URL of the main region alone
+	Main      template.HTML
+	SetupPath string
+}
+
+func (c *Console) serveCluster(w http.ResponseWriter, r *http.Request) {
+	v := newClusterView(c.opts.Source.Status(), c.opts.Source.CurrentPlan())
+	title := v.Cluster
+	if title == "" {
+		title = "cluster"
+	}
+	c.render(w, "cluster", v, &page{Title: title, Fragment: pathFragment + "cluster"})
+}
+
+func (c *Console) serveClusterFragment(w http.ResponseWriter, r *http.Request) {
+	c.render(w, "cluster", newClusterView(c.opts.Source.Status(), c.opts.Source.CurrentPlan()), nil)
+}
+
+func (c *Console) serveNode(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	v, ok := newNodeView(c.opts.Source.Status(), c.opts.Source.CurrentPlan(), name)
+	if !ok {
+		c.notFound(w, name)
+		return
+	}
+	c.render(w, "node", v, &page{Title: name, Fragment: pathFragment + "nodes/" + name})
+}
+
+func (c *Console) serveNodeFragment(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	v, ok := newNodeView(c.opts.Source.Status(), c.opts.Source.CurrentPlan(), name)
+	if !ok {
+		c.notFound(w, name)
+		return
+	}
+	c.render(w, "node", v, nil)
+}
+
+func (c *Console) notFound(w http.ResponseWriter, name string) {
+	w.WriteHeader(http.StatusNotFound)
+	c.render(w, "missing", name, &page{Title: "no node " + name})
+}
+
+// render executes the fragment template name with data, inside the
+// layout when p is set. It renders into a buffer first, so a template
+// error is a clean 500 and not half a page.
+func (c *Console) render(w http.ResponseWriter, name string, data any, p *page) {
+	var main bytes.Buffer
+	if err := c.pages.ExecuteTemplate(&main, name, data); err != nil {
+		c.opts.Log.Error("render console page", zap.String("template", name), zap.Error(err))
+		http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	out := &main
+	if p != nil {
+		p.Main = template.HTML(main.String()) // produced by html/template: already escaped
+		p.SetupPath = c.opts.SetupPath
+		out = &bytes.Buffer{}
+		if err := c.pages.ExecuteTemplate(out, "layout", p); err != nil {
+			c.opts.Log.Error("render console layout", zap.Error(err))
+			http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(out.Bytes())
+}
+
+// secure sets the headers every console response carries: the page runs
+// only its own scripts and styles, talks only to its own origin, cannot
+// be framed (clickjacking the wizard's buttons), and never sends the URL
+// (which may hold the token on first load) as a Referer.
+func secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,428 @@
+package console
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/drover-project/drover/reconciler"
+)
+
+// The views are what the templates show, computed from a status and a
+// plan by pure functions, so the words and classes of every state are
+// decided (and tested) here, not in the templates.
+
+// badge is a state shown as a symbol, a word and a colour class: the
+// colour is never the only clue.
+type badge struct {
+	Class  string // ok, warn, bad, busy, idle
+	Symbol string
+	Label  string
+}
+
+var (
+	badgeConverged    = badge{"ok", "✓", "Converged"}
+	badgeNotConverged = badge{"warn", "●", "Not converged"}
+	badgeUnreachable  = badge{"bad", "✗", "Unreachable"}
+	badgeNotProbed    = badge{"idle", "…", "Not probed yet"}
+	badgePaused       = badge{"idle", "‖", "Paused"}
+	badgeUpdating     = badge{"busy", "↻", "Updating"}
+)
+
+func syncBadge(s reconciler.Sync) badge {
+	switch s {
+	case reconciler.Synced:
+		return badge{"ok", "✓", "Synced"}
+	case reconciler.OutOfSync:
+		return badge{"warn", "≠", "OutOfSync"}
+	}
+	return badge{"idle", "?", "Unknown"}
+}
+
+func healthBadge(h reconciler.Health) badge {
+	switch h {
+	case reconciler.Healthy:
+		return badge{"ok", "♥", "Healthy"}
+	case reconciler.Progressing:
+		return badge{"busy", "↻", "Progressing"}
+	case reconciler.Degraded:
+		return badge{"bad", "✗", "Degraded"}
+	case reconciler.Missing:
+		return badge{"warn", "∅", "Missing"}
+	}
+	return badge{"idle", "?", "Unknown"}
+}
+
+// nodeBadge puts a node in one state, by the rules of drover_nodes{state}
+// (an unreachable node is unreachable whatever it was before), and shows
+// a node with an action running as updating.
+func nodeBadge(n reconciler.NodeStatus, clusterPaused bool) badge {
+	switch {
+	case !n.Reachable && n.LastProbeAttempt.IsZero() && n.LastProbe.IsZero() && n.ProbeError == "":
+		return badgeNotProbed
+	case !n.Reachable:
+		return badgeUnreachable
+	case n.Converged:
+		return badgeConverged
+	case n.InFlight != nil:
+		return badgeUpdating
+	case n.Paused || clusterPaused:
+		return badgePaused
+	}
+	return badgeNotConverged
+}
+
+type counts struct {
+	Total, Converged, NotConverged, Unreachable, Paused int
+}
+
+type clusterView struct {
+	Cluster    string
+	Generation int64
+	Hash       string
+	HashShort  string
+	Loaded     bool
+	LoadErrors []string
+	LastLoad   string
+	Paused     bool
+	Counts     counts
+	Rollout    rolloutView
+	Components []string // the matrix's columns
+	Rows       []nodeRow
+	Plan       []planNode
+	PlanKnown  bool // some node has been probed, so the plan means something
+}
+
+type rolloutView struct {
+	Halted     bool
+	HaltReason string
+	HaltWhere  string // "zk on m2"
+	InFlight   []string
+	Pending    int
+	Waiting    []reconciler.NodeWaiting
+	Active     bool
+}
+
+type nodeRow struct {
+	Name    string
+	Address string
+	State   badge
+	Reason  string
+	Cells   []cell
+}
+
+// cell is one component on one node in the matrix.
+type cell struct {
+	ID       string // stable across updates, so an opened cell stays open
+	Placed   bool   // the node should have it, or has it
+	Desired  string
+	Observed string
+	Sync     badge
+	Health   badge
+	Reason   string
+	Title    string
+}
+
+type planNode struct {
+	Node    string
+	Known   bool
+	Reason  string
+	Paused  bool
+	Actions []string
+}
+
+func newClusterView(st reconciler.ClusterStatus, plan reconciler.Plan) clusterView {
+	v := clusterView{
+		Cluster: st.Cluster, Generation: st.Generation, Hash: st.Hash, HashShort: short(st.Hash, 12),
+		Loaded: st.LoadSuccess, LoadErrors: loadErrors(st.LoadError), LastLoad: clock(st.LastLoadTime),
+		Paused: st.Paused, Rollout: newRolloutView(st.Rollout),
+	}
+	for _, n := range st.Nodes {
+		for _, c := range n.Components {
+			if !slices.Contains(v.Components, c.Name) {
+				v.Components = append(v.Components, c.Name)
+			}
+		}
+	}
+	for _, n := range st.Nodes {
+		row := nodeRow{Name: n.Name, Address: n.Address, State: nodeBadge(n, st.Paused), Reason: n.Reason}
+		v.Counts.Total++
+		switch row.State {
+		case badgeConverged:
+			v.Counts.Converged++
+		case badgeUnreachable, badgeNotProbed:
+			v.Counts.Unreachable++
+		case badgePaused:
+			v.Counts.Paused++
+		default:
+			v.Counts.NotConverged++
+		}
+		for _, name := range v.Components {
+			row.Cells = append(row.Cells, newCell(n, name))
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	v.Plan, v.PlanKnown = newPlanNodes(plan)
+	return v
+}
+
+func newCell(n reconciler.NodeStatus, comp string) cell {
+	c := cell{ID: "cell-" + n.Name + "-" + comp}
+	i := slices.IndexFunc(n.Components, func(cs reconciler.ComponentStatus) bool { return cs.Name == comp })
+	if i < 0 {
+		c.Title = comp + " is not placed on " + n.Name
+		return c
+	}
+	cs := n.Components[i]
+	c.Placed = true
+	c.Desired, c.Observed = orDash(cs.DesiredVersion), orDash(cs.ObservedVersion)
+	if cs.DesiredVersion == "" {
+		c.Desired = "absent"
+	}
+	c.Sync, c.Health = syncBadge(cs.Sync), healthBadge(cs.Health)
+	c.Reason = cs.Reason
+	c.Title = fmt.Sprintf("%s on %s: desired %s, observed %s, %s, %s", comp, n.Name, c.Desired, c.Observed, cs.Sync, cs.Health)
+	if cs.Reason != "" {
+		c.Title += " — " + cs.Reason
+	}
+	return c
+}
+
+func newRolloutView(r reconciler.RolloutStatus) rolloutView {
+	v := rolloutView{Halted: r.Halted, HaltReason: r.Reason, Pending: r.Pending, Waiting: r.Waiting}
+	if r.Component != "" && r.Node != "" {
+		v.HaltWhere = r.Component + " on " + r.Node
+	}
+	for _, a := range r.InFlight {
+		v.InFlight = append(v.InFlight, a.Node+": "+actionText(a))
+	}
+	v.Active = len(v.InFlight) > 0 || v.Pending > 0 || len(v.Waiting) > 0
+	return v
+}
+
+func newPlanNodes(p reconciler.Plan) ([]planNode, bool) {
+	var out []planNode
+	known := false
+	for _, np := range p.Nodes {
+		known = known || np.Known
+		pn := planNode{Node: np.Node, Known: np.Known, Reason: np.Reason, Paused: np.Paused}
+		for _, a := range np.Actions {
+			s := actionText(a)
+			if a.Reason != "" {
+				s += " (" + a.Reason + ")"
+			}
+			if a.Disruptive {
+				s += " — restarts the service"
+			}
+			pn.Actions = append(pn.Actions, s)
+		}
+		if len(pn.Actions) > 0 || !np.Known {
+			out = append(out, pn)
+		}
+	}
+	return out, known
+}
+
+// actionText is e.g. "upgrade node-exporter 1.8.2 → 1.9.1".
+func actionText(a reconciler.Action) string {
+	s := string(a.Kind) + " " + a.Component
+	switch {
+	case a.From != "" && a.To != "" && a.From != a.To:
+		s += " " + a.From + " → " + a.To
+	case a.To != "":
+		s += " " + a.To
+	case a.From != "":
+		s += " " + a.From
+	}
+	return s
+}
+
+type nodeView struct {
+	Name          string
+	Address       string
+	State         badge
+	Reason        string
+	Roles         string
+	Labels        []string
+	Facts         *reconciler.NodeFacts
+	FreeDisk      string
+	LastProbe     string
+	LastAttempt   string
+	ProbeDuration string
+	ProbeError    string
+	LastConverged string
+	Failures      int
+	Generation    string
+	InFlight      string
+	Waiting       string
+	Components    []componentRow
+	Plan          []string
+	PlanUnknown   bool // the node has not answered a probe: nothing is known to be pending
+	Actions       []actionRow
+}
+
+type componentRow struct {
+	Name       string
+	Desired    string
+	Observed   string
+	Sync       badge
+	Health     badge
+	Reason     string
+	Active     string
+	Unit       string
+	Receipt    bool
+	SHA256     string
+	SHAShort   string
+	ConfigHash string
+	UnitHash   string
+	Generation string
+	Installed  string
+	Previous   string
+}
+
+type actionRow struct {
+	Time      string
+	Action    string
+	Component string
+	Version   string
+	OK        bool
+	Result    badge
+	Duration  string
+	Message   string
+}
+
+// newNodeView is the node named name, false when the status has none.
+func newNodeView(st reconciler.ClusterStatus, plan reconciler.Plan, name string) (nodeView, bool) {
+	i := slices.IndexFunc(st.Nodes, func(n reconciler.NodeStatus) bool { return n.Name == name })
+	if i < 0 {
+		return nodeView{}, false
+	}
+	n := st.Nodes[i]
+	v := nodeView{
+		Name: n.Name, Address: n.Address, State: nodeBadge(n, st.Paused), Reason: n.Reason,
+		Roles: strings.Join(n.Roles, ", "), Facts: n.Facts,
+		LastProbe: clock(n.LastProbe), LastAttempt: clock(n.LastProbeAttempt), ProbeError: n.ProbeError,
+		LastConverged: clock(n.LastConverged), Failures: n.ConsecutiveFailures, Generation: short(n.ObservedGeneration, 12),
+		Waiting: n.Waiting,
+	}
+	if n.ProbeDuration > 0 {
+		v.ProbeDuration = duration(n.ProbeDuration)
+	}
+	if n.Facts != nil && n.Facts.FreeBytes >= 0 {
+		v.FreeDisk = bytesText(n.Facts.FreeBytes)
+	}
+	for _, k := range sortedKeys(n.Labels) {
+		v.Labels = append(v.Labels, k+"="+n.Labels[k])
+	}
+	if n.InFlight != nil {
+		v.InFlight = actionText(*n.InFlight)
+	}
+	for _, c := range n.Components {
+		row := componentRow{
+			Name: c.Name, Desired: orDash(c.DesiredVersion), Observed: orDash(c.ObservedVersion),
+			Sync: syncBadge(c.Sync), Health: healthBadge(c.Health), Reason: c.Reason,
+			Active: orDash(c.Active), Unit: orDash(c.Unit),
+		}
+		if c.DesiredVersion == "" {
+			row.Desired = "absent"
+		}
+		if r := c.Receipt; r != nil {
+			row.Receipt = true
+			row.SHA256, row.SHAShort = r.ArtifactSHA256, short(r.ArtifactSHA256, 12)
+			row.ConfigHash, row.UnitHash = short(r.ConfigHash, 12), short(r.UnitHash, 12)
+			row.Generation, row.Installed, row.Previous = short(r.Generation, 12), clock(r.Time), r.Previous
+		}
+		v.Components = append(v.Components, row)
+	}
+	for _, np := range plan.Nodes {
+		if np.Node != name {
+			continue
+		}
+		pn, _ := newPlanNodes(reconciler.Plan{Nodes: []reconciler.NodePlan{np}})
+		if len(pn) == 1 {
+			v.Plan = pn[0].Actions
+		}
+		v.PlanUnknown = !np.Known
+	}
+	// Newest first: the last action is what an operator looks for.
+	for k := len(n.History) - 1; k >= 0; k-- {
+		a := n.History[k]
+		row := actionRow{
+			Time: clock(a.Time), Action: a.Action, Component: a.Component, Version: a.Version,
+			OK: a.Result == "success", Duration: duration(a.Duration), Message: a.Message,
+		}
+		row.Result = badge{"ok", "✓", "success"}
+		if !row.OK {
+			row.Result = badge{"bad", "✗", orDash(a.Result)}
+		}
+		v.Actions = append(v.Actions, row)
+	}
+	return v, true
+}
+
+// loadErrors splits a rejected manifest's error into its problems, one a
+// line (manifests.InvalidError puts each on its own line).
+func loadErrors(s string) []string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// clock is a time for a page: UTC to the second, "never" for zero.
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func duration(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.String()
+}
+
+func bytesText(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit && exp < 4; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
+}
+
+func short(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
