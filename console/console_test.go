@@ -34,7 +34,9 @@ type fakeSource struct {
 func newFakeSource() *fakeSource {
 	failed := reconciler.ActionRecord{Time: t0, Action: "upgrade", Component: "app", Version: "2.0", Result: "failure",
 		Message: "upgrade app on a1: step upload artifact: exit 1: <no space left on device>", Duration: 1500 * time.Millisecond}
-	ok := reconciler.ActionRecord{Time: t0.Add(time.Minute), Action: "install", Component: "app", Version: "1.0", Result: "success", Duration: 2300 * time.Millisecond}
+	ok := reconciler.ActionRecord{Time: t0.Add(time.Minute), Action: "install", Component: "app", Version: "1.0", Result: "success", Duration: 2300 * time.Millisecond,
+		Steps: []reconciler.StepRecord{{Name: "upload artifact", Result: reconciler.StepChanged, Duration: 600 * time.Millisecond},
+			{Name: "switch active", Result: reconciler.StepInPlace, Duration: 40 * time.Millisecond}}}
 	upgrade := reconciler.Action{Node: "m2", Component: "zk", Kind: reconciler.ActionUpgrade, From: "3.8.0", To: "3.8.4", Disruptive: true}
 	return &fakeSource{st: reconciler.ClusterStatus{
 		Cluster: "prod-east", Generation: 3, Hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
@@ -195,7 +197,7 @@ func TestNodePage(t *testing.T) {
 		"m1 ✓ Converged", "Address 127.0.2.1", "Roles master", "rack=r1 zone=b", "OS debian 12", "Arch x86_64",
 		"Free under install root 5.0 GiB", "Last good probe 2025-01-02 03:04:05 UTC", "Probe error none",
 		"active (running)", "sha256 abcdef012345", "config c0ffee00c0ff", "previous 3.8.0",
-		"install app 1.0 ✓ success 2.3s", "Pending Nothing pending")
+		"install app 1.0 ✓ success 2.3s upload artifact changed · 600ms switch active in-place · 40ms", "Pending Nothing pending")
 	_, body = get(t, srv.URL+"/nodes/a1")
 	contains(t, "node page a1", text(body),
 		"a1 ✗ Unreachable", "Probe error ✗ dial: connection refused", "OS not known yet", "Failures in a row 4",

@@ -290,6 +290,12 @@ type actionRow struct {
 	Result    badge
 	Duration  string
 	Message   string
+	Steps     []stepRow
+}
+
+// stepRow is one step of an action: "unpack  changed  0.7s".
+type stepRow struct {
+	Name, Result, Duration string
 }
 
 // newNodeView is the node named name, false when the status has none.
@@ -351,6 +357,9 @@ func newNodeView(st reconciler.ClusterStatus, plan reconciler.Plan, name string)
 		row := actionRow{
 			Time: clock(a.Time), Action: a.Action, Component: a.Component, Version: a.Version,
 			OK: a.Result == "success", Duration: duration(a.Duration), Message: a.Message,
+		}
+		for _, st := range a.Steps {
+			row.Steps = append(row.Steps, stepRow{Name: st.Name, Result: st.Result, Duration: duration(st.Duration)})
 		}
 		row.Result = badge{"ok", "✓", "success"}
 		if !row.OK {

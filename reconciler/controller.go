@@ -479,10 +479,10 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "action-start", Action: &a, Message: describe(a)})
 	start := c.Now()
 	actx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-	err := exec.Do(actx, dn, a, want, have)
+	steps, err := exec.DoSteps(actx, dn, a, want, have)
 	cancel()
 	dur := c.Now().Sub(start)
-	c.recordAction(dn.Name, a, err, dur)
+	c.recordAction(dn.Name, a, steps, err, dur)
 	if err == nil {
 		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "action-done", Action: &a, Message: describe(a), Duration: dur})
 		return nil
@@ -508,9 +508,9 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "rollback", Action: &rb, Message: describe(rb)})
 		rstart := c.Now()
 		rctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-		rerr := exec.Do(rctx, dn, rb, want, have)
+		rsteps, rerr := exec.DoSteps(rctx, dn, rb, want, have)
 		cancel()
-		c.recordAction(dn.Name, rb, rerr, c.Now().Sub(rstart))
+		c.recordAction(dn.Name, rb, rsteps, rerr, c.Now().Sub(rstart))
 		if rerr != nil {
 			reason += fmt.Sprintf("; rollback to %s failed: %v", a.From, rerr)
 		} else {
@@ -531,8 +531,8 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 	return err
 }
 
-func (c *Controller) recordAction(node string, a Action, err error, d time.Duration) {
-	rec := ActionRecord{Time: c.Now(), Action: string(a.Kind), Component: a.Component, Version: a.To, Result: "success", Duration: d}
+func (c *Controller) recordAction(node string, a Action, steps []StepRecord, err error, d time.Duration) {
+	rec := ActionRecord{Time: c.Now(), Action: string(a.Kind), Component: a.Component, Version: a.To, Result: "success", Duration: d, Steps: steps}
 	if err != nil {
 		rec.Result, rec.Message = "failure", err.Error()
 	}

@@ -88,6 +88,8 @@ type job struct {
 	want *DesiredComponent
 	have *probes.Component
 	log  *zap.Logger
+	// steps are the steps that ran, in order, for the action's record.
+	steps []StepRecord
 }
 
 // Do runs action a on node n. want is the component as the manifest wants
@@ -95,19 +97,26 @@ type job struct {
 // nothing). For rollback, a.To is the version to go back to (empty:
 // derived from the receipt). A failed health gate wraps ErrUnhealthy.
 func (e *Executor) Do(ctx context.Context, n *DesiredNode, a Action, want *DesiredComponent, have *probes.Component) error {
+	_, err := e.DoSteps(ctx, n, a, want, have)
+	return err
+}
+
+// DoSteps is Do that also returns the steps that ran (up to the failed
+// one), which the controller keeps as the action's output.
+func (e *Executor) DoSteps(ctx context.Context, n *DesiredNode, a Action, want *DesiredComponent, have *probes.Component) ([]StepRecord, error) {
 	run, ok := actionTable()[a.Kind]
 	if !ok {
-		return fmt.Errorf("%s %s on %s: unknown action", a.Kind, a.Component, n.Name)
+		return nil, fmt.Errorf("%s %s on %s: unknown action", a.Kind, a.Component, n.Name)
 	}
 	j := &job{node: n, action: a, name: a.Component, want: want, have: have}
 	if err := e.check(j); err != nil {
-		return fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
+		return nil, fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
 	}
 	j.log = e.logger().With(zap.String("node", n.Name), zap.String("component", a.Component), zap.String("action", string(a.Kind)))
 	if err := run(ctx, e, j); err != nil {
-		return fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
+		return j.steps, fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
 	}
-	return nil
+	return j.steps, nil
 }
 
 // Names and versions become path elements on the node; anything else is

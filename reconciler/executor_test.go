@@ -308,3 +308,52 @@ func TestStepUploadVerifiesStream(t *testing.T) {
 		t.Errorf("cache holds %v", entries)
 	}
 }
+
+// TestExecutorReportsSteps: DoSteps returns each step that ran with its
+// result: changed on the first install, skipped or in place when
+// repeated, and the
+// failed step last when one fails.
+func TestExecutorReportsSteps(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	want := f.component(t, "1.0.0", false)
+	a := Action{Node: "local", Component: want.Name, Kind: ActionInstall, To: want.Version}
+	results := func(steps []StepRecord) map[string]string {
+		m := map[string]string{}
+		for _, s := range steps {
+			m[s.Name] = s.Result
+		}
+		return m
+	}
+	steps, err := f.e.DoSteps(context.Background(), f.n.DesiredNode(), a, want, f.n.Observe(t, want.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := results(steps); r["upload artifact"] != StepChanged || r["switch active"] != StepChanged || r["write receipt"] != StepChanged {
+		t.Errorf("first install steps: %+v", steps)
+	}
+	steps, err = f.e.DoSteps(context.Background(), f.n.DesiredNode(), a, want, f.n.Observe(t, want.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The package is complete: no upload at all, the rest found in place.
+	if r := results(steps); r["upload artifact"] != "" || r["switch active"] != StepInPlace || r["write files"] != StepInPlace {
+		t.Errorf("repeated install steps: %+v", steps)
+	}
+
+	next := f.component(t, "2.0.0", false)
+	f.n.Runner.Hook = func(label, script string, _ []byte) (string, error) {
+		if label == "step: unpack" {
+			return "echo 'disk full' >&2; exit 3", nil
+		}
+		return script, nil
+	}
+	up := Action{Node: "local", Component: next.Name, Kind: ActionUpgrade, From: "1.0.0", To: next.Version}
+	steps, err = f.e.DoSteps(context.Background(), f.n.DesiredNode(), up, next, f.n.Observe(t, next.Name))
+	if err == nil {
+		t.Fatal("upgrade with a failing unpack succeeded")
+	}
+	if len(steps) == 0 || steps[len(steps)-1].Name != "unpack" || steps[len(steps)-1].Result != StepFailed {
+		t.Errorf("steps of a failed upgrade: %+v", steps)
+	}
+}

@@ -68,17 +68,25 @@ func (e *Executor) step(ctx context.Context, j *job, name, script string, stdin 
 	}
 	start := time.Now()
 	res, err := e.Runner.Run(ctx, j.node.Target, "# drover step: "+name+"\n"+script, stdin)
-	log := j.log.With(zap.String("step", name), zap.Duration("duration", time.Since(start)))
+	took := time.Since(start)
+	log := j.log.With(zap.String("step", name), zap.Duration("duration", took))
 	if err != nil {
 		log.Debug("step failed", zap.Error(err))
+		j.steps = append(j.steps, StepRecord{Name: name, Result: StepFailed, Duration: took})
 		return false, fmt.Errorf("step %s: %w", name, err)
 	}
 	if res.ExitCode != 0 {
 		serr := &StepError{Step: name, ExitCode: res.ExitCode, Stderr: tail(res.Stderr, 5, 600)}
 		log.Debug("step failed", zap.Error(serr))
+		j.steps = append(j.steps, StepRecord{Name: name, Result: StepFailed, Duration: took})
 		return false, serr
 	}
 	changed = hasLine(res.Stdout, changedMark)
+	rec := StepRecord{Name: name, Result: StepInPlace, Duration: took}
+	if changed {
+		rec.Result = StepChanged
+	}
+	j.steps = append(j.steps, rec)
 	if changed {
 		log.Info("step changed node")
 	} else {

@@ -52,7 +52,25 @@ type ActionRecord struct {
 	Result    string        `json:"result"` // success, failure
 	Message   string        `json:"message,omitempty"`
 	Duration  time.Duration `json:"duration"`
+	// Steps are the steps the action ran on the node, in order: its
+	// output for the operator (a failure's stderr is in Message).
+	Steps []StepRecord `json:"steps,omitempty"`
 }
+
+// StepRecord is one step of an action as it ran on the node.
+type StepRecord struct {
+	Name     string        `json:"name"`
+	Result   string        `json:"result"` // changed, in-place, failed
+	Duration time.Duration `json:"duration"`
+}
+
+// Step results: the step changed the node, found it already in place
+// (a resumed or repeated action), or failed.
+const (
+	StepChanged = "changed"
+	StepInPlace = "in-place"
+	StepFailed  = "failed"
+)
 
 // NodeStatus is everything drover knows of one node now.
 type NodeStatus struct {
