@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-project/drover/console"
+	"github.com/drover-project/drover/console/wizard"
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/metrics"
@@ -29,7 +31,7 @@ import (
 )
 
 func newDaemonCommand() *cobra.Command {
-	var file, listen, lockDir, tokenFile string
+	var file, listen, lockDir, tokenFile, artifactsDir, knownHosts string
 	var grace time.Duration
 	var workers int
 	cmd := &cobra.Command{
@@ -61,7 +63,7 @@ work and lets in-flight actions finish for up to --grace.`,
 			}
 			defer log.Sync()
 			d := &daemon{file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
-				log: log, stderr: cmd.ErrOrStderr()}
+				artifactsDir: artifactsDir, knownHosts: knownHosts, log: log, stderr: cmd.ErrOrStderr()}
 			return d.run(cmd.Context())
 		},
 	}
@@ -71,12 +73,16 @@ work and lets in-flight actions finish for up to --grace.`,
 	cmd.Flags().IntVar(&workers, "workers", 0, "nodes reconciled at once (default: ssh.concurrency)")
 	cmd.Flags().StringVar(&lockDir, "lock-dir", "/run/drover", "where the lock that stops a second daemon on the same manifest lives")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the console token (mode 0600); default: a new token each start, printed to stderr")
+	cmd.Flags().StringVar(&artifactsDir, "artifacts-dir", "", "folder the setup wizard offers artifacts from (<name>-<version>.tar.gz)")
+	cmd.Flags().StringVar(&knownHosts, "known-hosts", "", "known_hosts file the setup wizard records accepted host keys in (default: the manifest's ssh.knownHostsFile)")
 	return cmd
 }
 
 type daemon struct {
 	file, listen, lockDir string
 	tokenFile             string
+	artifactsDir          string
+	knownHosts            string
 	grace                 time.Duration
 	workers               int
 	log                   *zap.Logger
@@ -88,6 +94,7 @@ type daemon struct {
 	sshCfg  manifests.SSH
 	// loadMu serialises manifest loads (watcher and SIGHUP).
 	loadMu sync.Mutex
+	loaded bool // a manifest has been in force (under loadMu)
 }
 
 func (d *daemon) run(ctx context.Context) error {
@@ -108,24 +115,38 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	defer unlock()
 
-	// The first manifest must be good: there is no last good one yet.
+	// The first manifest must be good: there is no last good one yet. A
+	// missing one is a new cluster: the daemon serves the console and the
+	// setup wizard, and takes the manifest up once it is written.
 	l, desired, err := compile(abs)
-	if err != nil {
+	missing := errors.Is(err, fs.ErrNotExist)
+	if err != nil && !missing {
 		return err
 	}
-	pool, err := newPool(l.Cluster, d.log.Named("ssh"))
-	if err != nil {
-		return err
+	if missing {
+		if _, derr := os.Stat(filepath.Dir(abs)); derr != nil {
+			return fmt.Errorf("manifest folder: %w", derr)
+		}
+		d.log.Warn("no manifest yet: waiting for it to be written (by hand or by the setup wizard at /setup)", zap.String("manifest", abs))
 	}
 	d.runner = &swapRunner{}
-	d.runner.set(pool)
 	defer d.runner.close()
-	d.sshCfg = l.Cluster.Spec.SSH
+	if l != nil {
+		pool, err := newPool(l.Cluster, d.log.Named("ssh"))
+		if err != nil {
+			return err
+		}
+		d.runner.set(pool)
+		d.sshCfg = l.Cluster.Spec.SSH
+	}
 
 	reg := metrics.NewRegistry()
 	workers := d.workers
-	if workers <= 0 {
+	if workers <= 0 && l != nil {
 		workers = l.Cluster.Spec.SSH.Concurrency
+	}
+	if workers <= 0 {
+		workers = manifests.DefaultConcurrency
 	}
 	// The controller gives each manifest its own copy with its install
 	// root, generation and health timeout.
@@ -139,7 +160,11 @@ func (d *daemon) run(ctx context.Context) error {
 	m := metrics.New(reg, d.ctrl.Status, d.runner.connections, metrics.WithBuildInfo(version, revision()))
 	d.ctrl.Observer = m
 	d.metrics = m
-	d.apply(l, desired)
+	if missing {
+		d.ctrl.SetLoadError(fmt.Errorf("no manifest yet at %s", abs))
+	} else {
+		d.apply(l, desired)
+	}
 
 	token, generated, err := consoleToken(d.tokenFile)
 	if err != nil {
@@ -153,14 +178,18 @@ func (d *daemon) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", d.listen, err)
 	}
-	// The setup wizard (console/wizard) is wired here:
-	//	setup = wizard.New(wizard.Options{ManifestPath: abs, Guard: guard.Require, Log: d.log.Named("wizard"), ...})
-	var setup http.Handler
-	_ = guard // until then nothing the daemon serves changes anything
-	opts := console.Options{Source: d.ctrl, Log: d.log.Named("console")}
-	if setup != nil {
-		opts.SetupPath = setupPath
+	knownHosts := d.knownHosts
+	if knownHosts == "" && l != nil {
+		knownHosts = l.Cluster.Spec.SSH.KnownHostsFile
 	}
+	if knownHosts == "" {
+		knownHosts = manifests.DefaultKnownHosts
+	}
+	// Every write of the wizard (host keys, the manifest) goes through
+	// the console's guard.
+	setup := wizard.New(wizard.Options{ManifestPath: abs, ArtifactsDir: d.artifactsDir, KnownHostsFile: knownHosts,
+		Log: d.log.Named("wizard"), Guard: guard.Require})
+	opts := console.Options{Source: d.ctrl, Log: d.log.Named("console"), SetupPath: setupPath}
 	con := console.New(opts)
 	srv := &http.Server{Handler: httpMux(d.ctrl, reg, con, setup), ReadHeaderTimeout: 5 * time.Second}
 	// Shutdown waits for requests to end, and an open page's event stream
@@ -171,8 +200,11 @@ func (d *daemon) run(ctx context.Context) error {
 			d.log.Error("http server stopped", zap.Error(err))
 		}
 	}()
-	d.log.Info("drover daemon started", zap.String("manifest", abs), zap.String("listen", ln.Addr().String()),
-		zap.Int("nodes", len(desired.Nodes)), zap.String("generation", desired.Generation))
+	fields := []zap.Field{zap.String("manifest", abs), zap.String("listen", ln.Addr().String())}
+	if desired != nil {
+		fields = append(fields, zap.Int("nodes", len(desired.Nodes)), zap.String("generation", desired.Generation))
+	}
+	d.log.Info("drover daemon started", fields...)
 	announceConsole(d.log, d.stderr, ln.Addr(), token, generated)
 
 	changes := make(chan manifests.Change)
@@ -227,8 +259,16 @@ func (d *daemon) reload(path string, c manifests.Change) {
 	if err == nil {
 		desired, err = reconciler.Compile(l)
 	}
+	if err != nil && !d.loaded && errors.Is(err, fs.ErrNotExist) {
+		d.ctrl.SetLoadError(fmt.Errorf("no manifest yet at %s", path))
+		return
+	}
 	if err != nil {
-		d.log.Error("manifest rejected; the last good manifest stays in force", zap.Error(err))
+		msg := "manifest rejected; the last good manifest stays in force"
+		if !d.loaded {
+			msg = "manifest rejected; no manifest is in force yet"
+		}
+		d.log.Error(msg, zap.Error(err))
 		d.ctrl.SetLoadError(err)
 		return
 	}
@@ -250,6 +290,7 @@ func (d *daemon) apply(l *manifests.Loaded, desired *reconciler.Desired) {
 		d.sshCfg = l.Cluster.Spec.SSH
 	}
 	d.ctrl.SetDesired(desired)
+	d.loaded = true
 	d.metrics.SetProbeInterval(desired.ProbeInterval)
 	d.log.Info("manifest loaded", zap.String("generation", desired.Generation), zap.Int("nodes", len(desired.Nodes)),
 		zap.Int("components", len(desired.Order)))
@@ -318,15 +359,32 @@ func (s *swapRunner) get() *inventory.Pool {
 	return s.pool
 }
 
+// errNoPool: nothing runs before the first manifest gives ssh settings
+// (the controller has no node to run on by then either).
+var errNoPool = errors.New("no manifest loaded yet: no ssh settings")
+
 func (s *swapRunner) Run(ctx context.Context, t inventory.Target, script string, stdin io.Reader) (inventory.Result, error) {
-	return s.get().Run(ctx, t, script, stdin)
+	p := s.get()
+	if p == nil {
+		return inventory.Result{}, errNoPool
+	}
+	return p.Run(ctx, t, script, stdin)
 }
 
 func (s *swapRunner) DialTCP(ctx context.Context, t inventory.Target, addr string) (net.Conn, error) {
-	return s.get().DialTCP(ctx, t, addr)
+	p := s.get()
+	if p == nil {
+		return nil, errNoPool
+	}
+	return p.DialTCP(ctx, t, addr)
 }
 
-func (s *swapRunner) connections() int { return s.get().Connections() }
+func (s *swapRunner) connections() int {
+	if p := s.get(); p != nil {
+		return p.Connections()
+	}
+	return 0
+}
 
 // close closes the current pool and every replaced one.
 func (s *swapRunner) close() {
@@ -338,5 +396,7 @@ func (s *swapRunner) close() {
 		}
 	}
 	s.retired, s.closers = nil, nil
-	s.pool.Close()
+	if s.pool != nil {
+		s.pool.Close()
+	}
 }

@@ -293,9 +293,36 @@ func TestDaemonInvalidFirstManifest(t *testing.T) {
 	if out != "" {
 		t.Errorf("stdout: %q", out)
 	}
-	if code, _, errs := runDrover(t, "daemon", "-f", filepath.Join(dir, "missing.yaml"), "--lock-dir", filepath.Join(dir, "run")); code != 1 || !strings.Contains(errs, "no such file") {
-		t.Errorf("missing manifest: exit %d, %q", code, errs)
+	// A missing manifest is a new cluster, but its folder must exist.
+	if code, _, errs := runDrover(t, "daemon", "-f", filepath.Join(dir, "nope", "cluster.yaml"), "--lock-dir", filepath.Join(dir, "run")); code != 1 || !strings.Contains(errs, "no such file") {
+		t.Errorf("manifest in a missing folder: exit %d, %q", code, errs)
 	}
+}
+
+// TestDaemonStartsWithoutManifest: a daemon for a new cluster starts with
+// no manifest (the console and the setup wizard are how one gets
+// written), reports that it has none, is not ready, and takes the
+// manifest up once it appears.
+func TestDaemonStartsWithoutManifest(t *testing.T) {
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "cluster.yaml")
+	addr, _ := inProcessDaemon(t, manifest, filepath.Join(dir, "run"))
+	st := getStatus(t, addr)
+	if st.LoadSuccess || !strings.Contains(st.LoadError, "no manifest yet at "+manifest) || len(st.Nodes) != 0 {
+		t.Errorf("status without a manifest: %+v", st)
+	}
+	if resp, err := http.Get("http://" + addr + "/readyz"); err != nil || resp.StatusCode == http.StatusOK {
+		t.Errorf("ready without a manifest: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if err := os.WriteFile(manifest, []byte(unreachableManifest(t, "30s")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the manifest taken up", func() bool {
+		st := getStatus(t, addr)
+		return st.LoadSuccess && st.Generation == 1 && len(st.Nodes) == 2
+	})
 }
 
 // TestDaemonKeepsLastGoodManifest: with the daemon running, an invalid
