@@ -227,13 +227,15 @@ func (f *fleet) controller(o ControllerOptions) (*Controller, context.CancelFunc
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.Run(ctx, 5*time.Second)
+		// A grace long enough for any action on a loaded machine: the
+		// tests stop the controller mid-action and expect it to finish.
+		c.Run(ctx, 2*time.Minute)
 	}()
 	f.t.Cleanup(func() {
 		cancel()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(3 * time.Minute):
 			f.t.Fatal("Run did not return after stop")
 		}
 		goleak.VerifyNone(f.t, leaks)
