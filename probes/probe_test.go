@@ -364,7 +364,7 @@ func listTree(t *testing.T, dir string) map[string]string {
 func TestProbeDoesNotWaitForPointlessChecks(t *testing.T) {
 	local := newLocalRunner(t)
 	n := newTestNode(t, local)
-	req := n.request(Want{Name: "zk", Service: true, Health: &manifests.Health{TCP: &manifests.TCPCheck{Host: "127.0.0.1", Port: 1}, Timeout: "30s"}})
+	req := n.request(Want{Name: "zk", Service: true, Health: &manifests.Health{TCP: &manifests.TCPCheck{Host: "127.0.0.1", Port: 1}, Timeout: "5m"}})
 	r := funcRunner{
 		run: func(ctx context.Context, tg inventory.Target, script string) (inventory.Result, error) {
 			return local.Run(ctx, tg, script, nil)
@@ -379,7 +379,8 @@ func TestProbeDoesNotWaitForPointlessChecks(t *testing.T) {
 	if !obs.Known || obs.Components["zk"].Health != (HealthResult{Message: "not checked: unit is inactive"}) {
 		t.Errorf("probe = %+v, zk = %+v", obs, obs.Components["zk"])
 	}
-	if d := time.Since(start); d > 10*time.Second {
+	// Far below the check's 5m timeout, on however loaded a machine.
+	if d := time.Since(start); d > 2*time.Minute {
 		t.Errorf("probe took %v: it waited for a check that could not apply", d)
 	}
 }

@@ -35,7 +35,7 @@ func runScript(t *testing.T, r *localRunner, req Request) Observed {
 }
 
 func execHealth(args ...string) *manifests.Health {
-	return &manifests.Health{Exec: &manifests.ExecCheck{Command: args}, Timeout: "2s"}
+	return &manifests.Health{Exec: &manifests.ExecCheck{Command: args}, Timeout: "1m"}
 }
 
 // TestScriptNodeStates runs the real script against temp dirs laid out in
