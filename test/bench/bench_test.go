@@ -262,6 +262,7 @@ func TestFmtWall(t *testing.T) {
 		42 * time.Second:                           "42.0 s",
 		41*time.Minute + 7*time.Second + 400e6:     "41 min 7 s",
 		time.Hour + 2*time.Minute + 59*time.Second: "62 min 59 s",
+		20 * time.Minute:                           "20 min",
 	} {
 		if got := fmtWall(d); got != want {
 			t.Errorf("fmtWall(%s) = %q, want %q", d, got, want)

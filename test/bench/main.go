@@ -6,8 +6,12 @@
 // edit; then it runs the Go benchmarks of the probe path. It writes
 // docs/BENCHMARKS.md, which is never edited by hand.
 //
-//	go run ./test/bench -out docs/BENCHMARKS.md      # the full run (~20 min)
-//	go run ./test/bench -quick -out /tmp/b.md         # a smaller one (~5 min)
+//	go run ./test/bench -out docs/BENCHMARKS.md      # the full run (~55 min on a busy 2-core machine)
+//	go run ./test/bench -quick -out /tmp/b.md         # a smaller one (~20 min)
+//
+// Most of the full run is the peers at 100 and 500 nodes; Ansible's
+// converge of 100 nodes alone runs until it has taken 5x drover's time
+// (-settle), which is what its target needs to be settled.
 package main
 
 import (

@@ -124,6 +124,17 @@ func (b *bench) steadyPhase(ctx context.Context) error {
 	return nil
 }
 
+// nominalPercent is cpuPercent scaled to one probe per node per interval,
+// the rate the daemon aims at, when the nodes answered fewer probes than
+// that (on shared CPUs a probe waits for its node); 0 when unknown.
+func (r *steadyResult) nominalPercent() float64 {
+	want := r.Window.Seconds() / r.Interval.Seconds() * float64(r.Nodes)
+	if r.Probes <= 0 || want <= 0 {
+		return 0
+	}
+	return r.cpuPercent() * want / r.Probes
+}
+
 func (r *steadyResult) cpuPercent() float64 {
 	if r.Window <= 0 {
 		return 0

@@ -181,6 +181,9 @@ func (b *bench) writeTargets(w *strings.Builder) {
 		ctx := ""
 		if s.Probes > 0 {
 			ctx = fmt.Sprintf("%s of daemon CPU per probe (%.0f probes in %s, keepalives and everything else included)", fmtDur(time.Duration(float64(s.CPU)/s.Probes)), s.Probes, fmtDur(s.Window.Round(time.Second)))
+			if n := s.nominalPercent(); n > s.cpuPercent()*1.1 {
+				ctx += fmt.Sprintf("; the nodes, on the same CPUs, answered %.1f probes per node where one per interval is %.1f: at that rate it would be %.1f%%", s.Probes/float64(s.Nodes), s.Window.Seconds()/s.Interval.Seconds(), n)
+			}
 		}
 		add(fmt.Sprintf("daemon at %d nodes under 2%% of one core", s.Nodes), fmt.Sprintf("%.2f%% (%.2f CPU s/min)", s.cpuPercent(), s.CPUPerMin.Seconds()), s.cpuPercent() < 2, true, ctx)
 		add(fmt.Sprintf("daemon at %d nodes under 150 MB RSS", s.Nodes), fmt.Sprintf("%.1f MB peak", mb(s.PeakRSS)), s.PeakRSS < 150e6, true, "")
@@ -194,7 +197,7 @@ func (b *bench) writeTargets(w *strings.Builder) {
 	}
 	fmt.Fprintf(w, "## Targets (issue 8)\n\n")
 	fmt.Fprintf(w, "The targets assume nodes with CPUs of their own. Here every node is an sshd on the same %d CPUs as drover and the peers, so each wall time includes every node's share; ", r.Machine.CPUs)
-	fmt.Fprintf(w, "*floor here* is drover's own measured CPU (client + nodes) divided by the CPUs: no client could finish faster on this machine. The profile notes at the end say what bounds each missed target.\n\n")
+	fmt.Fprintf(w, "*floor here* is drover's own measured CPU in the run (client + nodes, closing the connections included) divided by the CPUs: about the least wall time the same work could take on this machine, whatever the client. The profile notes at the end say what bounds each missed target.\n\n")
 	if len(rows) == 0 {
 		fmt.Fprintf(w, "No target was measured in this run.\n\n")
 		return
@@ -292,13 +295,14 @@ func (b *bench) writeMethod(w *strings.Builder) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("## Method\n\n")
 	p("- **Nodes.** Light nodes of test/harness: one real OpenSSH `sshd -D` per node on its own 127.0.x.y:22, in a private mount namespace whose ")
-	p("`/opt/drover` (the install root) is a per-node directory. Every tool reaches every node over real SSH, with the harness's ed25519 key and its known_hosts, host keys checked strictly. ")
+	p("`/opt/drover` (the install root) is a per-node directory. Every tool reaches every node over real SSH, with the harness's ed25519 key and its known_hosts, host keys checked strictly, and a connect timeout of %s (hundreds of handshakes at once on two shared CPUs take that long). ", fmtWall(connectTimeout))
 	p("Nodes, bench and tools share the machine's CPUs, so the sshd side of each connection is paid from the same cores as the client side, for every tool alike.\n")
-	p("- **Runs.** Each figure is the median of several runs with the min and max: %d runs, %d when the first run took %s or more, %d when it took %s or more. ", c.FastRuns, c.SlowRuns, c.SlowAfter, c.VerySlowRuns, fmtDur(c.VerySlowAfter))
+	p("- **Runs.** Each figure is the median of several runs with the min and max: %d runs, %d when the first run took %s or more, %d when it took %s or more. ", c.FastRuns, c.SlowRuns, fmtDur(c.SlowAfter), c.VerySlowRuns, fmtDur(c.VerySlowAfter))
 	p("A peer's measurement runs fewer times, down to once, when its runs would take more than %s (marked with the run count). ", fmtDur(c.PeerBudget))
 	if c.Settle {
 		p("Where issue 8 sets a ratio as a target (Ansible 10x and parallel-ssh 3x on the probe round, Ansible 5x on the converge), a peer's run is stopped once it has taken that ratio times drover's median of the same measurement, but not before %s: ", fmtDur(c.SettleFloor))
 		p("by then the target is met whatever the rest of the run would take, and the stopped run is shown as a lower bound (\"> …\"), its ratio too. ")
+		p("Ansible's no-change converge, which has no target of its own, is stopped the same way at 5x drover's no-change median. ")
 	}
 	if c.PeerTimeout > 0 {
 		p("Any peer's run is stopped after %s at most. ", fmtWall(c.PeerTimeout))
@@ -376,7 +380,7 @@ func (b *bench) writeProbe(w *strings.Builder) {
 		p("CPU time of one round, median, as *client + nodes*: the tool's own processes (drover: the bench process; Ansible and pssh: every process they start, ControlPersist masters included) ")
 		p("and every node's sshd and session processes. Unlike wall time, it hardly depends on what else the machine runs.\n\n")
 		p("With real machines as nodes each node pays its share on its own CPU, and the client's CPU is what bounds the bootstrap host: hence the client ratios. ")
-		p("On this machine the nodes share its %d CPUs with the client, so drover's total CPU divided by them is a floor under its wall time that no client could go below (*floor*).\n\n", b.res.Machine.CPUs)
+		p("On this machine the nodes share its %d CPUs with the client, so drover's total CPU divided by them (*floor*) is about the least wall time the round could take here; it counts the CPU of closing a cold round's connections too, so it can come out a little above the wall time.\n\n", b.res.Machine.CPUs)
 		p("| nodes | connections | drover | Ansible | parallel-ssh | client CPU: Ansible ÷ drover | client CPU: pssh ÷ drover | drover floor |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, pr := range b.res.Probe {
 			mode := map[bool]string{false: "cold", true: "warm"}[pr.Warm]
@@ -473,6 +477,7 @@ func (b *bench) writeSteady(w *strings.Builder) {
 	p("| probes in the window | %.0f (%.1f per node; %.1f expected at one per interval) |\n", s.Probes, s.Probes/float64(s.Nodes), s.Window.Seconds()/s.Interval.Seconds())
 	if s.Probes > 0 {
 		p("| CPU per probe | %s |\n", fmtDur(time.Duration(float64(s.CPU)/s.Probes)))
+		p("| CPU at one probe per node per interval (per-probe CPU × the nominal rate) | %.2f%% of one core |\n", s.nominalPercent())
 	}
 	p("| startup: exec to every node probed and converged | %s wall, %s CPU (every connection's handshake) |\n\n", fmtDur(s.StartupWall), fmtDur(s.StartupCPU))
 	if len(s.Samples) > 0 {

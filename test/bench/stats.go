@@ -115,6 +115,9 @@ func fmtWall(d time.Duration) string {
 	if d < time.Minute {
 		return fmtDur(d)
 	}
+	if d%time.Minute == 0 {
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	}
 	return fmt.Sprintf("%d min %d s", int(d/time.Minute), int(d%time.Minute/time.Second))
 }
 
