@@ -55,7 +55,7 @@ func (s *suite) base() spec {
 		},
 		ZKComment:      "base",
 		MaxUnavailable: "2",
-		HealthTimeout:  "60s",
+		HealthTimeout:  "3m",
 		OnFailure:      "rollback",
 	}
 }

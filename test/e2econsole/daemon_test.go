@@ -48,7 +48,7 @@ func (s *suite) manifest(version string) string {
         timeout: 5s
   rollout:
     maxUnavailable: 1
-    healthTimeout: 60s
+    healthTimeout: 3m
     onFailure: rollback
 `, component, a.Version, a.Path, a.SHA256)
 	return b.String()

@@ -80,7 +80,7 @@ func (s *suite) manifest(sp spec) string {
         timeout: 5s
   rollout:
     maxUnavailable: %s
-    healthTimeout: 60s
+    healthTimeout: 3m
     onFailure: rollback
 `, component, a.Version, a.Path, a.SHA256, sp.maxUnavailable)
 	return b.String()

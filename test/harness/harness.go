@@ -56,7 +56,7 @@ type Options struct {
 	CacheDir    string        // rootfs cache (systemd nodes); default DefaultCacheDir
 	InstallRoot string        // light nodes: path each node sees its private dir at; default DefaultInstallRoot
 	Mirror      string        // debootstrap mirror (systemd nodes); default DefaultMirror
-	BootTimeout time.Duration // until every node's sshd answers; default 90s systemd, 60s light
+	BootTimeout time.Duration // until every node's sshd answers; default 3m systemd, 60s light
 	StopTimeout time.Duration // systemd nodes: orderly shutdown before cgroup.kill; default 15s
 	// ConnectTimeout is ssh's ConnectTimeout in Exec; default 5s.
 	ConnectTimeout time.Duration
@@ -83,7 +83,7 @@ func (o Options) withDefaults(kind string) Options {
 	if o.BootTimeout == 0 {
 		o.BootTimeout = 60 * time.Second
 		if kind == KindSystemd {
-			o.BootTimeout = 90 * time.Second
+			o.BootTimeout = 3 * time.Minute
 		}
 	}
 	if o.StopTimeout == 0 {
