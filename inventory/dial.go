@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,9 @@ type conn struct {
 	sessions chan struct{} // MaxSessionsPerConn slots
 	dead     chan struct{} // closed once the connection has ended
 	via      *entry        // the bastion this connection goes through, kept busy
+
+	shellMu sync.Mutex     // held by the Query using the shell
+	shell   *residentShell // see Query; nil until the first one
 }
 
 func (c *conn) isDead() bool {

@@ -49,6 +49,14 @@ type Runner interface {
 	DialTCP(ctx context.Context, t Target, addr string) (net.Conn, error)
 }
 
+// Querier is a Runner that can also run short read-only scripts in a
+// shell kept open on the node between calls (see Pool.Query). Probes use
+// it when the Runner has it.
+type Querier interface {
+	Runner
+	Query(ctx context.Context, t Target, script string) (Result, error)
+}
+
 // Transport failure kinds; errors returned by a Runner wrap one of them.
 var (
 	ErrUnreachable = errors.New("unreachable")

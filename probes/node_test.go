@@ -53,7 +53,7 @@ for a; do
 done
 `, 0o755)
 	// Count the forks of the tools that must run once per probe.
-	for _, tool := range []string{"sha256sum", "stat", "base64", "df", "uname", "readlink"} {
+	for _, tool := range []string{"sha256sum", "stat", "base64", "df", "uname", "readlink", "timeout"} {
 		real, err := lookPathOutside(tool, n.bin)
 		if err != nil {
 			t.Fatalf("%s: %v", tool, err)

@@ -2,7 +2,6 @@ package probes
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,14 +12,15 @@ import (
 	"github.com/drover-project/drover/manifests"
 )
 
-// The probe output, version 1, is line-oriented; fields are separated by
-// one space and every value is a token without spaces except a file path,
-// which ends its line:
+// The probe output, version 2, is line-oriented; fields are separated by
+// one space and every value is a token without spaces except a file path
+// or a receipt line, which ends its line:
 //
-//	drover-probe 1
+//	drover-probe 2
 //	os id=ID version_id=VER arch=ARCH hostname=HOST free=BYTES
 //	component NAME                      one block per component:
-//	receipt BASE64|-|!                  the receipt JSON; none; unreadable
+//	receipt = LINE                      one per line of the receipt file,
+//	receipt -|!                         or: none; empty or unreadable
 //	active VERSION|-|!                  active link target; none; not a link
 //	package VERSION complete|incomplete zero or more
 //	file MODE SHA256 PATH               zero or more, one per wanted file,
@@ -65,12 +65,13 @@ func Parse(out []byte) (Observed, error) {
 		return Observed{}, fmt.Errorf("%w: last line cut off: %q", ErrTruncated, clipLine(last))
 	}
 	var (
-		cur    *Component
-		stage  int // order inside a block, see the stage* constants
-		sawOS  bool
-		done   bool
-		n      int
-		header = true
+		cur     *Component
+		stage   int    // order inside a block, see the stage* constants
+		receipt []byte // the receipt's lines so far
+		sawOS   bool
+		done    bool
+		n       int
+		header  = true
 	)
 	for len(out) > 0 {
 		i := bytes.IndexByte(out, '\n') // found: out ends with a newline
@@ -114,6 +115,35 @@ func Parse(out []byte) (Observed, error) {
 			cur = &Component{Name: string(rest), Packages: map[string]bool{}}
 			obs.Components[cur.Name] = cur
 			stage = stageComponent
+		case "receipt":
+			if cur == nil {
+				return Observed{}, parseError(n, line, "unknown line outside a component block")
+			}
+			if stage != stageComponent && (stage != stageReceipt || receipt == nil) {
+				return Observed{}, parseError(n, line, "receipt line out of order")
+			}
+			stage = stageReceipt
+			if text, ok := bytes.CutPrefix(rest, []byte("= ")); ok {
+				receipt = append(append(receipt, text...), '\n')
+				break
+			}
+			if receipt != nil {
+				return Observed{}, parseError(n, line, "receipt line out of order")
+			}
+			err = parseReceiptState(cur, string(rest))
+		case "active":
+			if cur == nil {
+				return Observed{}, parseError(n, line, "unknown line outside a component block")
+			}
+			if stage != stageReceipt {
+				return Observed{}, parseError(n, line, "active line out of order")
+			}
+			if receipt != nil {
+				parseReceipt(cur, receipt)
+				receipt = nil
+			}
+			stage = stageActive
+			err = parseComponentLine(cur, stageActive, rest)
 		case "end":
 			if cur == nil || spaced {
 				return Observed{}, parseError(n, line, "end out of place")
@@ -163,12 +193,10 @@ const (
 	stageHealth
 )
 
+// lineStage is the stage of the lines that may repeat or follow the
+// active line (receipt and active lines are parsed in Parse).
 func lineStage(kind string) (int, bool) {
 	switch kind {
-	case "receipt":
-		return stageReceipt, true
-	case "active":
-		return stageActive, true
 	case "package":
 		return stagePackage, true
 	case "file":
@@ -181,19 +209,17 @@ func lineStage(kind string) (int, bool) {
 	return 0, false
 }
 
-// inOrder: receipt and active come first, exactly once; then package and
-// file lines, which repeat; then unit and health, at most once each.
+// inOrder: after the receipt and active lines (checked in Parse), package
+// and file lines, which repeat; then unit and health, at most once each.
 func inOrder(stage, next int) bool {
 	if stage < stageActive {
-		return next == stage+1
+		return false
 	}
 	return next > stage || next == stage && (next == stagePackage || next == stageFile)
 }
 
 func parseComponentLine(c *Component, stage int, rest []byte) error {
 	switch stage {
-	case stageReceipt:
-		return parseReceipt(c, string(rest))
 	case stageActive:
 		switch v := string(rest); {
 		case v == "-":
@@ -242,7 +268,8 @@ func parseOS(rest []byte) (OS, error) {
 	return o, nil
 }
 
-func parseReceipt(c *Component, v string) error {
+// parseReceiptState reads a receipt line that is not the receipt's text.
+func parseReceiptState(c *Component, v string) error {
 	switch v {
 	case "-":
 		return nil
@@ -250,23 +277,22 @@ func parseReceipt(c *Component, v string) error {
 		c.ReceiptError = "receipt file is unreadable or empty"
 		return nil
 	}
-	raw, err := base64.StdEncoding.DecodeString(v)
-	if err != nil {
-		// The node's base64 never prints bad base64: this is damage in
-		// transit or a cut-off line, not a fact about the node.
-		return fmt.Errorf("bad receipt base64: %w", err)
-	}
+	return errors.New("want: receipt = LINE|-|!")
+}
+
+// parseReceipt reads the receipt's text. What the file says is a fact
+// about the node, so a bad receipt is a ReceiptError, not a parse error.
+func parseReceipt(c *Component, raw []byte) {
 	var r Receipt
 	if err := json.Unmarshal(raw, &r); err != nil {
 		c.ReceiptError = "receipt is not valid JSON: " + err.Error()
-		return nil
+		return
 	}
 	if r.Component != c.Name {
 		c.ReceiptError = fmt.Sprintf("receipt is for component %q", r.Component)
-		return nil
+		return
 	}
 	c.Receipt = &r
-	return nil
 }
 
 func parseFile(c *Component, v string) error {

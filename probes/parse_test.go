@@ -105,7 +105,7 @@ func TestParseTruncatedIsError(t *testing.T) {
 
 // TestParseMalformed: every broken line is an error naming its line.
 func TestParseMalformed(t *testing.T) {
-	const head = "drover-probe 1\nos id=debian version_id=12 arch=x86_64 hostname=m1 free=1\n"
+	const head = "drover-probe 2\nos id=debian version_id=12 arch=x86_64 hostname=m1 free=1\n"
 	const sum = "8e3d9644b6610d1c0dcc56a1cd752629f41b29f29b95a0f7e0db4f7f5804a0c0"
 	block := func(lines ...string) string {
 		return head + "component zk\nreceipt -\nactive -\n" + strings.Join(lines, "\n") + "\nend\ndone\n"
@@ -114,14 +114,14 @@ func TestParseMalformed(t *testing.T) {
 		name, out, want string
 	}{
 		{"empty", "", "probe printed nothing"},
-		{"header only", "drover-probe 1\n", "ends before its done line"},
-		{"future version", "drover-probe 2\n", `line 1: unsupported probe format version (want 1): "drover-probe 2"`},
-		{"os missing field", "drover-probe 1\nos id=debian version_id=12 arch=x86_64 hostname=m1\ndone\n", "line 2: want 5 fields"},
-		{"os extra field", "drover-probe 1\nos id=debian version_id=12 arch=x86_64 hostname=m1 free=1 x=1\ndone\n", "line 2: want field free="},
-		{"os bad free", "drover-probe 1\nos id=debian version_id=12 arch=x86_64 hostname=m1 free=lots\ndone\n", "line 2: bad free bytes"},
+		{"header only", "drover-probe 2\n", "ends before its done line"},
+		{"future version", "drover-probe 3\n", `line 1: unsupported probe format version (want 2): "drover-probe 3"`},
+		{"os missing field", "drover-probe 2\nos id=debian version_id=12 arch=x86_64 hostname=m1\ndone\n", "line 2: want 5 fields"},
+		{"os extra field", "drover-probe 2\nos id=debian version_id=12 arch=x86_64 hostname=m1 free=1 x=1\ndone\n", "line 2: want field free="},
+		{"os bad free", "drover-probe 2\nos id=debian version_id=12 arch=x86_64 hostname=m1 free=lots\ndone\n", "line 2: bad free bytes"},
 		{"os twice", head + "os id=debian version_id=12 arch=x86_64 hostname=m1 free=1\ndone\n", "line 3: os line out of place"},
-		{"done before os", "drover-probe 1\ndone\n", "line 2: done out of place"},
-		{"component before os", "drover-probe 1\ncomponent zk\n", "line 2: component before os line"},
+		{"done before os", "drover-probe 2\ndone\n", "line 2: done out of place"},
+		{"component before os", "drover-probe 2\ncomponent zk\n", "line 2: component before os line"},
 		{"bad name", head + "component Zk\n", "line 3: bad component name"},
 		{"duplicate component", head + "component zk\nreceipt -\nactive -\nend\ncomponent zk\n", "line 7: component listed twice"},
 		{"nested", head + "component zk\nreceipt -\nactive -\ncomponent b\n", "line 6: component inside another"},
@@ -134,7 +134,10 @@ func TestParseMalformed(t *testing.T) {
 		{"line outside block", head + "receipt -\n", "line 3: unknown line outside a component block"},
 		{"bad package state", block("package 1.0 half"), "line 6: want: package VERSION complete|incomplete"},
 		{"package twice", block("package 1.0 complete", "package 1.0 incomplete"), "line 7: package listed twice"},
-		{"bad receipt base64", head + "component zk\nreceipt %%%\n", "line 4: bad receipt base64"},
+		{"bad receipt state", head + "component zk\nreceipt %%%\n", "line 4: want: receipt = LINE|-|!"},
+		{"receipt text after state", head + "component zk\nreceipt -\nreceipt = {}\n", "line 5: receipt line out of order"},
+		{"receipt state after text", head + "component zk\nreceipt = {}\nreceipt !\n", "line 5: receipt line out of order"},
+		{"receipt after active", head + "component zk\nreceipt = {}\nactive -\nreceipt = {}\n", "line 6: receipt line out of order"},
 		{"bad file mode", block("file 9z9 " + sum + " /a"), "line 6: bad file mode"},
 		{"bad file sum", block("file 644 abc /a"), "line 6: bad file sha256"},
 		{"relative file", block("file 644 " + sum + " a"), "line 6: want: file MODE SHA256 PATH"},

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +116,52 @@ func TestProbeOverSSHHostKeyChanged(t *testing.T) {
 	obs := Probe(context.Background(), pool, target, Request{InstallRoot: "/nonexistent"})
 	if obs.Known || obs.Reason != "hostkey" || !strings.Contains(obs.Error, "SHA256:") {
 		t.Errorf("probe = %+v", obs)
+	}
+}
+
+// TestProbeResidentShell: probes over the Pool run in one resident shell,
+// give the same answer as a fresh shell, and start uname once per shell
+// and df once every ten probes (the rest once per probe).
+func TestProbeResidentShell(t *testing.T) {
+	local := newLocalRunner(t)
+	n := newTestNode(t, local)
+	n.receipt("zk", "3.8.0")
+	n.pkg("zk", "3.8.0", true)
+	n.activate("zk", "3.8.0")
+	cfg := filepath.Join(n.root, "packages/zk/3.8.0/zoo.cfg")
+	n.write(cfg, "tickTime=2000\n", 0o644)
+	n.unit("zk", "[Service]\n", "active running enabled")
+	req := n.request(Want{Name: "zk", Version: "3.8.0", Service: true, Files: []string{cfg}, Health: execHealth("true")})
+	fresh := runScript(t, local, req)
+	n.toolCalls()
+
+	t.Setenv("SSH_AUTH_SOCK", "")
+	f := sshtest.Setup(t, sshtest.Options{Env: local.env})
+	pool, err := inventory.NewPool(inventory.Config{IdentityFiles: []string{f.Key.Path}, KnownHostsFile: f.KnownHosts, ConnectTimeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	target := inventory.Target{Name: "n1", Address: f.Server.Host(), Port: f.Server.Port(), User: "root"}
+	const probes = 12
+	for i := range probes {
+		obs := Probe(context.Background(), pool, target, req)
+		if !obs.Known {
+			t.Fatalf("probe %d: %+v", i, obs)
+		}
+		if obs.OS.FreeBytes <= 0 {
+			t.Errorf("probe %d: free bytes %d", i, obs.OS.FreeBytes)
+		}
+		obs.Node, obs.ProbedAt, obs.Duration, obs.OS.FreeBytes = "", fresh.ProbedAt, fresh.Duration, fresh.OS.FreeBytes
+		if !reflect.DeepEqual(obs, fresh) {
+			t.Fatalf("probe %d differs from a fresh shell's:\n%+v\n%+v", i, obs, fresh)
+		}
+	}
+	want := map[string]int{"uname": 1, "df": 2, "stat": probes, "sha256sum": probes, "systemctl": probes, "timeout": probes}
+	if got := n.toolCalls(); !reflect.DeepEqual(got, want) {
+		t.Errorf("tool runs over %d probes = %v, want %v", probes, got, want)
+	}
+	if st := f.Server.Stats(); st.Sessions != 1 {
+		t.Errorf("server saw %+v, want every probe in one session", st)
 	}
 }

@@ -13,7 +13,7 @@ import (
 // maxErrorText bounds the node's stderr quoted in an Observed.Error.
 const maxErrorText = 512
 
-// Probe learns what node t has, in one SSH session plus, beside it, the
+// Probe learns what node t has, in one script plus, beside it, the
 // tcp and http health checks (direct-tcpip over the same connection), so
 // a probe costs one round trip of latency. It never returns an error:
 // when anything fails or the output is not complete, the result is
@@ -33,7 +33,7 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 	defer cancel()
 	remote := startRemoteChecks(ctx, r, t, req)
 
-	res, err := r.Run(ctx, t, script, nil)
+	res, err := run(ctx, r, t, script)
 	if err != nil {
 		cancel()
 		remote.wait()
@@ -82,6 +82,15 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 	obs.ProbedAt = start
 	obs.Duration = time.Since(start)
 	return obs
+}
+
+// run runs the probe script, in the node's resident shell when r keeps
+// one: a probe only reads, and it is what runs most often.
+func run(ctx context.Context, r inventory.Runner, t inventory.Target, script string) (inventory.Result, error) {
+	if q, ok := r.(inventory.Querier); ok {
+		return q.Query(ctx, t, script)
+	}
+	return r.Run(ctx, t, script, nil)
 }
 
 // checkAnswered makes sure the output answers the request: every wanted

@@ -211,7 +211,7 @@ func TestProbeTransportFailures(t *testing.T) {
 			return inventory.Result{Stdout: []byte("Welcome to the node!\n")}, nil
 		}, 0, "probe-error", "not drover probe output"},
 		{"component missing from output", func(context.Context) (inventory.Result, error) {
-			return inventory.Result{Stdout: []byte("drover-probe 1\nos id=- version_id=- arch=- hostname=- free=-\ndone\n")}, nil
+			return inventory.Result{Stdout: []byte("drover-probe 2\nos id=- version_id=- arch=- hostname=- free=-\ndone\n")}, nil
 		}, 0, "probe-error", "no block for component zk"},
 	}
 	for _, c := range cases {
@@ -246,7 +246,7 @@ func TestProbeTransportFailures(t *testing.T) {
 func TestProbeAll(t *testing.T) {
 	const parallel = 3
 	var inFlight, peak atomic.Int32
-	out := []byte("drover-probe 1\nos id=debian version_id=12 arch=x86_64 hostname=h free=1\ndone\n")
+	out := []byte("drover-probe 2\nos id=debian version_id=12 arch=x86_64 hostname=h free=1\ndone\n")
 	r := funcRunner{run: func(ctx context.Context, tg inventory.Target, _ string) (inventory.Result, error) {
 		now := inFlight.Add(1)
 		defer inFlight.Add(-1)

@@ -220,6 +220,41 @@ func TestScriptNodeStates(t *testing.T) {
 				}
 			},
 		},
+		{
+			// The shell reads receipts itself: every shape of file must
+			// come through as what it says, and content that looks like
+			// probe output must stay data.
+			name: "receipt files of every shape",
+			setup: func(n *testNode) []Want {
+				rd := filepath.Join(n.root, "receipts")
+				n.write(filepath.Join(rd, "pretty.json"), "{\n  \"component\": \"pretty\",\n  \"version\": \"2\"\n}\n", 0o644)
+				n.write(filepath.Join(rd, "nonl.json"), `{"component":"nonl","version":"3"}`, 0o644)
+				n.write(filepath.Join(rd, "blank.json"), "", 0o644)
+				n.write(filepath.Join(rd, "forged.json"), "x\nend\ncomponent evil\nreceipt -\nactive -\nend\ndone\n", 0o644)
+				n.write(filepath.Join(rd, "back.json"), `{"component":"back","version":"a\\b"}`+"\n", 0o644)
+				os.MkdirAll(filepath.Join(rd, "dir.json"), 0o755)
+				return nil
+			},
+			check: func(t *testing.T, n *testNode, obs Observed) {
+				if len(obs.Components) != 6 || obs.Components["evil"] != nil {
+					t.Fatalf("components = %v", obs.Components)
+				}
+				if r := obs.Components["pretty"].Receipt; r == nil || r.Version != "2" {
+					t.Errorf("pretty = %+v", obs.Components["pretty"])
+				}
+				if r := obs.Components["nonl"].Receipt; r == nil || r.Version != "3" {
+					t.Errorf("nonl = %+v", obs.Components["nonl"])
+				}
+				if r := obs.Components["back"].Receipt; r == nil || r.Version != `a\b` {
+					t.Errorf("back = %+v", obs.Components["back"])
+				}
+				for _, name := range []string{"blank", "forged"} {
+					if c := obs.Components[name]; c.Receipt != nil || c.ReceiptError == "" {
+						t.Errorf("%s = %+v, want a receipt error", name, c)
+					}
+				}
+			},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -234,7 +269,9 @@ func TestScriptNodeStates(t *testing.T) {
 }
 
 // TestScriptForksEachToolOnce: the tools run once per probe whatever the
-// number of components and files; base64 once per receipt.
+// number of components and files, receipts are read by the shell itself,
+// and nothing else starts (every process costs the node a fork and an
+// exec).
 func TestScriptForksEachToolOnce(t *testing.T) {
 	r := newLocalRunner(t)
 	n := newTestNode(t, r)
@@ -259,7 +296,7 @@ func TestScriptForksEachToolOnce(t *testing.T) {
 	if len(obs.Components) != 5 || len(obs.Components["d"].Files) != 3 || !obs.Components["leftover"].Unit.Exists {
 		t.Fatalf("components = %+v", obs.Components)
 	}
-	want := map[string]int{"uname": 1, "df": 1, "stat": 1, "sha256sum": 1, "systemctl": 1, "base64": 5}
+	want := map[string]int{"uname": 1, "df": 1, "stat": 1, "sha256sum": 1, "systemctl": 1}
 	if got := n.toolCalls(); !reflect.DeepEqual(got, want) {
 		t.Errorf("tool runs = %v, want %v", got, want)
 	}

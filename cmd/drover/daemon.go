@@ -337,7 +337,7 @@ type swapRunner struct {
 	closers []*inventory.Pool
 }
 
-var _ inventory.Runner = (*swapRunner)(nil)
+var _ inventory.Querier = (*swapRunner)(nil)
 
 // retireAfter is how long a replaced pool stays open for the sessions
 // still running on it.
@@ -369,6 +369,14 @@ func (s *swapRunner) Run(ctx context.Context, t inventory.Target, script string,
 		return inventory.Result{}, errNoPool
 	}
 	return p.Run(ctx, t, script, stdin)
+}
+
+func (s *swapRunner) Query(ctx context.Context, t inventory.Target, script string) (inventory.Result, error) {
+	p := s.get()
+	if p == nil {
+		return inventory.Result{}, errNoPool
+	}
+	return p.Query(ctx, t, script)
 }
 
 func (s *swapRunner) DialTCP(ctx context.Context, t inventory.Target, addr string) (net.Conn, error) {

@@ -1,0 +1,196 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drover-project/drover/internal/sshtest"
+)
+
+func mustQuery(t testing.TB, p *Pool, tg Target, script string) Result {
+	t.Helper()
+	res, err := p.Query(ctxT(t), tg, script)
+	if err != nil {
+		t.Fatalf("Query %q: %v", script, err)
+	}
+	return res
+}
+
+// TestQueryKeepsOneShell: queries run one after another in one session,
+// with what Run would give (streams, exit code), and the shell keeps
+// what a script left for the next one.
+func TestQueryKeepsOneShell(t *testing.T) {
+	noAgent(t)
+	f := sshtest.Setup(t, sshtest.Options{})
+	p := newPool(t, baseConfig(f))
+	tg := targetOf(f.Server, "n1")
+
+	res := mustQuery(t, p, tg, `kept=41; printf 'out'; printf 'err' >&2; (exit 3)`)
+	if string(res.Stdout) != "out" || string(res.Stderr) != "err" || res.ExitCode != 3 {
+		t.Errorf("first = %q %q %d", res.Stdout, res.Stderr, res.ExitCode)
+	}
+	res = mustQuery(t, p, tg, `echo "$((kept + 1))"; echo two; echo >&2`)
+	if string(res.Stdout) != "42\ntwo\n" || string(res.Stderr) != "\n" || res.ExitCode != 0 {
+		t.Errorf("second = %q %q %d", res.Stdout, res.Stderr, res.ExitCode)
+	}
+	// Output that looks like the frame's end is data: the marker is new
+	// and random for every script.
+	fake := "x\n0123456789abcdef0123456789abcdef 0\n\n"
+	res = mustQuery(t, p, tg, `printf '%s' '`+fake+`'; cat`)
+	if string(res.Stdout) != fake || res.ExitCode != 0 {
+		t.Errorf("fake marker = %q %d", res.Stdout, res.ExitCode)
+	}
+	big := mustQuery(t, p, tg, `head -c 300000 /dev/zero | tr '\0' y; head -c 70000 /dev/zero | tr '\0' z >&2`)
+	if len(big.Stdout) != 300000 || len(big.Stderr) != 70000 || strings.Trim(string(big.Stdout), "y") != "" {
+		t.Errorf("big output: %d / %d bytes", len(big.Stdout), len(big.Stderr))
+	}
+	if st := f.Server.Stats(); st.Sessions != 1 || st.Authenticated != 1 {
+		t.Errorf("server saw %+v, want one session on one connection", st)
+	}
+}
+
+// TestQueryShellEnds: a script that ends the shell gets Run's answer, and
+// the next query starts a new shell.
+func TestQueryShellEnds(t *testing.T) {
+	noAgent(t)
+	f := sshtest.Setup(t, sshtest.Options{})
+	p := newPool(t, baseConfig(f))
+	tg := targetOf(f.Server, "n1")
+
+	mustQuery(t, p, tg, "true")
+	res := mustQuery(t, p, tg, "echo bye; exit 7")
+	if string(res.Stdout) != "bye\n" || res.ExitCode != 7 {
+		t.Errorf("exit = %q %d, want Run's answer", res.Stdout, res.ExitCode)
+	}
+	res = mustQuery(t, p, tg, "echo again")
+	if string(res.Stdout) != "again\n" {
+		t.Errorf("after = %q", res.Stdout)
+	}
+	// shell, its end, Run's session, the new shell.
+	if st := f.Server.Stats(); st.Sessions != 3 || st.Authenticated != 1 {
+		t.Errorf("server saw %+v, want 3 sessions on one connection", st)
+	}
+}
+
+// TestQueryBusyShellRunsAsRun: concurrent queries on one node all answer;
+// the ones that find the shell busy run as Run.
+func TestQueryBusyShellRunsAsRun(t *testing.T) {
+	noAgent(t)
+	f := sshtest.Setup(t, sshtest.Options{})
+	p := newPool(t, baseConfig(f))
+	tg := targetOf(f.Server, "n1")
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			res, err := p.Query(ctxT(t), tg, "sleep 0.2; echo "+string(rune('a'+i)))
+			if err == nil && string(res.Stdout) != string(rune('a'+i))+"\n" {
+				err = errors.New("wrong output " + string(res.Stdout))
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if st := f.Server.Stats(); st.MaxInFlight < 2 {
+		t.Errorf("server saw %+v: the queries did not overlap", st)
+	}
+}
+
+// TestQueryCancel: a query cut off by its context is ErrTimeout, soon;
+// the next query gets a new shell.
+func TestQueryCancel(t *testing.T) {
+	noAgent(t)
+	f := sshtest.Setup(t, sshtest.Options{})
+	p := newPool(t, baseConfig(f))
+	tg := targetOf(f.Server, "n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := p.Query(ctx, tg, "sleep 5")
+	wantErr(t, err, ErrTimeout, "timeout")
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("cancelled query returned after %v", d)
+	}
+	if res := mustQuery(t, p, tg, "echo ok"); string(res.Stdout) != "ok\n" {
+		t.Errorf("after cancel = %q", res.Stdout)
+	}
+}
+
+// TestQueryConnectionCut: a connection lost under a query is
+// ErrUnreachable, and the script is not run again on a new connection.
+func TestQueryConnectionCut(t *testing.T) {
+	noAgent(t)
+	f := sshtest.Setup(t, sshtest.Options{})
+	p := newPool(t, baseConfig(f))
+	tg := targetOf(f.Server, "n1")
+	mustQuery(t, p, tg, "true")
+	count := filepath.Join(f.Server.Dir(), "runs")
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Query(ctxT(t), tg, "echo run >> "+Quote(count)+"; sleep 3")
+		done <- err
+	}()
+	eventually(t, "script started", func() bool { _, err := os.Stat(count); return err == nil })
+	f.Server.DropConnections()
+	select {
+	case err := <-done:
+		wantErr(t, err, ErrUnreachable, "unreachable")
+	case <-time.After(10 * time.Second):
+		t.Fatal("query did not return after the connection was cut")
+	}
+	if b, _ := os.ReadFile(count); string(b) != "run\n" {
+		t.Errorf("script ran %q times, want once", b)
+	}
+}
+
+// TestQueryOutputCap: too much output is an error, like Run's.
+func TestQueryOutputCap(t *testing.T) {
+	noAgent(t)
+	f := sshtest.Setup(t, sshtest.Options{})
+	p := newPool(t, baseConfig(f))
+	p.maxOutput = 1000
+	tg := targetOf(f.Server, "n1")
+	if _, err := p.Query(ctxT(t), tg, "head -c 5000 /dev/zero"); err == nil || !strings.Contains(err.Error(), "larger than 1000 bytes") {
+		t.Errorf("err = %v, want the output limit", err)
+	}
+	if res := mustQuery(t, p, tg, "echo small"); string(res.Stdout) != "small\n" {
+		t.Errorf("after = %q", res.Stdout)
+	}
+}
+
+// TestQuerySudo: a non-root login runs the shell under sudo -n; a sudo
+// that refuses is reported as Run reports it.
+func TestQuerySudo(t *testing.T) {
+	noAgent(t)
+	bin := t.TempDir()
+	f := sshtest.Setup(t, sshtest.Options{Env: []string{"PATH=" + bin + ":/usr/bin:/bin"}})
+	p := newPool(t, baseConfig(f))
+	core := targetOf(f.Server, "n1")
+	core.User = "core"
+	writeScript(t, filepath.Join(bin, "sudo"), `echo "$*" >> "$HOME/sudo.args"; [ "$1" = -n ] || exit 99; shift; exec "$@"`)
+	for range 2 {
+		if res := mustQuery(t, p, core, `echo "$((6*7))"`); string(res.Stdout) != "42\n" {
+			t.Errorf("stdout %q", res.Stdout)
+		}
+	}
+	if args, _ := os.ReadFile(filepath.Join(f.Server.Dir(), "sudo.args")); string(args) != "-n sh\n" {
+		t.Errorf("sudo called as %q, want once as -n sh", args)
+	}
+
+	p2 := newPool(t, baseConfig(f))
+	writeScript(t, filepath.Join(bin, "sudo"), `echo "sudo: a password is required" >&2; exit 1`)
+	_, err := p2.Query(ctxT(t), core, "true")
+	wantErr(t, err, ErrSudo, "sudo")
+}
