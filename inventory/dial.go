@@ -22,7 +22,15 @@ type conn struct {
 
 	shellMu sync.Mutex     // held by the Query using the shell
 	shell   *residentShell // see Query; nil until the first one
+
+	heard atomic.Int64 // unix nanos of the node's last answer (keepAlive)
 }
+
+// answered notes that the node just answered on c: the link is alive.
+func (c *conn) answered() { c.heard.Store(time.Now().UnixNano()) }
+
+// quiet is how long the node has not answered on c.
+func (c *conn) quiet() time.Duration { return time.Since(time.Unix(0, c.heard.Load())) }
 
 func (c *conn) isDead() bool {
 	select {
@@ -165,23 +173,30 @@ func (p *Pool) watch(e *entry, c *conn) {
 	}
 }
 
-// keepAlive sends keepalive@openssh.com every KeepAlive; one left
-// unanswered for KeepAlive or ConnectTimeout, whichever is longer, closes
-// the connection, so the next use redials instead of hanging on a dead
-// link. Any answer, even "unsupported", proves the link alive.
+// keepAlive sends keepalive@openssh.com once the node has been quiet for
+// KeepAlive; one left unanswered for KeepAlive or ConnectTimeout,
+// whichever is longer, closes the connection, so the next use redials
+// instead of hanging on a dead link. Any answer, even "unsupported",
+// proves the link alive, and so does a command's: a connection used more
+// often than every KeepAlive needs no keepalives at all.
 func (p *Pool) keepAlive(e *entry, c *conn) {
 	defer p.wg.Done()
 	if p.cfg.KeepAlive < 0 {
 		return
 	}
-	tick := time.NewTicker(p.cfg.KeepAlive)
-	defer tick.Stop()
+	c.answered()
+	timer := time.NewTimer(p.cfg.KeepAlive)
+	defer timer.Stop()
 	wait := max(p.cfg.KeepAlive, p.cfg.ConnectTimeout)
 	for {
 		select {
 		case <-c.dead:
 			return
-		case <-tick.C:
+		case <-timer.C:
+		}
+		if quiet := c.quiet(); quiet < p.cfg.KeepAlive {
+			timer.Reset(p.cfg.KeepAlive - quiet)
+			continue
 		}
 		deadline := time.AfterFunc(wait, func() { c.client.Close() })
 		_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
@@ -191,5 +206,7 @@ func (p *Pool) keepAlive(e *entry, c *conn) {
 			c.client.Close()
 			return
 		}
+		c.answered()
+		timer.Reset(p.cfg.KeepAlive)
 	}
 }

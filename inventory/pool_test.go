@@ -243,6 +243,26 @@ func TestKeepaliveClosesDeadLink(t *testing.T) {
 	}
 }
 
+// TestKeepaliveOnlyWhenQuiet: a connection in use proves itself alive;
+// keepalives start once it is quiet.
+func TestKeepaliveOnlyWhenQuiet(t *testing.T) {
+	noAgent(t)
+	f := sshtest.Setup(t, sshtest.Options{})
+	cfg := baseConfig(f)
+	cfg.KeepAlive = time.Second
+	p := newPool(t, cfg)
+	tg := targetOf(f.Server, "n1")
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		mustQuery(t, p, tg, "true")
+	}
+	// Every KeepAlive would have sent 4; a stall of the machine may let
+	// one through.
+	if n := f.Server.Stats().Keepalives; n > 1 {
+		t.Errorf("%d keepalives on a connection used every 50 ms, want at most 1", n)
+	}
+	eventually(t, "keepalives on the quiet connection", func() bool { return f.Server.Stats().Keepalives >= 2 })
+}
+
 func TestIdleConnectionsClosed(t *testing.T) {
 	noAgent(t)
 	f := sshtest.Setup(t, sshtest.Options{})

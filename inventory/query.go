@@ -106,6 +106,9 @@ func (p *Pool) queryOn(ctx context.Context, t Target, c *conn, script string) (R
 		c.shell = sh
 	}
 	res, err := c.shell.run(ctx, script, p.maxOutput)
+	if err == nil {
+		c.answered()
+	}
 	if err != nil {
 		c.shell.close()
 		c.shell = nil

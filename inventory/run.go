@@ -138,6 +138,9 @@ func (p *Pool) runOn(ctx context.Context, t Target, e *entry, c *conn, cmd strin
 
 	res := Result{Stdout: stdout.buf.Bytes(), Stderr: stderr.buf.Bytes()}
 	var exitErr *ssh.ExitError
+	if waitErr == nil || errors.As(waitErr, &exitErr) {
+		c.answered()
+	}
 	switch {
 	case cancelled:
 		return res, fmt.Errorf("%s: command cut off: %w (%w)", describe(t), ErrTimeout, context.Cause(ctx))

@@ -47,7 +47,9 @@ type Event struct {
 // current Desired, ask the rollout planner which of its actions may start
 // now (under one lock, so maxUnavailable and quorum are cluster-wide
 // budgets), run at most one action, and queue the node again. Nothing is
-// trusted from a previous pass.
+// trusted from a previous pass but one thing: the first pass after a
+// manifest change plans from the node's last probe when it is recent and
+// nothing ran since (lastProbe), so an edit starts its rollout at once.
 type Controller struct {
 	ControllerOptions
 
@@ -106,9 +108,12 @@ type loadState struct {
 }
 
 type nodeTrack struct {
-	obs          probes.Observed
-	plan         NodePlan
-	probed       bool
+	obs    probes.Observed
+	plan   NodePlan
+	probed bool
+	// probedFor is the Desired the node was last planned for; a pass
+	// under another one may plan from obs (see lastProbe).
+	probedFor    *Desired
 	seenProgress uint64
 	failures     int
 	// retryAt: after a failed action, no new action starts before it
@@ -313,29 +318,53 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 	if dn == nil {
 		return -1
 	}
-	pctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-	obs := c.Probe(pctx, c.Runner, dn.Target, RequestFor(d, dn))
-	cancel()
-	if ctx.Err() != nil {
-		// Stopping: a probe cut short says nothing about the node.
-		return -1
+	var (
+		a      *Action
+		obs    probes.Observed
+		result string
+		next   time.Duration
+	)
+	if last, ok := c.lastProbe(d, name); ok {
+		// A new manifest: the node's last probe is recent and nothing
+		// ran since, so what the node must do is known without a probe,
+		// and its first action starts as soon as the rollout admits it.
+		// The action's steps are idempotent and the next pass probes.
+		if plan := DiffNode(d, dn, last); len(plan.Actions) > 0 {
+			obs = last
+			a, result, next, _ = c.afterProbe(d, name, obs, plan, progress)
+			c.notify()
+			if a == nil {
+				c.record(start, result)
+				return max(next, 0)
+			}
+		}
 	}
-	c.observeProbe(obs)
-	c.emit(Event{Node: name, Kind: "probe", Message: probeMessage(obs), Duration: obs.Duration})
-	plan := DiffNode(d, dn, obs)
+	if a == nil {
+		pctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
+		obs = c.Probe(pctx, c.Runner, dn.Target, RequestFor(d, dn))
+		cancel()
+		if ctx.Err() != nil {
+			// Stopping: a probe cut short says nothing about the node.
+			return -1
+		}
+		c.observeProbe(obs)
+		c.emit(Event{Node: name, Kind: "probe", Message: probeMessage(obs), Duration: obs.Duration})
+		plan := DiffNode(d, dn, obs)
 
-	a, result, next, freed := c.afterProbe(d, name, obs, plan, progress)
-	if freed {
-		// The budget the node's last action held is free only now.
-		c.wakeWaiting(d, name)
-	}
-	c.notify()
-	switch {
-	case a == nil && next < 0:
-		return 0 // the manifest changed under us: start over
-	case a == nil:
-		c.record(start, result)
-		return next
+		var freed bool
+		a, result, next, freed = c.afterProbe(d, name, obs, plan, progress)
+		if freed {
+			// The budget the node's last action held is free only now.
+			c.wakeWaiting(d, name)
+		}
+		c.notify()
+		switch {
+		case a == nil && next < 0:
+			return 0 // the manifest changed under us: start over
+		case a == nil:
+			c.record(start, result)
+			return next
+		}
 	}
 
 	err := c.runAction(actx, d, exec, dn, *a, obs)
@@ -358,6 +387,28 @@ const (
 	resultFailure = "failure"
 )
 
+// lastProbe is the node's last observation when a pass may plan from it
+// instead of probing: the manifest changed since it was taken, it found
+// the node, it is no older than the longest probe interval (what the
+// rollout planner knows of every other node is no newer), and no action
+// ran on the node since.
+func (c *Controller) lastProbe(d *Desired, name string) (probes.Observed, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.nodes[name]
+	if st == nil || !st.probed || !st.obs.Known || st.probedFor == d || c.desired != d {
+		return probes.Observed{}, false
+	}
+	if _, busy := c.inflight[name]; busy {
+		return probes.Observed{}, false
+	}
+	maxAge := d.ProbeInterval + d.ProbeInterval/5 // interval plus its jitter
+	if age := c.Now().Sub(st.obs.ProbedAt); age < 0 || age > maxAge {
+		return probes.Observed{}, false
+	}
+	return st.obs, true
+}
+
 // afterProbe records a probe and decides what the node does next: run
 // action a, or nothing and look again after next (negative: the
 // manifest changed, start over). result is for the Observer; freed says
@@ -372,7 +423,7 @@ func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, pl
 		return nil, "", -1, freed
 	}
 	st := c.nodes[name]
-	st.obs, st.plan, st.probed = obs, plan, true
+	st.obs, st.plan, st.probed, st.probedFor = obs, plan, true, d
 	st.seenProgress = progress
 	if obs.Known {
 		st.facts = factsOf(obs.OS)

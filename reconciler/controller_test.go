@@ -591,3 +591,51 @@ func TestControllerChecksumMismatchHalts(t *testing.T) {
 	c.SetDesired(f.desired(spec{app: "2.0"}))
 	waitFor(t, 4*time.Minute, "app 2.0 after the halt", func() bool { return converged(c) && f.allAt("app", "2.0") })
 }
+
+// TestControllerPlansFromLastProbeAfterEdit: after a manifest edit, each
+// node's first action starts before the node is probed again (its last
+// probe is recent and nothing ran since); the pass after the action
+// probes. A node whose last probe is too old is probed first.
+func TestControllerPlansFromLastProbeAfterEdit(t *testing.T) {
+	f := newFleet(t, 4)
+	c, _ := f.controller(ControllerOptions{})
+	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "4"}))
+	waitFor(t, 4*time.Minute, "converged", func() bool { return converged(c) })
+	time.Sleep(100 * time.Millisecond) // let the last re-probes land
+	f.resetCounts()
+	c.SetDesired(f.desired(spec{app: "2.0", maxUnavailable: "4"}))
+	waitFor(t, 4*time.Minute, "upgraded", func() bool { return f.allAt("app", "2.0", f.names...) && converged(c) })
+	f.mu.Lock()
+	for _, n := range f.names {
+		starts, probed := f.attempts[n], f.probesOf[n]
+		switch {
+		case len(starts) == 0:
+			t.Errorf("%s: no action", n)
+		case len(probed) == 0:
+			t.Errorf("%s: never probed after its action", n)
+		case !starts[0].Before(probed[0]):
+			t.Errorf("%s: probed at %v before its first action at %v", n, probed[0], starts[0])
+		}
+	}
+	f.mu.Unlock()
+
+	// The same edit on a fleet whose clock says every last probe is older
+	// than the probe interval: each node is probed before it acts.
+	g := newFleet(t, 2)
+	late := func() time.Time { return time.Now().Add(3 * time.Hour) }
+	c2, _ := g.controller(ControllerOptions{Now: late})
+	c2.SetDesired(g.desired(spec{app: "1.0", maxUnavailable: "2"}))
+	waitFor(t, 4*time.Minute, "converged", func() bool { return converged(c2) })
+	time.Sleep(100 * time.Millisecond)
+	g.resetCounts()
+	c2.SetDesired(g.desired(spec{app: "2.0", maxUnavailable: "2"}))
+	waitFor(t, 4*time.Minute, "upgraded", func() bool { return g.allAt("app", "2.0", g.names...) && converged(c2) })
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, n := range g.names {
+		starts, probed := g.attempts[n], g.probesOf[n]
+		if len(starts) == 0 || len(probed) == 0 || !probed[0].Before(starts[0]) {
+			t.Errorf("%s: with an old last probe, probes %v and action starts %v: want a probe first", n, probed, starts)
+		}
+	}
+}
