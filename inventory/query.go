@@ -54,6 +54,10 @@ func (p *Pool) Query(ctx context.Context, t Target, script string) (Result, erro
 	}
 	res, err := p.queryOn(ctx, t, c, script)
 	c.shellMu.Unlock()
+	if errors.Is(err, errNoShell) {
+		p.release(e)
+		return p.Run(ctx, t, script, nil)
+	}
 	if errors.Is(err, errShellGone) && ctx.Err() == nil {
 		if !p.alive(c) {
 			p.release(e)
@@ -87,9 +91,13 @@ func (p *Pool) alive(c *conn) bool {
 	}
 }
 
-// errShellGone: the resident shell could not start, or ended before it
-// answered; nothing is known about the script, which Run may retry.
-var errShellGone = errors.New("resident shell ended")
+var (
+	// errNoShell: the resident shell could not start (no free session
+	// slot, a broken connection); Run knows how to wait or redial.
+	errNoShell = errors.New("no resident shell")
+	// errShellGone: the resident shell ended before it answered.
+	errShellGone = errors.New("resident shell ended")
+)
 
 // queryOn runs script in c's shell, starting it when there is none. It is
 // called with c.shellMu held.
@@ -101,7 +109,7 @@ func (p *Pool) queryOn(ctx context.Context, t Target, c *conn, script string) (R
 	if c.shell == nil {
 		sh, err := startShell(t, c)
 		if err != nil {
-			return Result{}, errShellGone
+			return Result{}, errNoShell
 		}
 		c.shell = sh
 	}

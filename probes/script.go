@@ -36,7 +36,12 @@ export LC_ALL
 cd / || exit 1
 nl='
 '
-printf 'drover-probe 2\n'
+dp_o=
+# dp_p WORD...: one line of output, the words joined by spaces. Lines are
+# kept in dp_o and written once, at the end: one write, which sshd sends
+# as one packet, where a printf per line costs it (and drover) one each.
+dp_p() { dp_o="$dp_o$*$nl"; }
+dp_p drover-probe 2
 
 # dp_tok VALUE: v is VALUE when it is a safe one-word token, else "-".
 dp_tok() {
@@ -83,7 +88,7 @@ if [ "$dp_dfn" = 1 ] || [ "${dp_dfdir-}" != "$d" ]; then
 	case $#:${11}:${12} in 13:*:*%|1[4-9]:*:*%) dp_free=${11} ;; esac
 	case $dp_free in ''|*[!0-9]*) dp_free=- ;; *) dp_free=$((dp_free * 1024)) ;; esac
 fi
-printf 'os id=%s version_id=%s arch=%s hostname=%s free=%s\n' "$os_id" "$os_ver" "$arch" "$host" "$dp_free"
+dp_p os "id=$os_id" "version_id=$os_ver" "arch=$arch" "hostname=$host" "free=$dp_free"
 
 # dp_discover WANTED: extra lists the components that have a receipt but
 # are not among the space-separated WANTED names.
@@ -161,7 +166,7 @@ dp_unit() {
 
 # dp_begin NAME: the component line, its receipt, active link and packages.
 dp_begin() {
-	printf 'component %s\n' "$1"
+	dp_p component "$1"
 	dp_receipt "$1"
 	dp_packages "$1"
 }
@@ -175,15 +180,15 @@ dp_receipt() {
 	if [ -f "$rf" ]; then
 		b=0
 		while IFS= read -r l || [ -n "$l" ]; do
-			printf 'receipt = %s\n' "$l"
+			dp_p receipt = "$l"
 			b=1
 		done 2>/dev/null <"$rf"
-		[ "$b" = 1 ] || printf 'receipt !\n'
+		[ "$b" = 1 ] || dp_p receipt !
 	elif [ -e "$rf" ]; then
-		printf 'receipt !\n'
+		dp_p receipt !
 	else
 		rcpt=0
-		printf 'receipt -\n'
+		dp_p receipt -
 	fi
 }
 
@@ -214,7 +219,7 @@ dp_packages() {
 	elif [ -e "$a" ]; then
 		act=!
 	fi
-	printf 'active %s\n%s' "$act" "$pk"
+	dp_o="${dp_o}active $act$nl$pk"
 }
 
 # dp_file PATH: the file's mode and sha256, or missing, or error when it
@@ -223,11 +228,11 @@ dp_file() {
 	dp_sum "$1"
 	dp_mode "$1"
 	if [ -n "$h" ] && [ -n "$m" ]; then
-		printf 'file %s %s %s\n' "$m" "$h" "$1"
+		dp_p file "$m" "$h" "$1"
 	elif [ -f "$1" ]; then
-		printf 'file error %s\n' "$1"
+		dp_p file error "$1"
 	else
-		printf 'file missing %s\n' "$1"
+		dp_p file missing "$1"
 	fi
 }
 
@@ -239,7 +244,7 @@ dp_unitline() {
 	if [ -n "$h" ]; then ux=1; elif [ -e "$uf" ]; then ux=1 h=-; else ux=0 h=-; fi
 	dp_unit "drover-$1.service"
 	if [ "$2" = 1 ] || [ "$ux" = 1 ]; then
-		printf 'unit exists=%s hash=%s active=%s sub=%s enabled=%s\n' "$ux" "$h" "$ua" "$us" "$ue"
+		dp_p unit "exists=$ux" "hash=$h" "active=$ua" "sub=$us" "enabled=$ue"
 	fi
 }
 
@@ -255,9 +260,9 @@ dp_exec() {
 		rc=127
 	fi
 	if [ "$rc" = 0 ]; then
-		printf 'health exec ok 0\n'
+		dp_p health exec ok 0
 	else
-		printf 'health exec fail %s\n' "$rc"
+		dp_p health exec fail "$rc"
 	fi
 }
 `
@@ -349,9 +354,9 @@ func Script(req Request) (string, error) {
 			}
 			b.WriteString("; fi\n")
 		}
-		b.WriteString("printf 'end\\n'\n")
+		b.WriteString("dp_p end\n")
 	}
-	b.WriteString("for n in $extra; do dp_begin \"$n\"; dp_unitline \"$n\" 0; printf 'end\\n'; done\nprintf 'done\\n'\n")
+	b.WriteString("for n in $extra; do dp_begin \"$n\"; dp_unitline \"$n\" 0; dp_p end; done\ndp_p done\nprintf '%s' \"$dp_o\"\n")
 	return b.String(), nil
 }
 
