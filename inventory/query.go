@@ -250,6 +250,9 @@ func readFrame(r io.Reader, sep []byte, limit int) (body, after []byte, err erro
 			i += from
 			if j := bytes.IndexByte(buf[i+len(sep):], '\n'); j >= 0 {
 				end := i + len(sep) + j
+				if i > limit {
+					return nil, nil, errTooMuchOutput
+				}
 				if end+1 < len(buf) {
 					// Output after the marker: something the script started
 					// is still writing. The answer is suspect, so is the shell.
