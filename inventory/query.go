@@ -213,7 +213,9 @@ func (sh *residentShell) run(ctx context.Context, script string, limit int) (Res
 	})
 	var stdout, status []byte
 	_, err := io.WriteString(sh.stdin, req)
-	if err == nil {
+	if err != nil {
+		err = errShellGone // the shell's stdin is closed: it ended
+	} else {
 		stdout, status, err = readFrame(sh.stdout, []byte("\n"+marker+" "), limit)
 	}
 	if err != nil {
