@@ -91,7 +91,7 @@ func TestConsole(t *testing.T) {
 	// 4. The node pages: facts, receipt, actions with their durations; the
 	// cut node's probe error.
 	first := s.c.Nodes[0].Name
-	base := "http://" + d.addr
+	base := "http://" + d.Addr()
 	p.do(chromedp.Navigate(base+"/nodes/"+first), chromedp.WaitVisible(chromedp.ID("facts")))
 	p.mustText("fact-os", "debian 12")
 	p.mustText("facts", "Roles node", "zone=z1")

@@ -1,24 +1,19 @@
 package e2edaemon
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/test/daemonproc"
 	"github.com/drover-project/drover/test/harness"
 )
 
@@ -94,220 +89,12 @@ func (s *suite) writeManifest(t *testing.T, path string, sp spec) {
 	}
 }
 
-// daemon is one `drover daemon` subprocess.
-type daemon struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	addr string
-	log  string
-	done chan struct{}
-	err  error // Wait's result, once done is closed
-}
-
-var daemonSeq int
-
 // startDaemon runs `drover daemon -f manifest` on a free loopback port,
-// its JSON log in a file, and waits until it serves /healthz. The test's
-// cleanup stops it (SIGTERM, then SIGKILL) if it still runs.
-func (s *suite) startDaemon(t *testing.T, manifest string) *daemon {
+// its JSON log in the suite's work dir, and waits until it serves. The
+// test's cleanup stops it.
+func (s *suite) startDaemon(t *testing.T, manifest string) *daemonproc.Daemon {
 	t.Helper()
-	daemonSeq++
-	d := &daemon{
-		t:    t,
-		addr: freeAddr(t),
-		log:  filepath.Join(s.work, fmt.Sprintf("%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), daemonSeq)),
-		done: make(chan struct{}),
-	}
-	logf, err := os.Create(d.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	d.cmd = exec.Command(s.drover, "daemon", "-f", manifest, "--listen", d.addr, "--lock-dir", s.lockDir, "--grace", "60s")
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	// A killed test binary takes its daemon with it.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.err = d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("daemon log %s (last lines):\n%s", d.log, d.tail(40))
-		}
-		d.stop()
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-d.done:
-			t.Fatalf("daemon exited at start: %v\n%s", d.err, d.tail(20))
-		default:
-		}
-		if resp, err := http.Get("http://" + d.addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return d
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("daemon not serving on %s after 60s\n%s", d.addr, d.tail(20))
-	return nil
-}
-
-// freeAddr is a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// stop ends the daemon by pid: SIGTERM, and SIGKILL if it is not gone
-// after the grace period and a little more.
-func (d *daemon) stop() {
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(90 * time.Second):
-		d.t.Errorf("daemon pid %d ignored SIGTERM for 90s; killing it", d.cmd.Process.Pid)
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
-}
-
-// kill is a power cut of the daemon.
-func (d *daemon) kill() {
-	d.t.Helper()
-	if err := d.cmd.Process.Kill(); err != nil {
-		d.t.Fatal(err)
-	}
-	<-d.done
-}
-
-// exitedWithin waits for the daemon to exit and returns its exit code.
-func (d *daemon) exitedWithin(within time.Duration) (int, bool) {
-	select {
-	case <-d.done:
-		return d.cmd.ProcessState.ExitCode(), true
-	case <-time.After(within):
-		return 0, false
-	}
-}
-
-func (d *daemon) running() bool {
-	select {
-	case <-d.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// tail is the last n lines of the daemon's log.
-func (d *daemon) tail(n int) string {
-	b, _ := os.ReadFile(d.log)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// logLines are the daemon's log lines decoded; each must be JSON.
-func (d *daemon) logLines() []map[string]any {
-	d.t.Helper()
-	f, err := os.Open(d.log)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		// The one line for a human: the console's URL with a generated
-		// token, kept out of the JSON log on purpose.
-		if strings.HasPrefix(sc.Text(), "drover: web console: http://") {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			d.t.Errorf("daemon log line is not JSON: %q", sc.Text())
-			continue
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// logHas reports whether a log line has every given field value.
-func (d *daemon) logHas(fields map[string]string) bool {
-	b, _ := os.ReadFile(d.log)
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		var m map[string]any
-		if json.Unmarshal(line, &m) != nil {
-			continue
-		}
-		ok := true
-		for k, v := range fields {
-			if fmt.Sprint(m[k]) != v {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
-}
-
-func (d *daemon) get(path string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.addr+path, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return b, err
-}
-
-func (d *daemon) status() reconciler.ClusterStatus {
-	d.t.Helper()
-	b, err := d.get("/api/v1/status")
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	var st reconciler.ClusterStatus
-	if err := json.Unmarshal(b, &st); err != nil {
-		d.t.Fatal(err)
-	}
-	return st
-}
-
-func (d *daemon) metrics() string {
-	d.t.Helper()
-	b, err := d.get("/metrics")
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return string(b)
+	return daemonproc.Start(t, daemonproc.Options{Binary: s.drover, Manifest: manifest, LockDir: s.lockDir, LogDir: s.work})
 }
 
 // hasMetric reports whether the exposition has exactly this sample line.
@@ -350,22 +137,10 @@ func (s *suite) versions() map[string]string {
 	return out
 }
 
-// eventually polls cond every 250ms until it holds or within is over.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 // converged reports whether the daemon says every node runs version,
 // converged, and every node's node_exporter says so too.
-func (s *suite) converged(d *daemon, version string) bool {
-	st := d.status()
+func (s *suite) converged(d *daemonproc.Daemon, version string) bool {
+	st := d.Status()
 	if len(st.Nodes) != len(s.c.Nodes) {
 		return false
 	}
@@ -384,13 +159,13 @@ func (s *suite) converged(d *daemon, version string) bool {
 
 // waitConverged waits for converged(version), reporting where each node
 // is if it does not come.
-func (s *suite) waitConverged(t *testing.T, d *daemon, version string, within time.Duration) {
+func (s *suite) waitConverged(t *testing.T, d *daemonproc.Daemon, version string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !s.converged(d, version) {
 		if time.Now().After(deadline) {
 			var b strings.Builder
-			for _, n := range d.status().Nodes {
+			for _, n := range d.Status().Nodes {
 				fmt.Fprintf(&b, "\n  %s converged=%v reason=%q", n.Name, n.Converged, n.Reason)
 			}
 			t.Fatalf("cluster not converged on %s after %s; nodes report %v; status:%s", version, within, s.versions(), b.String())

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drover-project/drover/test/daemonproc"
 )
 
 // rollout is how long a change of node_exporter on three nodes, one at a
@@ -26,7 +28,7 @@ func TestEditsRollOut(t *testing.T) {
 	s.writeManifest(t, m, spec{version: from})
 	d := s.startDaemon(t, m)
 	s.waitConverged(t, d, from, rollout)
-	gen := d.status().Generation
+	gen := d.Status().Generation
 
 	t.Run("rewrite", func(t *testing.T) {
 		s.writeManifest(t, m, spec{version: to})
@@ -42,24 +44,24 @@ func TestEditsRollOut(t *testing.T) {
 		}
 		s.waitConverged(t, d, from, rollout)
 	})
-	if st := d.status(); st.Generation != gen+2 || !st.LoadSuccess {
+	if st := d.Status(); st.Generation != gen+2 || !st.LoadSuccess {
 		t.Errorf("after two edits: generation %d (from %d), load success %v", st.Generation, gen, st.LoadSuccess)
 	}
 
 	// SIGHUP re-reads the manifest: the same bytes, so nothing changes.
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the SIGHUP re-read logged", func() bool {
-		return d.logHas(map[string]string{"msg": "SIGHUP: re-reading the manifest"})
+	daemonproc.WaitFor(t, 30*time.Second, "the SIGHUP re-read logged", func() bool {
+		return d.LogHas(map[string]string{"msg": "SIGHUP: re-reading the manifest"})
 	})
-	if st := d.status(); st.Generation != gen+2 || !st.LoadSuccess || !d.running() {
-		t.Errorf("after SIGHUP: generation %d, load success %v, running %v", st.Generation, st.LoadSuccess, d.running())
+	if st := d.Status(); st.Generation != gen+2 || !st.LoadSuccess || !d.Running() {
+		t.Errorf("after SIGHUP: generation %d, load success %v, running %v", st.Generation, st.LoadSuccess, d.Running())
 	}
 
 	// Structured logs: every line JSON, one per action with its outcome.
 	upgrades := 0
-	for _, l := range d.logLines() {
+	for _, l := range d.LogLines() {
 		if l["msg"] == "action succeeded" && l["action"] == "upgrade" {
 			upgrades++
 			for _, k := range []string{"node", "component", "from", "to", "duration", "ts", "level"} {
@@ -126,11 +128,11 @@ func TestConfigMapSwapRollsOut(t *testing.T) {
 
 // quietFor checks for d that no node changes: every node keeps version
 // and the daemon records no action.
-func (s *suite) quietFor(t *testing.T, d *daemon, version string, wait time.Duration) {
+func (s *suite) quietFor(t *testing.T, d *daemonproc.Daemon, version string, wait time.Duration) {
 	t.Helper()
-	before := actionCount(d.status())
+	before := actionCount(d.Status())
 	time.Sleep(wait)
-	if after := actionCount(d.status()); fmt.Sprint(after) != fmt.Sprint(before) {
+	if after := actionCount(d.Status()); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("actions ran: %v -> %v", before, after)
 	}
 	for n, v := range s.versions() {
@@ -151,7 +153,7 @@ func TestRejectedManifestsChangeNothing(t *testing.T) {
 	s.writeManifest(t, m, spec{version: from})
 	d := s.startDaemon(t, m)
 	s.waitConverged(t, d, from, rollout)
-	gen := d.status().Generation
+	gen := d.Status().Generation
 
 	// A misspelt field and a bad value, in an edit that would also upgrade.
 	invalid := strings.Replace(s.manifest(spec{version: to}), "  rollout:\n", "  rollout:\n    maxUnavailabel: 2\n", 1)
@@ -183,15 +185,15 @@ func TestRejectedManifestsChangeNothing(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.edit()
-			eventually(t, 30*time.Second, "the rejection in the status", func() bool {
-				st := d.status()
+			daemonproc.WaitFor(t, 30*time.Second, "the rejection in the status", func() bool {
+				st := d.Status()
 				return !st.LoadSuccess && strings.Contains(st.LoadError, c.wantErr[0])
 			})
-			if !hasMetric(d.metrics(), "drover_manifest_load_success 0") {
+			if !hasMetric(d.Metrics(), "drover_manifest_load_success 0") {
 				t.Error("drover_manifest_load_success is not 0")
 			}
 			s.quietFor(t, d, from, 12*time.Second) // more than two probe intervals
-			st := d.status()
+			st := d.Status()
 			if st.Generation != gen || st.LoadSuccess {
 				t.Errorf("status: generation %d (want %d), load success %v", st.Generation, gen, st.LoadSuccess)
 			}
@@ -204,10 +206,10 @@ func TestRejectedManifestsChangeNothing(t *testing.T) {
 	}
 	s.writeManifest(t, m, spec{version: to})
 	s.waitConverged(t, d, to, rollout)
-	if st := d.status(); !st.LoadSuccess || st.LoadError != "" || st.Generation != gen+1 {
+	if st := d.Status(); !st.LoadSuccess || st.LoadError != "" || st.Generation != gen+1 {
 		t.Errorf("after a valid edit: success %v error %q generation %d", st.LoadSuccess, st.LoadError, st.Generation)
 	}
-	if !hasMetric(d.metrics(), "drover_manifest_load_success 1") {
+	if !hasMetric(d.Metrics(), "drover_manifest_load_success 1") {
 		t.Error("drover_manifest_load_success is not 1")
 	}
 }

@@ -8,16 +8,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drover-project/drover/test/daemonproc"
 )
 
 // waitActionStarted waits until the daemon's log, past its first skip
 // lines, shows an upgrade that has done step on some node, and returns
 // that node's name.
-func waitActionStarted(t *testing.T, d *daemon, step string, skip int) string {
+func waitActionStarted(t *testing.T, d *daemonproc.Daemon, step string, skip int) string {
 	t.Helper()
 	var node string
-	eventually(t, 2*time.Minute, "an upgrade to reach step "+step, func() bool {
-		for _, l := range d.logLines()[skip:] {
+	daemonproc.WaitFor(t, 2*time.Minute, "an upgrade to reach step "+step, func() bool {
+		for _, l := range d.LogLines()[skip:] {
 			if l["action"] == "upgrade" && l["step"] == step {
 				node, _ = l["node"].(string)
 				return true
@@ -60,19 +62,19 @@ func TestKilledMidRolloutFinishesOnRestart(t *testing.T) {
 	d := s.startDaemon(t, m)
 	s.waitConverged(t, d, from, rollout)
 
-	skip := len(d.logLines())
+	skip := len(d.LogLines())
 	s.writeManifest(t, m, spec{version: to, maxUnavailable: "1"})
 	node := waitActionStarted(t, d, "switch active", skip)
 
 	// A second daemon on the same manifest, while the first runs.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, s.drover, "daemon", "-f", m, "--listen", freeAddr(t), "--lock-dir", s.lockDir).CombinedOutput()
+	out, err := exec.CommandContext(ctx, s.drover, "daemon", "-f", m, "--listen", daemonproc.FreeAddr(t), "--lock-dir", s.lockDir).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "another drover daemon already manages") {
 		t.Errorf("second daemon: %v\n%s", err, out)
 	}
 
-	d.kill()
+	d.Kill()
 	t.Logf("daemon killed during the upgrade of %s", node)
 	d2 := s.startDaemon(t, m)
 	s.waitConverged(t, d2, to, rollout)
@@ -108,22 +110,22 @@ func TestSigtermLetsActionFinish(t *testing.T) {
 	d := s.startDaemon(t, m)
 	s.waitConverged(t, d, from, rollout)
 
-	skip := len(d.logLines())
+	skip := len(d.LogLines())
 	s.writeManifest(t, m, spec{version: to, maxUnavailable: "1"})
 	node := waitActionStarted(t, d, "switch active", skip)
 	start := time.Now()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	code, exited := d.exitedWithin(60 * time.Second)
+	code, exited := d.ExitedWithin(60 * time.Second)
 	if !exited || code != 0 {
-		t.Fatalf("after SIGTERM: exited %v, code %d\n%s", exited, code, d.tail(20))
+		t.Fatalf("after SIGTERM: exited %v, code %d\n%s", exited, code, d.Tail(20))
 	}
 	t.Logf("exited %s after SIGTERM", since(start))
-	if !d.logHas(map[string]string{"msg": "action succeeded", "node": node, "action": "upgrade"}) {
+	if !d.LogHas(map[string]string{"msg": "action succeeded", "node": node, "action": "upgrade"}) {
 		t.Errorf("the upgrade of %s did not finish before exit", node)
 	}
-	if !d.logHas(map[string]string{"msg": "drover daemon stopped"}) {
+	if !d.LogHas(map[string]string{"msg": "drover daemon stopped"}) {
 		t.Error("no 'drover daemon stopped' line")
 	}
 	for n, v := range s.checkWhole(t) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drover-project/drover/test/daemonproc"
 )
 
 // probeInterval is the manifests' probeInterval; the daemon jitters it by
@@ -37,13 +39,13 @@ func TestDriftRepaired(t *testing.T) {
 	// One jittered interval, the restart and its health check, and what
 	// a loaded machine adds.
 	limit := probeInterval*6/5 + 15*time.Second
-	eventually(t, limit, "node_exporter running again", func() bool {
+	daemonproc.WaitFor(t, limit, "node_exporter running again", func() bool {
 		v, err := nodeVersion(node)
 		return err == nil && v == version
 	})
 	t.Logf("drift repaired %s after the stop", since(stopped))
 	s.waitConverged(t, d, version, 30*time.Second)
-	for _, n := range d.status().Nodes {
+	for _, n := range d.Status().Nodes {
 		if n.Name == node.Name && (n.LastAction == nil || n.LastAction.Action != "restart" || n.LastAction.Result != "success") {
 			t.Errorf("%s last action = %+v, want a successful restart", n.Name, n.LastAction)
 		}
@@ -73,10 +75,10 @@ func TestUnreachableNode(t *testing.T) {
 			s.c.Restore(cut.Name)
 		}
 	}()
-	eventually(t, 90*time.Second, "the cut node reported unreachable", func() bool {
-		return hasMetric(d.metrics(), fmt.Sprintf(`drover_node_reachable{node=%q} 0`, cut.Name))
+	daemonproc.WaitFor(t, 90*time.Second, "the cut node reported unreachable", func() bool {
+		return hasMetric(d.Metrics(), fmt.Sprintf(`drover_node_reachable{node=%q} 0`, cut.Name))
 	})
-	mt := d.metrics()
+	mt := d.Metrics()
 	for _, want := range []string{
 		fmt.Sprintf(`drover_node_converged{node=%q} 0`, cut.Name),
 		`drover_nodes{state="unreachable"} 1`,
@@ -89,16 +91,16 @@ func TestUnreachableNode(t *testing.T) {
 
 	s.writeManifest(t, m, spec{version: to, maxUnavailable: "2"})
 	others := s.c.Nodes[:2]
-	eventually(t, rollout, "the reachable nodes upgraded", func() bool {
+	daemonproc.WaitFor(t, rollout, "the reachable nodes upgraded", func() bool {
 		for _, n := range others {
 			if v, err := nodeVersion(n); err != nil || v != to {
 				return false
 			}
 		}
-		st := d.status()
+		st := d.Status()
 		return st.Nodes[0].Converged && st.Nodes[1].Converged
 	})
-	st := d.status()
+	st := d.Status()
 	c := st.Nodes[2]
 	if c.Reachable || c.Converged || c.Reason == "" || c.Components[0].Sync != "Unknown" {
 		t.Errorf("cut node status: %+v", c)
@@ -110,10 +112,10 @@ func TestUnreachableNode(t *testing.T) {
 	restored = true
 	// Its probe backs off while cut: up to a minute or so to be retried.
 	s.waitConverged(t, d, to, rollout)
-	if !hasMetric(d.metrics(), fmt.Sprintf(`drover_node_reachable{node=%q} 1`, cut.Name)) {
+	if !hasMetric(d.Metrics(), fmt.Sprintf(`drover_node_reachable{node=%q} 1`, cut.Name)) {
 		t.Error("the restored node is not reported reachable")
 	}
-	if strings.Contains(d.metrics(), `drover_nodes{state="unreachable"} 1`) {
+	if strings.Contains(d.Metrics(), `drover_nodes{state="unreachable"} 1`) {
 		t.Error("still one node unreachable")
 	}
 }

@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/drover-project/drover/metrics"
+	"github.com/drover-project/drover/test/daemonproc"
 )
 
 // alertFor is the `for` every shipped alert gets in this test.
@@ -26,9 +26,7 @@ const alertFor = 5 * time.Second
 // shipped rules loaded.
 type prometheusServer struct {
 	t    *testing.T
-	cmd  *exec.Cmd
 	addr string
-	done chan struct{}
 }
 
 func startPrometheus(t *testing.T, target string) *prometheusServer {
@@ -58,44 +56,17 @@ scrape_configs:
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &prometheusServer{t: t, addr: freeAddr(t), done: make(chan struct{})}
-	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	p.cmd = exec.Command(bin,
-		"--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+p.addr,
-		"--log.level=warn",
-	)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
-			t.Logf("prometheus log:\n%s", b)
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("prometheus pid %d ignored SIGTERM; killing it", p.cmd.Process.Pid)
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+	p := &prometheusServer{t: t, addr: daemonproc.FreeAddr(t)}
+	proc := daemonproc.StartProc(t, daemonproc.ProcOptions{
+		Name: "prometheus", Path: bin, LogPath: filepath.Join(dir, "prometheus.log"), TailLines: 200,
+		Args: []string{
+			"--config.file=" + filepath.Join(dir, "prometheus.yml"),
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=" + p.addr,
+			"--log.level=warn",
+		},
 	})
-	eventually(t, 60*time.Second, "prometheus ready", func() bool {
-		select {
-		case <-p.done:
-			t.Fatal("prometheus exited at start")
-		default:
-		}
+	proc.WaitUntil(60*time.Second, "prometheus ready", func() bool {
 		resp, err := http.Get("http://" + p.addr + "/-/ready")
 		if err != nil {
 			return false
@@ -191,14 +162,14 @@ func TestPrometheusAlertsOnUnreachableNode(t *testing.T) {
 	s.writeManifest(t, m, spec{version: version, maxUnavailable: "2"})
 	d := s.startDaemon(t, m)
 	s.waitConverged(t, d, version, rollout)
-	p := startPrometheus(t, d.addr)
+	p := startPrometheus(t, d.Addr())
 
-	eventually(t, 30*time.Second, "the daemon scraped", func() bool {
+	daemonproc.WaitFor(t, 30*time.Second, "the daemon scraped", func() bool {
 		r := p.query(`up{job="drover"} == 1`)
 		return len(r) == 1
 	})
 	// The recording rules work on real data.
-	eventually(t, 30*time.Second, "drover:nodes_converged:ratio = 1 and no reconcile errors", func() bool {
+	daemonproc.WaitFor(t, 30*time.Second, "drover:nodes_converged:ratio = 1 and no reconcile errors", func() bool {
 		return len(p.query(`drover:nodes_converged:ratio == 1`)) == 1 && len(p.query(`drover:reconcile_errors:ratio_rate5m == 0`)) == 1
 	})
 	// A converged cluster fires nothing, even after every `for`.
@@ -219,7 +190,7 @@ func TestPrometheusAlertsOnUnreachableNode(t *testing.T) {
 	}()
 	start := time.Now()
 	var unreachable, notConverged *alert
-	eventually(t, 2*time.Minute, "DroverNodeUnreachable and DroverNodeNotConverged firing", func() bool {
+	daemonproc.WaitFor(t, 2*time.Minute, "DroverNodeUnreachable and DroverNodeNotConverged firing", func() bool {
 		as := p.alerts()
 		unreachable, notConverged = firing(as, "DroverNodeUnreachable", cut.Name), firing(as, "DroverNodeNotConverged", cut.Name)
 		return unreachable != nil && notConverged != nil
@@ -228,7 +199,7 @@ func TestPrometheusAlertsOnUnreachableNode(t *testing.T) {
 	// The other rules' assumptions hold on real data too: the failed
 	// probes count as failed reconciles, and the node's last successful
 	// probe grows older than three probe intervals.
-	eventually(t, time.Minute, "reconcile errors recorded and DroverProbeStale firing", func() bool {
+	daemonproc.WaitFor(t, time.Minute, "reconcile errors recorded and DroverProbeStale firing", func() bool {
 		return len(p.query(`drover:reconcile_errors:ratio_rate5m > 0`)) == 1 && firing(p.alerts(), "DroverProbeStale", cut.Name) != nil
 	})
 	for _, a := range []*alert{unreachable, notConverged} {
@@ -252,7 +223,7 @@ func TestPrometheusAlertsOnUnreachableNode(t *testing.T) {
 	}
 	restored = true
 	start = time.Now()
-	eventually(t, 3*time.Minute, "both alerts resolved", func() bool {
+	daemonproc.WaitFor(t, 3*time.Minute, "both alerts resolved", func() bool {
 		for _, a := range p.alerts() {
 			if a.Labels["node"] == cut.Name {
 				return false

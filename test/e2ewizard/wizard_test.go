@@ -15,7 +15,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/drover-project/drover/console"
 	"github.com/drover-project/drover/test/browser"
+	"github.com/drover-project/drover/test/daemonproc"
 	"github.com/drover-project/drover/test/harness"
 )
 
@@ -72,7 +72,7 @@ func TestWizardSetsUpAClusterTheDaemonConverges(t *testing.T) {
 	p := &page{t: t, ctx: b}
 	// The operator follows the URL the daemon printed.
 	p.run("open the wizard",
-		chromedp.Navigate("http://"+d.addr+"/setup?token="+url.QueryEscape(token)),
+		chromedp.Navigate(d.URL("/setup")+"?token="+url.QueryEscape(token)),
 		visible(`body[data-ready="true"]`),
 	)
 	if p.truth(`location.search.includes("token")`) {
@@ -193,7 +193,7 @@ func TestWizardSetsUpAClusterTheDaemonConverges(t *testing.T) {
 	}
 
 	// The daemon agrees: it runs the written manifest on every node.
-	st := d.status(t)
+	st := d.Status()
 	written, _ := os.ReadFile(manifest)
 	if !st.LoadSuccess || st.Cluster != "wizard-e2e" || len(st.Nodes) != nodeCount {
 		t.Fatalf("daemon status: cluster %q load %v nodes %d", st.Cluster, st.LoadSuccess, len(st.Nodes))
@@ -218,61 +218,35 @@ func TestWizardSetsUpAClusterTheDaemonConverges(t *testing.T) {
 // serveWizard starts the daemon for a new cluster (no manifest yet) with
 // the console token in a file, and checks that it serves the wizard and
 // says it has no manifest.
-func serveWizard(t *testing.T, bin, work, token, manifest, artifactsDir, knownHosts string) *daemon {
+func serveWizard(t *testing.T, bin, work, token, manifest, artifactsDir, knownHosts string) *daemonproc.Daemon {
 	t.Helper()
-	tokenFile := filepath.Join(work, "token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+	d := daemonproc.Start(t, daemonproc.Options{Binary: bin, Manifest: manifest, Token: token, Grace: 30 * time.Second,
+		LockDir: filepath.Join(work, "lock"), LogPath: filepath.Join(work, "daemon.log"),
+		Args: []string{"--artifacts-dir", artifactsDir, "--known-hosts", knownHosts}})
+	if _, err := d.Get("/setup"); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, bin, manifest, work, "--token-file", tokenFile, "--artifacts-dir", artifactsDir, "--known-hosts", knownHosts)
-	resp, err := http.Get("http://" + d.addr + "/setup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /setup: %s", resp.Status)
-	}
-	if st := d.status(t); st.LoadSuccess || !strings.Contains(st.LoadError, "no manifest yet") {
+	if st := d.Status(); st.LoadSuccess || !strings.Contains(st.LoadError, "no manifest yet") {
 		t.Errorf("a daemon with no manifest reports load %v, %q", st.LoadSuccess, st.LoadError)
 	}
 	return d
 }
 
-// bootSuite boots the nodes while building drover and the artifacts.
+// bootSuite boots the nodes while building drover (into work) and the
+// artifacts; the test's cleanup stops the nodes.
 func bootSuite(t *testing.T, ctx context.Context, work string) (*harness.Cluster, string, map[string]harness.Artifact) {
 	t.Helper()
-	type built struct {
-		bin string
-		err error
-	}
-	binc := make(chan built, 1)
-	go func() { b, err := buildDrover(ctx, work); binc <- built{b, err} }()
-	artc := make(chan error, 1)
-	var arts map[string]harness.Artifact
-	go func() {
-		var err error
-		arts, err = harness.Artifacts(ctx)
-		artc <- err
-	}()
-	c, err := harness.BootSystemd(ctx, harness.Options{N: nodeCount, Name: "wz", Logf: t.Logf})
-	bin := <-binc
-	artErr := <-artc
-	if err != nil {
-		t.Fatalf("boot nodes: %v", err)
-	}
+	s := harness.NewSuite(harness.SuiteOptions{Name: "e2ewizard", Nodes: nodeCount, NodeName: "wz", WorkDir: work, Logf: t.Logf})
+	s.Boot(ctx)
 	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
+		if err := s.Close(); err != nil {
 			t.Errorf("close nodes: %v", err)
 		}
 	})
-	if bin.err != nil {
-		t.Fatal(bin.err)
+	if s.Err != nil {
+		t.Fatal(s.Err)
 	}
-	if artErr != nil {
-		t.Fatal(artErr)
-	}
-	return c, bin.bin, arts
+	return s.Cluster, s.Drover, s.Artifacts
 }
 
 // hostKeyFingerprints reads the harness's own known_hosts: the keys the
