@@ -173,12 +173,14 @@ func (p *Pool) watch(e *entry, c *conn) {
 	}
 }
 
-// keepAlive sends keepalive@openssh.com once the node has been quiet for
-// KeepAlive; one left unanswered for KeepAlive or ConnectTimeout,
-// whichever is longer, closes the connection, so the next use redials
-// instead of hanging on a dead link. Any answer, even "unsupported",
-// proves the link alive, and so does a command's: a connection used more
-// often than every KeepAlive needs no keepalives at all.
+// keepAlive sends keepalive@openssh.com while the connection is in use and
+// the node has been quiet for KeepAlive; one left unanswered for KeepAlive
+// or ConnectTimeout, whichever is longer, closes the connection, so a
+// command on a dead link fails instead of hanging. Any answer, even
+// "unsupported", proves the link alive, and so does a command's: a
+// connection whose commands answer more often than every KeepAlive needs
+// no keepalives at all. An idle connection gets none either: nobody waits
+// on it, and once a use starts, the check runs within KeepAlive.
 func (p *Pool) keepAlive(e *entry, c *conn) {
 	defer p.wg.Done()
 	if p.cfg.KeepAlive < 0 {
@@ -198,6 +200,10 @@ func (p *Pool) keepAlive(e *entry, c *conn) {
 			timer.Reset(p.cfg.KeepAlive - quiet)
 			continue
 		}
+		if !e.uses(c) {
+			timer.Reset(p.cfg.KeepAlive)
+			continue
+		}
 		deadline := time.AfterFunc(wait, func() { c.client.Close() })
 		_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
 		answered := deadline.Stop()
@@ -209,4 +215,11 @@ func (p *Pool) keepAlive(e *entry, c *conn) {
 		c.answered()
 		timer.Reset(p.cfg.KeepAlive)
 	}
+}
+
+// uses reports whether c is e's connection and in use.
+func (e *entry) uses(c *conn) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.conn == c && e.busy > 0
 }

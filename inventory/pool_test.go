@@ -229,13 +229,24 @@ func TestKeepaliveClosesDeadLink(t *testing.T) {
 	cfg.ConnectTimeout = 300 * time.Millisecond // also the wait for a keepalive reply
 	p := newPool(t, cfg)
 	tg := targetOf(f.Server, "n1")
-	mustRun(t, p, tg, "true")
+	// Keepalives go out only while the connection is in use.
+	long := make(chan error, 1)
+	go func() {
+		_, err := p.Run(ctxT(t), tg, "sleep 30", nil)
+		long <- err
+	}()
 	eventually(t, "keepalives", func() bool { return f.Server.Stats().Keepalives >= 2 })
 	if p.Connections() != 1 {
 		t.Fatalf("answered keepalives closed the connection")
 	}
 	f.Server.SetKeepaliveReplies(false)
 	eventually(t, "the unanswered keepalive to close the connection", func() bool { return p.Connections() == 0 })
+	select {
+	case err := <-long:
+		wantErr(t, err, ErrUnreachable, "unreachable")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command on the closed connection did not fail")
+	}
 	f.Server.SetKeepaliveReplies(true)
 	mustRun(t, p, tg, "true")
 	if n := f.Server.Stats().Accepted; n != 2 {
@@ -260,7 +271,22 @@ func TestKeepaliveOnlyWhenQuiet(t *testing.T) {
 	if n := f.Server.Stats().Keepalives; n > 1 {
 		t.Errorf("%d keepalives on a connection used every 50 ms, want at most 1", n)
 	}
-	eventually(t, "keepalives on the quiet connection", func() bool { return f.Server.Stats().Keepalives >= 2 })
+	// Idle: none.
+	before := f.Server.Stats().Keepalives
+	time.Sleep(2500 * time.Millisecond)
+	if n := f.Server.Stats().Keepalives - before; n != 0 {
+		t.Errorf("%d keepalives on an idle connection", n)
+	}
+	// A command that runs quiet for longer than KeepAlive: they go out.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := p.Query(ctxT(t), tg, "sleep 4"); err != nil {
+			t.Error(err)
+		}
+	}()
+	eventually(t, "keepalives under a quiet command", func() bool { return f.Server.Stats().Keepalives >= before+2 })
+	<-done
 }
 
 func TestIdleConnectionsClosed(t *testing.T) {
