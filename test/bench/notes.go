@@ -51,10 +51,10 @@ func (b *bench) writeNotes(w *strings.Builder) {
 		}
 		p(". With nodes on machines of their own, each node pays its share on its own CPU and the round is bounded by the client: drover's CPU per probe above. ")
 	}
-	p("A drover probe starts about ten processes on its node: the login shell, `sh`, `uname`, `df`, `stat`, `sha256sum`, one `base64` per receipt, and for the exec health check a subshell, `timeout` and the check itself; ")
-	p("the peers' script for the same facts starts eight (the login shell, `cat` and `readlink` per component, `sha256sum`, `stat`, the check). ")
-	p("Fewer processes per probe would lower the floor: OS facts (`uname`, `df`) only on a connection's first probe, and every receipt read by one process, would take three or four of the ten away. ")
-	p("That changes the probe's output contract (probes/script.go, parse.go), so it is left to the probes package, not done by the bench.\n\n")
+	p("A warm drover probe runs in the node's resident shell (no new session, no login shell; docs/ARCHITECTURE.md) and starts `stat`, `sha256sum`, and for the exec health check `timeout` and the check itself; `df` runs on every tenth probe and `uname` once per shell, and receipts are read by the shell. ")
+	p("A cold probe adds the connection (sshd forks and re-executes itself, then forks the session) and the shell's start. ")
+	p("The peers' script for the same facts starts, per run, a new session with the login shell, `cat` and `readlink` per component, `sha256sum`, `stat` and the check. ")
+	p("Before the resident shell and the cuts in the script (2026-11-25, same machine, one light node, quiet), a warm probe cost its node about 85 ms of CPU; since, about 30 ms.\n\n")
 
 	if warm.Nodes > 0 && (warm.PSSH.ok() || warm.Ansible.ok()) {
 		p("**Against the peers, the difference is the client.** Both drover and the peers pay the nodes' cost; on this machine the peers also pay, from the same CPUs, a client that is much heavier: ")
@@ -90,8 +90,8 @@ func (b *bench) writeNotes(w *strings.Builder) {
 			p(" and %s (plus %s of client CPU per node) with Ansible", fmtDur(perNode(cr.Ansible.CPU.Nodes, cr.Nodes)), fmtDur(perNode(cr.Ansible.CPU.Client, cr.Nodes)))
 		}
 		p(" (*this run*, %d nodes; the drover figure's floor on %d CPUs is %s against its median of %s). ", cr.Nodes, cpus, b.floor(cr.Drover), fmtDur(cr.Drover.Median))
-		p("One drover install runs 11 SSH sessions on its node (the plan's probe, the 8 steps ensure dirs, inspect package, upload artifact, unpack, write files, switch active, prune, write receipt, and the re-probes) and about 105 processes: ")
-		p("each step's script takes the node lock with `flock` and checks before it acts (`stat`, `sha256sum`, `mkdir`, `rm`, `mv`, `sync`, `chmod`). parallel-ssh's install is 3 sessions and about 25 processes; Ansible runs a Python interpreter on the node for each of its 6 tasks. ")
+		p("A drover install runs each of its 8 steps (ensure dirs, inspect package, upload artifact, unpack, write files, switch active, prune, write receipt) as an SSH session of its own, beside the probes in the resident shell: ")
+		p("each step's script takes the node lock with `flock` and checks before it acts (`stat`, `sha256sum`, `mkdir`, `rm`, `mv`, `sync`, `chmod`). parallel-ssh's install is 3 sessions; Ansible runs a Python interpreter on the node for each of its 6 tasks. ")
 		p("Every tool pays the same upload (sshd decrypting 20 MiB into a pipe) and the same unpack. ")
 		p("Running an action's steps as one script in one session (the same checks and the same mutation gate, reconciler/steps.go and executor.go) would remove most of drover's extra node cost; it is the executor owner's change, not the bench's.\n\n")
 		break
@@ -105,22 +105,16 @@ func (b *bench) writeNotes(w *strings.Builder) {
 		if n := s.nominalPercent(); n > s.cpuPercent()*1.1 {
 			p("The nodes, on the same CPUs as everything else, answered only %.1f probes per node in the window where one per interval is %.1f (a probe waits for its node, and the next one is scheduled an interval after it ends), so the measured %.2f%% is at a lower rate than the daemon aims at: at one probe per node per interval it would be about %.1f%%. ", s.Probes/float64(s.Nodes), s.Window.Seconds()/s.Interval.Seconds(), s.cpuPercent(), n)
 		}
-		p("Profiled in process over 100 nodes for two minutes, about a third of the daemon's CPU is the Go scheduler waking threads for network events (findRunnable, futex, epoll), ")
-		p("a quarter x/crypto/ssh reading packets (readLoop, AES-GCM, read syscalls) and under a tenth writing them; drover's own code is small: probes.Parse 3%%, probes.Script 2.5%%, receipts' JSON 1.5%%, keepalives 2.5%% directly. ")
-		p("One probe is one SSH session: about a dozen packets each way (channel open and confirmation, exec, window adjusts, output, exit status, EOF, close), each a syscall and a goroutine hand-off; ")
-		p("with keepalives every 15 s (inventory.DefaultKeepAlive) each connection also exchanges two keepalives per 30 s probe. That per-session cost, not drover's logic, is what a probe costs the daemon. ")
-		p("The one large lever found: the same daemon with `GOMAXPROCS=1` in its environment used 39%% less CPU (0.93 against 1.52 CPU s per minute over 100 nodes, one 2-minute window each, ")
-		p("`GOMAXPROCS=1 go run ./test/bench -only steady -steady-nodes 100 -steady 2m -no-peers`; the bench passes its environment to the daemon): with one P, a packet's hand-off between goroutines wakes no other thread. ")
-		p("Setting it (or a smaller GOMAXPROCS) in `drover daemon` is a change to cmd/drover/daemon.go; even so, about %s per probe would stay above the target's budget. ", fmtDur(perProbe*61/100))
+		p("What a probe costs the daemon is SSH traffic, not drover's logic: in process over 200 nodes for a minute (2026-11-25, `-cpuprofile-dir`), about half of the daemon's CPU was the Go scheduler and the netpoller (findRunnable, epoll_wait, futex), a fifth x/crypto/ssh reading and writing packets, and drover's own code small (probes.Parse 6%%, building the script 3%%). ")
+		p("So the daemon sends and receives as few packets per probe as it can: the probe runs in a shell kept open on the connection (one channel write, no session to open and close), the script writes its answer with one write, which sshd sends as one packet where a printf per line had cost about nine (counted with strace on a light node's sshd), and keepalives go out only while a command waits on a quiet connection (they were 7%% of the daemon's CPU at one per probe interval). ")
+		p("And it runs with one P (`drover daemon --cpus`, default 1): with more, each packet that readies a goroutine may wake a second thread to run it. Over 100 nodes one P used 39%% less CPU than two (0.93 against 1.52 CPU s per minute, 2-minute windows, before the changes above); repeated over 200 nodes during this work (1-minute windows, intermediate builds, the machine's load moving between 5 and 57), one P gave 3.5 to 4.0 ms per probe and two 3.3 to 5.3 ms: with fewer packets per probe the difference is within the noise of a shared machine. ")
 		p("Memory is far under its target: peak RSS %.1f MB for %d connections.\n\n", mb(s.PeakRSS), s.Nodes)
 	}
 
 	if re := r.Reaction; re != nil && re.Total.ok() {
-		p("**Reaction.** The manifest was loaded %s after the write (fsnotify, a 100 ms debounce, parse, validate, compile) and the first action started %s after it (*this run*, medians). ", fmtDur(re.Load.Median), fmtDur(re.Total.Median))
-		p("The rest is the node's reconcile, which is level-triggered: SetDesired queues every node and each worker probes its node before it diffs and admits the action, ")
-		p("so the first action waits for a probe, whose ten processes on the node wait their turn on CPUs shared with every other process here (see the load table). ")
-		p("A change that would take the probe out of that path: on a new generation, plan from each node's last probe when it is recent and start the action at once (every step checks the node before it acts, so a stale view costs a no-op step, never a wrong change), then re-probe as now. ")
-		p("It changes the controller's contract (reconciler/controller.go), so it is not done by the bench.\n")
+		p("**Reaction.** The manifest was loaded %s after the write (fsnotify, a 100 ms debounce, parse, validate, compile) and the first action started %s after the write (*this run*, medians). ", fmtDur(re.Load.Median), fmtDur(re.Total.Median))
+		p("In between: SetDesired queues every node, and the first pass over a node after an edit plans from its last probe when that is recent and nothing ran on the node since (reconciler/controller.go, lastProbe), so the action is admitted and starts without waiting for a probe of the node; the pass after the action probes. ")
+		p("Before that change the first action waited for a probe and took 1.10 s here under load (2026-11-25); the debounce is now most of what is left.\n")
 	}
 }
 

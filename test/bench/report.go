@@ -191,7 +191,7 @@ func (b *bench) writeTargets(w *strings.Builder) {
 	if re := r.Reaction; re != nil {
 		ctx := ""
 		if re.Load.ok() {
-			ctx = fmt.Sprintf("manifest loaded after %s (median); the rest is the node's reconcile: a probe, the diff, the first step", fmtDur(re.Load.Median))
+			ctx = fmt.Sprintf("manifest loaded after %s (median); the rest is the node's reconcile: the diff against its last probe, the rollout admission, the first step", fmtDur(re.Load.Median))
 		}
 		add("reaction to a manifest edit under 500 ms", re.Total.cell(), re.Total.Median < 500*time.Millisecond, re.Total.ok(), ctx)
 	}
@@ -324,7 +324,7 @@ func (b *bench) writeMethod(w *strings.Builder) {
 	p("- **Same crypto.** Both peers use OpenSSH with `KexAlgorithms=curve25519-sha256`, `Ciphers=aes128-gcm@openssh.com` and `HostKeyAlgorithms=ssh-ed25519`: ")
 	p("what drover's golang.org/x/crypto client negotiates with these sshd. OpenSSH 9.2's own defaults (sntrup761x25519, chacha20-poly1305) cost more CPU on both ends; the peers are not handicapped by them.\n")
 	p("- **Probe round** (every node reports its component versions and health). Each node has two components installed by drover (`app` with an exec health check, `agent`), each with a receipt, an active link and two rendered files. ")
-	p("drover's probe reads, in one SSH session per node: OS facts, receipts, active links, package dirs, the sha256 and mode of every rendered file, unit state and the health check; it is parsed, diffed against the manifest, and the round fails unless every node is in sync. ")
+	p("drover's probe reads, in one script per node (run in the shell drover keeps open on each connection; a cold round starts it): OS facts, receipts, active links, package dirs, the sha256 and mode of every rendered file, unit state and the health check; it is parsed, diffed against the manifest, and the round fails unless every node is in sync. ")
 	p("The peers run one shell script per node that reads the same receipts, active links, file hashes and modes and runs the same health check (Ansible: one `command` task; pssh: the script as the command); a run fails unless every node answered.\n")
 	p("- **Converge** installs, from an empty install root, a component with a %d MiB artifact (a deterministic pseudo-random, so incompressible, payload in a tar.gz) and two rendered files (`app.conf`: the node's address; `peers.conf`: the masters' addresses, like zoo.cfg) on every node, ", c.ArtifactMB)
 	p("and switches its active link. drover: upload streamed and sha256-checked on the node, unpack, files, link, receipt. Ansible: `file` (dirs), `copy` with `checksum`, `unarchive` (`creates`), two `template`s, `file` (link). ")
@@ -500,7 +500,7 @@ func (b *bench) writeReaction(w *strings.Builder) {
 	p("| | |\n| --- | --- |\n")
 	p("| write → first action started | %s |\n", re.Total.cell())
 	p("| write → `manifest loaded` logged | %s |\n\n", re.Load.cell())
-	p("The second line is the file watch (fsnotify, 100 ms debounce), read, parse, validate and compile; the rest is the node's reconcile: queue, a probe (one round trip), the diff and the rollout admission.\n\n")
+	p("The second line is the file watch (fsnotify, 100 ms debounce), read, parse, validate and compile; the rest is the node's reconcile: the queue, the diff against the node's last probe (a manifest edit acts on it when it is recent, see docs/ARCHITECTURE.md) and the rollout admission.\n\n")
 	if re.Total.Failed > 0 {
 		p("%d edit(s) failed: `%s`\n\n", re.Total.Failed, strings.ReplaceAll(clipText(re.Total.Err, 400), "\n", " "))
 	}
