@@ -22,14 +22,19 @@ func mustQuery(t testing.TB, p *Pool, tg Target, script string) Result {
 	return res
 }
 
+// queryNode is a pool and an in-process node for a Query test.
+func queryNode(t *testing.T) (*Pool, sshtest.Fixture, Target) {
+	t.Helper()
+	noAgent(t)
+	f := sshtest.Setup(t, sshtest.Options{})
+	return newPool(t, baseConfig(f)), f, targetOf(f.Server, "n1")
+}
+
 // TestQueryKeepsOneShell: queries run one after another in one session,
 // with what Run would give (streams, exit code), and the shell keeps
 // what a script left for the next one.
 func TestQueryKeepsOneShell(t *testing.T) {
-	noAgent(t)
-	f := sshtest.Setup(t, sshtest.Options{})
-	p := newPool(t, baseConfig(f))
-	tg := targetOf(f.Server, "n1")
+	p, f, tg := queryNode(t)
 
 	res := mustQuery(t, p, tg, `kept=41; printf 'out'; printf 'err' >&2; (exit 3)`)
 	if string(res.Stdout) != "out" || string(res.Stderr) != "err" || res.ExitCode != 3 {
@@ -58,10 +63,7 @@ func TestQueryKeepsOneShell(t *testing.T) {
 // TestQueryShellEnds: a script that ends the shell gets Run's answer, and
 // the next query starts a new shell.
 func TestQueryShellEnds(t *testing.T) {
-	noAgent(t)
-	f := sshtest.Setup(t, sshtest.Options{})
-	p := newPool(t, baseConfig(f))
-	tg := targetOf(f.Server, "n1")
+	p, f, tg := queryNode(t)
 
 	mustQuery(t, p, tg, "true")
 	res := mustQuery(t, p, tg, "echo bye; exit 7")
@@ -81,10 +83,7 @@ func TestQueryShellEnds(t *testing.T) {
 // TestQueryBusyShellRunsAsRun: concurrent queries on one node all answer;
 // the ones that find the shell busy run as Run.
 func TestQueryBusyShellRunsAsRun(t *testing.T) {
-	noAgent(t)
-	f := sshtest.Setup(t, sshtest.Options{})
-	p := newPool(t, baseConfig(f))
-	tg := targetOf(f.Server, "n1")
+	p, f, tg := queryNode(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for i := range 4 {
@@ -111,10 +110,7 @@ func TestQueryBusyShellRunsAsRun(t *testing.T) {
 // TestQueryCancel: a query cut off by its context is ErrTimeout, soon;
 // the next query gets a new shell.
 func TestQueryCancel(t *testing.T) {
-	noAgent(t)
-	f := sshtest.Setup(t, sshtest.Options{})
-	p := newPool(t, baseConfig(f))
-	tg := targetOf(f.Server, "n1")
+	p, _, tg := queryNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -131,10 +127,7 @@ func TestQueryCancel(t *testing.T) {
 // TestQueryConnectionCut: a connection lost under a query is
 // ErrUnreachable, and the script is not run again on a new connection.
 func TestQueryConnectionCut(t *testing.T) {
-	noAgent(t)
-	f := sshtest.Setup(t, sshtest.Options{})
-	p := newPool(t, baseConfig(f))
-	tg := targetOf(f.Server, "n1")
+	p, f, tg := queryNode(t)
 	mustQuery(t, p, tg, "true")
 	count := filepath.Join(f.Server.Dir(), "runs")
 	done := make(chan error, 1)
@@ -157,11 +150,8 @@ func TestQueryConnectionCut(t *testing.T) {
 
 // TestQueryOutputCap: too much output is an error, like Run's.
 func TestQueryOutputCap(t *testing.T) {
-	noAgent(t)
-	f := sshtest.Setup(t, sshtest.Options{})
-	p := newPool(t, baseConfig(f))
+	p, _, tg := queryNode(t)
 	p.maxOutput = 1000
-	tg := targetOf(f.Server, "n1")
 	if _, err := p.Query(ctxT(t), tg, "head -c 5000 /dev/zero"); err == nil || !strings.Contains(err.Error(), "larger than 1000 bytes") {
 		t.Errorf("err = %v, want the output limit", err)
 	}
