@@ -34,11 +34,10 @@ var _ Querier = (*Pool)(nil)
 // When the shell cannot be started or ends under a script on a live
 // connection (sudo refused, the script exited), the script runs once more
 // as Run, which reports the error the way it always does; a connection
-// lost under a script is ErrUnreachable. When ctx ends
-// first, the shell's session is closed and the error wraps ErrTimeout:
-// unlike Run, nothing on the node kills what the script left running, so
-// Query is for scripts that cannot hang (health commands run under their
-// own timeout).
+// lost under a script is ErrUnreachable. When ctx ends first, the shell's
+// session is closed and the error wraps ErrTimeout: unlike Run, nothing
+// on the node kills what the script left running, so Query is for scripts
+// that cannot hang (health commands run under their own timeout).
 func (p *Pool) Query(ctx context.Context, t Target, script string) (Result, error) {
 	e, err := p.entryFor(t)
 	if err != nil {
@@ -54,20 +53,16 @@ func (p *Pool) Query(ctx context.Context, t Target, script string) (Result, erro
 	}
 	res, err := p.queryOn(ctx, t, c, script)
 	c.shellMu.Unlock()
-	if errors.Is(err, errNoShell) {
-		p.release(e)
-		return p.Run(ctx, t, script, nil)
-	}
-	if errors.Is(err, errShellGone) && ctx.Err() == nil {
-		if !p.alive(c) {
-			p.release(e)
-			p.discard(e, c)
-			return res, fmt.Errorf("%s: connection lost while the command ran: %w", describe(t), ErrUnreachable)
-		}
-		p.release(e)
-		return p.Run(ctx, t, script, nil)
-	}
+	ended := errors.Is(err, errShellGone) && ctx.Err() == nil
+	lost := ended && !p.alive(c) // asked while c is still busy, so not reaped
 	p.release(e)
+	switch {
+	case lost:
+		p.discard(e, c)
+		return res, fmt.Errorf("%s: connection lost while the command ran: %w", describe(t), ErrUnreachable)
+	case ended, errors.Is(err, errNoShell):
+		return p.Run(ctx, t, script, nil)
+	}
 	return res, err
 }
 

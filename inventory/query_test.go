@@ -3,7 +3,9 @@ package inventory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -183,4 +185,37 @@ func TestQuerySudo(t *testing.T) {
 	writeScript(t, filepath.Join(bin, "sudo"), `echo "sudo: a password is required" >&2; exit 1`)
 	_, err := p2.Query(ctxT(t), core, "true")
 	wantErr(t, err, ErrSudo, "sudo")
+}
+
+// TestQueryShells: the resident shell protocol works whatever sh is on
+// the node: dash (Debian), bash (sh on the Red Hat family) and busybox.
+func TestQueryShells(t *testing.T) {
+	shells := map[string][]string{"dash": {"dash"}, "bash": {"bash"}, "busybox": {"busybox", "sh"}}
+	for name, argv := range shells {
+		t.Run(name, func(t *testing.T) {
+			path, err := exec.LookPath(argv[0])
+			if err != nil {
+				t.Skipf("%s not installed", argv[0])
+			}
+			bin := t.TempDir()
+			body := "exec " + path
+			for _, a := range argv[1:] {
+				body += " " + a
+			}
+			writeScript(t, filepath.Join(bin, "sh"), body+` "$@"`)
+			noAgent(t)
+			f := sshtest.Setup(t, sshtest.Options{Env: []string{"PATH=" + bin + ":/usr/bin:/bin"}})
+			p := newPool(t, baseConfig(f))
+			tg := targetOf(f.Server, "n1")
+			for i := range 3 {
+				res := mustQuery(t, p, tg, fmt.Sprintf("n=$((${n:-0} + 1)); printf 'run %%s\\n' \"$n\"; echo err >&2; (exit %d)", i))
+				if want := fmt.Sprintf("run %d\n", i+1); string(res.Stdout) != want || string(res.Stderr) != "err\n" || res.ExitCode != i {
+					t.Errorf("query %d = %q %q %d, want %q", i, res.Stdout, res.Stderr, res.ExitCode, want)
+				}
+			}
+			if st := f.Server.Stats(); st.Sessions != 1 {
+				t.Errorf("server saw %+v, want one session", st)
+			}
+		})
+	}
 }
