@@ -36,6 +36,14 @@ func newPool(t testing.TB, cfg Config) *Pool {
 	return p
 }
 
+// poolNode is a pool and one in-process node "n1" it trusts, as root.
+func poolNode(t *testing.T, opts sshtest.Options) (*Pool, sshtest.Fixture, Target) {
+	t.Helper()
+	noAgent(t)
+	f := sshtest.Setup(t, opts)
+	return newPool(t, baseConfig(f)), f, targetOf(f.Server, "n1")
+}
+
 func targetOf(s *sshtest.Server, name string) Target {
 	return Target{Name: name, Address: s.Host(), Port: s.Port(), User: "root"}
 }

@@ -408,11 +408,8 @@ func TestOutputCap(t *testing.T) {
 }
 
 func TestSudo(t *testing.T) {
-	noAgent(t)
 	bin := t.TempDir()
-	f := sshtest.Setup(t, sshtest.Options{Env: []string{"PATH=" + bin + ":/usr/bin:/bin"}})
-	p := newPool(t, baseConfig(f))
-	core := targetOf(f.Server, "n1")
+	p, f, core := poolNode(t, sshtest.Options{Env: []string{"PATH=" + bin + ":/usr/bin:/bin"}})
 	core.User = "core"
 	writeScript(t, filepath.Join(bin, "sudo"), `echo "$*" > "$HOME/sudo.args"; [ "$1" = -n ] || exit 99; shift; exec "$@"`)
 

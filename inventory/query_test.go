@@ -24,19 +24,11 @@ func mustQuery(t testing.TB, p *Pool, tg Target, script string) Result {
 	return res
 }
 
-// queryNode is a pool and an in-process node for a Query test.
-func queryNode(t *testing.T) (*Pool, sshtest.Fixture, Target) {
-	t.Helper()
-	noAgent(t)
-	f := sshtest.Setup(t, sshtest.Options{})
-	return newPool(t, baseConfig(f)), f, targetOf(f.Server, "n1")
-}
-
 // TestQueryKeepsOneShell: queries run one after another in one session,
 // with what Run would give (streams, exit code), and the shell keeps
 // what a script left for the next one.
 func TestQueryKeepsOneShell(t *testing.T) {
-	p, f, tg := queryNode(t)
+	p, f, tg := poolNode(t, sshtest.Options{})
 
 	res := mustQuery(t, p, tg, `kept=41; printf 'out'; printf 'err' >&2; (exit 3)`)
 	if string(res.Stdout) != "out" || string(res.Stderr) != "err" || res.ExitCode != 3 {
@@ -65,7 +57,7 @@ func TestQueryKeepsOneShell(t *testing.T) {
 // TestQueryShellEnds: a script that ends the shell gets Run's answer, and
 // the next query starts a new shell.
 func TestQueryShellEnds(t *testing.T) {
-	p, f, tg := queryNode(t)
+	p, f, tg := poolNode(t, sshtest.Options{})
 
 	mustQuery(t, p, tg, "true")
 	res := mustQuery(t, p, tg, "echo bye; exit 7")
@@ -85,7 +77,7 @@ func TestQueryShellEnds(t *testing.T) {
 // TestQueryBusyShellRunsAsRun: concurrent queries on one node all answer;
 // the ones that find the shell busy run as Run.
 func TestQueryBusyShellRunsAsRun(t *testing.T) {
-	p, f, tg := queryNode(t)
+	p, f, tg := poolNode(t, sshtest.Options{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for i := range 4 {
@@ -112,7 +104,7 @@ func TestQueryBusyShellRunsAsRun(t *testing.T) {
 // TestQueryCancel: a query cut off by its context is ErrTimeout, soon;
 // the next query gets a new shell.
 func TestQueryCancel(t *testing.T) {
-	p, _, tg := queryNode(t)
+	p, _, tg := poolNode(t, sshtest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -129,7 +121,7 @@ func TestQueryCancel(t *testing.T) {
 // TestQueryConnectionCut: a connection lost under a query is
 // ErrUnreachable, and the script is not run again on a new connection.
 func TestQueryConnectionCut(t *testing.T) {
-	p, f, tg := queryNode(t)
+	p, f, tg := poolNode(t, sshtest.Options{})
 	mustQuery(t, p, tg, "true")
 	count := filepath.Join(f.Server.Dir(), "runs")
 	done := make(chan error, 1)
@@ -152,7 +144,7 @@ func TestQueryConnectionCut(t *testing.T) {
 
 // TestQueryOutputCap: too much output is an error, like Run's.
 func TestQueryOutputCap(t *testing.T) {
-	p, _, tg := queryNode(t)
+	p, _, tg := poolNode(t, sshtest.Options{})
 	p.maxOutput = 1000
 	if _, err := p.Query(ctxT(t), tg, "head -c 5000 /dev/zero"); err == nil || !strings.Contains(err.Error(), "larger than 1000 bytes") {
 		t.Errorf("err = %v, want the output limit", err)
@@ -165,11 +157,8 @@ func TestQueryOutputCap(t *testing.T) {
 // TestQuerySudo: a non-root login runs the shell under sudo -n; a sudo
 // that refuses is reported as Run reports it.
 func TestQuerySudo(t *testing.T) {
-	noAgent(t)
 	bin := t.TempDir()
-	f := sshtest.Setup(t, sshtest.Options{Env: []string{"PATH=" + bin + ":/usr/bin:/bin"}})
-	p := newPool(t, baseConfig(f))
-	core := targetOf(f.Server, "n1")
+	p, f, core := poolNode(t, sshtest.Options{Env: []string{"PATH=" + bin + ":/usr/bin:/bin"}})
 	core.User = "core"
 	writeScript(t, filepath.Join(bin, "sudo"), `echo "$*" >> "$HOME/sudo.args"; [ "$1" = -n ] || exit 99; shift; exec "$@"`)
 	for range 2 {
@@ -203,10 +192,7 @@ func TestQueryShells(t *testing.T) {
 				body += " " + a
 			}
 			writeScript(t, filepath.Join(bin, "sh"), body+` "$@"`)
-			noAgent(t)
-			f := sshtest.Setup(t, sshtest.Options{Env: []string{"PATH=" + bin + ":/usr/bin:/bin"}})
-			p := newPool(t, baseConfig(f))
-			tg := targetOf(f.Server, "n1")
+			p, f, tg := poolNode(t, sshtest.Options{Env: []string{"PATH=" + bin + ":/usr/bin:/bin"}})
 			for i := range 3 {
 				res := mustQuery(t, p, tg, fmt.Sprintf("n=$((${n:-0} + 1)); printf 'run %%s\\n' \"$n\"; echo err >&2; (exit %d)", i))
 				if want := fmt.Sprintf("run %d\n", i+1); string(res.Stdout) != want || string(res.Stderr) != "err\n" || res.ExitCode != i {
