@@ -281,7 +281,7 @@ func TestKeepaliveOnlyWhenQuiet(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if _, err := p.Query(ctxT(t), tg, "sleep 4"); err != nil {
+		if _, err := p.Query(ctxT(t), tg, "", "sleep 4"); err != nil {
 			t.Error(err)
 		}
 	}()

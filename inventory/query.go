@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -24,12 +25,22 @@ var _ Querier = (*Pool)(nil)
 // three execs, about 20 ms of CPU, against a few ms for the script's own
 // tools), and it saves the daemon the packets of a session's life.
 //
+// prelude is what script relies on and does not change between calls:
+// function definitions, constants. It must print nothing. A resident
+// shell runs it once and not again while the callers pass the same
+// prelude, so each call sends the node only script.
+//
+// The answer goes back as one write, so sshd sends it as one packet: the
+// script's stderr is kept in a file on the node and sent only when there
+// is some, and a script may leave the end of its output in the variable
+// dq_out instead of printing it; the shell prints it with the frame's end.
+//
 // The shell runs one script at a time; a Query that finds it busy runs
 // as Run does. Scripts run in the shell itself, not in a subshell, so they
 // must set every variable and option they rely on, must not read stdin
-// (it is /dev/null) and must not exit. What a script leaves behind is
-// visible to the next: the probe uses that to keep facts that cannot
-// change while the connection lives.
+// (it is /dev/null), must not exit and must leave fd 9 alone. What a
+// script leaves behind is visible to the next: the probe uses that to
+// keep facts that cannot change while the connection lives.
 //
 // When the shell cannot be started or ends under a script on a live
 // connection (sudo refused, the script exited), the script runs once more
@@ -38,7 +49,7 @@ var _ Querier = (*Pool)(nil)
 // session is closed and the error wraps ErrTimeout: unlike Run, nothing
 // on the node kills what the script left running, so Query is for scripts
 // that cannot hang (health commands run under their own timeout).
-func (p *Pool) Query(ctx context.Context, t Target, script string) (Result, error) {
+func (p *Pool) Query(ctx context.Context, t Target, prelude, script string) (Result, error) {
 	e, err := p.entryFor(t)
 	if err != nil {
 		return Result{}, err
@@ -49,9 +60,9 @@ func (p *Pool) Query(ctx context.Context, t Target, script string) (Result, erro
 	}
 	if !c.shellMu.TryLock() {
 		p.release(e)
-		return p.Run(ctx, t, script, nil)
+		return p.Run(ctx, t, OneScript(prelude, script), nil)
 	}
-	res, err := p.queryOn(ctx, t, c, script)
+	res, err := p.queryOn(ctx, t, c, prelude, script)
 	c.shellMu.Unlock()
 	ended := errors.Is(err, errShellGone) && ctx.Err() == nil
 	lost := ended && !p.alive(c) // asked while c is still busy, so not reaped
@@ -61,9 +72,16 @@ func (p *Pool) Query(ctx context.Context, t Target, script string) (Result, erro
 		p.discard(e, c)
 		return res, fmt.Errorf("%s: connection lost while the command ran: %w", describe(t), ErrUnreachable)
 	case ended, errors.Is(err, errNoShell):
-		return p.Run(ctx, t, script, nil)
+		return p.Run(ctx, t, OneScript(prelude, script), nil)
 	}
 	return res, err
+}
+
+// OneScript is what Query runs, as one script for Run: prelude, script,
+// then what script left in dq_out, printed as the resident shell does,
+// and script's exit status.
+func OneScript(prelude, script string) string {
+	return prelude + "\ndq_out=\n" + script + "\ndq_s=$?\nprintf '%s' \"${dq_out-}\"\nexit \"$dq_s\"\n"
 }
 
 // alive asks the node whether c still works, after its shell ended: a
@@ -96,7 +114,7 @@ var (
 
 // queryOn runs script in c's shell, starting it when there is none. It is
 // called with c.shellMu held.
-func (p *Pool) queryOn(ctx context.Context, t Target, c *conn, script string) (Result, error) {
+func (p *Pool) queryOn(ctx context.Context, t Target, c *conn, prelude, script string) (Result, error) {
 	if err := p.acquireSlot(ctx); err != nil {
 		return Result{}, fmt.Errorf("%s: waiting for a session: %w", describe(t), err)
 	}
@@ -108,7 +126,7 @@ func (p *Pool) queryOn(ctx context.Context, t Target, c *conn, script string) (R
 		}
 		c.shell = sh
 	}
-	res, err := c.shell.run(ctx, script, p.maxOutput)
+	res, err := c.shell.run(ctx, prelude, script, p.maxOutput)
 	if err == nil {
 		c.answered()
 	}
@@ -132,8 +150,11 @@ type residentShell struct {
 	sess    *ssh.Session
 	stdin   io.WriteCloser
 	stdout  io.Reader
-	stderr  io.Reader
 	release func() // gives the session slot back, once
+	// setUp: the shell has its stderr file on fd 9 (shellSetup ran).
+	setUp bool
+	// prelude is the last prelude the shell ran.
+	prelude string
 }
 
 // startShell opens the session, or fails at once when the connection has
@@ -150,11 +171,12 @@ func startShell(t Target, c *conn) (*residentShell, error) {
 		release()
 		return nil, err
 	}
+	// The shell's own stderr carries nothing a caller reads (scripts'
+	// stderr goes to fd 9); Session drains it, so it never holds the
+	// channel's window.
 	sh := &residentShell{sess: sess, release: release}
 	if sh.stdin, err = sess.StdinPipe(); err == nil {
-		if sh.stdout, err = sess.StdoutPipe(); err == nil {
-			sh.stderr, err = sess.StderrPipe()
-		}
+		sh.stdout, err = sess.StdoutPipe()
 	}
 	if err == nil {
 		err = sess.Start(shellCommand(t))
@@ -175,6 +197,13 @@ func shellCommand(t Target) string {
 	return "exec sh"
 }
 
+// shellSetup opens, once per shell, the file that takes each script's
+// stderr: a new file, already unlinked (nothing is left on the node
+// however the shell ends), kept open on fd 9 and reached again through
+// /proc. Where that cannot be done the shell exits and Query runs as Run.
+const shellSetup = `dq_e=$(mktemp) && exec 9<>"$dq_e" && rm -f "$dq_e" && [ -e /proc/$$/fd/9 ] || exit 1
+`
+
 func (sh *residentShell) close() {
 	sh.sess.Close()
 	sh.release()
@@ -183,90 +212,106 @@ func (sh *residentShell) close() {
 // errTooMuchOutput: a stream went past the output limit.
 var errTooMuchOutput = errors.New("output too large")
 
-// run sends one script and reads both streams up to their end markers.
-// The script runs in a brace group with stdin from /dev/null; then the
-// shell prints "\n<marker> <status>" on stdout and "\n<marker>" on stderr.
+// run sends one script, with the prelude when the shell has not run it,
+// and reads the answer up to its end marker. The script runs in a brace
+// group with stdin from /dev/null and stderr to fd 9's file; then the
+// shell prints dq_out and "\n<marker> <status>\n" in one printf, or, when
+// the script wrote to stderr, "\n<marker> e\n", the stderr, then the end.
 // The marker is random for every script, so no output can fake it. Any
 // error leaves the shell in an unknown state: the caller closes it.
-func (sh *residentShell) run(ctx context.Context, script string, limit int) (Result, error) {
+func (sh *residentShell) run(ctx context.Context, prelude, script string, limit int) (Result, error) {
 	var raw [16]byte
 	rand.Read(raw[:])
 	marker := hex.EncodeToString(raw[:])
-	req := "{\n" + script + "\n} </dev/null\n" +
-		"printf '\\n%s %s\\n' " + marker + " \"$?\"\n" +
-		"printf '\\n%s\\n' " + marker + " >&2\n"
+	var head string
+	if !sh.setUp {
+		head = shellSetup
+	}
+	if prelude != sh.prelude {
+		head += prelude + "\n"
+	}
+	req := make([]byte, 0, len(head)+len(script)+256)
+	req = append(req, head...)
+	req = append(req, "dq_out=\n{\n"...)
+	req = append(req, script...)
+	req = append(req, "\n} </dev/null 2>/proc/$$/fd/9\ndq_s=$?\nif [ -s /proc/$$/fd/9 ]; then printf '%s\\n%s e\\n' \"$dq_out\" "...)
+	req = append(req, marker...)
+	req = append(req, "; cat /proc/$$/fd/9; dq_out=; fi\nprintf '%s\\n%s %s\\n' \"$dq_out\" "...)
+	req = append(req, marker...)
+	req = append(req, " \"$dq_s\"\n"...)
 
 	stop := context.AfterFunc(ctx, func() { sh.sess.Close() })
 	defer stop()
-	var (
-		stderr    []byte
-		stderrErr error
-		wg        sync.WaitGroup
-	)
-	wg.Go(func() {
-		stderr, _, stderrErr = readFrame(sh.stderr, []byte("\n"+marker), limit)
-	})
-	var stdout, status []byte
-	_, err := io.WriteString(sh.stdin, req)
-	if err != nil {
-		err = errShellGone // the shell's stdin is closed: it ended
-	} else {
-		stdout, status, err = readFrame(sh.stdout, []byte("\n"+marker+" "), limit)
+	if _, err := sh.stdin.Write(req); err != nil {
+		return Result{}, errShellGone // the shell's stdin is closed: it ended
 	}
-	if err != nil {
-		// Unblock the stderr reader: it may wait for a marker that will
-		// never come.
-		sh.sess.Close()
-	}
-	wg.Wait()
-	if err == nil {
-		err = stderrErr
-	}
-	res := Result{Stdout: stdout, Stderr: stderr}
+	res, err := readAnswer(sh.stdout, marker, limit)
 	if err != nil {
 		return res, err
 	}
-	code, convErr := strconv.Atoi(string(status))
-	if convErr != nil {
-		return res, errShellGone
-	}
-	res.ExitCode = code
+	sh.setUp, sh.prelude = true, prelude
 	return res, nil
 }
 
-// readFrame reads r until sep followed by a line end, and returns what
-// came before sep and what came after it. Nothing more is read: the shell
-// is silent once it has printed the marker. It fails with errShellGone
-// when r ends first and errTooMuchOutput past limit bytes.
-func readFrame(r io.Reader, sep []byte, limit int) (body, after []byte, err error) {
-	var buf []byte
-	chunk := make([]byte, 8<<10)
-	from := 0 // sep cannot start before this
+// readAnswer reads r up to the end of one answer (see run) and splits it.
+// Nothing more is read: the shell is silent once it has printed the end.
+// It fails with errShellGone when r ends first or the end is not the
+// last thing the shell wrote, and errTooMuchOutput past limit bytes.
+func readAnswer(r io.Reader, marker string, limit int) (Result, error) {
+	sep := []byte("\n" + marker + " ")
+	var (
+		buf      = make([]byte, 0, 4<<10)
+		from     int // no marker starts before this
+		errStart = -1
+		res      Result
+	)
 	for {
-		if i := bytes.Index(buf[from:], sep); i >= 0 {
-			i += from
-			if j := bytes.IndexByte(buf[i+len(sep):], '\n'); j >= 0 {
-				end := i + len(sep) + j
-				if i > limit {
-					return nil, nil, errTooMuchOutput
-				}
-				if end+1 < len(buf) {
-					// Output after the marker: something the script started
-					// is still writing. The answer is suspect, so is the shell.
-					return nil, nil, errShellGone
-				}
-				return buf[:i], buf[i+len(sep) : end], nil
+		for {
+			i := bytes.Index(buf[from:], sep)
+			if i < 0 {
+				from = max(from, len(buf)-len(sep)+1)
+				break
 			}
-		} else {
-			from = max(0, len(buf)-len(sep)+1)
+			i += from
+			j := bytes.IndexByte(buf[i+len(sep):], '\n')
+			if j < 0 {
+				break // the marker's line is not all here yet
+			}
+			end := i + len(sep) + j
+			tail := string(buf[i+len(sep) : end])
+			if tail == "e" && errStart < 0 {
+				res.Stdout = buf[:i]
+				errStart, from = end+1, end+1
+				continue
+			}
+			if end+1 < len(buf) {
+				// Output after the end: something the script started is
+				// still writing. The answer is suspect, so is the shell.
+				return Result{}, errShellGone
+			}
+			code, err := strconv.Atoi(tail)
+			if err != nil {
+				return Result{}, errShellGone
+			}
+			if errStart < 0 {
+				res.Stdout = buf[:i]
+			} else {
+				res.Stderr = buf[errStart:i]
+			}
+			if len(res.Stdout) > limit || len(res.Stderr) > limit {
+				return Result{}, errTooMuchOutput
+			}
+			res.ExitCode = code
+			return res, nil
 		}
-		if len(buf) > limit+len(sep)+32 {
-			return nil, nil, errTooMuchOutput
+		if len(buf) > 2*limit+2*len(sep)+64 {
+			return Result{}, errTooMuchOutput
 		}
-		n, rerr := r.Read(chunk)
-		buf = append(buf, chunk[:n]...)
+		buf = slices.Grow(buf, 4<<10)
+		n, rerr := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
 		if rerr != nil && n == 0 {
-			return buf, nil, errShellGone
+			return Result{}, errShellGone
 		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 func mustQuery(t testing.TB, p *Pool, tg Target, script string) Result {
 	t.Helper()
-	res, err := p.Query(ctxT(t), tg, script)
+	res, err := p.Query(ctxT(t), tg, "", script)
 	if err != nil {
 		t.Fatalf("Query %q: %v", script, err)
 	}
@@ -82,8 +82,9 @@ func TestQueryBusyShellRunsAsRun(t *testing.T) {
 	errs := make(chan error, 4)
 	for i := range 4 {
 		wg.Go(func() {
-			res, err := p.Query(ctxT(t), tg, "sleep 0.2; echo "+string(rune('a'+i)))
-			if err == nil && string(res.Stdout) != string(rune('a'+i))+"\n" {
+			// The prelude and dq_out work the same way in Run.
+			res, err := p.Query(ctxT(t), tg, "say() { dq_out=$1; }", "sleep 0.2; say "+string(rune('a'+i)))
+			if err == nil && string(res.Stdout) != string(rune('a'+i)) {
 				err = errors.New("wrong output " + string(res.Stdout))
 			}
 			errs <- err
@@ -108,7 +109,7 @@ func TestQueryCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := p.Query(ctx, tg, "sleep 5")
+	_, err := p.Query(ctx, tg, "", "sleep 5")
 	wantErr(t, err, ErrTimeout, "timeout")
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("cancelled query returned after %v", d)
@@ -126,7 +127,7 @@ func TestQueryConnectionCut(t *testing.T) {
 	count := filepath.Join(f.Server.Dir(), "runs")
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.Query(ctxT(t), tg, "echo run >> "+Quote(count)+"; sleep 3")
+		_, err := p.Query(ctxT(t), tg, "", "echo run >> "+Quote(count)+"; sleep 3")
 		done <- err
 	}()
 	eventually(t, "script started", func() bool { _, err := os.Stat(count); return err == nil })
@@ -146,7 +147,7 @@ func TestQueryConnectionCut(t *testing.T) {
 func TestQueryOutputCap(t *testing.T) {
 	p, _, tg := poolNode(t, sshtest.Options{})
 	p.maxOutput = 1000
-	if _, err := p.Query(ctxT(t), tg, "head -c 5000 /dev/zero"); err == nil || !strings.Contains(err.Error(), "larger than 1000 bytes") {
+	if _, err := p.Query(ctxT(t), tg, "", "head -c 5000 /dev/zero"); err == nil || !strings.Contains(err.Error(), "larger than 1000 bytes") {
 		t.Errorf("err = %v, want the output limit", err)
 	}
 	if res := mustQuery(t, p, tg, "echo small"); string(res.Stdout) != "small\n" {
@@ -172,8 +173,43 @@ func TestQuerySudo(t *testing.T) {
 
 	p2 := newPool(t, baseConfig(f))
 	writeScript(t, filepath.Join(bin, "sudo"), `echo "sudo: a password is required" >&2; exit 1`)
-	_, err := p2.Query(ctxT(t), core, "true")
+	_, err := p2.Query(ctxT(t), core, "", "true")
 	wantErr(t, err, ErrSudo, "sudo")
+}
+
+// TestQueryPrelude: a prelude runs once per shell, again only when it
+// changes; dq_out is printed after what the script printed; a script that
+// writes no stderr and one that does get the same stdout.
+func TestQueryPrelude(t *testing.T) {
+	p, f, tg := poolNode(t, sshtest.Options{})
+	checkPrelude(t, p, tg)
+	if st := f.Server.Stats(); st.Sessions != 1 {
+		t.Errorf("server saw %+v, want one session", st)
+	}
+}
+
+func checkPrelude(t *testing.T, p *Pool, tg Target) {
+	t.Helper()
+	const prelude = "runs=$((${runs:-0} + 1)); say() { dq_out=\"$dq_out$*|\"; }"
+	for i := range 3 {
+		script := `printf 'head '; say "$runs"; say x`
+		wantErr := ""
+		if i == 1 {
+			script += "; echo oops >&2"
+			wantErr = "oops\n"
+		}
+		res, err := p.Query(ctxT(t), tg, prelude, script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(res.Stdout) != "head 1|x|" || string(res.Stderr) != wantErr || res.ExitCode != 0 {
+			t.Errorf("query %d = %q %q %d, want %q %q", i, res.Stdout, res.Stderr, res.ExitCode, "head 1|x|", wantErr)
+		}
+	}
+	res, err := p.Query(ctxT(t), tg, prelude+"\n", `say "$runs"`)
+	if err != nil || string(res.Stdout) != "2|" {
+		t.Errorf("changed prelude: %q, %v; want it run again", res.Stdout, err)
+	}
 }
 
 // TestQueryShells: the resident shell protocol works whatever sh is on
@@ -199,6 +235,7 @@ func TestQueryShells(t *testing.T) {
 					t.Errorf("query %d = %q %q %d, want %q", i, res.Stdout, res.Stderr, res.ExitCode, want)
 				}
 			}
+			checkPrelude(t, p, tg)
 			if st := f.Server.Stats(); st.Sessions != 1 {
 				t.Errorf("server saw %+v, want one session", st)
 			}

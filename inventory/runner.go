@@ -54,7 +54,7 @@ type Runner interface {
 // it when the Runner has it.
 type Querier interface {
 	Runner
-	Query(ctx context.Context, t Target, script string) (Result, error)
+	Query(ctx context.Context, t Target, prelude, script string) (Result, error)
 }
 
 // Transport failure kinds; errors returned by a Runner wrap one of them.

@@ -24,7 +24,7 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 	unknown := func(reason string, err error) Observed {
 		return Observed{Node: t.Name, Reason: reason, Error: err.Error(), ProbedAt: start, Duration: time.Since(start)}
 	}
-	script, err := Script(req)
+	body, err := scriptBody(req)
 	if err != nil {
 		return unknown("probe-error", fmt.Errorf("build probe script: %w", err))
 	}
@@ -33,7 +33,7 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 	defer cancel()
 	remote := startRemoteChecks(ctx, r, t, req)
 
-	res, err := run(ctx, r, t, script)
+	res, err := run(ctx, r, t, body)
 	if err != nil {
 		cancel()
 		remote.wait()
@@ -86,11 +86,11 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 
 // run runs the probe script, in the node's resident shell when r keeps
 // one: a probe only reads, and it is what runs most often.
-func run(ctx context.Context, r inventory.Runner, t inventory.Target, script string) (inventory.Result, error) {
+func run(ctx context.Context, r inventory.Runner, t inventory.Target, body string) (inventory.Result, error) {
 	if q, ok := r.(inventory.Querier); ok {
-		return q.Query(ctx, t, script)
+		return q.Query(ctx, t, scriptPrelude, body)
 	}
-	return r.Run(ctx, t, script, nil)
+	return r.Run(ctx, t, inventory.OneScript(scriptPrelude, body), nil)
 }
 
 // checkAnswered makes sure the output answers the request: every wanted

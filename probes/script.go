@@ -14,10 +14,11 @@ import (
 // parser of the previous version would misread.
 const FormatVersion = 2
 
-// scriptPrelude is the fixed part of the probe script: helper functions
-// and the OS facts. It expects $root and $units to be set. It runs under
-// dash and busybox ash, so: no bashisms, no arrays, no `local`. Globbing is
-// off except where a loop needs it.
+// scriptPrelude is the fixed part of the probe script: function
+// definitions only, so a resident shell runs it once (inventory.Pool.Query's
+// prelude). The functions expect what scriptHead sets. They run under dash
+// and busybox ash, so: no bashisms, no arrays, no `local`. Globbing is off
+// except where a loop needs it.
 //
 // Every process costs the node a fork and an exec (3 to 5 ms of CPU each
 // on a small VM, more than all the shell code), so the script starts as
@@ -29,19 +30,11 @@ const FormatVersion = 2
 // shell (the architecture cannot change without a reboot, which ends the
 // shell) and df once every ten probes. Every other variable the script
 // reads, it sets first.
-const scriptPrelude = `set -f
-unset IFS
-LC_ALL=C
-export LC_ALL
-cd / || exit 1
-nl='
-'
-dp_o=
-# dp_p WORD...: one line of output, the words joined by spaces. Lines are
-# kept in dp_o and written once, at the end: one write, which sshd sends
-# as one packet, where a printf per line costs it (and drover) one each.
+const scriptPrelude = `# dp_p WORD...: one line of output, the words joined by spaces. Lines are
+# kept in dp_o and handed over once, at the end, in dq_out (see
+# inventory.Pool.Query): one write, which sshd sends as one packet, where a
+# printf per line costs it (and drover) one each.
 dp_p() { dp_o="$dp_o$*$nl"; }
-dp_p drover-probe 2
 
 # dp_tok VALUE: v is VALUE when it is a safe one-word token, else "-".
 dp_tok() {
@@ -49,46 +42,50 @@ dp_tok() {
 	case $v in ''|.*|*[!A-Za-z0-9._+~-]*) v=- ;; esac
 }
 
-# OS facts. os-release is parsed, never sourced: it is data, not code.
-os_id= os_ver=
-osr=/etc/os-release
-[ -r "$osr" ] || osr=/usr/lib/os-release
-if [ -r "$osr" ]; then
-	while IFS= read -r l || [ -n "$l" ]; do
-		case $l in
-		ID=*) os_id=${l#ID=} ;;
-		VERSION_ID=*) os_ver=${l#VERSION_ID=} ;;
-		esac
-	done <"$osr"
-fi
 # dp_unquote VALUE: v is an os-release VALUE without its quotes, as a token.
 dp_unquote() {
 	v=$1
 	case $v in \"*\") v=${v#\"}; v=${v%\"} ;; \'*\') v=${v#\'}; v=${v%\'} ;; esac
 	dp_tok "$v"
 }
-dp_unquote "$os_id"; os_id=$v
-dp_unquote "$os_ver"; os_ver=$v
-host=
-read -r host 2>/dev/null </proc/sys/kernel/hostname || host=$(uname -n 2>/dev/null)
-dp_tok "$host"; host=$v
-[ -n "${dp_arch-}" ] || dp_arch=$(uname -m 2>/dev/null) || dp_arch=
-dp_tok "$dp_arch"; arch=$v
-d=$root
-while [ ! -d "$d" ]; do
-	case $d in */*) d=${d%/*}; d=${d:-/} ;; *) d=/ ;; esac
-done
-# Free space is shown, never acted on, and df is a process of its own: a
-# resident shell runs it on every tenth probe of the same dir only.
-dp_dfn=$(( ${dp_dfn:-0} % 10 + 1 ))
-if [ "$dp_dfn" = 1 ] || [ "${dp_dfdir-}" != "$d" ]; then
-	dp_dfn=1 dp_dfdir=$d
-	set -- $(df -Pk "$d" 2>/dev/null)
-	dp_free=-
-	case $#:${11}:${12} in 13:*:*%|1[4-9]:*:*%) dp_free=${11} ;; esac
-	case $dp_free in ''|*[!0-9]*) dp_free=- ;; *) dp_free=$((dp_free * 1024)) ;; esac
-fi
-dp_p os "id=$os_id" "version_id=$os_ver" "arch=$arch" "hostname=$host" "free=$dp_free"
+
+# dp_facts: the os line. os-release is parsed, never sourced: it is
+# data, not code.
+dp_facts() {
+	os_id= os_ver=
+	osr=/etc/os-release
+	[ -r "$osr" ] || osr=/usr/lib/os-release
+	if [ -r "$osr" ]; then
+		while IFS= read -r l || [ -n "$l" ]; do
+			case $l in
+			ID=*) os_id=${l#ID=} ;;
+			VERSION_ID=*) os_ver=${l#VERSION_ID=} ;;
+			esac
+		done <"$osr"
+	fi
+	dp_unquote "$os_id"; os_id=$v
+	dp_unquote "$os_ver"; os_ver=$v
+	host=
+	read -r host 2>/dev/null </proc/sys/kernel/hostname || host=$(uname -n 2>/dev/null)
+	dp_tok "$host"; host=$v
+	[ -n "${dp_arch-}" ] || dp_arch=$(uname -m 2>/dev/null) || dp_arch=
+	dp_tok "$dp_arch"; arch=$v
+	d=$root
+	while [ ! -d "$d" ]; do
+		case $d in */*) d=${d%/*}; d=${d:-/} ;; *) d=/ ;; esac
+	done
+	# Free space is shown, never acted on, and df is a process of its own: a
+	# resident shell runs it on every tenth probe of the same dir only.
+	dp_dfn=$(( ${dp_dfn:-0} % 10 + 1 ))
+	if [ "$dp_dfn" = 1 ] || [ "${dp_dfdir-}" != "$d" ]; then
+		dp_dfn=1 dp_dfdir=$d
+		set -- $(df -Pk "$d" 2>/dev/null)
+		dp_free=-
+		case $#:${11}:${12} in 13:*:*%|1[4-9]:*:*%) dp_free=${11} ;; esac
+		case $dp_free in ''|*[!0-9]*) dp_free=- ;; *) dp_free=$((dp_free * 1024)) ;; esac
+	fi
+	dp_p os "id=$os_id" "version_id=$os_ver" "arch=$arch" "hostname=$host" "free=$dp_free"
+}
 
 # dp_discover WANTED: extra lists the components that have a receipt but
 # are not among the space-separated WANTED names.
@@ -267,10 +264,33 @@ dp_exec() {
 }
 `
 
-// Script builds the probe script for one node. Every value from the
-// request is validated and shell-quoted; the output is described in
-// parse.go.
+// scriptHead starts every probe: the options and variables the prelude's
+// functions rely on, the format line and the os line.
+const scriptHead = `set -f
+unset IFS
+LC_ALL=C
+export LC_ALL
+cd / || exit 1
+nl='
+'
+dp_o=
+dp_p drover-probe 2
+dp_facts
+`
+
+// Script is the whole probe script for one node, as one script for Run.
 func Script(req Request) (string, error) {
+	body, err := scriptBody(req)
+	if err != nil {
+		return "", err
+	}
+	return inventory.OneScript(scriptPrelude, body), nil
+}
+
+// scriptBody is the probe script for one node that runs after
+// scriptPrelude. Every value from the request is validated and
+// shell-quoted; the output is described in parse.go.
+func scriptBody(req Request) (string, error) {
 	if err := checkRequest(req); err != nil {
 		return "", err
 	}
@@ -279,9 +299,9 @@ func Script(req Request) (string, error) {
 		units = DefaultUnitDir
 	}
 	var b strings.Builder
-	b.Grow(len(scriptPrelude) + 512)
+	b.Grow(1024)
 	fmt.Fprintf(&b, "root=%s\nunits=%s\n", inventory.Quote(req.InstallRoot), inventory.Quote(units))
-	b.WriteString(scriptPrelude)
+	b.WriteString(scriptHead)
 
 	names := make([]string, len(req.Components))
 	for i, w := range req.Components {
@@ -356,7 +376,7 @@ func Script(req Request) (string, error) {
 		}
 		b.WriteString("dp_p end\n")
 	}
-	b.WriteString("for n in $extra; do dp_begin \"$n\"; dp_unitline \"$n\" 0; dp_p end; done\ndp_p done\nprintf '%s' \"$dp_o\"\n")
+	b.WriteString("for n in $extra; do dp_begin \"$n\"; dp_unitline \"$n\" 0; dp_p end; done\ndp_p done\ndq_out=$dp_o\n")
 	return b.String(), nil
 }
 

@@ -402,7 +402,8 @@ func (c *Controller) lastProbe(d *Desired, name string) (probes.Observed, bool) 
 	if _, busy := c.inflight[name]; busy {
 		return probes.Observed{}, false
 	}
-	maxAge := d.ProbeInterval + d.ProbeInterval/5 // interval plus its jitter
+	// The interval, its jitter and the queue's timer coalescing.
+	maxAge := d.ProbeInterval + d.ProbeInterval/5 + coalesceGrain
 	if age := c.Now().Sub(st.obs.ProbedAt); age < 0 || age > maxAge {
 		return probes.Observed{}, false
 	}

@@ -65,7 +65,9 @@ func (q *Queue) addLocked(node string) {
 }
 
 // AddAfter queues node after d. An earlier pending AddAfter for the same
-// node wins; Add supersedes both.
+// node wins; Add supersedes both. A wait of coalesceAfter or more ends on
+// a whole coalesceGrain (up to one grain late), so the probes of many
+// nodes due within the same grain start together.
 func (q *Queue) AddAfter(node string, d time.Duration) {
 	if d <= 0 {
 		q.Add(node)
@@ -76,7 +78,7 @@ func (q *Queue) AddAfter(node string, d time.Duration) {
 	if q.shutdown || q.waiting[node] {
 		return
 	}
-	at := time.Now().Add(d)
+	at := dueTime(time.Now(), d)
 	if e, ok := q.timers[node]; ok {
 		if !e.at.After(at) {
 			return
@@ -84,7 +86,7 @@ func (q *Queue) AddAfter(node string, d time.Duration) {
 		e.t.Stop()
 	}
 	var t *time.Timer
-	t = time.AfterFunc(d, func() {
+	t = time.AfterFunc(time.Until(at), func() {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		if e, ok := q.timers[node]; ok && e.t == t {
@@ -93,6 +95,30 @@ func (q *Queue) AddAfter(node string, d time.Duration) {
 		}
 	})
 	q.timers[node] = timerEntry{at: at, t: t}
+}
+
+// Timer coalescing, as in the kernel's timer slack: each timer that fires
+// wakes the daemon, and on a VM a wake-up (a context switch or two, the Go
+// runtime's sysmon thread coming back for a while) costs more CPU than the
+// probe it starts. Probe intervals are jittered by ±20% anyway; a second
+// more on a 30 s interval changes nothing, and 500 nodes at 30 s wake the
+// daemon once a second, not 17 times.
+const (
+	coalesceAfter = 2 * time.Second
+	coalesceGrain = time.Second
+)
+
+// dueTime is when a wait of d from now ends: now+d, rounded up to a whole
+// coalesceGrain for a wait of coalesceAfter or more.
+func dueTime(now time.Time, d time.Duration) time.Time {
+	at := now.Add(d)
+	if d < coalesceAfter {
+		return at
+	}
+	if r := at.Truncate(coalesceGrain); r.Before(at) {
+		at = r.Add(coalesceGrain)
+	}
+	return at
 }
 
 // Get blocks until a node is ready and hands it out; ok is false once the

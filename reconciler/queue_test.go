@@ -71,3 +71,26 @@ func TestQueueShutDownReleasesWorkers(t *testing.T) {
 	q.ShutDown()
 	wg.Wait()
 }
+
+// TestDueTime: long waits end on a whole second, never early and at most
+// a second late; short ones (backoffs, retries) are not moved.
+func TestDueTime(t *testing.T) {
+	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		now  time.Duration // after base
+		d    time.Duration
+		want time.Duration // after base
+	}{
+		{0, 30 * time.Second, 30 * time.Second},
+		{250 * time.Millisecond, 30 * time.Second, 31 * time.Second},
+		{999 * time.Millisecond, 24*time.Second + 1, 25 * time.Second},
+		{100 * time.Millisecond, 2 * time.Second, 3 * time.Second},
+		{100 * time.Millisecond, 1999 * time.Millisecond, 2099 * time.Millisecond},
+		{100 * time.Millisecond, 50 * time.Millisecond, 150 * time.Millisecond},
+	} {
+		got := dueTime(base.Add(tc.now), tc.d).Sub(base)
+		if got != tc.want {
+			t.Errorf("dueTime(+%v, %v) = +%v, want +%v", tc.now, tc.d, got, tc.want)
+		}
+	}
+}

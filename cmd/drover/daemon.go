@@ -35,6 +35,7 @@ func newDaemonCommand() *cobra.Command {
 	var file, listen, lockDir, tokenFile, artifactsDir, knownHosts string
 	var grace time.Duration
 	var workers, cpus int
+	var pprof bool
 	cmd := &cobra.Command{
 		Use:   "daemon -f FILE",
 		Short: "Watch the manifest and keep the cluster converged",
@@ -65,7 +66,7 @@ work and lets in-flight actions finish for up to --grace.`,
 			defer log.Sync()
 			setCPUs(cmd, cpus)
 			d := &daemon{file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
-				artifactsDir: artifactsDir, knownHosts: knownHosts, log: log, stderr: cmd.ErrOrStderr()}
+				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, log: log, stderr: cmd.ErrOrStderr()}
 			return d.run(cmd.Context())
 		},
 	}
@@ -77,6 +78,7 @@ work and lets in-flight actions finish for up to --grace.`,
 	cmd.Flags().StringVar(&lockDir, "lock-dir", "/run/drover", "where the lock that stops a second daemon on the same manifest lives")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the console token (mode 0600); default: a new token each start, printed to stderr")
 	cmd.Flags().StringVar(&artifactsDir, "artifacts-dir", "", "folder the setup wizard offers artifacts from (<name>-<version>.tar.gz)")
+	cmd.Flags().BoolVar(&pprof, "pprof", false, "also serve Go's profiles on --listen under /debug/pprof/ (no token: anyone who reaches --listen can take them)")
 	cmd.Flags().StringVar(&knownHosts, "known-hosts", "", "known_hosts file the setup wizard records accepted host keys in (default: the manifest's ssh.knownHostsFile)")
 	return cmd
 }
@@ -88,6 +90,7 @@ type daemon struct {
 	knownHosts            string
 	grace                 time.Duration
 	workers               int
+	pprof                 bool
 	log                   *zap.Logger
 	stderr                io.Writer
 
@@ -194,7 +197,11 @@ func (d *daemon) run(ctx context.Context) error {
 		Log: d.log.Named("wizard"), Guard: guard.Require})
 	opts := console.Options{Source: d.ctrl, Log: d.log.Named("console"), SetupPath: setupPath}
 	con := console.New(opts)
-	srv := &http.Server{Handler: httpMux(d.ctrl, reg, con, setup), ReadHeaderTimeout: 5 * time.Second}
+	mux := httpMux(d.ctrl, reg, con, setup)
+	if d.pprof {
+		registerPprof(mux)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	// Shutdown waits for requests to end, and an open page's event stream
 	// never does by itself.
 	srv.RegisterOnShutdown(con.Close)
@@ -374,12 +381,12 @@ func (s *swapRunner) Run(ctx context.Context, t inventory.Target, script string,
 	return p.Run(ctx, t, script, stdin)
 }
 
-func (s *swapRunner) Query(ctx context.Context, t inventory.Target, script string) (inventory.Result, error) {
+func (s *swapRunner) Query(ctx context.Context, t inventory.Target, prelude, script string) (inventory.Result, error) {
 	p := s.get()
 	if p == nil {
 		return inventory.Result{}, errNoPool
 	}
-	return p.Query(ctx, t, script)
+	return p.Query(ctx, t, prelude, script)
 }
 
 func (s *swapRunner) DialTCP(ctx context.Context, t inventory.Target, addr string) (net.Conn, error) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 
@@ -40,6 +41,18 @@ func httpMux(src api.Source, gatherer prometheus.Gatherer, con *console.Console,
 		mux.Handle("/api/v1/wizard/", setup)
 	}
 	return mux
+}
+
+// registerPprof serves Go's profiles (CPU, heap, goroutines) under
+// /debug/pprof/, for `go tool pprof http://ADDR/debug/pprof/profile`.
+// Only with --pprof: a CPU profile costs the daemon while it runs, and the
+// endpoints take no token.
+func registerPprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // setupPath is where the setup wizard lives, linked from every page.

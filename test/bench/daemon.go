@@ -45,8 +45,8 @@ type logEvent struct {
 }
 
 // startDaemon starts the binary's daemon on manifest with its HTTP API on
-// a free loopback port and waits until it serves.
-func startDaemon(ctx context.Context, bin, manifest, lockDir, logPath string) (*daemonProc, error) {
+// a free loopback port and waits until it serves. extra are more flags.
+func startDaemon(ctx context.Context, bin, manifest, lockDir, logPath string, extra ...string) (*daemonProc, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -56,7 +56,8 @@ func startDaemon(ctx context.Context, bin, manifest, lockDir, logPath string) (*
 		logFile.Close()
 		return nil, err
 	}
-	cmd := exec.Command(bin, "daemon", "-f", manifest, "--listen", "127.0.0.1:0", "--lock-dir", lockDir, "--grace", "10s")
+	args := append([]string{"daemon", "-f", manifest, "--listen", "127.0.0.1:0", "--lock-dir", lockDir, "--grace", "10s"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = w, w
 	// The daemon dies with the bench, whatever happens to the bench.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

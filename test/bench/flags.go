@@ -89,7 +89,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&only, "only", strings.Join(allPhases, ","), "phases to run, of "+strings.Join(allPhases, ","))
 	noPeers := fs.Bool("no-peers", false, "measure drover only (no Ansible, no pssh)")
 	fs.StringVar(&c.droverBin, "drover", "", "drover binary for the daemon measurements (default: built from this tree)")
-	fs.StringVar(&c.profileDir, "cpuprofile-dir", "", "write CPU profiles of drover's largest probe rounds here")
+	fs.StringVar(&c.profileDir, "cpuprofile-dir", "", "write CPU profiles of drover's largest probe rounds and of the daemon's steady state here")
 	fs.StringVar(&c.goBenchTime, "gobench-time", "3s", "go test -benchtime of the Go benchmarks")
 	fs.BoolVar(&c.keepWork, "keep", false, "keep the work dir (manifests, playbook logs, daemon logs)")
 	fs.BoolVar(&c.verbose, "v", false, "log every SSH step drover takes (to stderr)")

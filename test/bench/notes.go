@@ -12,8 +12,8 @@ import (
 // with the code that measures; `go run ./test/bench -cpuprofile-dir DIR`
 // takes the profiles again: probe-cold.pprof and probe-warm.pprof (the
 // largest probe round, in process), daemon-steady.pprof and
-// daemon-heap.pprof (the daemon's loop run in process over the
-// steady-state nodes after the binary's own measurement).
+// daemon-heap.pprof (the daemon binary itself, run with --pprof, over a
+// window after its measured one).
 func (b *bench) writeNotes(w *strings.Builder) {
 	r := b.res
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }

@@ -54,7 +54,11 @@ func (b *bench) steadyPhase(ctx context.Context) error {
 	}
 	b.logf("steady state: daemon over %d nodes, probe interval %s, window %s", n, r.Interval, b.cfg.steadyFor)
 	start := time.Now()
-	d, err := startDaemon(ctx, b.droverBin, manifest, dir, filepath.Join(dir, "daemon.log"))
+	var extra []string
+	if b.cfg.profileDir != "" {
+		extra = append(extra, "--pprof")
+	}
+	d, err := startDaemon(ctx, b.droverBin, manifest, dir, filepath.Join(dir, "daemon.log"), extra...)
 	if err != nil {
 		return err
 	}
@@ -115,13 +119,12 @@ func (b *bench) steadyPhase(ctx context.Context) error {
 	if err := d.waitConverged(ctx, n, b.probeVersions(), time.Second, time.Minute); err != nil {
 		return err
 	}
-	if err := d.stop(); err != nil {
-		return err
-	}
 	if b.cfg.profileDir != "" {
-		return b.profileDaemon(ctx, manifest, n, b.cfg.steadyFor)
+		if err := b.profileDaemon(ctx, d, b.cfg.steadyFor); err != nil {
+			return err
+		}
 	}
-	return nil
+	return d.stop()
 }
 
 // nominalPercent is cpuPercent scaled to one probe per node per interval,

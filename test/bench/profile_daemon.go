@@ -3,84 +3,59 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/pprof"
-	"sync"
 	"time"
-
-	"github.com/drover-project/drover/metrics"
-	"github.com/drover-project/drover/reconciler"
 )
 
-// profileDaemon runs, in this process, the loop `drover daemon` runs (the
-// controller with its metrics observer over a pool, as cmd/drover/daemon.go
-// wires them) over the steady-state manifest, and writes a CPU profile of
-// window of its steady state, plus a heap profile: the daemon binary
-// serves no pprof, and this is the same code.
-func (b *bench) profileDaemon(ctx context.Context, manifest string, nodes int, window time.Duration) error {
-	dc, err := loadDrover(manifest, b.log)
-	if err != nil {
-		return err
-	}
-	pool, err := dc.newPool()
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	d := dc.desired
-	ctrl := reconciler.NewController(reconciler.ControllerOptions{
-		Runner:   pool,
-		Executor: &reconciler.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: b.log},
-		Log:      b.log,
-		Workers:  dc.concurrency(),
-	})
-	m := metrics.New(metrics.NewRegistry(), ctrl.Status, pool.Connections)
-	ctrl.Observer = m
-	ctrl.SetDesired(d)
-	m.SetProbeInterval(d.ProbeInterval)
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { ctrl.Run(rctx, 10*time.Second) })
-	defer func() { cancel(); wg.Wait() }()
-
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		st := ctrl.Status()
-		if convergedText(st, nodes, b.probeVersions()) == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("in-process daemon: not converged: %s", convergedText(st, nodes, b.probeVersions()))
-		}
-		time.Sleep(time.Second)
-	}
+// profileDaemon takes, from the daemon binary itself (started with
+// --pprof), a CPU profile of a window of its steady state and a heap
+// profile, into -cpuprofile-dir. It runs after the measured window: a
+// profile being taken costs the daemon CPU the measurement would count.
+func (b *bench) profileDaemon(ctx context.Context, d *daemonProc, window time.Duration) error {
 	if err := os.MkdirAll(b.cfg.profileDir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(b.cfg.profileDir, "daemon-steady.pprof"))
+	cpu0, err := d.cpu()
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var ru0, ru1 time.Duration
-	ru0 = b.cpu.snap().self
-	if err := pprof.StartCPUProfile(f); err != nil {
+	path := fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(window.Seconds()))
+	if err := d.save(ctx, path, filepath.Join(b.cfg.profileDir, "daemon-steady.pprof")); err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(window):
-	}
-	pprof.StopCPUProfile()
-	ru1 = b.cpu.snap().self
-	b.logf("in-process daemon loop: %s CPU in %s (%.2f%% of a core); profile in %s", fmtDur(ru1-ru0), window, 100*(ru1-ru0).Seconds()/window.Seconds(), b.cfg.profileDir)
-	runtime.GC()
-	h, err := os.Create(filepath.Join(b.cfg.profileDir, "daemon-heap.pprof"))
+	cpu1, err := d.cpu()
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	return pprof.WriteHeapProfile(h)
+	b.logf("daemon profiled: %s CPU in %s (%.2f%% of a core); profiles in %s", fmtDur(cpu1-cpu0), window, 100*(cpu1-cpu0).Seconds()/window.Seconds(), b.cfg.profileDir)
+	return d.save(ctx, "/debug/pprof/heap?gc=1", filepath.Join(b.cfg.profileDir, "daemon-heap.pprof"))
+}
+
+// save writes what the daemon serves at path to the file to.
+func (d *daemonProc) save(ctx context.Context, path, to string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.base+path, nil)
+	if err != nil {
+		return err
+	}
+	// A CPU profile takes its whole window to answer.
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %s", path, resp.Status)
+	}
+	f, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
