@@ -22,6 +22,9 @@ type conn struct {
 
 	shellMu sync.Mutex     // held by the Query using the shell
 	shell   *residentShell // see Query; nil until the first one
+	// noShell: a resident shell ended before its first answer (sudo
+	// refused, no mktemp or /proc): Query runs as Run on this connection.
+	noShell bool
 
 	heard atomic.Int64 // unix nanos of the node's last answer (keepAlive)
 }

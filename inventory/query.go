@@ -119,6 +119,9 @@ func (p *Pool) queryOn(ctx context.Context, t Target, c *conn, prelude, script s
 		return Result{}, fmt.Errorf("%s: waiting for a session: %w", describe(t), err)
 	}
 	defer p.releaseSlot()
+	if c.noShell {
+		return Result{}, errNoShell
+	}
 	if c.shell == nil {
 		sh, err := startShell(t, c)
 		if err != nil {
@@ -131,6 +134,7 @@ func (p *Pool) queryOn(ctx context.Context, t Target, c *conn, prelude, script s
 		c.answered()
 	}
 	if err != nil {
+		c.noShell = !c.shell.setUp && errors.Is(err, errShellGone) && ctx.Err() == nil
 		c.shell.close()
 		c.shell = nil
 		switch {

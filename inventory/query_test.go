@@ -173,8 +173,16 @@ func TestQuerySudo(t *testing.T) {
 
 	p2 := newPool(t, baseConfig(f))
 	writeScript(t, filepath.Join(bin, "sudo"), `echo "sudo: a password is required" >&2; exit 1`)
-	_, err := p2.Query(ctxT(t), core, "", "true")
-	wantErr(t, err, ErrSudo, "sudo")
+	before := f.Server.Stats().Sessions
+	for range 2 {
+		_, err := p2.Query(ctxT(t), core, "", "true")
+		wantErr(t, err, ErrSudo, "sudo")
+	}
+	// The refused shell is not tried again on the connection: the shell,
+	// then one Run per query.
+	if n := f.Server.Stats().Sessions - before; n != 3 {
+		t.Errorf("%d sessions for two refused queries, want 3", n)
+	}
 }
 
 // TestQueryPrelude: a prelude runs once per shell, again only when it
