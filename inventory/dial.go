@@ -22,8 +22,9 @@ type conn struct {
 
 	shellMu sync.Mutex     // held by the Query using the shell
 	shell   *residentShell // see Query; nil until the first one
-	// noShell: a resident shell ended before its first answer (sudo
-	// refused, no mktemp or /proc): Query runs as Run on this connection.
+	// noShell: a resident shell ended before it was set up (sudo
+	// refused, no mktemp or /proc, a script that exits in the first two):
+	// Query runs as Run on this connection.
 	noShell bool
 
 	heard atomic.Int64 // unix nanos of the node's last answer (keepAlive)

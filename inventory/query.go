@@ -154,7 +154,13 @@ type residentShell struct {
 	sess    *ssh.Session
 	stdin   io.WriteCloser
 	stdout  io.Reader
-	release func() // gives the session slot back, once
+	stderr  io.Reader // the shell's own stderr: the first script's
+	release func()    // gives the session slot back, once
+	// answered: the shell has answered a script. The first script's
+	// stderr goes to the session's stderr; shellSetup runs with the
+	// second, so a shell that answers only once (a one-shot probe, a cold
+	// round) costs the node no process besides the script's own.
+	answered bool
 	// setUp: the shell has its stderr file on fd 9 (shellSetup ran).
 	setUp bool
 	// prelude is the last prelude the shell ran.
@@ -175,12 +181,11 @@ func startShell(t Target, c *conn) (*residentShell, error) {
 		release()
 		return nil, err
 	}
-	// The shell's own stderr carries nothing a caller reads (scripts'
-	// stderr goes to fd 9); Session drains it, so it never holds the
-	// channel's window.
 	sh := &residentShell{sess: sess, release: release}
 	if sh.stdin, err = sess.StdinPipe(); err == nil {
-		sh.stdout, err = sess.StdoutPipe()
+		if sh.stdout, err = sess.StdoutPipe(); err == nil {
+			sh.stderr, err = sess.StderrPipe()
+		}
 	}
 	if err == nil {
 		err = sess.Start(shellCommand(t))
@@ -201,8 +206,8 @@ func shellCommand(t Target) string {
 	return "exec sh"
 }
 
-// shellSetup opens, once per shell, the file that takes each script's
-// stderr: a new file, already unlinked (nothing is left on the node
+// shellSetup opens, once per shell and before its second script, the
+// file that takes each script's stderr: a new file, already unlinked (nothing is left on the node
 // however the shell ends), kept open on fd 9 and reached again through
 // /proc. Where that cannot be done the shell exits and Query runs as Run.
 const shellSetup = `dq_e=$(mktemp) && exec 9<>"$dq_e" && rm -f "$dq_e" && [ -e /proc/$$/fd/9 ] || exit 1
@@ -221,6 +226,8 @@ var errTooMuchOutput = errors.New("output too large")
 // group with stdin from /dev/null and stderr to fd 9's file; then the
 // shell prints dq_out and "\n<marker> <status>\n" in one printf, or, when
 // the script wrote to stderr, "\n<marker> e\n", the stderr, then the end.
+// The shell's first script has no fd 9 yet: its stderr goes to the
+// session's stderr, ended there by "\n<marker> 0\n" (see readFirstStderr).
 // The marker is random for every script, so no output can fake it. Any
 // error leaves the shell in an unknown state: the caller closes it.
 func (sh *residentShell) run(ctx context.Context, prelude, script string, limit int) (Result, error) {
@@ -228,7 +235,7 @@ func (sh *residentShell) run(ctx context.Context, prelude, script string, limit 
 	rand.Read(raw[:])
 	marker := hex.EncodeToString(raw[:])
 	var head string
-	if !sh.setUp {
+	if sh.answered && !sh.setUp {
 		head = shellSetup
 	}
 	if prelude != sh.prelude {
@@ -238,9 +245,19 @@ func (sh *residentShell) run(ctx context.Context, prelude, script string, limit 
 	req = append(req, head...)
 	req = append(req, "dq_out=\n{\n"...)
 	req = append(req, script...)
-	req = append(req, "\n} </dev/null 2>/proc/$$/fd/9\ndq_s=$?\nif [ -s /proc/$$/fd/9 ]; then printf '%s\\n%s e\\n' \"$dq_out\" "...)
-	req = append(req, marker...)
-	req = append(req, "; cat /proc/$$/fd/9; dq_out=; fi\nprintf '%s\\n%s %s\\n' \"$dq_out\" "...)
+	var firstErr chan stderrFrame
+	if !sh.answered {
+		firstErr = make(chan stderrFrame, 1)
+		go sh.readFirstStderr(marker, limit, firstErr)
+		req = append(req, "\n} </dev/null\ndq_s=$?\nprintf '\\n%s 0\\n' "...)
+		req = append(req, marker...)
+		req = append(req, " >&2\n"...)
+	} else {
+		req = append(req, "\n} </dev/null 2>/proc/$$/fd/9\ndq_s=$?\nif [ -s /proc/$$/fd/9 ]; then printf '%s\\n%s e\\n' \"$dq_out\" "...)
+		req = append(req, marker...)
+		req = append(req, "; cat /proc/$$/fd/9; dq_out=; fi\n"...)
+	}
+	req = append(req, "printf '%s\\n%s %s\\n' \"$dq_out\" "...)
 	req = append(req, marker...)
 	req = append(req, " \"$dq_s\"\n"...)
 
@@ -250,11 +267,39 @@ func (sh *residentShell) run(ctx context.Context, prelude, script string, limit 
 		return Result{}, errShellGone // the shell's stdin is closed: it ended
 	}
 	res, err := readAnswer(sh.stdout, marker, limit)
+	if err == nil && firstErr != nil {
+		// The shell wrote the stderr's end before the answer, but sshd
+		// may forward the two streams in either order. An error closes
+		// the session, which ends the reader.
+		select {
+		case f := <-firstErr:
+			res.Stderr, err = f.stderr, f.err
+		case <-ctx.Done():
+			err = errShellGone
+		}
+	}
 	if err != nil {
 		return res, err
 	}
-	sh.setUp, sh.prelude = true, prelude
+	sh.setUp = sh.answered
+	sh.answered, sh.prelude = true, prelude
 	return res, nil
+}
+
+// stderrFrame is the first script's stderr, read from the session's.
+type stderrFrame struct {
+	stderr []byte
+	err    error
+}
+
+// readFirstStderr reads the session's stderr up to the first script's
+// end marker, sends it on done, then drains the rest until the session
+// ends: later scripts' stderr goes to fd 9, so what comes after is the
+// shell's own complaints, which no caller reads.
+func (sh *residentShell) readFirstStderr(marker string, limit int, done chan<- stderrFrame) {
+	res, err := readAnswer(sh.stderr, marker, limit)
+	done <- stderrFrame{res.Stdout, err}
+	io.Copy(io.Discard, sh.stderr)
 }
 
 // readAnswer reads r up to the end of one answer (see run) and splits it.

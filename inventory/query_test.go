@@ -60,6 +60,7 @@ func TestQueryShellEnds(t *testing.T) {
 	p, f, tg := poolNode(t, sshtest.Options{})
 
 	mustQuery(t, p, tg, "true")
+	mustQuery(t, p, tg, "true") // the shell is set up
 	res := mustQuery(t, p, tg, "echo bye; exit 7")
 	if string(res.Stdout) != "bye\n" || res.ExitCode != 7 {
 		t.Errorf("exit = %q %d, want Run's answer", res.Stdout, res.ExitCode)
@@ -217,6 +218,41 @@ func checkPrelude(t *testing.T, p *Pool, tg Target) {
 	res, err := p.Query(ctxT(t), tg, prelude+"\n", `say "$runs"`)
 	if err != nil || string(res.Stdout) != "2|" {
 		t.Errorf("changed prelude: %q, %v; want it run again", res.Stdout, err)
+	}
+}
+
+// TestQuerySetUpOnSecond: a shell that answers once starts no process
+// of its own on the node (a cold probe round, a one-shot probe); its
+// stderr file is made with the second script.
+func TestQuerySetUpOnSecond(t *testing.T) {
+	bin := t.TempDir()
+	mktemp, err := exec.LookPath("mktemp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, f, tg := poolNode(t, sshtest.Options{Env: []string{"PATH=" + bin + ":/usr/bin:/bin"}})
+	log := filepath.Join(f.Server.Dir(), "mktemp.log")
+	writeScript(t, filepath.Join(bin, "mktemp"), `echo called >> "`+log+`"; exec `+mktemp+` "$@"`)
+	calls := func() string { b, _ := os.ReadFile(log); return string(b) }
+
+	res := mustQuery(t, p, tg, `echo one; head -c 70000 /dev/zero | tr '\0' z >&2; echo err1 >&2`)
+	if string(res.Stdout) != "one\n" || string(res.Stderr) != strings.Repeat("z", 70000)+"err1\n" {
+		t.Errorf("first = %q %q", res.Stdout, res.Stderr)
+	}
+	if c := calls(); c != "" {
+		t.Errorf("the first query ran mktemp: %q", c)
+	}
+	for i := range 2 {
+		res = mustQuery(t, p, tg, `echo more; echo err2 >&2`)
+		if string(res.Stdout) != "more\n" || string(res.Stderr) != "err2\n" {
+			t.Errorf("query %d = %q %q", i+2, res.Stdout, res.Stderr)
+		}
+	}
+	if c := calls(); c != "called\n" {
+		t.Errorf("mktemp calls after three queries: %q, want one", c)
+	}
+	if st := f.Server.Stats(); st.Sessions != 1 {
+		t.Errorf("server saw %+v, want one session", st)
 	}
 }
 
