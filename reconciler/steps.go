@@ -117,17 +117,16 @@ src=%s
 f="$root/cache/$want.tar.gz"
 t="$root/cache/.$want.tar.gz.part"
 if is_sha "$f" "$want"; then cat > /dev/null; exit 0; fi
-mkdir -p -- "$root/cache"
-trap 'rm -f -- "$t"' EXIT
+mkdirp "$root/cache"
+trap 'rmpath "$t"' EXIT
 trap 'exit 129' HUP
 trap 'exit 143' TERM
-rm -f -- "$t"
+rmpath "$t"
 %s
 if ! is_sha "$t" "$want"; then
 	echo "checksum mismatch: expected $want, got $got for $src" >&2
 	exit 65
 fi
-chmod 0644 -- "$t"
 sync -- "$t"
 mv -fT -- "$t" "$f"
 echo changed
@@ -161,13 +160,15 @@ func (e *Executor) unpack(ctx context.Context, j *job) error {
 		}
 	}
 	puts, stdin := putCommands(inDir)
+	// The artifact is not hashed again here: this action's inspect or
+	// upload step has just checked it, and the cache only ever gets a
+	// file by renaming a checked one into place.
 	extract := ""
 	if sha := j.artifactSHA(); sha != "" {
 		extract = fmt.Sprintf(`a="$root/cache/"%s.tar.gz
 [ -f "$a" ] || { echo "artifact $a is not in the cache" >&2; exit 69; }
-if ! is_sha "$a" %s; then rm -f -- "$a"; echo "checksum mismatch: cached artifact $a is corrupt; removed it" >&2; exit 65; fi
 tar -xzf "$a" -C "$tmp" --no-same-owner
-`, sha, sha)
+`, sha)
 	}
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`pkg=%s
 dst=%s
@@ -175,15 +176,15 @@ tmp=%s
 old=%s
 mark=%s
 if [ -f "$dst/.complete" ] && [ "$(cat -- "$dst/.complete")" = "$mark" ]; then cat > /dev/null; exit 0; fi
-mkdir -p -- "$pkg"
-rm -rf -- "$tmp"
+mkdirp "$pkg"
+rmpath "$tmp"
 mkdir -- "$tmp"
 %s%s
 printf '%%s\n' "$mark" > "$tmp/.complete"
 sync -f -- "$tmp"
 if [ -e "$dst" ] || [ -L "$dst" ]; then rm -rf -- "$old"; mv -T -- "$dst" "$old"; fi
 mv -T -- "$tmp" "$dst"
-rm -rf -- "$old"
+rmpath "$old"
 echo changed
 `, inventory.Quote(pkg), inventory.Quote(dst), inventory.Quote(tmp), inventory.Quote(path.Join(pkg, "."+j.want.Version+".old")),
 		inventory.Quote(j.completeMark()), extract, puts)
@@ -349,8 +350,9 @@ func (e *Executor) switchActive(ctx context.Context, j *job, version string) err
 tmp=%s
 target=%s
 if [ ! -f %s ]; then echo "version %s of %s is not complete on the node" >&2; exit 69; fi
-mkdir -p -- "$root/active"
-if [ -L "$link" ] && [ "$(readlink -- "$link")" = "$target" ]; then rm -f -- "$tmp"; exit 0; fi
+mkdirp "$root/active"
+if [ -L "$link" ] && [ "$(readlink -- "$link")" = "$target" ]; then rmpath "$tmp"; exit 0; fi
+rmpath "$tmp"
 ln -sfn -- "$target" "$tmp"
 mv -fT -- "$tmp" "$link"
 echo changed
@@ -422,11 +424,10 @@ func (e *Executor) writeReceipt(ctx context.Context, j *job, r any) error {
 	data = append(data, '\n')
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`r="$root/receipts/"%s.json
 t="$root/receipts/."%s.json.tmp
-mkdir -p -- "$root/receipts"
-rm -f -- "$t"
+mkdirp "$root/receipts"
+rmpath "$t"
 cat > "$t"
 if ! is_sha "$t" %s; then rm -f -- "$t"; echo "short or corrupt receipt received" >&2; exit 65; fi
-chmod 0644 -- "$t"
 sync -- "$t"
 mv -fT -- "$t" "$r"
 echo changed
