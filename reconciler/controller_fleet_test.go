@@ -318,6 +318,14 @@ func (f *fleet) Probe(ctx context.Context, r inventory.Runner, t inventory.Targe
 
 var _ inventory.Runner = (*fleet)(nil)
 
+// inBatch reports whether a batch's label ("steps: a, b") holds the step
+// labelled step ("step: b"): the batch fails as that step would.
+func inBatch(label, step string) bool {
+	names, ok := strings.CutPrefix(label, "steps: ")
+	name, isStep := strings.CutPrefix(step, "step: ")
+	return ok && isStep && slices.Contains(strings.Split(names, ", "), name)
+}
+
 // Run runs a script on the node it is for, with the faults injected
 // there, and counts nodes restarting a unit at once per component.
 func (f *fleet) Run(ctx context.Context, t inventory.Target, script string, stdin io.Reader) (inventory.Result, error) {
@@ -325,8 +333,8 @@ func (f *fleet) Run(ctx context.Context, t inventory.Target, script string, stdi
 	label = strings.TrimPrefix(label, "# drover ")
 	f.mu.Lock()
 	down := f.unreachable[t.Name]
-	fail := f.failStep[t.Name] == label
-	panics := f.stepPanics[t.Name] > 0 && strings.HasPrefix(label, "step: ")
+	fail := f.failStep[t.Name] != "" && (f.failStep[t.Name] == label || inBatch(label, f.failStep[t.Name]))
+	panics := f.stepPanics[t.Name] > 0 && (strings.HasPrefix(label, "step: ") || strings.HasPrefix(label, "steps: "))
 	if panics {
 		f.stepPanics[t.Name]--
 	}

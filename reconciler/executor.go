@@ -90,6 +90,9 @@ type job struct {
 	log  *zap.Logger
 	// steps are the steps that ran, in order, for the action's record.
 	steps []StepRecord
+	// batch, when set, holds steps back to run in one session
+	// (stepchain.go).
+	batch *stepBatch
 }
 
 // Do runs action a on node n. want is the component as the manifest wants

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/drover-project/drover/inventory"
 )
 
 // Failures a step can end in, beside transport errors (inventory.Err*)
@@ -60,15 +62,38 @@ func (e *StepError) Unwrap() error {
 // code path of a real one. Otherwise it runs script (which must start with
 // lockedPreamble) with stdin, and reports whether the script changed the
 // node. The script is labelled with the step name, so a stuck one is
-// recognisable in ps on the node.
+// recognisable in ps on the node. stdin is closed once read, if it is an
+// io.Closer. While the job batches steps (stepchain.go), the step waits
+// to run with the others and step reports nothing changed: no caller may
+// need its result before the batch runs.
 func (e *Executor) step(ctx context.Context, j *job, name, script string, stdin io.Reader) (changed bool, err error) {
 	if e.DryRun {
+		closeInput(stdin)
 		j.log.Info("would: "+name, zap.String("step", name))
 		return false, nil
 	}
+	if j.batch != nil {
+		if ps, ok := newPendingStep(name, script, stdin); ok {
+			j.batch.steps = append(j.batch.steps, ps)
+			return false, nil
+		}
+		// A stream of unknown length cannot share a session's stdin.
+		if err := e.runBatch(ctx, j); err != nil {
+			closeInput(stdin)
+			return false, err
+		}
+	}
+	defer closeInput(stdin)
 	start := time.Now()
-	res, err := e.Runner.Run(ctx, j.node.Target, "# drover step: "+name+"\n"+script, stdin)
-	took := time.Since(start)
+	res, err := e.Runner.Run(ctx, j.node.Target, stepLabel(name)+script, stdin)
+	return e.record(j, name, res, time.Since(start), err)
+}
+
+// stepLabel is the comment line a step's script starts with.
+func stepLabel(name string) string { return "# drover step: " + name + "\n" }
+
+// record turns one step's result into its StepRecord and its error.
+func (e *Executor) record(j *job, name string, res inventory.Result, took time.Duration, err error) (changed bool, _ error) {
 	log := j.log.With(zap.String("step", name), zap.Duration("duration", took))
 	if err != nil {
 		log.Debug("step failed", zap.Error(err))

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -286,8 +287,13 @@ type LocalRunner struct {
 
 var _ inventory.Runner = (*LocalRunner)(nil)
 
-// Run runs script with sh, feeding stdin.
+// Run runs script with sh, feeding stdin. A batch of steps
+// (stepchain.go) runs as sent, or, when there is a Hook, step by step so
+// that the Hook sees each step's script and stdin as if it ran alone.
 func (r *LocalRunner) Run(ctx context.Context, _ inventory.Target, script string, stdin io.Reader) (inventory.Result, error) {
+	if strings.HasPrefix(script, "# drover steps: ") {
+		return r.runBatch(ctx, script, stdin)
+	}
 	label, _, _ := strings.Cut(script, "\n")
 	label = strings.TrimPrefix(label, "# drover ")
 	var hookErr error
@@ -302,9 +308,22 @@ func (r *LocalRunner) Run(ctx context.Context, _ inventory.Target, script string
 		}
 		script, hookErr = r.Hook(label, script, in)
 	}
+	r.addLabels(label)
+	res, err := r.exec(ctx, script, stdin)
+	if err == nil && hookErr != nil {
+		return res, hookErr
+	}
+	return res, err
+}
+
+func (r *LocalRunner) addLabels(labels ...string) {
 	r.mu.Lock()
-	r.labels = append(r.labels, label)
+	r.labels = append(r.labels, labels...)
 	r.mu.Unlock()
+}
+
+// exec runs script with /bin/sh in the node's dir and environment.
+func (r *LocalRunner) exec(ctx context.Context, script string, stdin io.Reader) (inventory.Result, error) {
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
 	cmd.Dir, cmd.Env, cmd.Stdin = r.Dir, r.Env, stdin
 	var out, errb bytes.Buffer
@@ -321,10 +340,96 @@ func (r *LocalRunner) Run(ctx context.Context, _ inventory.Target, script string
 	if err != nil {
 		return res, fmt.Errorf("local run: %w", err)
 	}
-	if hookErr != nil {
-		return res, hookErr
-	}
 	return res, nil
+}
+
+// batchStep is one step of a batch script, as it would run alone.
+type batchStep struct {
+	name, script string
+	size         int
+}
+
+// parseBatch takes a batch script (chainScript) apart.
+func parseBatch(script string) (marker string, steps []batchStep, err error) {
+	_, rest, _ := strings.Cut(script, "\ndc_m=")
+	marker, _, _ = strings.Cut(rest, "\n")
+	for {
+		head := "\n# " + marker + " step "
+		i := strings.Index(rest, head)
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len(head):]
+		var st batchStep
+		line, body, _ := strings.Cut(rest, "\n")
+		if st.size, err = strconv.Atoi(line); err != nil {
+			return "", nil, fmt.Errorf("batch step size %q: %w", line, err)
+		}
+		_, body, _ = strings.Cut(body, "\n") // the subshell's opening line
+		end := strings.Index(body, "\n# "+marker+" done\n")
+		if end < 0 {
+			return "", nil, errors.New("batch step without its end")
+		}
+		st.script = body[:end] + "\n"
+		label, _, _ := strings.Cut(st.script, "\n")
+		st.name = strings.TrimPrefix(label, "# drover step: ")
+		steps = append(steps, st)
+		rest = body[end:]
+	}
+	if len(steps) == 0 {
+		return "", nil, errors.New("batch script without steps")
+	}
+	return marker, steps, nil
+}
+
+// runBatch runs a batch script: as it is without a Hook (labelling the
+// steps that reported), else step by step, each seen by the Hook, with
+// the output the batch script would have given.
+func (r *LocalRunner) runBatch(ctx context.Context, script string, stdin io.Reader) (inventory.Result, error) {
+	marker, steps, err := parseBatch(script)
+	if err != nil {
+		return inventory.Result{}, err
+	}
+	if r.Hook == nil {
+		res, err := r.exec(ctx, script, stdin)
+		ran := strings.Count(string(res.Stdout), "\n"+marker+" ")
+		if ran < len(steps) && (err != nil || res.ExitCode != 0) {
+			ran++ // the step the batch ended in
+		}
+		for _, st := range steps[:min(ran, len(steps))] {
+			r.addLabels("step: " + st.name)
+		}
+		return res, err
+	}
+	var all []byte
+	if stdin != nil {
+		if all, err = io.ReadAll(stdin); err != nil {
+			return inventory.Result{}, err
+		}
+	}
+	var out, errb bytes.Buffer
+	for i, st := range steps {
+		in := all[:min(st.size, len(all))]
+		all = all[len(in):]
+		s, hookErr := r.Hook("step: "+st.name, st.script, in)
+		r.addLabels("step: " + st.name)
+		res, err := r.exec(ctx, s, bytes.NewReader(in))
+		out.Write(res.Stdout)
+		errb.Write(res.Stderr)
+		whole := inventory.Result{Stdout: out.Bytes(), Stderr: errb.Bytes(), ExitCode: res.ExitCode}
+		if err != nil {
+			return whole, err
+		}
+		if hookErr != nil {
+			return whole, hookErr
+		}
+		fmt.Fprintf(&out, "\n%s %d 0 0\n", marker, res.ExitCode)
+		fmt.Fprintf(&errb, "\n%s %d\n", marker, i)
+		if res.ExitCode != 0 {
+			return inventory.Result{Stdout: out.Bytes(), Stderr: errb.Bytes(), ExitCode: res.ExitCode}, nil
+		}
+	}
+	return inventory.Result{Stdout: out.Bytes(), Stderr: errb.Bytes()}, nil
 }
 
 // DialTCP connects to a loopback address only.

@@ -99,11 +99,29 @@ func (e *Executor) fetchArtifact(ctx context.Context, j *job) error {
 		return nil
 	}
 	w := j.want
+	// The upload reads exactly the artifact's length (head -c), so that
+	// in a batch it reads straight from the session (stepchain.go).
+	var stdin io.Reader
+	var size int64
+	if w.ArtifactPath != "" && !e.DryRun {
+		f, err := os.Open(w.ArtifactPath)
+		if err != nil {
+			return fmt.Errorf("artifact %s: %w", w.ArtifactPath, err)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("artifact %s: %w", w.ArtifactPath, err)
+		}
+		size = fi.Size()
+		stdin = newExactInput(f, size) // streamed, never read whole into memory; step closes it
+	}
 	src := w.ArtifactPath
-	get := `cat > "$t"`
+	get := fmt.Sprintf(`head -c %d > "$t"`, size)
+	drain := fmt.Sprintf("head -c %d > /dev/null; ", size)
 	name := "upload artifact"
 	if w.ArtifactURL != "" {
-		src, name = w.ArtifactURL, "download artifact"
+		src, name, drain = w.ArtifactURL, "download artifact", ""
 		get = `if command -v curl > /dev/null 2>&1; then
 	curl -fsSL --retry 2 -o "$t" "$src" || { echo "download of $src failed" >&2; exit 1; }
 elif command -v wget > /dev/null 2>&1; then
@@ -116,7 +134,7 @@ fi`
 src=%s
 f="$root/cache/$want.tar.gz"
 t="$root/cache/.$want.tar.gz.part"
-if is_sha "$f" "$want"; then cat > /dev/null; exit 0; fi
+if is_sha "$f" "$want"; then %sexit 0; fi
 mkdirp "$root/cache"
 trap 'rmpath "$t"' EXIT
 trap 'exit 129' HUP
@@ -130,16 +148,7 @@ fi
 sync -- "$t"
 mv -fT -- "$t" "$f"
 echo changed
-`, sha, inventory.Quote(src), get)
-	var stdin io.Reader
-	if w.ArtifactPath != "" && !e.DryRun {
-		f, err := os.Open(w.ArtifactPath)
-		if err != nil {
-			return fmt.Errorf("artifact %s: %w", w.ArtifactPath, err)
-		}
-		defer f.Close()
-		stdin = f // streamed: never read whole into memory
-	}
+`, sha, inventory.Quote(src), drain, get)
 	_, err := e.step(ctx, j, name, script, stdin)
 	return err
 }
@@ -259,15 +268,15 @@ done
 // feeds them, file contents back to back in the same order.
 func putCommands(files []manifests.RenderedFile) (string, io.Reader) {
 	var b strings.Builder
-	readers := make([]io.Reader, 0, len(files))
+	var content []byte
 	for _, f := range files {
 		dir := path.Dir(f.Path)
 		tmp := path.Join(dir, ".drover-"+sha256Hex([]byte(f.Path))[:16]+".tmp")
 		fmt.Fprintf(&b, "put %s %s %s %s %d %s\n", inventory.Quote(dir), inventory.Quote(f.Path), inventory.Quote(tmp),
 			modeString(f.Mode), len(f.Content), f.Digest())
-		readers = append(readers, bytes.NewReader(f.Content))
+		content = append(content, f.Content...)
 	}
-	return b.String(), io.MultiReader(readers...)
+	return b.String(), bytes.NewReader(content)
 }
 
 // modeString is a file mode as chmod takes it and stat -c %a prints it.

@@ -90,10 +90,9 @@ func (b *bench) writeNotes(w *strings.Builder) {
 			p(" and %s (plus %s of client CPU per node) with Ansible", fmtDur(perNode(cr.Ansible.CPU.Nodes, cr.Nodes)), fmtDur(perNode(cr.Ansible.CPU.Client, cr.Nodes)))
 		}
 		p(" (*this run*, %d nodes; the drover figure's floor on %d CPUs is %s against its median of %s). ", cr.Nodes, cpus, b.floor(cr.Drover), fmtDur(cr.Drover.Median))
-		p("A drover install runs each of its 8 steps (ensure dirs, inspect package, upload artifact, unpack, write files, switch active, prune, write receipt) as an SSH session of its own, beside the probes in the resident shell: ")
-		p("each step's script takes the node lock with `flock` and checks before it acts (`stat`, `sha256sum`, `mkdir`, `rm`, `mv`, `sync`, `chmod`). parallel-ssh's install is 3 sessions; Ansible runs a Python interpreter on the node for each of its 6 tasks. ")
-		p("Every tool pays the same upload (sshd decrypting 20 MiB into a pipe) and the same unpack. ")
-		p("Running an action's steps as one script in one session (the same checks and the same mutation gate, reconciler/steps.go and executor.go) would remove most of drover's extra node cost; it is the executor owner's change, not the bench's.\n\n")
+		p("A drover install is 2 SSH sessions beside the probes in the resident shell: the read-only inspect, then its 7 steps (ensure dirs, upload artifact, unpack, write files, switch active, prune, write receipt) in one session, each step in a subshell with its own stdin (reconciler/stepchain.go); ")
+		p("each step's script takes the node lock with `flock` and checks before it acts, `sync`s what it wrote before renaming it into place, and the upload is checked with `sha256sum` on the node. parallel-ssh's install is 3 sessions and syncs nothing; Ansible runs a Python interpreter on the node for each of its 6 tasks. ")
+		p("Every tool pays the same upload (sshd decrypting 20 MiB into a pipe) and the same unpack.\n\n")
 		break
 	}
 

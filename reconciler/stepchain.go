@@ -1,0 +1,271 @@
+package reconciler
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drover-project/drover/inventory"
+)
+
+// Steps that follow one another with nothing to decide between them run
+// in one SSH session: a session costs the node a login shell, timeout
+// and sh (on a small VM ~40 ms of CPU), more than most steps' own work.
+// Each step runs as it would alone, in a subshell of the session's shell
+// with its own stdin cut from the session's (head -c, or by the step
+// itself: exactInput), and reports its
+// exit status and its start and end (the node's /proc/uptime, read with
+// a builtin) after a random marker on stdout and stderr. The first step
+// that fails ends the session; the steps after it do not run. Each step
+// keeps its name, record, lock and error as if it had run alone.
+
+// pendingStep is a step waiting in a batch.
+type pendingStep struct {
+	name, script string
+	stdin        io.Reader // exactly size bytes; nil when size is 0
+	size         int64
+	exact        bool      // the script reads exactly size bytes itself
+	closer       io.Closer // the step's input, closed once the batch ran
+}
+
+// exactInput is a step's input that its script reads to the byte (head
+// -c): a batch passes it on uncut, sparing the node a copy through a pipe
+// (an artifact is tens of MB).
+type exactInput struct {
+	io.Reader
+	f *os.File
+	n int64
+}
+
+// newExactInput is the first n bytes of f, which the step will close.
+func newExactInput(f *os.File, n int64) *exactInput {
+	return &exactInput{Reader: io.LimitReader(f, n), f: f, n: n}
+}
+
+func (x *exactInput) Close() error { return x.f.Close() }
+
+// stepBatch holds the steps of a job waiting to run together.
+type stepBatch struct{ steps []pendingStep }
+
+// newPendingStep wraps a step for a batch. It fails for an input whose
+// length is not known beforehand: the session's stdin is the steps'
+// inputs back to back, each step reading its own length.
+func newPendingStep(name, script string, stdin io.Reader) (pendingStep, bool) {
+	ps := pendingStep{name: name, script: script}
+	switch r := stdin.(type) {
+	case nil:
+	case *bytes.Reader:
+		ps.size = int64(r.Len())
+		if ps.size > 0 {
+			ps.stdin = r
+		}
+	case *exactInput:
+		ps.stdin, ps.size, ps.exact, ps.closer = r, r.n, true, r
+	default:
+		return ps, false
+	}
+	return ps, true
+}
+
+// closeInput closes a step's input if it is a file.
+func closeInput(r io.Reader) {
+	if c, ok := r.(io.Closer); ok {
+		c.Close()
+	}
+}
+
+// startBatch makes the job's steps wait (see step) until runBatch or
+// endBatch runs them.
+func (j *job) startBatch() {
+	if j.batch == nil {
+		j.batch = &stepBatch{}
+	}
+}
+
+// dropBatch forgets waiting steps, which never ran because the action
+// failed before its batch did, and stops batching.
+func (j *job) dropBatch() {
+	if j.batch == nil {
+		return
+	}
+	for _, s := range j.batch.steps {
+		if s.closer != nil {
+			s.closer.Close()
+		}
+	}
+	j.batch = nil
+}
+
+// endBatch runs the waiting steps and stops batching.
+func (e *Executor) endBatch(ctx context.Context, j *job) error {
+	err := e.runBatch(ctx, j)
+	j.batch = nil
+	return err
+}
+
+// runBatch runs the waiting steps: one alone as step does, several in
+// one session.
+func (e *Executor) runBatch(ctx context.Context, j *job) error {
+	if j.batch == nil || len(j.batch.steps) == 0 {
+		return nil
+	}
+	steps := j.batch.steps
+	j.batch.steps = nil
+	defer func() {
+		for _, s := range steps {
+			if s.closer != nil {
+				s.closer.Close()
+			}
+		}
+	}()
+	if len(steps) == 1 {
+		s := steps[0]
+		start := time.Now()
+		res, err := e.Runner.Run(ctx, j.node.Target, stepLabel(s.name)+s.script, s.stdin)
+		_, err = e.record(j, s.name, res, time.Since(start), err)
+		return err
+	}
+	var raw [16]byte
+	rand.Read(raw[:])
+	marker := hex.EncodeToString(raw[:])
+	var ins []io.Reader
+	for _, s := range steps {
+		if s.stdin != nil {
+			ins = append(ins, s.stdin)
+		}
+	}
+	var stdin io.Reader
+	if len(ins) > 0 {
+		stdin = io.MultiReader(ins...)
+	}
+	start := time.Now()
+	res, runErr := e.Runner.Run(ctx, j.node.Target, chainScript(marker, steps), stdin)
+	took := time.Since(start)
+	reports, rest := splitChain(res, marker)
+	for i, s := range steps {
+		if i < len(reports) {
+			if _, err := e.record(j, s.name, reports[i].res, reports[i].took, nil); err != nil {
+				return err
+			}
+			took -= reports[i].took
+			continue
+		}
+		// The session ended under this step, or before it: what the
+		// shell said last is this step's.
+		if runErr == nil && rest.ExitCode == 0 {
+			runErr = errors.New("the node's shell ended without the step's report")
+		}
+		_, err := e.record(j, s.name, rest, max(took, 0), runErr)
+		return err
+	}
+	if runErr != nil {
+		return fmt.Errorf("steps %s: %w", stepNames(steps), runErr)
+	}
+	return nil
+}
+
+func stepNames(steps []pendingStep) string {
+	names := make([]string, len(steps))
+	for i, s := range steps {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// chainScript runs steps one after another in one shell (see above).
+// The lines "# <marker> step <size>" and "# <marker> done" enclose each
+// step's own script.
+func chainScript(marker string, steps []pendingStep) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# drover steps: %s\ndc_m=%s\n", stepNames(steps), marker)
+	b.WriteString("dc_up() { dc_t=; read -r dc_t dc_x 2> /dev/null < /proc/uptime || dc_t=; }\ndc_up\ndc_t0=$dc_t\n")
+	for i, s := range steps {
+		fmt.Fprintf(&b, "# %s step %d\n", marker, s.size)
+		if s.size > 0 && !s.exact {
+			fmt.Fprintf(&b, "head -c %d | (\n", s.size)
+		} else {
+			b.WriteString("(\n")
+		}
+		b.WriteString(stepLabel(s.name))
+		b.WriteString(s.script)
+		fmt.Fprintf(&b, "\n# %s done\n", marker)
+		if s.size > 0 {
+			b.WriteString(")\n")
+		} else {
+			b.WriteString(") < /dev/null\n")
+		}
+		fmt.Fprintf(&b, `dc_s=$?
+dc_up
+printf '\n%%s %%s %%s %%s\n' "$dc_m" "$dc_s" "$dc_t0" "$dc_t"
+printf '\n%%s %d\n' "$dc_m" >&2
+[ "$dc_s" -eq 0 ] || exit "$dc_s"
+dc_t0=$dc_t
+`, i)
+	}
+	return b.String()
+}
+
+// stepReport is one step's part of a batch's output.
+type stepReport struct {
+	res  inventory.Result
+	took time.Duration
+}
+
+// splitChain cuts a batch's output into the reports of the steps that
+// ended, and what came after the last one (with the session's exit code).
+func splitChain(res inventory.Result, marker string) ([]stepReport, inventory.Result) {
+	sep := "\n" + marker + " "
+	outs, tails, restOut := frames(res.Stdout, sep)
+	errs, _, restErr := frames(res.Stderr, sep)
+	reports := make([]stepReport, 0, len(outs))
+	for i, out := range outs {
+		f := strings.Fields(tails[i])
+		if len(f) == 0 {
+			break
+		}
+		code, err := strconv.Atoi(f[0])
+		if err != nil {
+			break
+		}
+		r := stepReport{res: inventory.Result{Stdout: out, ExitCode: code}}
+		if i < len(errs) {
+			r.res.Stderr = errs[i]
+		}
+		if len(f) == 3 {
+			// The node's clock ticks in hundredths; without /proc it is 0.
+			t0, err0 := strconv.ParseFloat(f[1], 64)
+			t1, err1 := strconv.ParseFloat(f[2], 64)
+			if err0 == nil && err1 == nil && t1 >= t0 {
+				r.took = time.Duration((t1 - t0) * float64(time.Second))
+			}
+		}
+		reports = append(reports, r)
+	}
+	return reports, inventory.Result{Stdout: restOut, Stderr: restErr, ExitCode: res.ExitCode}
+}
+
+// frames splits b at each sep, returning what came before each, the rest
+// of sep's line, and what follows the last whole line.
+func frames(b []byte, sep string) (bodies [][]byte, tails []string, rest []byte) {
+	for {
+		i := bytes.Index(b, []byte(sep))
+		if i < 0 {
+			return bodies, tails, b
+		}
+		j := bytes.IndexByte(b[i+len(sep):], '\n')
+		if j < 0 {
+			return bodies, tails, b
+		}
+		bodies = append(bodies, b[:i])
+		tails = append(tails, string(b[i+len(sep):i+len(sep)+j]))
+		b = b[i+len(sep)+j+1:]
+	}
+}

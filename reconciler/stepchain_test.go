@@ -1,0 +1,129 @@
+package reconciler
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/drover-project/drover/inventory"
+)
+
+// countingRunner counts the scripts a runner is given.
+type countingRunner struct {
+	inventory.Runner
+	runs int
+}
+
+func (c *countingRunner) Run(ctx context.Context, t inventory.Target, script string, stdin io.Reader) (inventory.Result, error) {
+	c.runs++
+	return c.Runner.Run(ctx, t, script, stdin)
+}
+
+// TestStepBatch: batched steps run in one script, each with its own
+// stdin cut from the session's, its own output, stderr and record; the
+// first that fails ends the batch with its own error, and the steps after
+// it do not run.
+func TestStepBatch(t *testing.T) {
+	f := newFixture(t)
+	runner := &countingRunner{Runner: f.n.Runner}
+	f.e.Runner = runner
+	dir := f.n.Dir
+	j := &job{node: f.n.DesiredNode(), name: "app", log: zap.NewNop()}
+	artifact := filepath.Join(dir, "artifact.bin")
+	if err := os.WriteFile(artifact, bytes.Repeat([]byte("a"), 70000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.Open(artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each step keeps what it read; the third reads nothing.
+	keep := func(name string) string {
+		return "set -eu\ncat > " + filepath.Join(dir, name) + "\necho changed\necho " + name + " says >&2\n"
+	}
+	ctx := context.Background()
+	j.startBatch()
+	steps := []struct {
+		name, script string
+		stdin        io.Reader
+	}{
+		{"one", keep("one"), bytes.NewReader([]byte("first\n"))},
+		{"two", "set -eu\nhead -c 70000 > " + filepath.Join(dir, "two") + "\necho changed\n", newExactInput(file, 70000)},
+		{"three", "echo in place", nil},
+		{"four", keep("four"), bytes.NewReader([]byte("last"))},
+	}
+	for _, s := range steps {
+		if _, err := f.e.step(ctx, j, s.name, s.script, s.stdin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(j.steps) != 0 || runner.runs != 0 {
+		t.Fatalf("steps ran before the batch did: %+v", j.steps)
+	}
+	if err := f.e.endBatch(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if runner.runs != 1 {
+		t.Errorf("%d scripts for one batch", runner.runs)
+	}
+	for name, want := range map[string]string{"one": "first\n", "two": strings.Repeat("a", 70000), "four": "last"} {
+		if b, _ := os.ReadFile(filepath.Join(dir, name)); string(b) != want {
+			t.Errorf("step %s read %d bytes %.20q, want %d", name, len(b), b, len(want))
+		}
+	}
+	var got []string
+	for _, r := range j.steps {
+		got = append(got, r.Name+":"+string(r.Result))
+		if r.Duration < 0 {
+			t.Errorf("step %s took %v", r.Name, r.Duration)
+		}
+	}
+	want := []string{"one:" + string(StepChanged), "two:" + string(StepChanged), "three:" + string(StepInPlace), "four:" + string(StepChanged)}
+	if !slices.Equal(got, want) {
+		t.Errorf("records %q, want %q", got, want)
+	}
+
+	// A failing step: its own stderr, the steps after it never run.
+	j.steps = nil
+	j.startBatch()
+	f.e.step(ctx, j, "ok", keep("ok"), bytes.NewReader([]byte("x")))
+	f.e.step(ctx, j, "bad", "echo partial; echo disk full >&2; exit 3", nil)
+	f.e.step(ctx, j, "after", keep("after"), bytes.NewReader([]byte("y")))
+	err = f.e.endBatch(ctx, j)
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != "bad" || se.ExitCode != 3 || se.Stderr != "disk full" {
+		t.Errorf("err = %v, want step bad's own", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "after")); err == nil {
+		t.Error("the step after the failed one ran")
+	}
+	if len(j.steps) != 2 || j.steps[0].Result != StepChanged || j.steps[1].Name != "bad" || j.steps[1].Result != StepFailed {
+		t.Errorf("records %+v", j.steps)
+	}
+}
+
+// TestSplitChainCutOff: a batch cut off under a step reports the steps
+// that ended, and gives the rest to the step it ended in.
+func TestSplitChainCutOff(t *testing.T) {
+	const m = "0123456789abcdef"
+	res := inventory.Result{
+		Stdout:   []byte("changed\n\n" + m + " 0 100.00 100.25\npart"),
+		Stderr:   []byte("warn\n" + m + " 0\nkilled"),
+		ExitCode: 137,
+	}
+	reports, rest := splitChain(res, m)
+	if len(reports) != 1 || string(reports[0].res.Stdout) != "changed\n" || string(reports[0].res.Stderr) != "warn" || reports[0].took.Milliseconds() != 250 {
+		t.Errorf("reports = %+v", reports)
+	}
+	if string(rest.Stdout) != "part" || string(rest.Stderr) != "killed" || rest.ExitCode != 137 {
+		t.Errorf("rest = %+v", rest)
+	}
+}
