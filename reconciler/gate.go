@@ -84,6 +84,11 @@ func (e *Executor) step(ctx context.Context, j *job, name, script string, stdin 
 		}
 	}
 	defer closeInput(stdin)
+	return e.runStep(ctx, j, name, script, stdin)
+}
+
+// runStep runs one step in a session of its own and records it.
+func (e *Executor) runStep(ctx context.Context, j *job, name, script string, stdin io.Reader) (changed bool, err error) {
 	start := time.Now()
 	res, err := e.Runner.Run(ctx, j.node.Target, stepLabel(name)+script, stdin)
 	return e.record(j, name, res, time.Since(start), err)

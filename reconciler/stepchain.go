@@ -127,10 +127,7 @@ func (e *Executor) runBatch(ctx context.Context, j *job) error {
 		}
 	}()
 	if len(steps) == 1 {
-		s := steps[0]
-		start := time.Now()
-		res, err := e.Runner.Run(ctx, j.node.Target, stepLabel(s.name)+s.script, s.stdin)
-		_, err = e.record(j, s.name, res, time.Since(start), err)
+		_, err := e.runStep(ctx, j, steps[0].name, steps[0].script, steps[0].stdin)
 		return err
 	}
 	var raw [16]byte
