@@ -207,9 +207,10 @@ func shellCommand(t Target) string {
 }
 
 // shellSetup opens, once per shell and before its second script, the
-// file that takes each script's stderr: a new file, already unlinked (nothing is left on the node
-// however the shell ends), kept open on fd 9 and reached again through
-// /proc. Where that cannot be done the shell exits and Query runs as Run.
+// file that takes each script's stderr: a new file, already unlinked
+// (nothing is left on the node however the shell ends), kept open on fd 9
+// and reached again through /proc. Where that cannot be done the shell
+// exits and Query runs as Run.
 const shellSetup = `dq_e=$(mktemp) && exec 9<>"$dq_e" && rm -f "$dq_e" && [ -e /proc/$$/fd/9 ] || exit 1
 `
 

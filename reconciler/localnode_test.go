@@ -392,9 +392,11 @@ func (r *LocalRunner) runBatch(ctx context.Context, script string, stdin io.Read
 	}
 	if r.Hook == nil {
 		res, err := r.exec(ctx, script, stdin)
-		ran := strings.Count(string(res.Stdout), "\n"+marker+" ")
-		if ran < len(steps) && (err != nil || res.ExitCode != 0) {
-			ran++ // the step the batch ended in
+		reports, _ := splitChain(res, marker)
+		ran := len(reports)
+		failed := ran > 0 && reports[ran-1].res.ExitCode != 0
+		if ran < len(steps) && !failed && (err != nil || res.ExitCode != 0) {
+			ran++ // the batch ended under this step, before its report
 		}
 		for _, st := range steps[:min(ran, len(steps))] {
 			r.addLabels("step: " + st.name)

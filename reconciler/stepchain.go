@@ -21,9 +21,9 @@ import (
 // and sh (on a small VM ~40 ms of CPU), more than most steps' own work.
 // Each step runs as it would alone, in a subshell of the session's shell
 // with its own stdin cut from the session's (head -c, or by the step
-// itself: exactInput), and reports its
-// exit status and its start and end (the node's /proc/uptime, read with
-// a builtin) after a random marker on stdout and stderr. The first step
+// itself: exactInput), and reports its exit status and its start and end
+// (the node's /proc/uptime, read with a builtin) after a random marker on
+// stdout and stderr. The first step
 // that fails ends the session; the steps after it do not run. Each step
 // keeps its name, record, lock and error as if it had run alone.
 
@@ -32,8 +32,7 @@ type pendingStep struct {
 	name, script string
 	stdin        io.Reader // exactly size bytes; nil when size is 0
 	size         int64
-	exact        bool      // the script reads exactly size bytes itself
-	closer       io.Closer // the step's input, closed once the batch ran
+	exact        bool // the script reads exactly size bytes itself
 }
 
 // exactInput is a step's input that its script reads to the byte (head
@@ -68,7 +67,7 @@ func newPendingStep(name, script string, stdin io.Reader) (pendingStep, bool) {
 			ps.stdin = r
 		}
 	case *exactInput:
-		ps.stdin, ps.size, ps.exact, ps.closer = r, r.n, true, r
+		ps.stdin, ps.size, ps.exact = r, r.n, true
 	default:
 		return ps, false
 	}
@@ -79,6 +78,13 @@ func newPendingStep(name, script string, stdin io.Reader) (pendingStep, bool) {
 func closeInput(r io.Reader) {
 	if c, ok := r.(io.Closer); ok {
 		c.Close()
+	}
+}
+
+// closeInputs closes the inputs of steps once they ran or never will.
+func closeInputs(steps []pendingStep) {
+	for _, s := range steps {
+		closeInput(s.stdin)
 	}
 }
 
@@ -93,13 +99,8 @@ func (j *job) startBatch() {
 // dropBatch forgets waiting steps, which never ran because the action
 // failed before its batch did, and stops batching.
 func (j *job) dropBatch() {
-	if j.batch == nil {
-		return
-	}
-	for _, s := range j.batch.steps {
-		if s.closer != nil {
-			s.closer.Close()
-		}
+	if j.batch != nil {
+		closeInputs(j.batch.steps)
 	}
 	j.batch = nil
 }
@@ -119,13 +120,7 @@ func (e *Executor) runBatch(ctx context.Context, j *job) error {
 	}
 	steps := j.batch.steps
 	j.batch.steps = nil
-	defer func() {
-		for _, s := range steps {
-			if s.closer != nil {
-				s.closer.Close()
-			}
-		}
-	}()
+	defer closeInputs(steps)
 	if len(steps) == 1 {
 		_, err := e.runStep(ctx, j, steps[0].name, steps[0].script, steps[0].stdin)
 		return err
