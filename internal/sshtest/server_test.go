@@ -125,6 +125,14 @@ func TestDirectTCPIPAndKeepalive(t *testing.T) {
 func TestDropConnectionsKeepsListening(t *testing.T) {
 	f := Setup(t, Options{})
 	c := dial(t, f)
+	// The client's handshake can finish before the server's side counts
+	// it; drop only once the server has, or the count below may miss it.
+	for deadline := time.Now().Add(5 * time.Second); f.Server.Stats().Authenticated != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("server never counted the first handshake: %+v", f.Server.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	f.Server.DropConnections()
 	if err := c.Wait(); err == nil {
 		t.Log("connection ended cleanly")
