@@ -137,8 +137,12 @@ func TestRenderZooKeeper(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(files) != 2 {
+		if len(files) != 3 {
 			t.Fatalf("%s: %d files", name, len(files))
+		}
+		if ok := files[2]; ok.Path != "/opt/drover/packages/zookeeper/3.8.0/bin/zk-ok" || ok.Mode != 0o755 ||
+			!strings.Contains(string(ok.Content), "/dev/tcp/"+n.Address+"/2181") {
+			t.Errorf("%s: health script %s mode %o:\n%s", name, ok.Path, ok.Mode, ok.Content)
 		}
 		cfg, myid := string(files[0].Content), string(files[1].Content)
 		if files[0].Path != "/opt/drover/packages/zookeeper/3.8.0/conf/zoo.cfg" || files[0].Mode != 0o644 {

@@ -44,17 +44,22 @@ func TestRenderComponent(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	headers := 0
+	var headers []string
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "==> ") {
-			headers++
-			if !strings.Contains(line, "(component zookeeper, mode 0644, sha256 ") {
+			path, rest, _ := strings.Cut(strings.TrimPrefix(line, "==> "), " ")
+			mode := "0644"
+			if strings.HasSuffix(path, "/bin/zk-ok") {
+				mode = "0755"
+			}
+			if !strings.HasPrefix(rest, "(component zookeeper, mode "+mode+", sha256 ") {
 				t.Errorf("header %q", line)
 			}
+			headers = append(headers, strings.TrimPrefix(path, "/opt/drover/packages/zookeeper/3.8.0/"))
 		}
 	}
-	if headers != 2 || !strings.Contains(out, "clientPortAddress=10.0.0.12\n") || !strings.HasSuffix(out, "==> /opt/drover/packages/zookeeper/3.8.0/conf/myid"+out[strings.LastIndex(out, " (component"):]) {
-		t.Fatalf("output:\n%s", out)
+	if strings.Join(headers, " ") != "conf/zoo.cfg conf/myid bin/zk-ok" || !strings.Contains(out, "clientPortAddress=10.0.0.12\n") {
+		t.Fatalf("files %v, output:\n%s", headers, out)
 	}
 	// a component with no files prints nothing, successfully
 	if code, out, errs := runDrover(t, "render", "-f", dcos, "--node", "m2", "--component", "node-exporter"); code != 0 || out != "" || errs != "" {

@@ -106,10 +106,10 @@ spec:
 	return b.String()
 }
 
-// zookeeperYAML is the ensemble of examples/dcos, with its health check
-// made stricter: a member is healthy when it serves as leader or follower
-// (srvr over bash's /dev/tcp), not merely when its client port accepts a
-// connection, which it does before it has joined the quorum.
+// zookeeperYAML is the ensemble of examples/dcos and its health check: a
+// member is healthy when it serves as leader or follower (srvr over bash's
+// /dev/tcp), not merely when its client port accepts a connection, which
+// it does before it has joined the quorum.
 func zookeeperYAML(c component, comment string) string {
 	return fmt.Sprintf(`    - name: zookeeper
       version: %q
