@@ -140,7 +140,7 @@ func TestRenderZooKeeper(t *testing.T) {
 		if len(files) != 3 {
 			t.Fatalf("%s: %d files", name, len(files))
 		}
-		if ok := files[2]; ok.Path != "/opt/drover/packages/zookeeper/3.8.0/bin/zk-ok" || ok.Mode != 0o755 ||
+		if ok := files[2]; ok.Path != "/opt/drover/packages/zookeeper/3.8.0/bin/zk-mode" || ok.Mode != 0o755 ||
 			!strings.Contains(string(ok.Content), "/dev/tcp/"+n.Address+"/2181") {
 			t.Errorf("%s: health script %s mode %o:\n%s", name, ok.Path, ok.Mode, ok.Content)
 		}

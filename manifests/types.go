@@ -115,7 +115,11 @@ type Component struct {
 	DependsOn []string          `json:"dependsOn,omitempty"`
 	// Quorum marks members of a majority-based ensemble: they change one
 	// at a time and only while every other member is healthy.
-	Quorum  bool              `json:"quorum,omitempty"`
+	Quorum bool `json:"quorum,omitempty"`
+	// Leader, for a quorum component, is an exec check that passes on the
+	// member that leads. A rolling change takes that member last, so the
+	// ensemble elects a new leader once rather than once per restart.
+	Leader  *Health           `json:"leader,omitempty"`
 	Rollout *ComponentRollout `json:"rollout,omitempty"`
 	State   string            `json:"state,omitempty"`
 }

@@ -47,6 +47,9 @@ func (v *validator) component(p string, comp *Component) {
 	if comp.Health != nil {
 		v.health(p+".health", comp.Health)
 	}
+	if comp.Leader != nil {
+		v.leader(p+".leader", comp)
+	}
 	if comp.Rollout != nil {
 		v.maxUnavailable(p+".rollout.maxUnavailable", comp.Rollout.MaxUnavailable)
 	}
@@ -187,6 +190,20 @@ func (v *validator) health(p string, h *Health) {
 		v.port(p+".tcp.port", t.Port, false)
 	}
 	v.duration(p+".timeout", h.Timeout)
+}
+
+// leader checks a quorum component's leader check: an exec check, run on
+// the node with the probe, like an exec health check.
+func (v *validator) leader(p string, comp *Component) {
+	h := comp.Leader
+	if !comp.Quorum {
+		v.errorf(p, "only a quorum component has a leader (set quorum: true)")
+	}
+	if h.HTTP != nil || h.TCP != nil || h.Exec == nil {
+		v.errorf(p, "set exec: a leader check runs a command on the node")
+		return
+	}
+	v.health(p, h)
 }
 
 // checkHost checks an optional host (empty: the node's own address).

@@ -285,6 +285,17 @@ func TestValidateRules(t *testing.T) {
 			`spec.components[0].service.environment: "with-dash" is not a valid variable name`}},
 
 		// health
+		{"leader check is fine", func(c *Cluster) {
+			zk(c).Leader = &Health{Exec: &ExecCheck{Command: []string{"/opt/zk-mode", "leader"}}}
+		}, nil},
+		{"leader of a component without quorum", func(c *Cluster) {
+			exporter(c).Leader = &Health{Exec: &ExecCheck{Command: []string{"true"}}}
+		}, []string{`spec.components[1].leader: only a quorum component has a leader (set quorum: true)`}},
+		{"leader check over tcp", func(c *Cluster) { zk(c).Leader = &Health{TCP: &TCPCheck{Port: 2181}} },
+			[]string{`spec.components[0].leader: set exec: a leader check runs a command on the node`}},
+		{"leader check without a command", func(c *Cluster) {
+			zk(c).Leader = &Health{Exec: &ExecCheck{}, Timeout: "-1s"}
+		}, []string{`spec.components[0].leader.exec.command: required`, `spec.components[0].leader.timeout: "-1s" is not a positive duration`}},
 		{"health with no check", func(c *Cluster) { zk(c).Health.TCP = nil },
 			[]string{`spec.components[0].health: set one of exec, http or tcp`}},
 		{"health with two checks", func(c *Cluster) { zk(c).Health.HTTP = &HTTPCheck{Port: 8080} },

@@ -33,6 +33,8 @@ type Want struct {
 	Service bool
 	// Health is the check to run; hosts left empty mean the node's address.
 	Health *manifests.Health
+	// Leader is a quorum component's leader check (exec), or nil.
+	Leader *manifests.Health
 }
 
 // Observed is what one probe of one node found. When Known is false the
@@ -84,6 +86,9 @@ type Component struct {
 	Unit UnitState
 	// Health is the result of the health check.
 	Health HealthResult
+	// Leader is the result of a quorum component's leader check: OK when
+	// this member leads. Checked where the health check would be.
+	Leader HealthResult
 }
 
 // UnitState is what systemd says of the component's unit.

@@ -28,6 +28,7 @@ import (
 //	file error PATH
 //	unit exists=0|1 hash=SHA256|- active=STATE sub=STATE enabled=0|1   optional
 //	health exec ok 0|health exec fail CODE                              optional
+//	leader exec ok 0|leader exec fail CODE                              optional
 //	end
 //	done
 //
@@ -191,6 +192,7 @@ const (
 	stageFile
 	stageUnit
 	stageHealth
+	stageLeader
 )
 
 // lineStage is the stage of the lines that may repeat or follow the
@@ -205,12 +207,15 @@ func lineStage(kind string) (int, bool) {
 		return stageUnit, true
 	case "health":
 		return stageHealth, true
+	case "leader":
+		return stageLeader, true
 	}
 	return 0, false
 }
 
 // inOrder: after the receipt and active lines (checked in Parse), package
-// and file lines, which repeat; then unit and health, at most once each.
+// and file lines, which repeat; then unit, health and leader, at most once
+// each.
 func inOrder(stage, next int) bool {
 	if stage < stageActive {
 		return false
@@ -244,7 +249,9 @@ func parseComponentLine(c *Component, stage int, rest []byte) error {
 	case stageUnit:
 		return parseUnit(&c.Unit, string(rest))
 	case stageHealth:
-		return parseHealth(&c.Health, string(rest))
+		return parseExec(&c.Health, "health", string(rest))
+	case stageLeader:
+		return parseExec(&c.Leader, "leader", string(rest))
 	}
 	return nil
 }
@@ -344,21 +351,23 @@ func parseUnit(u *UnitState, v string) error {
 	return nil
 }
 
-func parseHealth(h *HealthResult, v string) error {
+// parseExec reads the result of an exec check: what follows "health" or
+// "leader" on its line.
+func parseExec(h *HealthResult, line, v string) error {
 	kind, rest, _ := strings.Cut(v, " ")
 	if kind != "exec" {
-		return errors.New("unknown health kind")
+		return fmt.Errorf("unknown %s kind", line)
 	}
 	result, code, _ := strings.Cut(rest, " ")
 	rc, err := strconv.Atoi(code)
 	switch {
 	case err != nil || rc < 0 || strconv.Itoa(rc) != code:
-		return errors.New("bad health exit code")
+		return fmt.Errorf("bad %s exit code", line)
 	case result == "ok" && rc == 0, result == "fail" && rc != 0:
 		*h = execResult(rc)
 		return nil
 	default:
-		return errors.New("want: health exec ok 0|fail CODE")
+		return fmt.Errorf("want: %s exec ok 0|fail CODE", line)
 	}
 }
 

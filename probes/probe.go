@@ -67,10 +67,13 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 
 	for _, w := range req.Components {
 		c := obs.Components[w.Name]
+		ok, why := healthApplies(w, c)
+		if w.Leader != nil && !ok {
+			c.Leader = HealthResult{Message: why}
+		}
 		if HealthKind(w.Health) == "" {
 			continue
 		}
-		ok, why := healthApplies(w, c)
 		switch {
 		case !ok:
 			c.Health = HealthResult{Message: why}
@@ -107,6 +110,10 @@ func checkAnswered(req Request, obs Observed) error {
 		wantExec := HealthKind(w.Health) == "exec" && applies
 		if c.Health.Checked != wantExec {
 			return fmt.Errorf("probe output: component %s: exec health line present=%t, expected %t", w.Name, c.Health.Checked, wantExec)
+		}
+		wantLeader := HealthKind(w.Leader) == "exec" && applies
+		if c.Leader.Checked != wantLeader {
+			return fmt.Errorf("probe output: component %s: leader line present=%t, expected %t", w.Name, c.Leader.Checked, wantLeader)
 		}
 		if n := len(c.Files) + len(c.MissingFiles); n != len(w.Files) {
 			return fmt.Errorf("probe output: component %s: %d file lines for %d files", w.Name, n, len(w.Files))

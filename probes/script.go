@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/manifests"
 )
 
 // FormatVersion is the version of the probe output format: the first line
@@ -245,11 +246,11 @@ dp_unitline() {
 	fi
 }
 
-# dp_exec SECONDS ARGV...: runs the health command under timeout (from
-# /: the script cd'd there first).
+# dp_exec KIND SECONDS ARGV...: runs the health or leader command under
+# timeout (from /: the script cd'd there first).
 dp_exec() {
-	s=$1
-	shift
+	k=$1 s=$2
+	shift 2
 	if command -v timeout >/dev/null 2>&1; then
 		timeout -k 2 "$s" "$@" </dev/null >/dev/null 2>&1
 		rc=$?
@@ -257,9 +258,9 @@ dp_exec() {
 		rc=127
 	fi
 	if [ "$rc" = 0 ]; then
-		dp_p health exec ok 0
+		dp_p "$k" exec ok 0
 	else
-		dp_p health exec fail "$rc"
+		dp_p "$k" exec fail "$rc"
 	fi
 }
 `
@@ -361,15 +362,21 @@ func scriptBody(req Request) (string, error) {
 			svc = "1"
 		}
 		fmt.Fprintf(&b, "dp_unitline %s %s\n", w.Name, svc)
-		if HealthKind(w.Health) == "exec" {
-			// Checked only where it means something: a running service,
-			// or an installed files-only component.
-			cond := `[ "$rcpt" = 1 ]`
-			if w.Service {
-				cond = `[ "$ua" = active ]`
+		// Exec checks run only where they mean something: a running
+		// service, or an installed files-only component.
+		cond := `[ "$rcpt" = 1 ]`
+		if w.Service {
+			cond = `[ "$ua" = active ]`
+		}
+		for _, c := range []struct {
+			kind string
+			h    *manifests.Health
+		}{{"health", w.Health}, {"leader", w.Leader}} {
+			if HealthKind(c.h) != "exec" {
+				continue
 			}
-			fmt.Fprintf(&b, "if %s; then dp_exec %d", cond, timeoutSeconds(w.Health))
-			for _, a := range w.Health.Exec.Command {
+			fmt.Fprintf(&b, "if %s; then dp_exec %s %d", cond, c.kind, timeoutSeconds(c.h))
+			for _, a := range c.h.Exec.Command {
 				b.WriteString(" " + inventory.Quote(a))
 			}
 			b.WriteString("; fi\n")
@@ -406,15 +413,30 @@ func checkRequest(req Request) error {
 				return err
 			}
 		}
-		if HealthKind(w.Health) == "exec" {
-			if len(w.Health.Exec.Command) == 0 {
-				return fmt.Errorf("component %s: health exec command is empty", w.Name)
-			}
-			for _, a := range w.Health.Exec.Command {
-				if strings.IndexByte(a, 0) >= 0 {
-					return fmt.Errorf("component %s: health exec argument contains NUL", w.Name)
-				}
-			}
+		if err := checkExec(w.Name, "health", w.Health); err != nil {
+			return err
+		}
+		if w.Leader != nil && HealthKind(w.Leader) != "exec" {
+			return fmt.Errorf("component %s: leader check must be exec", w.Name)
+		}
+		if err := checkExec(w.Name, "leader", w.Leader); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkExec refuses an exec check the script could not run as asked.
+func checkExec(comp, kind string, h *manifests.Health) error {
+	if HealthKind(h) != "exec" {
+		return nil
+	}
+	if len(h.Exec.Command) == 0 {
+		return fmt.Errorf("component %s: %s exec command is empty", comp, kind)
+	}
+	for _, a := range h.Exec.Command {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("component %s: %s exec argument contains NUL", comp, kind)
 		}
 	}
 	return nil

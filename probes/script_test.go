@@ -206,6 +206,37 @@ func TestScriptNodeStates(t *testing.T) {
 			},
 		},
 		{
+			name: "leader check: leads, follows, not applicable",
+			setup: func(n *testNode) []Want {
+				for _, c := range []string{"lead", "follow", "down"} {
+					n.receipt(c, "1")
+				}
+				n.unit("lead", "[Service]\n", "active running enabled")
+				n.unit("follow", "[Service]\n", "active running enabled")
+				n.unit("down", "[Service]\n", "failed failed enabled")
+				return []Want{
+					{Name: "lead", Service: true, Health: execHealth("true"), Leader: execHealth("sh", "-c", "test \"$(pwd)\" = /")},
+					{Name: "follow", Service: true, Health: &manifests.Health{TCP: &manifests.TCPCheck{Port: 1}}, Leader: execHealth("sh", "-c", "exit 1")},
+					{Name: "down", Service: true, Leader: execHealth("true")},
+				}
+			},
+			check: func(t *testing.T, n *testNode, obs Observed) {
+				want := map[string]HealthResult{
+					"lead":   {Checked: true, OK: true, Message: "exit 0"},
+					"follow": {Checked: true, Message: "exit 1"},
+					"down":   {},
+				}
+				for name, w := range want {
+					if got := obs.Components[name].Leader; got != w {
+						t.Errorf("%s leader = %+v, want %+v", name, got, w)
+					}
+				}
+				if h := obs.Components["lead"].Health; !h.OK {
+					t.Errorf("lead health = %+v: the leader line must not replace it", h)
+				}
+			},
+		},
+		{
 			name: "receipts dir junk is ignored",
 			setup: func(n *testNode) []Want {
 				n.receipt("good", "1")
@@ -417,6 +448,8 @@ func TestScriptRefusesUnsafeRequests(t *testing.T) {
 		"backslash in file":    {InstallRoot: "/opt/drover", Components: []Want{{Name: "a", Files: []string{`/etc/x\y`}}}},
 		"empty exec":           {InstallRoot: "/opt/drover", Components: []Want{{Name: "a", Health: execHealth()}}},
 		"NUL in exec argument": {InstallRoot: "/opt/drover", Components: []Want{{Name: "a", Health: execHealth("true", "a\x00b")}}},
+		"empty leader exec":    {InstallRoot: "/opt/drover", Components: []Want{{Name: "a", Leader: execHealth()}}},
+		"tcp leader check":     {InstallRoot: "/opt/drover", Components: []Want{{Name: "a", Leader: &manifests.Health{TCP: &manifests.TCPCheck{Port: 1}}}}},
 	}
 	for name, req := range cases {
 		if _, err := Script(req); err == nil {

@@ -127,6 +127,7 @@ func compileComponent(l *manifests.Loaded, node *manifests.Node, comp *manifests
 		Files:      files,
 		ConfigHash: manifests.ConfigHash(manifests.Digests(files)),
 		Health:     comp.Health,
+		Leader:     comp.Leader,
 	}
 	if a := comp.Artifact; a != nil {
 		dc.ArtifactSHA256 = strings.ToLower(a.SHA256)

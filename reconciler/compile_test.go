@@ -40,6 +40,7 @@ spec:
       roles: [master]
       quorum: true
       service: {exec: "/usr/bin/db"}
+      leader: {exec: {command: [/usr/bin/db-leads]}}
   rollout:
     roleOrder: [master, agent]
     maxUnavailable: "10%"
@@ -95,6 +96,11 @@ func TestCompile(t *testing.T) {
 	}
 	if componentNames(m1.Components) != "db" || componentNames(a1.Components) != "app" {
 		t.Errorf("placement: m1 %s, a1 %s", componentNames(m1.Components), componentNames(a1.Components))
+	}
+	// The leader check reaches the probe request.
+	if req := RequestFor(d, m1); len(req.Components) != 1 || req.Components[0].Leader == nil ||
+		!slices.Equal(req.Components[0].Leader.Exec.Command, []string{"/usr/bin/db-leads"}) {
+		t.Errorf("m1 probe request: %+v", req)
 	}
 
 	dc := a1.Component("app")

@@ -75,6 +75,8 @@ type DesiredComponent struct {
 	Unit     []byte
 	UnitHash string
 	Health   *manifests.Health
+	// Leader is a quorum component's leader check, probed with the rest.
+	Leader *manifests.Health
 }
 
 // UnitName is the systemd unit drover manages for a component.

@@ -76,7 +76,8 @@ func HaltFor(generation string, a Action, cause error) RolloutStatus {
 //     size in flight;
 //   - a quorum component changes one member at a time, never while
 //     another member is not Healthy (unknown and Missing count) and never
-//     while another action of it runs, whatever its size. Members that
+//     while another action of it runs, whatever its size; the member its
+//     leader check finds leading changes last. Members that
 //     are down anyway (first installs, repairs of a stopped unit) are the
 //     exception: they go together, since they cannot lower the number of
 //     live members and an ensemble needs a majority up to become healthy.
@@ -481,7 +482,7 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 		return
 	}
 	var blocker, why string
-	for _, a := range cands {
+	for _, a := range r.leaderLast(comp, cands) {
 		if r.busy[a.Node] {
 			continue
 		}
@@ -490,6 +491,9 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 			r.release(a)
 			if len(cands) > 1 {
 				r.wait("%s: quorum: %s, one member at a time", comp, waiting(len(cands)-1, "action"))
+			}
+			if l := r.leader(comp, cands); l != "" && l != a.Node {
+				r.wait("%s: quorum: %s leads, so it changes last", comp, l)
 			}
 			return
 		}
@@ -502,6 +506,47 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 		return
 	}
 	r.wait("%s: %s for their nodes to finish another action", comp, waiting(len(cands), "action"))
+}
+
+// leaderLast puts the candidate on the member that leads, as its leader
+// check says, after the others: changing the leader costs an election,
+// and changing it last costs one, where a member changed after it could
+// be the next leader and cost another.
+func (r *rollout) leaderLast(comp string, cands []Action) []Action {
+	l := r.leader(comp, cands)
+	if l == "" {
+		return cands
+	}
+	out := make([]Action, 0, len(cands))
+	var last []Action
+	for _, a := range cands {
+		if a.Node == l {
+			last = append(last, a)
+		} else {
+			out = append(out, a)
+		}
+	}
+	return append(out, last...)
+}
+
+// leader is the node among the candidates whose member of comp leads, or
+// "" when none is known to. Two claiming to lead (a stale probe during an
+// election) make neither the leader: the order then does not matter.
+func (r *rollout) leader(comp string, cands []Action) string {
+	found := ""
+	for _, a := range cands {
+		o, ok := r.obs[a.Node]
+		if !ok || !o.Known {
+			continue
+		}
+		if c := o.Components[comp]; c != nil && c.Leader.OK {
+			if found != "" {
+				return ""
+			}
+			found = a.Node
+		}
+	}
+	return found
 }
 
 // otherUnhealthy is the first member other than node that is not known

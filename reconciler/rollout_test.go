@@ -268,6 +268,32 @@ func TestWaveQuorum(t *testing.T) {
 			t.Fatalf("released %v", got)
 		}
 	})
+	t.Run("the member that leads changes last", func(t *testing.T) {
+		w := newZK(*manifests.NewCount(1), masters)
+		w.comp("m1", "zk").Leader = probes.HealthResult{Checked: true, OK: true, Message: "exit 0"}
+		w.comp("m2", "zk").Leader = probes.HealthResult{Checked: true, Message: "exit 1"}
+		got := w.wave(RolloutState{})
+		if !slices.Equal(released(got), []string{"m2/zk"}) || !slices.Contains(got.Waiting, "zk: quorum: m1 leads, so it changes last") {
+			t.Fatalf("released %v, waiting %q; want m2 before m1, which leads", released(got), got.Waiting)
+		}
+		w.synced("m2", "zk")
+		if got := released(w.wave(RolloutState{})); !slices.Equal(got, []string{"m3/zk"}) {
+			t.Fatalf("released %v, want m3", got)
+		}
+		w.synced("m3", "zk")
+		if got := released(w.wave(RolloutState{})); !slices.Equal(got, []string{"m1/zk"}) {
+			t.Fatalf("released %v, want the leader m1 once it is the last", got)
+		}
+	})
+	t.Run("two members claiming to lead: node order", func(t *testing.T) {
+		w := newZK(*manifests.NewCount(1), masters)
+		for _, m := range []string{"m1", "m3"} {
+			w.comp(m, "zk").Leader = probes.HealthResult{Checked: true, OK: true}
+		}
+		if got := released(w.wave(RolloutState{})); !slices.Equal(got, []string{"m1/zk"}) {
+			t.Fatalf("released %v", got)
+		}
+	})
 	t.Run("nothing while a member is in flight", func(t *testing.T) {
 		w := newZK(*manifests.NewCount(3), masters)
 		w.synced("m1", "zk")

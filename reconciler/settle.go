@@ -229,11 +229,11 @@ func (c *Controller) Ready() bool {
 }
 
 // RequestFor is the probe request of one node: the components it should
-// have, with the files to hash and the health check to run.
+// have, with the files to hash and the health and leader checks to run.
 func RequestFor(d *Desired, n *DesiredNode) probes.Request {
 	req := probes.Request{InstallRoot: d.InstallRoot, Components: make([]probes.Want, 0, len(n.Components))}
 	for _, comp := range n.Components {
-		w := probes.Want{Name: comp.Name, Version: comp.Version, Service: comp.Unit != nil, Health: comp.Health}
+		w := probes.Want{Name: comp.Name, Version: comp.Version, Service: comp.Unit != nil, Health: comp.Health, Leader: comp.Leader}
 		for _, f := range comp.Files {
 			w.Files = append(w.Files, f.Path)
 		}

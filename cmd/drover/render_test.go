@@ -49,7 +49,7 @@ func TestRenderComponent(t *testing.T) {
 		if strings.HasPrefix(line, "==> ") {
 			path, rest, _ := strings.Cut(strings.TrimPrefix(line, "==> "), " ")
 			mode := "0644"
-			if strings.HasSuffix(path, "/bin/zk-ok") {
+			if strings.HasSuffix(path, "/bin/zk-mode") {
 				mode = "0755"
 			}
 			if !strings.HasPrefix(rest, "(component zookeeper, mode "+mode+", sha256 ") {
@@ -58,7 +58,7 @@ func TestRenderComponent(t *testing.T) {
 			headers = append(headers, strings.TrimPrefix(path, "/opt/drover/packages/zookeeper/3.8.0/"))
 		}
 	}
-	if strings.Join(headers, " ") != "conf/zoo.cfg conf/myid bin/zk-ok" || !strings.Contains(out, "clientPortAddress=10.0.0.12\n") {
+	if strings.Join(headers, " ") != "conf/zoo.cfg conf/myid bin/zk-mode" || !strings.Contains(out, "clientPortAddress=10.0.0.12\n") {
 		t.Fatalf("files %v, output:\n%s", headers, out)
 	}
 	// a component with no files prints nothing, successfully

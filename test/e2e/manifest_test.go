@@ -106,10 +106,11 @@ spec:
 	return b.String()
 }
 
-// zookeeperYAML is the ensemble of examples/dcos and its health check: a
-// member is healthy when it serves as leader or follower (srvr over bash's
-// /dev/tcp), not merely when its client port accepts a connection, which
-// it does before it has joined the quorum.
+// zookeeperYAML is the ensemble of examples/dcos with its health and
+// leader checks: a member is healthy when it serves as leader or follower
+// (srvr over bash's /dev/tcp), not merely when its client port accepts a
+// connection, which it does before it has joined the quorum; the member
+// that leads changes last.
 func zookeeperYAML(c component, comment string) string {
 	return fmt.Sprintf(`    - name: zookeeper
       version: %q
@@ -139,21 +140,26 @@ func zookeeperYAML(c component, comment string) string {
           mode: "0644"
           template: |
             {{ add .Node.Index.master 1 }}
-        - path: bin/zk-ok
+        - path: bin/zk-mode
           mode: "0755"
           template: |
             #!/bin/bash
-            # Healthy when this member serves clients as part of a quorum.
-            exec 3<>/dev/tcp/{{ .Node.Address }}/2181 || exit 1
+            # zk-mode MODE...: exits 0 when this member's mode is one of MODE.
+            exec 3<>/dev/tcp/{{ .Node.Address }}/2181 || exit 2
             printf srvr >&3
-            grep -qE '^Mode: (leader|follower)' <&3
+            mode=$(sed -n 's/^Mode: //p' <&3)
+            for m; do [ "$mode" = "$m" ] && exit 0; done
+            exit 1
       service:
         exec: %q
         environment:
           JAVA_OPTS: "-Xmx96m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k"
         restart: on-failure
       health:
-        exec: {command: ["%s/active/zookeeper/bin/zk-ok"]}
+        exec: {command: ["%[7]s/active/zookeeper/bin/zk-mode", leader, follower]}
+        timeout: 5s
+      leader:
+        exec: {command: ["%[7]s/active/zookeeper/bin/zk-mode", leader]}
         timeout: 5s
 `, c.Version, orDefault(c.State, "present"), c.Artifact.Path, c.Artifact.SHA256, comment, c.Exec, installRoot)
 }
