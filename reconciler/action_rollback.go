@@ -9,10 +9,11 @@ import (
 )
 
 // runRollback returns a component to the version it had: switch the
-// active link back (the version must still be complete on the node),
-// restart, wait for health, rewrite the receipt. The unit file and the
-// rendered files outside the version dir stay as the failed change left
-// them: rollback is a symlink switch and a restart (DESIGN.md).
+// active link back (the version must still be complete on the node), put
+// back the unit and the rendered files outside the version dir that the
+// version kept (unit_keep.go, files_keep.go), restart, wait for health,
+// rewrite the receipt. Files the failed change added outside stay; the
+// receipt lists them, so a later change or remove finds them.
 //
 // The target is a.To, set by the rollout to the version the node ran
 // before the failed upgrade. Without it: the receipt's version when the
@@ -27,6 +28,9 @@ func runRollback(ctx context.Context, e *Executor, j *job) error {
 		return fmt.Errorf("rollback version %q is not a plain version string", target)
 	}
 	if err := e.switchActive(ctx, j, target); err != nil {
+		return err
+	}
+	if err := e.restoreFiles(ctx, j, target); err != nil {
 		return err
 	}
 	service := j.haveUnitFile() || (j.want != nil && j.want.Unit != nil)

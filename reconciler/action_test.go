@@ -156,6 +156,16 @@ func snapshot(t *testing.T, n *LocalNode) map[string]entry {
 				return err
 			}
 			rel, _ := filepath.Rel(n.Dir, p)
+			// Kept copies of files outside the root mirror their absolute
+			// path, which holds the node's temp dir: name it $DIR, and
+			// leave out the dirs above it, which differ from node to node.
+			if i := strings.Index(rel, keptFilesDir+"/"); i >= 0 {
+				mirrored := rel[i+len(keptFilesDir):]
+				if strings.HasPrefix(n.Dir, mirrored+"/") {
+					return nil
+				}
+				rel = rel[:i+len(keptFilesDir)] + "/$DIR" + strings.TrimPrefix(mirrored, n.Dir)
+			}
 			e := entry{Mode: info.Mode(), MTime: info.ModTime(), Ino: info.Sys().(*syscall.Stat_t).Ino}
 			switch {
 			case info.Mode()&fs.ModeSymlink != 0:
@@ -750,6 +760,76 @@ func TestActionRollbackAfterFailedUpgrade(t *testing.T) {
 	}
 	if !slices.Contains(r.Files, v1.Files[1].Path) {
 		t.Errorf("receipt forgot a file it must remove later: %q", r.Files)
+	}
+}
+
+// TestActionRollbackRestoresFilesOutside: an upgrade rewrites files
+// outside the version dir in place; the rollback puts back the old
+// version's, so the old version does not restart on the new config.
+func TestActionRollbackRestoresFilesOutside(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.e.HealthTimeout = 300 * time.Millisecond
+	flags, dropped, added := f.n.Outside+"/flags/app.flags", f.n.Outside+"/v1-only.conf", f.n.Outside+"/v2-only.conf"
+	v1 := f.component(t, "1.0.0", false,
+		manifests.RenderedFile{Path: flags, Mode: 0o644, Content: []byte("--mode=v1\n")},
+		manifests.RenderedFile{Path: dropped, Mode: 0o600, Content: []byte("old\n")})
+	f.mustDo(t, ActionInstall, v1)
+	haveBefore := f.n.Observe(t, "app")
+
+	bad := f.component(t, "2.0.0", true,
+		manifests.RenderedFile{Path: flags, Mode: 0o640, Content: []byte("--mode=v2\n")},
+		manifests.RenderedFile{Path: added, Mode: 0o644, Content: []byte("new\n")})
+	up := Action{Node: "local", Component: "app", Kind: ActionUpgrade, From: "1.0.0", To: "2.0.0"}
+	if err := f.e.Do(context.Background(), f.n.DesiredNode(), up, bad, haveBefore); !errors.Is(err, ErrUnhealthy) {
+		t.Fatalf("upgrade to a broken version: %v, want ErrUnhealthy", err)
+	}
+	if got := readFile(t, flags); got != "--mode=v2\n" {
+		t.Fatalf("the upgrade did not write the new flags: %q", got)
+	}
+	if _, err := os.Stat(dropped); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the upgrade kept a file the new manifest dropped: %v", err)
+	}
+
+	rb := Action{Node: "local", Component: "app", Kind: ActionRollback, From: "2.0.0", To: "1.0.0"}
+	if err := f.e.Do(context.Background(), f.n.DesiredNode(), rb, bad, haveBefore); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	for p, want := range map[string]struct {
+		content string
+		mode    os.FileMode
+	}{flags: {"--mode=v1\n", 0o644}, dropped: {"old\n", 0o600}, added: {"new\n", 0o644}, v1.Files[1].Path: {"SECRET=s3cr3t\n", 0o600}} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%s after rollback: %v", p, err)
+			continue
+		}
+		if got := readFile(t, p); got != want.content || fi.Mode().Perm() != want.mode {
+			t.Errorf("%s after rollback: %q mode %o, want %q mode %o", p, got, fi.Mode().Perm(), want.content, want.mode)
+		}
+	}
+	if !slices.Contains(f.changedSteps(), "restore files") {
+		t.Errorf("changed steps %q: no restore files", f.changedSteps())
+	}
+	// v1's files are v1's again: going back to the v1 manifest rewrites
+	// none of them (a rewrite is a rename: a new inode), and deletes the
+	// file v2 added.
+	inodes := func() map[string]uint64 {
+		m := map[string]uint64{}
+		for _, rf := range v1.Files {
+			if fi, err := os.Stat(rf.Path); err == nil {
+				m[rf.Path] = fi.Sys().(*syscall.Stat_t).Ino
+			}
+		}
+		return m
+	}
+	before := inodes()
+	f.mustDo(t, ActionReconfigure, v1)
+	if after := inodes(); !maps.Equal(before, after) || len(after) != len(v1.Files) {
+		t.Errorf("reconfigure to v1 after the rollback rewrote files: inodes %v, then %v", before, after)
+	}
+	if _, err := os.Stat(added); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the file only v2 had is still there: %v", err)
 	}
 }
 

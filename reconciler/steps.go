@@ -204,7 +204,8 @@ echo changed
 // writeFiles makes every rendered file hold its content and mode,
 // rewriting only those that differ, and deletes files an earlier receipt
 // lists that the manifest no longer has (outside the packages dir, whose
-// files go with their version).
+// files go with their version). The version dir keeps a copy of those
+// outside it for a rollback (files_keep.go).
 func (e *Executor) writeFiles(ctx context.Context, j *job) error {
 	wanted := map[string]bool{}
 	for _, f := range j.want.Files {
@@ -221,8 +222,9 @@ func (e *Executor) writeFiles(ctx context.Context, j *job) error {
 	if len(j.want.Files) == 0 && len(stale) == 0 {
 		return nil
 	}
-	puts, stdin := putCommands(j.want.Files)
-	script := lockedPreamble(e.InstallRoot, e.lockWait()) + puts + deleteFilesSnippet(stale)
+	keep, drop := e.keptFiles(j, stale)
+	puts, stdin := putCommands(append(slices.Clip(j.want.Files), keep...))
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + puts + deleteFilesSnippet(append(stale, drop...))
 	_, err := e.step(ctx, j, "write files", script, stdin)
 	return err
 }

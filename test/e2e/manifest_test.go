@@ -175,6 +175,11 @@ func nodeExporterYAML(c component) string {
       artifact:
         path: %s
         sha256: %q
+      # A file outside the version dir: a rollback must put it back.
+      files:
+        - path: /etc/default/drover-node-exporter
+          template: |
+            # node-exporter {{ .Component.Version }}
       service:
         exec: %q
         user: nobody

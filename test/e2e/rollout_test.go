@@ -112,6 +112,11 @@ func TestFailedUpgradeRollsBack(t *testing.T) {
 	if unit := s.exec(t, first, "cat /etc/systemd/system/drover-node-exporter.service"); !strings.Contains(unit, "/bin/node_exporter ") {
 		t.Errorf("%s: unit after rollback is not 1.8.2's:\n%s", first.Name, unit)
 	}
+	// The failed version rewrote a file outside its version dir: the
+	// rollback put back 1.8.2's.
+	if got := s.exec(t, first, "cat /etc/default/drover-node-exporter"); got != "# node-exporter 1.8.2\n" {
+		t.Errorf("%s: /etc/default/drover-node-exporter after rollback: %q", first.Name, got)
+	}
 	for _, n := range rest {
 		if after := s.footprint(t, n); after != before[n.Name] {
 			t.Errorf("%s was touched by the halted rollout:\nbefore:\n%s\nafter:\n%s", n.Name, before[n.Name], after)
