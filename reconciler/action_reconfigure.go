@@ -9,13 +9,16 @@ import (
 // runReconfigure rewrites the rendered files and the unit that differ,
 // restarts the unit and waits for health, then writes the receipt. The
 // version stays. If the version dir is not complete on the node (someone
-// deleted it), the files have nowhere to go: it deploys instead.
+// deleted it), the files have nowhere to go: it deploys instead. The
+// steps before the restart share one session.
 func runReconfigure(ctx context.Context, e *Executor, j *job) error {
 	w := j.want
 	if j.have == nil || !j.have.Packages[w.Version] {
 		j.log.Info("version dir not complete on the node, deploying it", zap.String("version", w.Version))
 		return e.deploy(ctx, j)
 	}
+	j.startBatch()
+	defer j.dropBatch()
 	if err := e.writeFiles(ctx, j); err != nil {
 		return err
 	}
@@ -23,6 +26,9 @@ func runReconfigure(ctx context.Context, e *Executor, j *job) error {
 		return err
 	}
 	if err := e.keepUnit(ctx, j); err != nil {
+		return err
+	}
+	if err := e.endBatch(ctx, j); err != nil {
 		return err
 	}
 	if w.Unit != nil {

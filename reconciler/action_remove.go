@@ -7,7 +7,10 @@ import "context"
 // dir, the rendered files the receipt lists, the cached artifacts no
 // other receipt uses, and finally the receipt. Until the receipt is gone
 // the probe still finds the component, so a cut-off remove runs again.
+// Nothing is decided between the steps: they share one session.
 func runRemove(ctx context.Context, e *Executor, j *job) error {
+	j.startBatch()
+	defer j.dropBatch()
 	for _, step := range []func(context.Context, *job) error{
 		e.stopUnit,
 		e.deleteUnit,
@@ -19,5 +22,5 @@ func runRemove(ctx context.Context, e *Executor, j *job) error {
 			return err
 		}
 	}
-	return nil
+	return e.endBatch(ctx, j)
 }

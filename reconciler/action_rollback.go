@@ -13,7 +13,8 @@ import (
 // back the unit and the rendered files outside the version dir that the
 // version kept (unit_keep.go, files_keep.go), restart, wait for health,
 // rewrite the receipt. Files the failed change added outside stay; the
-// receipt lists them, so a later change or remove finds them.
+// receipt lists them, so a later change or remove finds them. The steps
+// before the restart share one session.
 //
 // The target is a.To, set by the rollout to the version the node ran
 // before the failed upgrade. Without it: the receipt's version when the
@@ -27,6 +28,8 @@ func runRollback(ctx context.Context, e *Executor, j *job) error {
 	if !versionRE.MatchString(target) {
 		return fmt.Errorf("rollback version %q is not a plain version string", target)
 	}
+	j.startBatch()
+	defer j.dropBatch()
 	if err := e.switchActive(ctx, j, target); err != nil {
 		return err
 	}
@@ -39,6 +42,11 @@ func runRollback(ctx context.Context, e *Executor, j *job) error {
 		if err := e.restoreUnit(ctx, j, target); err != nil {
 			return err
 		}
+	}
+	if err := e.endBatch(ctx, j); err != nil {
+		return err
+	}
+	if service {
 		if err := e.restartUnit(ctx, j); err != nil {
 			return err
 		}

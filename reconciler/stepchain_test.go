@@ -10,10 +10,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/manifests"
 )
 
 // countingRunner counts the scripts a runner is given.
@@ -125,5 +127,51 @@ func TestSplitChainCutOff(t *testing.T) {
 	}
 	if string(rest.Stdout) != "part" || string(rest.Stderr) != "killed" || rest.ExitCode != 137 {
 		t.Errorf("rest = %+v", rest)
+	}
+}
+
+// TestActionSessions: each action runs the steps with nothing to decide
+// between them in one session; only a restart and the health gate, whose
+// outcome decides what follows, stand alone.
+func TestActionSessions(t *testing.T) {
+	f := newFixture(t)
+	f.e.HealthTimeout = 300 * time.Millisecond
+	runner := &countingRunner{Runner: f.n.Runner}
+	f.e.Runner = runner
+	v1 := f.component(t, "1.0.0", false)
+	count := func(kind ActionKind, want *DesiredComponent, a Action) int {
+		t.Helper()
+		runner.runs = 0
+		if a.Kind == "" {
+			a = Action{Node: "local", Component: "app", Kind: kind, To: want.Version}
+		}
+		err := f.e.Do(context.Background(), f.n.DesiredNode(), a, want, f.n.Observe(t, "app"))
+		if kind == ActionUpgrade {
+			if !errors.Is(err, ErrUnhealthy) {
+				t.Fatalf("upgrade to a broken version: %v", err)
+			}
+		} else if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		return runner.runs
+	}
+	// The health gate's probes do not count here: the fixture's executor
+	// probes the node's files directly.
+	if n := count(ActionInstall, v1, Action{}); n != 4 {
+		t.Errorf("install: %d sessions, want 4 (inspect, batch, restart, batch)", n)
+	}
+	changed := f.withFiles(f.component(t, "1.0.0", false), append(slices.Clone(v1.Files),
+		manifests.RenderedFile{Path: f.n.Outside + "/extra.conf", Mode: 0o644, Content: []byte("x\n")}))
+	if n := count(ActionReconfigure, changed, Action{}); n != 3 {
+		t.Errorf("reconfigure: %d sessions, want 3 (batch, restart, receipt)", n)
+	}
+	bad := f.component(t, "2.0.0", true)
+	count(ActionUpgrade, bad, Action{Node: "local", Component: "app", Kind: ActionUpgrade, From: "1.0.0", To: "2.0.0"})
+	rb := Action{Node: "local", Component: "app", Kind: ActionRollback, From: "2.0.0", To: "1.0.0"}
+	if n := count(ActionRollback, bad, rb); n != 3 {
+		t.Errorf("rollback: %d sessions, want 3 (batch, restart, receipt)", n)
+	}
+	if n := count(ActionRemove, nil, Action{Node: "local", Component: "app", Kind: ActionRemove}); n != 1 {
+		t.Errorf("remove: %d sessions, want 1", n)
 	}
 }
