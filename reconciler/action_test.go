@@ -833,6 +833,31 @@ func TestActionRollbackRestoresFilesOutside(t *testing.T) {
 	}
 }
 
+// TestActionUnpackDropsKeptCopiesFromArtifact: what a rollback restores
+// is what drover wrote, never what an artifact brought along.
+func TestActionUnpackDropsKeptCopiesFromArtifact(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	want := f.component(t, "1.0.0", false)
+	evil := f.n.Outside + "/planted"
+	want.ArtifactPath = filepath.Join(f.arts, "planted.tar.gz")
+	want.ArtifactSHA256 = WriteTarGz(t, want.ArtifactPath,
+		TarEntry{Name: "bin/app", Mode: 0o755, Content: "#!/bin/sh\necho app\n"},
+		TarEntry{Name: keptFilesDir + evil, Mode: 0o644, Content: "planted\n"},
+		TarEntry{Name: keptUnitName, Mode: 0o644, Content: "[Service]\nExecStart=/bin/planted\n"})
+	want.Unit = nil // no unit of its own to keep: the artifact's would stay
+	f.mustDo(t, ActionInstall, want)
+	vdir := manifests.VersionDir(f.n.Root, "app", "1.0.0")
+	for _, p := range []string{keptPath(vdir, evil), filepath.Join(vdir, keptUnitName)} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s from the artifact is in the version dir: %v", p, err)
+		}
+	}
+	if got := readFile(t, keptPath(vdir, want.Files[1].Path)); got != string(want.Files[1].Content) {
+		t.Errorf("drover's own kept copy of %s: %q", want.Files[1].Path, got)
+	}
+}
+
 func TestActionRollbackToPreviousFromReceipt(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

@@ -156,7 +156,9 @@ echo changed
 // unpack makes packages/<c>/<v> complete: the artifact unpacked into
 // packages/<c>/.<v>.tmp, the rendered files that live in the version dir
 // written into it, .complete written last, and the whole dir renamed into
-// place, so a half-unpacked dir is never taken for a complete one.
+// place, so a half-unpacked dir is never taken for a complete one. What
+// drover keeps in a version dir for a rollback is drover's to write: an
+// artifact's own copies are dropped, or a rollback would install them.
 func (e *Executor) unpack(ctx context.Context, j *job) error {
 	pkg := path.Join(e.InstallRoot, "packages", j.name)
 	dst := path.Join(pkg, j.want.Version)
@@ -177,7 +179,8 @@ func (e *Executor) unpack(ctx context.Context, j *job) error {
 		extract = fmt.Sprintf(`a="$root/cache/"%s.tar.gz
 [ -f "$a" ] || { echo "artifact $a is not in the cache" >&2; exit 69; }
 tar -xzf "$a" -C "$tmp" --no-same-owner
-`, sha)
+rmpath "$tmp/"%s "$tmp/"%s
+`, sha, inventory.Quote(keptUnitName), inventory.Quote(keptFilesDir))
 	}
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`pkg=%s
 dst=%s
