@@ -5,8 +5,9 @@ import "github.com/drover-project/drover/manifests"
 // RequestsFromManifest says, for every node of the cluster, what a probe
 // should look at: each present component that matches the node, with its
 // version, the absolute paths of its rendered files, whether it has a
-// service, its health check and, for a quorum component, its leader check. Components that must be absent are not
-// asked for: a probe finds them by their receipts.
+// service, its health check and, for a quorum component, its leader
+// check. Components that must be absent are not asked for: a probe finds
+// them by their receipts.
 func RequestsFromManifest(c *manifests.Cluster) map[string]Request {
 	out := make(map[string]Request, len(c.Spec.Nodes))
 	for i := range c.Spec.Nodes {

@@ -481,8 +481,9 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 		r.wait("%s: quorum: %s while %s changes", comp, waiting(len(cands), "action"), running[0].Node)
 		return
 	}
+	lead := r.leader(comp, cands)
 	var blocker, why string
-	for _, a := range r.leaderLast(comp, cands) {
+	for _, a := range leaderLast(cands, lead) {
 		if r.busy[a.Node] {
 			continue
 		}
@@ -492,8 +493,8 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 			if len(cands) > 1 {
 				r.wait("%s: quorum: %s, one member at a time", comp, waiting(len(cands)-1, "action"))
 			}
-			if l := r.leader(comp, cands); l != "" && l != a.Node {
-				r.wait("%s: quorum: %s leads, so it changes last", comp, l)
+			if lead != "" && lead != a.Node {
+				r.wait("%s: quorum: %s leads, so it changes last", comp, lead)
 			}
 			return
 		}
@@ -508,19 +509,18 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 	r.wait("%s: %s for their nodes to finish another action", comp, waiting(len(cands), "action"))
 }
 
-// leaderLast puts the candidate on the member that leads, as its leader
-// check says, after the others: changing the leader costs an election,
-// and changing it last costs one, where a member changed after it could
-// be the next leader and cost another.
-func (r *rollout) leaderLast(comp string, cands []Action) []Action {
-	l := r.leader(comp, cands)
-	if l == "" {
+// leaderLast puts the candidate on the node lead after the others:
+// changing the leader costs an election, and changing it last costs one,
+// where a member changed after it could be the next leader and cost
+// another.
+func leaderLast(cands []Action, lead string) []Action {
+	if lead == "" {
 		return cands
 	}
 	out := make([]Action, 0, len(cands))
 	var last []Action
 	for _, a := range cands {
-		if a.Node == l {
+		if a.Node == lead {
 			last = append(last, a)
 		} else {
 			out = append(out, a)
