@@ -217,7 +217,9 @@ func TestMeasureRunCountsAndStops(t *testing.T) {
 		<-ctx.Done()
 		return time.Since(start), ctx.Err()
 	})
-	if calls != 1 || st.ok() || st.Exceeded < 20*time.Millisecond || st.Failed != 0 {
+	// The run times itself from its own start, a little after the limit's
+	// clock started on a loaded machine: it is kept, not compared with 20ms.
+	if calls != 1 || st.ok() || st.Exceeded <= 0 || st.StopAt != 20*time.Millisecond || st.Failed != 0 {
 		t.Fatalf("stopped run: %d calls, %+v", calls, st)
 	}
 	if c := st.cell(); !strings.HasPrefix(c, "> ") || !strings.Contains(c, "stopped") {
