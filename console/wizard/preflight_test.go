@@ -2,6 +2,7 @@ package wizard
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -182,8 +183,11 @@ func TestPreflightClockSkew(t *testing.T) {
 	var rep PreflightReport
 	f.post(t, "/api/v1/wizard/preflight", s, &rep)
 	c := checkOf(t, rep.Nodes[0], "clock")
-	if c.Status != Fail || !strings.Contains(c.Message, "+45.0") {
-		t.Errorf("clock: %+v", c)
+	// The estimate is off by up to half a round trip, which a loaded
+	// machine stretches: 45s give or take one.
+	var skew float64
+	if _, err := fmt.Sscanf(c.Message, "node clock is %fs", &skew); err != nil || skew < 44 || skew > 46 || c.Status != Fail {
+		t.Errorf("clock: %+v (skew %v, %v)", c, skew, err)
 	}
 }
 
