@@ -51,7 +51,7 @@ func newFakeSource() *fakeSource {
 				Facts:   &reconciler.NodeFacts{OSID: "debian", OSVersion: "12", Arch: "x86_64", Hostname: "m1", FreeBytes: 5 << 30},
 				History: []reconciler.ActionRecord{ok},
 				Components: []reconciler.ComponentStatus{{Name: "zk", DesiredVersion: "3.8.4", ObservedVersion: "3.8.4",
-					Sync: reconciler.Synced, Health: reconciler.Healthy, Active: "3.8.4", Unit: "active (running)",
+					Sync: reconciler.Synced, Health: reconciler.Healthy, Active: "3.8.4", Unit: "active (running)", Leader: true,
 					Receipt: &probes.Receipt{Component: "zk", Version: "3.8.4", ArtifactSHA256: "abcdef0123456789abcdef", ConfigHash: "c0ffee00c0ffee00", Generation: "9f86d081884c7d65", Time: t0, Previous: "3.8.0"}}},
 			},
 			{
@@ -194,7 +194,7 @@ func TestNodePage(t *testing.T) {
 		t.Fatalf("GET /nodes/m1: %d", resp.StatusCode)
 	}
 	contains(t, "node page m1", text(body),
-		"m1 ✓ Converged", "Address 127.0.2.1", "Roles master", "rack=r1 zone=b", "OS debian 12", "Arch x86_64",
+		"m1 ✓ Converged", "zk leader 3.8.4 3.8.4", "Address 127.0.2.1", "Roles master", "rack=r1 zone=b", "OS debian 12", "Arch x86_64",
 		"Free under install root 5.0 GiB", "Last good probe 2025-01-02 03:04:05 UTC", "Probe error none",
 		"active (running)", "sha256 abcdef012345", "config c0ffee00c0ff", "previous 3.8.0",
 		"install app 1.0 ✓ success 2.3s upload artifact changed · 600ms switch active in-place · 40ms", "Pending Nothing pending")

@@ -271,6 +271,7 @@ type componentRow struct {
 	Reason     string
 	Active     string
 	Unit       string
+	Leader     bool
 	Receipt    bool
 	SHA256     string
 	SHAShort   string
@@ -328,7 +329,7 @@ func newNodeView(st reconciler.ClusterStatus, plan reconciler.Plan, name string)
 		row := componentRow{
 			Name: c.Name, Desired: orDash(c.DesiredVersion), Observed: orDash(c.ObservedVersion),
 			Sync: syncBadge(c.Sync), Health: healthBadge(c.Health), Reason: c.Reason,
-			Active: orDash(c.Active), Unit: orDash(c.Unit),
+			Active: orDash(c.Active), Unit: orDash(c.Unit), Leader: c.Leader,
 		}
 		if c.DesiredVersion == "" {
 			row.Desired = "absent"

@@ -41,6 +41,9 @@ type ComponentStatus struct {
 	Receipt *probes.Receipt `json:"receipt,omitempty"`
 	Active  string          `json:"active,omitempty"`
 	Unit    string          `json:"unit,omitempty"`
+	// Leader is set on the quorum member whose leader check passed at the
+	// last probe: a rolling change takes it last.
+	Leader bool `json:"leader,omitempty"`
 }
 
 // ActionRecord is one action drover ran on a node.

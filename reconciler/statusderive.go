@@ -74,6 +74,7 @@ func nodeStatus(d *Desired, n *DesiredNode, o probes.Observed, probed bool, np N
 		cs := ComponentStatus{Name: want.Name, DesiredVersion: want.Version, ObservedVersion: observedVersion(oc), Sync: Synced}
 		cs.Health, cs.Reason = componentHealth(want, oc)
 		cs.Receipt, cs.Active, cs.Unit = observedDetail(oc, want.Unit != nil)
+		cs.Leader = oc != nil && oc.Leader.OK
 		if a, ok := actions[want.Name]; ok {
 			if a.Kind != ActionRestart {
 				cs.Sync = OutOfSync

@@ -143,3 +143,19 @@ func TestNodeStatusesReasonIsBounded(t *testing.T) {
 		t.Errorf("reason = %q", a1.Reason)
 	}
 }
+
+// TestNodeStatusesLeader: the member whose leader check passed is marked.
+func TestNodeStatusesLeader(t *testing.T) {
+	d, err := compileYAML(t, "/srv/c.yaml", diffManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := diffObserved(d)
+	obs["m1"].Components["zk"].Leader = probes.HealthResult{Checked: true, OK: true, Message: "exit 0"}
+	st := NodeStatuses(d, obs, Diff(d, obs))
+	for _, c := range st[0].Components {
+		if c.Leader != (c.Name == "zk") {
+			t.Errorf("m1 %s: leader %v", c.Name, c.Leader)
+		}
+	}
+}
