@@ -182,6 +182,10 @@ func (d *daemon) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	webCfg, err := loadWebConfig(d.svc.webConfig)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", d.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", d.listen, err)
@@ -208,7 +212,7 @@ func (d *daemon) run(ctx context.Context) error {
 	// never does by itself.
 	srv.RegisterOnShutdown(con.Close)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := webCfg.serve(srv, ln, d.log.Named("http")); err != nil {
 			d.log.Error("http server stopped", zap.Error(err))
 		}
 	}()
@@ -218,6 +222,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	d.log.Info("drover daemon started", fields...)
 	announceConsole(d.log, d.stderr, ln.Addr(), token, generated)
+	webCfg.warnPlain(d.log, ln.Addr())
 
 	changes := make(chan manifests.Change)
 	w := &manifests.Watcher{Path: abs, Log: d.log.Named("watch")}

@@ -33,6 +33,7 @@ const (
 // serviceOptions are the daemon's service flags.
 type serviceOptions struct {
 	stateDir  string
+	webConfig string
 	logFormat string
 	logLevel  string
 }
@@ -51,6 +52,9 @@ func addServiceFlags(cmd *cobra.Command, o *serviceOptions, lockDir *string) {
 		"where the lock that stops a second daemon on the same manifest lives (default: $RUNTIME_DIRECTORY, else "+defaultLockDir+")")
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", systemdDir("STATE_DIRECTORY", defaultStateDir),
 		"where the daemon keeps what it decided across restarts: halts, action history, backoff (default: $STATE_DIRECTORY, else "+defaultStateDir+")")
+	cmd.Flags().StringVar(&o.webConfig, "web.config.file", "",
+		"Prometheus exporter web config for --listen: TLS, client certificates, basic auth (https://prometheus.io/docs/prometheus/latest/configuration/https/)")
+	_ = cmd.MarkFlagFilename("web.config.file", "yml", "yaml")
 	cmd.Flags().StringVar(&o.logFormat, "log-format", "json", "log format: json (one object a line) or console (for people)")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "least severe level logged: debug, info, warn or error")
 	_ = cmd.Flags().SetAnnotation("lock-dir", cobra.BashCompSubdirsInDir, []string{})

@@ -165,7 +165,15 @@ func inProcessDaemon(t *testing.T, manifest, lockDir string) (addr string, stop 
 	t.Helper()
 	core, logs := observer.New(zapcore.InfoLevel)
 	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)).Core()))
-	d := &daemon{svc: serviceOptions{stateDir: lockDir}, file: manifest, listen: "127.0.0.1:0", lockDir: lockDir, grace: 5 * time.Second, log: log}
+	d := &daemon{svc: serviceOptions{stateDir: lockDir}, file: manifest, listen: "127.0.0.1:0", lockDir: lockDir, grace: 5 * time.Second}
+	return runInProcess(t, d, log, logs)
+}
+
+// runInProcess runs d (its log set to log) until the test ends and returns
+// the address it serves on once logs says it started.
+func runInProcess(t *testing.T, d *daemon, log *zap.Logger, logs *observer.ObservedLogs) (addr string, stop func() error) {
+	t.Helper()
+	d.log = log
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- d.run(ctx) }()
@@ -381,7 +389,10 @@ func TestDaemonKeepsLastGoodManifest(t *testing.T) {
 		st := getStatus(t, addr)
 		return st.LoadSuccess && st.Generation == 2 && st.Hash != hash
 	})
-	if m := getMetrics(t, addr); !strings.Contains(m, "drover_manifest_load_success 1\n") || !strings.Contains(m, "drover_probe_interval_seconds 10\n") {
-		t.Errorf("metrics after a good edit:\n%s", m)
-	}
+	// The probe interval is set just after the manifest is in force (and
+	// written to the state store).
+	eventually(t, 10*time.Second, "metrics after a good edit", func() bool {
+		m := getMetrics(t, addr)
+		return strings.Contains(m, "drover_manifest_load_success 1\n") && strings.Contains(m, "drover_probe_interval_seconds 10\n")
+	})
 }
