@@ -223,6 +223,8 @@ func (d *daemon) run(ctx context.Context) error {
 	d.log.Info("drover daemon started", fields...)
 	announceConsole(d.log, d.stderr, ln.Addr(), token, generated)
 	webCfg.warnPlain(d.log, ln.Addr())
+	stopNotify := d.notifySystemd(ctx)
+	defer stopNotify()
 
 	changes := make(chan manifests.Change)
 	w := &manifests.Watcher{Path: abs, Log: d.log.Named("watch")}
