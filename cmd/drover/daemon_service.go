@@ -49,9 +49,9 @@ func addDaemonManifestFlag(cmd *cobra.Command, file *string) {
 // --lock-dir, whose default follows systemd's RUNTIME_DIRECTORY.
 func addServiceFlags(cmd *cobra.Command, o *serviceOptions, lockDir *string) {
 	cmd.Flags().StringVar(lockDir, "lock-dir", systemdDir("RUNTIME_DIRECTORY", defaultLockDir),
-		"where the lock that stops a second daemon on the same manifest lives (default: $RUNTIME_DIRECTORY, else "+defaultLockDir+")")
+		"where the lock that stops a second daemon on the same manifest lives (systemd's $RUNTIME_DIRECTORY when set)")
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", systemdDir("STATE_DIRECTORY", defaultStateDir),
-		"where the daemon keeps what it decided across restarts: halts, action history, backoff (default: $STATE_DIRECTORY, else "+defaultStateDir+")")
+		"where the daemon keeps what it decided across restarts: halts, action history, backoff (systemd's $STATE_DIRECTORY when set)")
 	cmd.Flags().StringVar(&o.webConfig, "web.config.file", "",
 		"Prometheus exporter web config for --listen: TLS, client certificates, basic auth (https://prometheus.io/docs/prometheus/latest/configuration/https/)")
 	_ = cmd.MarkFlagFilename("web.config.file", "yml", "yaml")
