@@ -1,8 +1,10 @@
 package manifests
 
 import (
+	"maps"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -144,7 +146,7 @@ func (v *validator) service(p string, s *Service) {
 	v.account(p+".user", s.User, "user")
 	v.account(p+".group", s.Group, "group")
 	v.oneOf(p+".restart", s.Restart, restartValues()...)
-	for _, k := range sortedKeys(s.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
 		if !isEnvName(k) {
 			v.errorf(p+".environment", "%q is not a valid variable name", k)
 		}

@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"slices"
@@ -84,7 +85,7 @@ func isAlnum(c byte) bool      { return isLowerAlnum(c) || c >= 'A' && c <= 'Z' 
 
 // labelKeys checks the keys of a label map or selector, in sorted order.
 func (v *validator) labelKeys(path string, labels map[string]string) {
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		switch {
 		case len(k) > MaxNameLen:
 			v.errorf(path, "key %q is longer than %d characters", k, MaxNameLen)
@@ -260,15 +261,6 @@ func isEnvName(s string) bool {
 		}
 	}
 	return true
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // at formats an indexed field path such as spec.nodes[3].

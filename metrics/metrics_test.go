@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -310,7 +311,7 @@ func TestMetricNamesGolden(t *testing.T) {
 		}
 		line := mf.GetName() + " " + strings.ToLower(mf.GetType().String())
 		if len(labels) > 0 {
-			line += " " + strings.Join(sortedKeys(labels), ",")
+			line += " " + strings.Join(slices.Sorted(maps.Keys(labels)), ",")
 		}
 		lines = append(lines, line)
 	}

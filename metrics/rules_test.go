@@ -3,9 +3,11 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -269,7 +271,7 @@ func TestMetricsDocCoversEveryMetric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range sortedKeys(knownNames(t)) {
+	for _, name := range slices.Sorted(maps.Keys(knownNames(t))) {
 		if !bytes.Contains(doc, []byte("| `"+name+"`")) {
 			t.Errorf("docs/METRICS.md has no table row for %s", name)
 		}
