@@ -108,7 +108,7 @@ func Parse(out []byte) (Observed, error) {
 				return Observed{}, parseError(n, line, "component before os line")
 			case cur != nil:
 				return Observed{}, parseError(n, line, "component inside another component's block")
-			case !ValidName(string(rest)):
+			case !manifests.IsName(string(rest)):
 				return Observed{}, parseError(n, line, "bad component name")
 			case obs.Components[string(rest)] != nil:
 				return Observed{}, parseError(n, line, "component listed twice")

@@ -401,8 +401,8 @@ func checkRequest(req Request) error {
 	}
 	seen := make(map[string]bool, len(req.Components))
 	for _, w := range req.Components {
-		if !ValidName(w.Name) {
-			return fmt.Errorf("component name %q: must match [a-z0-9][a-z0-9._-]*", w.Name)
+		if !manifests.IsName(w.Name) {
+			return fmt.Errorf("component name %q: must match %s", w.Name, manifests.NamePattern)
 		}
 		if seen[w.Name] {
 			return fmt.Errorf("component %s: listed twice", w.Name)
@@ -459,24 +459,6 @@ func goodPath(p string) bool {
 	}
 	for i := 0; i < len(p); i++ {
 		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-// ValidName reports whether s is a valid component or node name:
-// [a-z0-9][a-z0-9._-]*.
-func ValidName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case i > 0 && (c == '.' || c == '_' || c == '-'):
-		default:
 			return false
 		}
 	}
