@@ -161,9 +161,9 @@ func (m *Metrics) ObserveAction(action, component, result string, d time.Duratio
 }
 
 // ObserveProbe records one probe of a node. reason is "" for a successful
-// probe, else a short fixed word for the kind of failure (dial, auth,
-// hostkey, timeout, command, parse): never an error message, whose text
-// would make a new series each time.
+// probe, else one of inventory.Reasons (unreachable, auth, hostkey,
+// timeout, sudo, probe-error): never an error message, whose text would
+// make a new series each time.
 func (m *Metrics) ObserveProbe(d time.Duration, reason string) {
 	m.probeDuration.Observe(d.Seconds())
 	if reason != "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/reconciler"
 )
 
@@ -285,7 +286,7 @@ func fullRegistry(t *testing.T) *prometheus.Registry {
 	m := New(reg, sampleStatus, func() int { return 2 }, WithBuildInfo("1.2.3", "abc123"))
 	m.ObserveReconcile(ResultFailure, time.Second)
 	m.ObserveAction("install", "zookeeper", ResultSuccess, time.Second)
-	m.ObserveProbe(time.Second, "dial")
+	m.ObserveProbe(time.Second, inventory.ReasonUnreachable)
 	m.SetProbeInterval(30 * time.Second)
 	return reg
 }

@@ -26,7 +26,7 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 	}
 	body, err := scriptBody(req)
 	if err != nil {
-		return unknown("probe-error", fmt.Errorf("build probe script: %w", err))
+		return unknown(inventory.ReasonProbeError, fmt.Errorf("build probe script: %w", err))
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -42,7 +42,7 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 	if res.ExitCode != 0 {
 		cancel()
 		remote.wait()
-		return unknown("probe-error", fmt.Errorf("probe script exited %d: %s", res.ExitCode, clip(res.Stderr)))
+		return unknown(inventory.ReasonProbeError, fmt.Errorf("probe script exited %d: %s", res.ExitCode, clip(res.Stderr)))
 	}
 	obs, err := Parse(res.Stdout)
 	if err == nil {
@@ -54,7 +54,7 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 		if len(res.Stderr) > 0 {
 			err = fmt.Errorf("%w (stderr: %s)", err, clip(res.Stderr))
 		}
-		return unknown("probe-error", err)
+		return unknown(inventory.ReasonProbeError, err)
 	}
 	// A check that cannot mean anything (service down, not installed) is
 	// not waited for: a fresh node must not cost a health timeout.
