@@ -83,7 +83,7 @@ func isSHA256(s string) bool {
 }
 
 // completeMarker is the file drover writes last in a version directory
-// (DESIGN.md), so a manifest file may not take its name.
+// (docs/DESIGN.md, "On a node"), so a manifest file may not take its name.
 const completeMarker = ".complete"
 
 func (v *validator) files(p string, comp *Component) {

@@ -1,7 +1,7 @@
 // Package metrics defines every Prometheus metric drover exports, the rule
 // file of alerts shipped with it, and the Grafana dashboard.
 //
-// The metric names are a contract (DESIGN.md "Metrics"): dashboards and
+// The metric names are a contract (docs/DESIGN.md, "Metrics"): dashboards and
 // alert rules depend on them, so rename nothing once shipped. This file is
 // the only place a name, a label or a help string is written.
 //

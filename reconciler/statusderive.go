@@ -19,7 +19,7 @@ const maxReasons = 3
 // carries them over between probes. ObservedGeneration is the generation
 // the node was compared against, set only when the node was reachable.
 //
-// Sync and health are separate axes (DESIGN.md): a pending restart leaves
+// Sync and health are separate axes (docs/DESIGN.md): a pending restart leaves
 // a component Synced but not Healthy; every other pending action makes it
 // OutOfSync. A node is converged when it is reachable, every component it
 // should have is Synced and Healthy, and nothing is left to remove.
