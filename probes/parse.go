@@ -355,7 +355,7 @@ func parseUnit(u *UnitState, v string) error {
 // "leader" on its line.
 func parseExec(h *HealthResult, line, v string) error {
 	kind, rest, _ := strings.Cut(v, " ")
-	if kind != "exec" {
+	if kind != string(manifests.HealthExec) { // the only kind the script runs
 		return fmt.Errorf("unknown %s kind", line)
 	}
 	result, code, _ := strings.Cut(rest, " ")

@@ -22,10 +22,10 @@ func TestRequestFor(t *testing.T) {
 	}
 	zk := m1.Components[0]
 	wantFiles := []string{d.InstallRoot + "/packages/zk/3.8.4/conf/zoo.cfg", d.InstallRoot + "/packages/zk/3.8.4/data/myid"}
-	if zk.Name != "zk" || zk.Version != "3.8.4" || !zk.Service || probes.HealthKind(zk.Health) != "tcp" || fmt.Sprint(zk.Files) != fmt.Sprint(wantFiles) {
+	if zk.Name != "zk" || zk.Version != "3.8.4" || !zk.Service || zk.Health == nil || zk.Health.TCP == nil || fmt.Sprint(zk.Files) != fmt.Sprint(wantFiles) {
 		t.Errorf("zk want = %+v", zk)
 	}
-	if conf := m1.Components[1]; conf.Name != "conf" || conf.Service || fmt.Sprint(conf.Files) != "[/etc/conf.d/x.conf]" || probes.HealthKind(conf.Health) != "exec" {
+	if conf := m1.Components[1]; conf.Name != "conf" || conf.Service || fmt.Sprint(conf.Files) != "[/etc/conf.d/x.conf]" || conf.Health == nil || conf.Health.Exec == nil {
 		t.Errorf("conf want = %+v", conf)
 	}
 	for _, req := range []probes.Request{m1, a1} {
