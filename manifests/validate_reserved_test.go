@@ -16,7 +16,10 @@ func TestValidateHostilePaths(t *testing.T) {
 		mutate func(c *Cluster)
 		want   []string
 	}{
-		{"kept files dir", func(c *Cluster) { zk(c).Files[0].Path = ".drover-files/usr/local/bin/evil"; zk(c).Files[0].Mode = "4755" },
+		{"kept files dir", func(c *Cluster) {
+			zk(c).Files[0].Path = ".drover-files/usr/local/bin/evil"
+			zk(c).Files[0].Mode = "4755"
+		},
 			[]string{f0 + `".drover-files/usr/local/bin/evil" is inside .drover-files, which drover keeps for itself in the version directory`}},
 		{"kept files dir unclean", func(c *Cluster) { zk(c).Files[0].Path = "./conf/../.drover-files//etc/x" },
 			[]string{f0 + `"./conf/../.drover-files//etc/x" is inside .drover-files, which drover keeps for itself in the version directory`}},
