@@ -150,7 +150,7 @@ func lockedPreamble(root string, wait time.Duration) string {
 	_lock= _seen= _other=
 	for _e in "$root"/* "$root"/.[!.]* "$root"/..?*; do
 		[ -e "$_e" ] || [ -L "$_e" ] || continue
-		_seen=1
+		[ -n "$_seen" ] || _seen=${_e##*/}
 		case "${_e##*/}" in
 		lock) _lock=1 ;;
 		packages | active | receipts | cache) ;;
@@ -158,7 +158,7 @@ func lockedPreamble(root string, wait time.Duration) string {
 		esac
 	done
 	if [ -n "$_other" ] || { [ -n "$_seen" ] && [ -z "$_lock" ]; }; then
-		[ -n "$_other" ] || _other="drover's names, but not its lock"
+		[ -n "$_other" ] || _other="$_seen, without drover's lock"
 		echo "refused: install root $root is not drover's: it holds what drover did not write ($_other) and no $root/"%[2]s"; give installRoot a new or empty directory" >&2
 		exit 77
 	fi
