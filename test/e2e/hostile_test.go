@@ -145,19 +145,38 @@ func TestHostileNode(t *testing.T) {
 	s.exec(t, n, hostileCleanup)
 	t.Cleanup(func() { s.exec(t, n, hostileCleanup) })
 
-	t.Run("symlinked artifact", func(t *testing.T) {
-		art, sha := hostileArtifact(t, "linked", checkScript(true), hostileEntry{name: "conf", link: hostileElsewhere})
-		m := s.hostileManifest(t, n, hostileRoot, hostileComponent("hostile", "1", art, sha,
-			"        - {path: conf/app.conf, template: \"pwned\\n\"}\n"))
-		r := s.run(t, m, "apply", "--yes")
-		if r.Code == 0 {
-			t.Errorf("apply through conf -> %s exited 0", hostileElsewhere)
-		}
-		if !strings.Contains(r.Stdout+r.Stderr, "symbolic link") {
-			t.Errorf("apply does not say it refused to follow the link")
-		}
-		s.requireElsewhereUntouched(t, n)
-	})
+	// Symlinked artifacts: a manifest file, tar itself, and drover's own
+	// completion mark are never written through a link out.
+	for _, tc := range []struct {
+		name    string
+		entries []hostileEntry
+		refused string // what the failed apply says; "" when it converges
+	}{
+		{"manifest file through a link", []hostileEntry{{name: "conf", link: hostileElsewhere}}, "symbolic link"},
+		{"tar member through its own link", []hostileEntry{{name: "conf", link: hostileElsewhere}, {name: "conf/planted", mode: 0o644, content: "pwned\n"}}, "Not a directory"},
+		{"completion mark is a link", []hostileEntry{{name: ".complete", link: hostileElsewhere + "/victim"}}, ""},
+	} {
+		t.Run("symlinked artifact/"+tc.name, func(t *testing.T) {
+			s.exec(t, n, hostileCleanup)
+			art, sha := hostileArtifact(t, "linked", append([]hostileEntry{checkScript(true)}, tc.entries...)...)
+			m := s.hostileManifest(t, n, hostileRoot, hostileComponent("hostile", "1", art, sha,
+				"        - {path: conf/app.conf, template: \"pwned\\n\"}\n"))
+			if tc.refused == "" {
+				m = s.hostileManifest(t, n, hostileRoot, hostileComponent("hostile", "1", art, sha,
+					"        - {path: etc/app.conf, template: \"fine\\n\"}\n"))
+			}
+			r := s.run(t, m, "apply", "--yes")
+			switch {
+			case tc.refused == "" && r.Code != 0:
+				t.Errorf("apply exited %d, want 0", r.Code)
+			case tc.refused != "" && r.Code == 0:
+				t.Errorf("apply exited 0, want a failure")
+			case tc.refused != "" && !strings.Contains(r.Stdout+r.Stderr, tc.refused):
+				t.Errorf("apply does not say %q", tc.refused)
+			}
+			s.requireElsewhereUntouched(t, n)
+		})
+	}
 
 	t.Run("reserved .drover-files", func(t *testing.T) {
 		art, sha := hostileArtifact(t, "plain", checkScript(true))
