@@ -110,6 +110,18 @@ func TestHostileArtifactSymlinks(t *testing.T) {
 			entries: func(e string) []TarEntry {
 				return []TarEntry{{Name: "conf", Link: e}, {Name: "conf/planted", Mode: 0o644, Content: "planted\n"}}
 			}},
+		{name: "hard links out",
+			entries: func(e string) []TarEntry {
+				return []TarEntry{{Name: "h1", HardLink: e + "/victim"}, {Name: "h2", HardLink: "../../../../../elsewhere/victim"}}
+			}},
+		{name: "member names climbing out",
+			entries: func(e string) []TarEntry {
+				return []TarEntry{{Name: "../../../../../elsewhere/victim", Mode: 0o644, Content: "pwned\n"}, {Name: e + "/victim", Mode: 0o644, Content: "pwned\n"}}
+			}},
+		{name: "a member rewriting a link out",
+			entries: func(e string) []TarEntry {
+				return []TarEntry{{Name: "s", Link: e + "/victim"}, {Name: "h", HardLink: "s"}, {Name: "h", Mode: 0o644, Content: "pwned\n"}, {Name: "s", Mode: 0o644, Content: "pwned\n"}}
+			}},
 		{name: "a link that stays inside is fine", files: []string{"conf/app.conf"}, inside: "etc/app.conf",
 			entries: func(string) []TarEntry {
 				return []TarEntry{{Name: "etc/readme", Mode: 0o644, Content: "x"}, {Name: "conf", Link: "etc"}}
