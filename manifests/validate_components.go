@@ -82,10 +82,6 @@ func isSHA256(s string) bool {
 	return strings.Trim(s, "0123456789abcdefABCDEF") == ""
 }
 
-// completeMarker is the file drover writes last in a version directory
-// (docs/DESIGN.md, "On a node"), so a manifest file may not take its name.
-const completeMarker = ".complete"
-
 func (v *validator) files(p string, comp *Component) {
 	seen := map[string]string{}
 	for j, f := range comp.Files {
@@ -124,8 +120,10 @@ func (v *validator) filePath(p, s string) bool {
 		v.errorf(p, "%q is inside installRoot %s, which drover manages; give a path relative to the component directory", s, root)
 	case !path.IsAbs(s) && (clean == ".." || strings.HasPrefix(clean, "../")):
 		v.errorf(p, "%q escapes the component directory", s)
-	case !path.IsAbs(s) && clean == completeMarker:
-		v.errorf(p, "%q is reserved for drover's own use", s)
+	case !path.IsAbs(s) && reservedTop(clean) != "":
+		v.errorf(p, "%q is inside %s, which drover keeps for itself in the version directory", s, reservedTop(clean))
+	case strings.HasPrefix(path.Base(clean), ReservedPrefix):
+		v.errorf(p, "%q: names starting with %s are drover's temporary files", s, ReservedPrefix)
 	default:
 		return true
 	}

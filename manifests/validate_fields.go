@@ -193,6 +193,8 @@ func (v *validator) installRoot(p, s string) {
 		v.errorf(p, "%q must be a clean path (%s)", s, path.Clean(s))
 	case !isPlainPath(s):
 		v.errorf(p, "%q may contain only letters, digits, '.', '_', '-' and '/'", s)
+	case IsSystemDir(s):
+		v.errorf(p, "%s is a system directory; drover deletes what it no longer needs there, so give a directory of its own such as %s", s, DefaultInstallRoot)
 	}
 }
 

@@ -401,7 +401,7 @@ func (f *fleet) run(ctx context.Context, n *LocalNode, script string, stdin io.R
 
 // unitComponent is the component whose drover-<c>.service a script names.
 func unitComponent(script string) string {
-	_, rest, ok := strings.Cut(script, "drover-")
+	_, rest, ok := strings.Cut(script, "\nu=drover-")
 	if !ok {
 		return ""
 	}
