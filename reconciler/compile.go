@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -121,6 +122,16 @@ func compileComponent(l *manifests.Loaded, node *manifests.Node, comp *manifests
 		return nil, err
 	}
 	where := func(err error) error { return fmt.Errorf("node %s, component %s: %w", node.Name, comp.Name, err) }
+	env, err := RenderEnvironmentFile(comp.Service)
+	if err != nil {
+		return nil, where(err)
+	}
+	if env != nil {
+		files = append(files, manifests.RenderedFile{
+			Path: path.Join(manifests.VersionDir(c.Spec.InstallRoot, comp.Name, comp.Version), manifests.EnvFileName),
+			Mode: 0o600, Content: env,
+		})
+	}
 	dc := &DesiredComponent{
 		Name:       comp.Name,
 		Version:    comp.Version,

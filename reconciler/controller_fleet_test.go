@@ -420,7 +420,7 @@ func (f *fleet) run(ctx context.Context, n *LocalNode, script string, stdin io.R
 
 // unitComponent is the component whose drover-<c>.service a script names.
 func unitComponent(script string) string {
-	_, rest, ok := strings.Cut(script, "drover-")
+	_, rest, ok := strings.Cut(script, "\nu=drover-")
 	if !ok {
 		return ""
 	}
@@ -510,7 +510,7 @@ func (f *fleet) resetCounts() {
 	f.events = nil
 }
 
-func (f *fleet) eventsOf(kind string) []Event {
+func (f *fleet) eventsOf(kind EventKind) []Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []Event
