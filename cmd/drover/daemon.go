@@ -221,8 +221,7 @@ func (d *daemon) run(ctx context.Context) error {
 		fields = append(fields, zap.Int("nodes", len(desired.Nodes)), zap.String("generation", desired.Generation))
 	}
 	d.log.Info("drover daemon started", fields...)
-	announceConsole(d.log, d.stderr, ln.Addr(), token, generated)
-	webCfg.warnPlain(d.log, ln.Addr())
+	announceConsole(d.log, d.stderr, ln.Addr(), token, generated, webCfg)
 	stopNotify := d.notifySystemd(ctx)
 	defer stopNotify()
 

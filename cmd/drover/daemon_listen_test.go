@@ -133,18 +133,52 @@ func TestDaemonBadWebConfigStopsStart(t *testing.T) {
 	}
 }
 
-// TestWarnPlainBeyondLoopback: plain HTTP beyond loopback is warned of;
-// loopback, or TLS, is not.
-func TestWarnPlainBeyondLoopback(t *testing.T) {
+// TestWarnBeyondLoopback: beyond loopback, plain HTTP is warned of, and
+// so are reads without a password or client certificate; on loopback
+// nothing is.
+func TestWarnBeyondLoopback(t *testing.T) {
 	for _, c := range []struct {
-		ip   string
-		tls  bool
-		warn bool
-	}{{"0.0.0.0", false, true}, {"192.0.2.1", false, true}, {"0.0.0.0", true, false}, {"127.0.0.1", false, false}} {
+		ip                string
+		w                 webListen
+		warnPlain, warnRO bool
+	}{
+		{"0.0.0.0", webListen{}, true, true},
+		{"192.0.2.1", webListen{auth: true}, true, false},
+		{"0.0.0.0", webListen{tls: true}, false, true},
+		{"0.0.0.0", webListen{tls: true, auth: true}, false, false},
+		{"127.0.0.1", webListen{}, false, false},
+	} {
 		core, logs := observer.New(zapcore.WarnLevel)
-		webListen{tls: c.tls}.warnPlain(zap.New(core), &net.TCPAddr{IP: net.ParseIP(c.ip), Port: 9464})
-		if got := logs.FilterMessageSnippet("without TLS").Len() == 1; got != c.warn {
-			t.Errorf("%s tls=%v: warned %v, want %v", c.ip, c.tls, got, c.warn)
+		c.w.warnBeyondLoopback(zap.New(core), &net.TCPAddr{IP: net.ParseIP(c.ip), Port: 9464})
+		plain := logs.FilterMessageSnippet("without TLS").Len() == 1
+		ro := logs.FilterMessageSnippet("anyone who can reach them").Len() == 1
+		if plain != c.warnPlain || ro != c.warnRO {
+			t.Errorf("%s %+v: warned of plain HTTP %v, of open reads %v; want %v, %v", c.ip, c.w, plain, ro, c.warnPlain, c.warnRO)
+		}
+	}
+}
+
+// TestLoadWebConfig: what the daemon reads of a web config.
+func TestLoadWebConfig(t *testing.T) {
+	dir := t.TempDir()
+	selfSigned(t, dir)
+	for _, c := range []struct {
+		name, text string
+		want       webListen
+	}{
+		{"all commented", "# tls_server_config:\n", webListen{}},
+		{"tls", "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n", webListen{tls: true}},
+		{"tls and client certs", "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: server.crt\n", webListen{tls: true, auth: true}},
+		{"basic auth", "basic_auth_users:\n  p: $2y$10$abcdefghijklmnopqrstuu5Vr1zv2zL0HWy2OdX0BuKkWp0xV7cCq\n", webListen{auth: true}},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yml")
+		if err := os.WriteFile(path, []byte(c.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := loadWebConfig(path)
+		c.want.path = path
+		if err != nil || got != c.want {
+			t.Errorf("%s: %+v %v, want %+v", c.name, got, err, c.want)
 		}
 	}
 }
