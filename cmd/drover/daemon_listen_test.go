@@ -112,6 +112,23 @@ func TestDaemonWebConfigTLSAndBasicAuth(t *testing.T) {
 	if code, _, err := get("https://"+addr+"/api/v1/status", "", ""); err != nil || code != http.StatusUnauthorized {
 		t.Errorf("status without a password: %d %v, want 401", code, err)
 	}
+
+	// drover status, with the CA and the password.
+	for _, c := range []struct {
+		password string
+		code     int
+		want     string
+	}{{"right horse", 0, "cluster nowhere"}, {"wrong horse", 1, "401 Unauthorized"}} {
+		pwFile := filepath.Join(dir, "password")
+		if err := os.WriteFile(pwFile, []byte(c.password+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := runDrover(t, "status", "--addr", "https://"+addr, "--ca-file", filepath.Join(dir, "server.crt"),
+			"--user", "prometheus", "--password-file", pwFile)
+		if code != c.code || !strings.Contains(out+errs, c.want) {
+			t.Errorf("drover status with %q: exit %d, want %d with %q:\n%s%s", c.password, code, c.code, c.want, out, errs)
+		}
+	}
 }
 
 // TestDaemonBadWebConfigStopsStart: a web config that does not hold

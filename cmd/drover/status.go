@@ -18,6 +18,7 @@ import (
 
 func newStatusCommand() *cobra.Command {
 	var addr, output string
+	var access statusAccess
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the status of a running daemon",
@@ -26,8 +27,11 @@ generation and any load error, the rollout state, and per node and component
 sync, health, versions and the reason a node has not converged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client := &http.Client{Timeout: 10 * time.Second}
-			resp, err := client.Get("http://" + addr + api.PathStatus)
+			client, req, err := access.request(addr, api.PathStatus)
+			if err != nil {
+				return err
+			}
+			resp, err := client.Do(req)
 			if err != nil {
 				return fmt.Errorf("no drover daemon answering on %s: %w", addr, err)
 			}
@@ -51,7 +55,8 @@ sync, health, versions and the reason a node has not converged.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:9464", "address the daemon listens on")
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:9464", "address the daemon listens on (HOST:PORT, or https://HOST:PORT under TLS)")
+	access.addFlags(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
