@@ -163,7 +163,7 @@ func (d *daemon) run(ctx context.Context) error {
 		Store:    store,
 	})
 	if err := d.ctrl.Restore(); err != nil {
-		return err
+		return fmt.Errorf("%s: %w", store.Path(), err)
 	}
 	m := metrics.New(reg, d.ctrl.Status, d.runner.connections, metrics.WithBuildInfo(version, revision()))
 	d.ctrl.Observer = m
