@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/drover-project/drover/manifests"
 )
 
 // auth holds the keys the Pool offers: identity files first (they were
@@ -79,7 +81,7 @@ func (a *auth) connectAgent() ([]*agent.Key, error) {
 // loadIdentity parses one private key. A passphrase-protected key is
 // skipped (nil, nil) when the agent holds it, and an error otherwise.
 func loadIdentity(path string, agentKeys []*agent.Key) (ssh.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := manifests.ReadRegular(path, maxKeyFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("identity file %s: %w", path, err)
 	}
@@ -101,8 +103,11 @@ func loadIdentity(path string, agentKeys []*agent.Key) (ssh.Signer, error) {
 	return signer, nil
 }
 
+// maxKeyFileBytes bounds a key file read; real keys are a few KB.
+const maxKeyFileBytes = 1 << 20
+
 func readPublicKey(path string) ssh.PublicKey {
-	data, err := os.ReadFile(path)
+	data, err := manifests.ReadRegular(path, maxKeyFileBytes)
 	if err != nil {
 		return nil
 	}

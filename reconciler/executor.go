@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
 )
 
@@ -224,7 +225,7 @@ func (e *Executor) localSHA256(p string) (string, error) {
 	if h, ok := e.hashes[key]; ok {
 		return h, nil
 	}
-	f, err := os.Open(p)
+	f, err := manifests.OpenRegular(p)
 	if err != nil {
 		return "", err
 	}
