@@ -94,7 +94,7 @@ func compileNode(l *manifests.Loaded, node *manifests.Node, order []string) (*De
 	c := l.Cluster
 	dn := &DesiredNode{
 		Name:   node.Name,
-		Target: inventory.Target{Name: node.Name, Address: node.Address, Port: node.Port, User: node.User},
+		Target: inventory.TargetOf(&c.Spec, node),
 		Roles:  slices.Clone(node.Roles),
 		Labels: maps.Clone(node.Labels),
 		Paused: node.Paused,
