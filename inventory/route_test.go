@@ -50,11 +50,11 @@ Host *
 		IdentityFiles: []string{"/node/key"}, KnownHostsFile: "/node/known_hosts"}
 
 	cases := []struct {
-		name    string
-		cfg     Config
-		target  Target
-		sc      *SSHConfig
-		want    hop
+		name   string
+		cfg    Config
+		target Target
+		sc     *SSHConfig
+		want   hop
 	}{
 		{"node fields win", cluster, node, sc, hop{address: "10.1.0.1", user: "nodeuser", port: 2400,
 			identityFiles: []string{"/node/key"}, knownHosts: "/node/known_hosts", connectTimeout: 4 * time.Second, keepAlive: 9 * time.Second}},
