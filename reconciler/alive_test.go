@@ -15,7 +15,10 @@ func TestControllerAlive(t *testing.T) {
 	if err := c.Alive(ctx); err != nil {
 		t.Fatalf("idle controller: %v", err)
 	}
-	for name, m := range map[string]interface{ Lock(); Unlock() }{"controller": &c.mu, "queue": &c.queue.mu} {
+	for name, m := range map[string]interface {
+		Lock()
+		Unlock()
+	}{"controller": &c.mu, "queue": &c.queue.mu} {
 		m.Lock()
 		short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		err := c.Alive(short)

@@ -81,4 +81,3 @@ func (d *daemon) manifestLoaded() bool {
 	defer d.loadMu.Unlock()
 	return d.loaded
 }
-
