@@ -26,8 +26,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// selfSigned writes a certificate for 127.0.0.1 and its key into dir and
-// returns a pool that trusts it.
+// selfSigned writes a certificate for 127.0.0.1 and its key into dir
+// (server.crt, server.key) and returns a pool that trusts it. It is its
+// own CA and good for clients too.
 func selfSigned(t *testing.T, dir string) *x509.CertPool {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -37,8 +38,9 @@ func selfSigned(t *testing.T, dir string) *x509.CertPool {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "drover test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, BasicConstraintsValid: true, IsCA: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -127,6 +129,47 @@ func TestDaemonWebConfigTLSAndBasicAuth(t *testing.T) {
 			"--user", "prometheus", "--password-file", pwFile)
 		if code != c.code || !strings.Contains(out+errs, c.want) {
 			t.Errorf("drover status with %q: exit %d, want %d with %q:\n%s%s", c.password, code, c.code, c.want, out, errs)
+		}
+	}
+}
+
+// TestDaemonWebConfigClientCerts: with client certificates required, a
+// client that shows one signed by the CA is served and one without is
+// refused in the handshake.
+func TestDaemonWebConfigClientCerts(t *testing.T) {
+	dir := t.TempDir()
+	pool := selfSigned(t, dir)
+	webConfig := filepath.Join(dir, "web-config.yml")
+	cfg := "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: server.crt\n"
+	if err := os.WriteFile(webConfig, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(manifest, []byte(unreachableManifest(t, "30s")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)).Core()))
+	d := &daemon{svc: serviceOptions{stateDir: dir, webConfig: webConfig}, file: manifest, listen: "127.0.0.1:0",
+		lockDir: dir, grace: 5 * time.Second}
+	addr, _ := runInProcess(t, d, log, logs)
+
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		certs []tls.Certificate
+		ok    bool
+	}{{"with a certificate", []tls.Certificate{cert}, true}, {"without", nil, false}} {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: c.certs}}}
+		resp, err := client.Get("https://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		if ok := err == nil && resp.StatusCode == http.StatusOK; ok != c.ok {
+			t.Errorf("%s: served %v (%v), want %v", c.name, ok, err, c.ok)
 		}
 	}
 }

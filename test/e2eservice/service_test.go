@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -276,7 +277,7 @@ func (e *env) write(ctx context.Context, path, content string) {
 	e.pipe(ctx, strings.NewReader(content), path, "0644")
 }
 
-func (e *env) pipe(ctx context.Context, in interface{ Read([]byte) (int, error) }, path, mode string) {
+func (e *env) pipe(ctx context.Context, in io.Reader, path, mode string) {
 	e.t.Helper()
 	args, err := e.c.SSHArgs(e.boot)
 	if err != nil {
