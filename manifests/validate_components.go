@@ -1,8 +1,10 @@
 package manifests
 
 import (
+	"maps"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -142,7 +144,7 @@ func (v *validator) service(p string, s *Service) {
 	v.account(p+".user", s.User, "user")
 	v.account(p+".group", s.Group, "group")
 	v.oneOf(p+".restart", s.Restart, restartValues()...)
-	for _, k := range sortedKeys(s.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
 		if !isEnvName(k) {
 			v.errorf(p+".environment", "%q is not a valid variable name", k)
 		}
@@ -152,44 +154,6 @@ func (v *validator) service(p string, s *Service) {
 	}
 }
 
-func (v *validator) health(p string, h *Health) {
-	set := 0
-	for _, isSet := range []bool{h.Exec != nil, h.HTTP != nil, h.TCP != nil} {
-		if isSet {
-			set++
-		}
-	}
-	switch {
-	case set == 0:
-		v.errorf(p, "set one of exec, http or tcp")
-	case set > 1:
-		v.errorf(p, "set only one of exec, http or tcp")
-	}
-	if e := h.Exec; e != nil {
-		switch {
-		case len(e.Command) == 0:
-			v.errorf(p+".exec.command", "required")
-		case e.Command[0] == "":
-			v.errorf(p+".exec.command[0]", "the program must not be empty")
-		}
-	}
-	if t := h.HTTP; t != nil {
-		v.checkHost(p+".http.host", t.Host)
-		v.port(p+".http.port", t.Port, false)
-		if t.Path != "" && (!strings.HasPrefix(t.Path, "/") || strings.ContainsAny(t.Path, " \t\r\n")) {
-			v.errorf(p+".http.path", "%q must be a URL path starting with /", t.Path)
-		}
-		if t.ExpectStatus != 0 {
-			v.between(p+".http.expectStatus", t.ExpectStatus, 100, 599)
-		}
-	}
-	if t := h.TCP; t != nil {
-		v.checkHost(p+".tcp.host", t.Host)
-		v.port(p+".tcp.port", t.Port, false)
-	}
-	v.duration(p+".timeout", h.Timeout)
-}
-
 // leader checks a quorum component's leader check: an exec check, run on
 // the node with the probe, like an exec health check.
 func (v *validator) leader(p string, comp *Component) {
@@ -197,7 +161,7 @@ func (v *validator) leader(p string, comp *Component) {
 	if !comp.Quorum {
 		v.errorf(p, "only a quorum component has a leader (set quorum: true)")
 	}
-	if h.HTTP != nil || h.TCP != nil || h.Exec == nil {
+	if kind, err := h.Kind(); err != nil || kind != HealthExec {
 		v.errorf(p, "set exec: a leader check runs a command on the node")
 		return
 	}

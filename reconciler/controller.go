@@ -32,7 +32,7 @@ type Event struct {
 	Time      time.Time
 	Node      string
 	Component string
-	Kind      string // probe, action-start, action-done, action-failed, rollback, halt
+	Kind      EventKind
 	Action    *Action
 	Message   string
 	Duration  time.Duration
@@ -348,7 +348,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 			return -1
 		}
 		c.observeProbe(obs)
-		c.emit(Event{Node: name, Kind: "probe", Message: probeMessage(obs), Duration: obs.Duration})
+		c.emit(Event{Node: name, Kind: EventProbe, Message: probeMessage(obs), Duration: obs.Duration})
 		plan := DiffNode(d, dn, obs)
 
 		var freed bool
@@ -528,7 +528,7 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, dn *DesiredNode, a Action, obs probes.Observed) error {
 	want := dn.Component(a.Component)
 	have := obs.Components[a.Component]
-	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "action-start", Action: &a, Message: describe(a)})
+	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionStart, Action: &a, Message: describe(a)})
 	start := c.Now()
 	actx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
 	steps, err := exec.DoSteps(actx, dn, a, want, have)
@@ -536,10 +536,10 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 	dur := c.Now().Sub(start)
 	c.recordAction(dn.Name, a, steps, err, dur)
 	if err == nil {
-		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "action-done", Action: &a, Message: describe(a), Duration: dur})
+		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionDone, Action: &a, Message: describe(a), Duration: dur})
 		return nil
 	}
-	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "action-failed", Action: &a, Message: err.Error(), Duration: dur})
+	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionFailed, Action: &a, Message: err.Error(), Duration: dur})
 	var reason string
 	switch {
 	case errors.Is(err, ErrChecksum):
@@ -557,7 +557,7 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 	}
 	if errors.Is(err, ErrUnhealthy) && d.Rollout.OnFailure == "rollback" && a.Kind == ActionUpgrade && a.From != "" {
 		rb := Action{Node: dn.Name, Component: a.Component, Kind: ActionRollback, From: a.To, To: a.From, Reason: "health check failed after upgrade", Disruptive: true}
-		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "rollback", Action: &rb, Message: describe(rb)})
+		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventRollback, Action: &rb, Message: describe(rb)})
 		rstart := c.Now()
 		rctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
 		rsteps, rerr := exec.DoSteps(rctx, dn, rb, want, have)
@@ -579,7 +579,7 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 		return err
 	}
 	c.Log.Error("rollout halted", zap.String("node", dn.Name), zap.String("component", a.Component), zap.String("reason", reason))
-	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "halt", Message: reason})
+	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventHalt, Message: reason})
 	return err
 }
 

@@ -491,7 +491,7 @@ func (f *fleet) resetCounts() {
 	f.events = nil
 }
 
-func (f *fleet) eventsOf(kind string) []Event {
+func (f *fleet) eventsOf(kind EventKind) []Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []Event

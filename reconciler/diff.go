@@ -123,7 +123,7 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 	if want.Unit == nil {
 		return a, false
 	}
-	if !oc.Unit.Enabled && unitActive(oc.Unit.ActiveState) {
+	if h, _ := unitHealth(oc.Unit); !oc.Unit.Enabled && h == Healthy {
 		return set(ActionRestart, rc.Version, "unit disabled")
 	}
 	if h, reason := componentHealth(want, oc); h == Degraded {
@@ -247,9 +247,6 @@ func unitRunning(oc *probes.Component) bool {
 	if oc == nil || !oc.Unit.Exists {
 		return false
 	}
-	u := oc.Unit
-	return unitActive(u.ActiveState) || (u.ActiveState == "activating" && u.SubState != "auto-restart")
+	h, _ := unitHealth(oc.Unit)
+	return h == Healthy || h == Progressing
 }
-
-// unitActive reports systemd active states in which the service runs.
-func unitActive(state string) bool { return state == "active" || state == "reloading" }

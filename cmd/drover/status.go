@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,21 +72,7 @@ func printStatus(out io.Writer, st reconciler.ClusterStatus) {
 		}
 	}
 	fmt.Fprintf(out, "%d/%d nodes converged\n\n", converged, len(st.Nodes))
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tCOMPONENT\tDESIRED\tOBSERVED\tSYNC\tHEALTH\tREASON")
-	for _, n := range st.Nodes {
-		if !n.Reachable {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\tUnknown\tUnknown\t%s\n", n.Name, n.Reason)
-			continue
-		}
-		if len(n.Components) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\n", n.Name, n.Reason)
-		}
-		for _, c := range n.Components {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, c.Name, dash(c.DesiredVersion), dash(c.ObservedVersion), c.Sync, c.Health, c.Reason)
-		}
-	}
-	tw.Flush()
+	writeNodeTable(out, st.Nodes)
 }
 
 func short(h string) string {
