@@ -40,7 +40,10 @@ rm -f /etc/systemd/system/drover-hostile*.service
 systemctl daemon-reload
 systemctl reset-failed drover-hostile-env.service > /dev/null 2>&1 || true
 rm -rf ` + hostileRoot + " " + hostileForeign + " " + hostileElsewhere + " " + hostileOutside + " " + hostileSUID + `
-mkdir -p ` + hostileElsewhere + `
+`
+
+// hostileReset is hostileCleanup, then the stand-in system dir with its victim.
+const hostileReset = hostileCleanup + `mkdir -p ` + hostileElsewhere + `
 echo ` + hostileVictim + " > " + hostileElsewhere + `/victim
 `
 
@@ -142,7 +145,7 @@ func (s *suite) requireElsewhereUntouched(t *testing.T, n harness.Node) {
 func TestHostileNode(t *testing.T) {
 	s := setup(t)
 	n := s.agents[len(s.agents)-1]
-	s.exec(t, n, hostileCleanup)
+	s.exec(t, n, hostileReset)
 	t.Cleanup(func() { s.exec(t, n, hostileCleanup) })
 
 	// Symlinked artifacts: a manifest file, tar itself, and drover's own
@@ -157,7 +160,7 @@ func TestHostileNode(t *testing.T) {
 		{"completion mark is a link", []hostileEntry{{name: ".complete", link: hostileElsewhere + "/victim"}}, ""},
 	} {
 		t.Run("symlinked artifact/"+tc.name, func(t *testing.T) {
-			s.exec(t, n, hostileCleanup)
+			s.exec(t, n, hostileReset)
 			art, sha := hostileArtifact(t, "linked", append([]hostileEntry{checkScript(true)}, tc.entries...)...)
 			m := s.hostileManifest(t, n, hostileRoot, hostileComponent("hostile", "1", art, sha,
 				"        - {path: conf/app.conf, template: \"pwned\\n\"}\n"))
@@ -196,7 +199,7 @@ func TestHostileNode(t *testing.T) {
 	})
 
 	t.Run("rollback restores only recorded files", func(t *testing.T) {
-		s.exec(t, n, hostileCleanup)
+		s.exec(t, n, hostileReset)
 		outside := "        - {path: " + hostileOutside + "/app.conf, template: \"version={{ .Component.Version }}\\n\"}\n"
 		good, goodSHA := hostileArtifact(t, "good", checkScript(true))
 		s.mustApply(t, s.hostileManifest(t, n, hostileRoot, hostileComponent("hostile", "1", good, goodSHA, outside)))
@@ -232,7 +235,7 @@ func TestHostileNode(t *testing.T) {
 	})
 
 	t.Run("environment file", func(t *testing.T) {
-		s.exec(t, n, hostileCleanup)
+		s.exec(t, n, hostileReset)
 		const secret = `s3 "cr$et\ 100%`
 		art, sha := hostileArtifact(t, "env", checkScript(true))
 		m := s.hostileManifest(t, n, hostileRoot, fmt.Sprintf(`    - name: hostile-env
