@@ -10,15 +10,24 @@ import (
 	"strconv"
 )
 
-// Target is one node as the transport sees it.
+// Target is one node as the transport sees it: its own settings, from
+// the manifest's node (or role). Unset fields are resolved by the Pool
+// from its Config, the operator's ssh_config and OpenSSH's defaults.
+// Address may be an ssh_config Host alias.
 type Target struct {
 	Name    string
 	Address string
 	Port    int
 	User    string
+	// IdentityFiles and KnownHostsFile, when set, replace the cluster's.
+	IdentityFiles  []string
+	KnownHostsFile string
+	// Jump, when non-nil, is the node's own chain of jump hosts,
+	// outermost first, replacing the cluster's.
+	Jump []Bastion
 }
 
-// HostPort is the address to dial.
+// HostPort is the address as given, port 22 when unset (no ssh_config).
 func (t Target) HostPort() string {
 	port := t.Port
 	if port == 0 {

@@ -13,7 +13,7 @@ import (
 // file there is trusted later (a rollback copies .drover-files/<p> to
 // <p>, systemd reads .drover-env).
 const (
-	// CompleteMarker is written last in a version dir (DESIGN.md).
+	// CompleteMarker is written last in a version dir (docs/DESIGN.md, "On a node").
 	CompleteMarker = ".complete"
 	// KeptUnitName is the unit text the version ran with.
 	KeptUnitName = ".drover-unit"

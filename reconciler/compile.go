@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -80,8 +81,11 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 			}
 		}
 	}
+	// One renderer for every node: the cluster's view is built once and a
+	// template that does not depend on the node is rendered once.
+	r := c.NewRenderer(context.Background())
 	for i := range c.Spec.Nodes {
-		n, err := compileNode(l, &c.Spec.Nodes[i], order)
+		n, err := compileNode(l, r, &c.Spec.Nodes[i], order)
 		if err != nil {
 			return nil, err
 		}
@@ -90,11 +94,11 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 	return d, nil
 }
 
-func compileNode(l *manifests.Loaded, node *manifests.Node, order []string) (*DesiredNode, error) {
+func compileNode(l *manifests.Loaded, r *manifests.Renderer, node *manifests.Node, order []string) (*DesiredNode, error) {
 	c := l.Cluster
 	dn := &DesiredNode{
 		Name:   node.Name,
-		Target: inventory.Target{Name: node.Name, Address: node.Address, Port: node.Port, User: node.User},
+		Target: inventory.TargetOf(&c.Spec, node),
 		Roles:  slices.Clone(node.Roles),
 		Labels: maps.Clone(node.Labels),
 		Paused: node.Paused,
@@ -104,7 +108,7 @@ func compileNode(l *manifests.Loaded, node *manifests.Node, order []string) (*De
 		if comp.State == manifests.StateAbsent || !comp.Matches(node) {
 			continue
 		}
-		dc, err := compileComponent(l, node, comp)
+		dc, err := compileComponent(l, r, node, comp)
 		if err != nil {
 			return nil, err
 		}
@@ -115,9 +119,9 @@ func compileNode(l *manifests.Loaded, node *manifests.Node, order []string) (*De
 
 // compileComponent renders one component for one node. Render errors
 // already name the node and component; the others are wrapped so they do too.
-func compileComponent(l *manifests.Loaded, node *manifests.Node, comp *manifests.Component) (*DesiredComponent, error) {
+func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifests.Node, comp *manifests.Component) (*DesiredComponent, error) {
 	c := l.Cluster
-	files, err := c.Render(node, comp)
+	files, err := r.Render(node, comp)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +157,7 @@ func compileComponent(l *manifests.Loaded, node *manifests.Node, comp *manifests
 		}
 	}
 	if comp.Service != nil {
-		unit, err := RenderUnit(comp, c.Context(node, comp), serviceDeps(c, node, comp))
+		unit, err := RenderUnit(comp, r.Context(node, comp), serviceDeps(c, node, comp))
 		if err != nil {
 			return nil, where(err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/probes"
+	"github.com/drover-project/drover/state"
 )
 
 // Observer receives what the controller measures; metrics.Metrics
@@ -71,6 +72,10 @@ type Controller struct {
 	// last pass saw the current progress has nothing new to react to.
 	progress uint64
 	changed  chan struct{}
+
+	// persistMu orders writes to Store (taken before mu, never under it).
+	persistMu sync.Mutex
+	persist   persistence
 }
 
 // ControllerOptions configure a Controller; zero values take defaults.
@@ -99,6 +104,10 @@ type ControllerOptions struct {
 	HistoryLen int
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Store, if set, keeps what the controller decides across restarts
+	// (halt, history, backoff, generation count): Restore reads it,
+	// every change is written to it (persist.go).
+	Store state.Store
 }
 
 type loadState struct {
@@ -179,7 +188,7 @@ func NewController(o ControllerOptions) *Controller {
 // halted rollout, ends every node's backoff and queues every node at once.
 func (c *Controller) SetDesired(d *Desired) {
 	c.mu.Lock()
-	same := c.desired != nil && c.desired.Generation == d.Generation
+	same := c.sameGeneration(d)
 	c.desired = d
 	c.load = loadState{ok: true, time: c.Now()}
 	if !same {
@@ -202,11 +211,12 @@ func (c *Controller) SetDesired(d *Desired) {
 	}
 	for _, n := range d.Nodes {
 		if c.nodes[n.Name] == nil {
-			c.nodes[n.Name] = &nodeTrack{}
+			c.nodes[n.Name] = c.trackFor(n.Name)
 		}
 	}
 	c.progress++
 	c.mu.Unlock()
+	_ = c.saveCluster()
 	for _, n := range d.Nodes {
 		c.queue.Add(n.Name)
 	}
@@ -279,6 +289,8 @@ func (c *Controller) worker(ctx, actx context.Context) {
 			return
 		}
 		next := c.safeReconcile(ctx, actx, node)
+		c.saveNode(node)
+		_ = c.saveCluster()
 		c.queue.Done(node)
 		if ctx.Err() != nil {
 			return

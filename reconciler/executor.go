@@ -222,7 +222,7 @@ func (e *Executor) localSHA256(p string) (string, error) {
 	if h, ok := e.hashes[key]; ok {
 		return h, nil
 	}
-	f, err := os.Open(p)
+	f, err := manifests.OpenRegular(p)
 	if err != nil {
 		return "", err
 	}

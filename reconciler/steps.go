@@ -104,7 +104,7 @@ func (e *Executor) fetchArtifact(ctx context.Context, j *job) error {
 	var stdin io.Reader
 	var size int64
 	if w.ArtifactPath != "" && !e.DryRun {
-		f, err := os.Open(w.ArtifactPath)
+		f, err := manifests.OpenRegular(w.ArtifactPath)
 		if err != nil {
 			return fmt.Errorf("artifact %s: %w", w.ArtifactPath, err)
 		}

@@ -157,7 +157,7 @@ func (s *artifactScanner) sha256(path string, st os.FileInfo) (string, error) {
 
 // fileSHA256 hashes a file without reading it into memory.
 func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := manifests.OpenRegular(path)
 	if err != nil {
 		return "", err
 	}
