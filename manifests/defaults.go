@@ -52,6 +52,16 @@ func (c *Cluster) SetDefaults() {
 		if h := comp.Health; h != nil {
 			h.setDefaults()
 		}
+		for j := range comp.Files {
+			if comp.Files[j].OnChange == "" {
+				comp.Files[j].OnChange = OnChangeRestart
+			}
+		}
+		for _, name := range HookNames {
+			if h := comp.Hooks.ByName(name); h != nil && h.Timeout == "" {
+				h.Timeout = DefaultHookTimeout
+			}
+		}
 	}
 	r := &s.Rollout
 	if r.MaxUnavailable == nil {

@@ -3,6 +3,9 @@ package manifests
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -29,6 +32,8 @@ type healthKind struct {
 	// endpoint is the host ("" for the node's own address) and port the
 	// check connects to; port 0 when it connects to nothing.
 	endpoint func(h *Health) (string, int)
+	// templates are the kind's fields that are templates (templated.go).
+	templates func(h *Health, p string) []templateField
 }
 
 var healthKinds = []healthKind{
@@ -43,42 +48,76 @@ var healthKinds = []healthKind{
 				v.errorf(p+".exec.command[0]", "the program must not be empty")
 			}
 		},
-		defaults: func(*Health) {},
-		endpoint: func(*Health) (string, int) { return "", 0 },
+		defaults:  func(*Health) {},
+		endpoint:  func(*Health) (string, int) { return "", 0 },
+		templates: func(h *Health, p string) []templateField { return listFields(p+".exec.command", h.Exec.Command) },
 	},
 	{
 		kind: HealthHTTP,
 		set:  func(h *Health) bool { return h.HTTP != nil },
 		validate: func(v *validator, p string, h *Health) {
 			t := h.HTTP
-			v.checkHost(p+".http.host", t.Host)
+			if v.literal(t.Host) {
+				v.checkHost(p+".http.host", t.Host)
+			}
 			v.port(p+".http.port", t.Port, false)
-			if t.Path != "" && (!strings.HasPrefix(t.Path, "/") || strings.ContainsAny(t.Path, " \t\r\n")) {
+			if t.Path != "" && v.literal(t.Path) && (!strings.HasPrefix(t.Path, "/") || strings.ContainsAny(t.Path, " \t\r\n")) {
 				v.errorf(p+".http.path", "%q must be a URL path starting with /", t.Path)
 			}
 			if t.ExpectStatus != 0 {
 				v.between(p+".http.expectStatus", t.ExpectStatus, 100, 599)
+			}
+			for i, s := range t.ExpectStatuses {
+				v.between(at(p+".http.expectStatuses", i), s, 100, 599)
+			}
+			for _, k := range slices.Sorted(maps.Keys(t.Headers)) {
+				if !isHeaderName(k) {
+					v.errorf(p+".http.headers", "%q is not an HTTP header name", k)
+				} else if val := t.Headers[k]; v.literal(val) && hasControl(val) {
+					v.errorf(p+".http.headers."+k, "must not contain control characters")
+				}
+			}
+			if t.BodyRegexp != "" && v.literal(t.BodyRegexp) {
+				if _, err := regexp.Compile(t.BodyRegexp); err != nil {
+					v.errorf(p+".http.bodyRegexp", "%v", err)
+				}
+			}
+			for _, k := range slices.Sorted(maps.Keys(t.BodyJSON)) {
+				if k == "" {
+					v.errorf(p+".http.bodyJSON", "a field name must not be empty")
+				}
 			}
 		},
 		defaults: func(h *Health) {
 			if h.HTTP.Path == "" {
 				h.HTTP.Path = "/"
 			}
-			if h.HTTP.ExpectStatus == 0 {
+			if h.HTTP.ExpectStatus == 0 && len(h.HTTP.ExpectStatuses) == 0 {
 				h.HTTP.ExpectStatus = 200
 			}
 		},
 		endpoint: func(h *Health) (string, int) { return h.HTTP.Host, h.HTTP.Port },
+		templates: func(h *Health, p string) []templateField {
+			t := h.HTTP
+			out := []templateField{textField(p+".http.host", &t.Host), textField(p+".http.path", &t.Path), textField(p+".http.bodyRegexp", &t.BodyRegexp)}
+			out = append(out, mapFields(p+".http.headers", t.Headers)...)
+			return append(out, mapFields(p+".http.bodyJSON", t.BodyJSON)...)
+		},
 	},
 	{
 		kind: HealthTCP,
 		set:  func(h *Health) bool { return h.TCP != nil },
 		validate: func(v *validator, p string, h *Health) {
-			v.checkHost(p+".tcp.host", h.TCP.Host)
+			if v.literal(h.TCP.Host) {
+				v.checkHost(p+".tcp.host", h.TCP.Host)
+			}
 			v.port(p+".tcp.port", h.TCP.Port, false)
 		},
 		defaults: func(*Health) {},
 		endpoint: func(h *Health) (string, int) { return h.TCP.Host, h.TCP.Port },
+		templates: func(h *Health, p string) []templateField {
+			return []templateField{textField(p+".tcp.host", &h.TCP.Host)}
+		},
 	},
 }
 
@@ -168,4 +207,20 @@ func (v *validator) health(p string, h *Health) {
 		}
 	}
 	v.duration(p+".timeout", h.Timeout)
+	if !v.rendered {
+		v.parseFields(h.templateFields(p))
+	}
+}
+
+// isHeaderName reports an HTTP field name (RFC 9110 token).
+func isHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r > 0x7e || r <= ' ' || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r) {
+			return false
+		}
+	}
+	return true
 }

@@ -95,7 +95,12 @@ func walkStruct(v any, t reflect.Type, path string, ps *Problems) {
 		}
 		known[name] = true
 		names = append(names, name)
-		if e, ok := m[name]; ok {
+		e, ok := m[name]
+		switch {
+		case !ok:
+		case f.Tag.Get("drover") == "textOrList":
+			walkTextOrList(e, join(path, name), ps)
+		default:
 			walk(e, f.Type, join(path, name), ps)
 		}
 	}
@@ -109,6 +114,18 @@ func walkStruct(v any, t reflect.Type, path string, ps *Problems) {
 		} else {
 			problem(ps, join(path, key), "unknown field")
 		}
+	}
+}
+
+// walkTextOrList checks a command given as one line or a list of arguments.
+func walkTextOrList(v any, path string, ps *Problems) {
+	list, ok := v.([]any)
+	if !ok {
+		walkText(v, path, ps)
+		return
+	}
+	for i, e := range list {
+		walkText(e, at(path, i), ps)
 	}
 }
 

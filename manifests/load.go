@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	yamlv2 "go.yaml.in/yaml/v2"
 	"io"
 	"os"
 	"path/filepath"
@@ -71,13 +72,77 @@ func decodeStrict(data []byte, into any) (Problems, error) {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
 	ps := inspect(doc, reflect.TypeOf(into))
+	c, _ := into.(*Cluster)
+	var lists []commandList
+	if c != nil && len(ps) == 0 {
+		if lists = takeCommandLists(doc); len(lists) > 0 {
+			if data, err = yamlv2.Marshal(doc); err != nil {
+				return nil, fmt.Errorf("parse: %w", err)
+			}
+		}
+	}
 	if err := yaml.UnmarshalStrict(data, into); err != nil {
 		if len(ps) > 0 {
 			return nil, &InvalidError{Problems: ps}
 		}
 		return nil, fmt.Errorf("parse: %w", err)
 	}
+	for _, l := range lists {
+		l.put(c)
+	}
 	return ps, nil
+}
+
+// commandList is a service's exec or reload given as a list of
+// arguments. The JSON decoder behind sigs.k8s.io/yaml guides each scalar
+// by its Go field's type, which a field of two forms would lose for
+// everything below it; so a list is taken out of the document before it
+// is decoded (its field left "") and put into ExecArgs or ReloadArgs
+// after. inspect has checked its shape by then (the textOrList tag).
+type commandList struct {
+	component int
+	field     string // exec or reload
+	args      []string
+}
+
+func (l commandList) put(c *Cluster) {
+	if l.component >= len(c.Spec.Components) || c.Spec.Components[l.component].Service == nil {
+		return
+	}
+	s := c.Spec.Components[l.component].Service
+	if l.field == "exec" {
+		s.ExecArgs = l.args
+	} else {
+		s.ReloadArgs = l.args
+	}
+}
+
+// takeCommandLists finds the command lists of doc and replaces each with "".
+func takeCommandLists(doc any) []commandList {
+	spec, _ := mapKey(doc, "spec").(map[any]any)
+	comps, _ := spec["components"].([]any)
+	var out []commandList
+	for i, comp := range comps {
+		svc, _ := mapKey(comp, "service").(map[any]any)
+		for _, field := range []string{"exec", "reload"} {
+			list, ok := svc[field].([]any)
+			if !ok {
+				continue
+			}
+			args := make([]string, len(list))
+			for j, a := range list {
+				args[j] = fmt.Sprint(a)
+			}
+			out = append(out, commandList{component: i, field: field, args: args})
+			svc[field] = ""
+		}
+	}
+	return out
+}
+
+func mapKey(v any, key string) any {
+	m, _ := v.(map[any]any)
+	return m[key]
 }
 
 // Load reads, parses, defaults and validates the manifest at path. It

@@ -150,3 +150,50 @@ spec:
 		t.Fatalf("labels %v, environment %v", c.Metadata.Labels, c.Spec.Components[0].Service.Environment)
 	}
 }
+
+// TestParseExecList: service.exec and service.reload read as one line or
+// a list of arguments, and the scalars beside a list keep their type
+// guidance (an unquoted number in environment reads as text).
+func TestParseExecList(t *testing.T) {
+	doc := `
+apiVersion: drover/v1
+kind: Cluster
+metadata: {name: t}
+spec:
+  nodes: [{name: n1, address: 127.0.0.1}]
+  components:
+    - name: c
+      version: "1"
+      files: [{path: a, template: x, onChange: reload}]
+      service:
+        exec: ["{{ .Dir }}/bin/c", --name, "{{ .Node.Name }}", 7]
+        reload: [/bin/kill, -HUP, $MAINPID]
+        environment: {LEVEL: 2}
+    - name: d
+      version: "1"
+      files: [{path: a, template: x}]
+      service: {exec: "/bin/d --x"}
+`
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Spec.Components[0].Service
+	if s.Exec != "" || strings.Join(s.ExecArgs, "|") != "{{ .Dir }}/bin/c|--name|{{ .Node.Name }}|7" {
+		t.Fatalf("exec %q, args %q", s.Exec, s.ExecArgs)
+	}
+	if strings.Join(s.ReloadArgs, "|") != "/bin/kill|-HUP|$MAINPID" || s.Environment["LEVEL"] != "2" {
+		t.Fatalf("reload %q, environment %v", s.ReloadArgs, s.Environment)
+	}
+	if d := c.Spec.Components[1].Service; d.Exec != "/bin/d --x" || d.ExecArgs != nil {
+		t.Fatalf("one-line exec: %q %q", d.Exec, d.ExecArgs)
+	}
+	c.SetDefaults()
+	if ps := c.Validate(); len(ps) != 0 {
+		t.Fatalf("problems: %v", problemStrings(ps))
+	}
+	_, err = Parse([]byte(strings.Replace(doc, `exec: ["{{ .Dir }}/bin/c"`, `exec: [{a: b}`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "spec.components[0].service.exec[0]: must be text, not a mapping") {
+		t.Fatalf("a mapping in the list: %v", err)
+	}
+}

@@ -61,6 +61,9 @@ type RenderedFile struct {
 	Path    string
 	Mode    os.FileMode
 	Content []byte
+	// OnChange is the file's change policy (File.OnChange): what a
+	// change or drift of it needs; "" is restart.
+	OnChange string
 	// digest is the Digest a Renderer computed once for content every
 	// node shares; "" when not known.
 	digest string
@@ -407,7 +410,7 @@ func (r *Renderer) Render(node *Node, comp *Component) ([]RenderedFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("render %s/%s: %w", comp.Name, f.Path, err)
 		}
-		out = append(out, RenderedFile{Path: FilePath(r.c.Spec.InstallRoot, comp, f), Mode: mode, Content: content, digest: digest})
+		out = append(out, RenderedFile{Path: FilePath(r.c.Spec.InstallRoot, comp, f), Mode: mode, Content: content, OnChange: f.OnChange, digest: digest})
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ package manifests
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -165,6 +166,7 @@ type Component struct {
 	// member that leads. A rolling change takes that member last, so the
 	// ensemble elects a new leader once rather than once per restart.
 	Leader  *Health           `json:"leader,omitempty"`
+	Hooks   *Hooks            `json:"hooks,omitempty"`
 	Rollout *ComponentRollout `json:"rollout,omitempty"`
 	State   string            `json:"state,omitempty"`
 }
@@ -176,7 +178,16 @@ type Artifact struct {
 	Path   string `json:"path,omitempty"`
 	URL    string `json:"url,omitempty"`
 	SHA256 string `json:"sha256"`
+	// StripComponents drops that many leading path elements of every
+	// member when unpacking (tar --strip-components), so a release
+	// tarball's top folder (etcd-v3.5.17-linux-amd64/) does not end up in
+	// every path: {{ .Dir }}/bin/etcd.
+	StripComponents int `json:"stripComponents,omitempty"`
 }
+
+// MaxStripComponents bounds artifact.stripComponents: no real release
+// nests its files deeper.
+const MaxStripComponents = 8
 
 // File is a config file rendered per node on the bootstrap host.
 type File struct {
@@ -184,12 +195,31 @@ type File struct {
 	Path     string `json:"path"`
 	Mode     string `json:"mode,omitempty"`
 	Template string `json:"template"`
+	// OnChange is what a change or drift of this file needs: restart
+	// (the default), reload (the unit's ExecReload, service.reload) or
+	// none (a file only a check or a hook reads).
+	OnChange string `json:"onChange,omitempty"`
 }
+
+// File change policies (File.OnChange), weakest last.
+const (
+	OnChangeRestart = "restart"
+	OnChangeReload  = "reload"
+	OnChangeNone    = "none"
+)
 
 // Service is the systemd unit drover writes for a component.
 type Service struct {
-	// Exec is the command line (a template: {{ .Dir }} is the active dir).
-	Exec        string            `json:"exec"`
+	// Exec is the command line (a template: {{ .Dir }} is the active
+	// dir): one systemd command line, or in the manifest a list of
+	// arguments (ExecArgs), each a template, quoted for systemd by drover.
+	Exec string `json:"exec" drover:"textOrList"`
+	// ExecArgs is exec given as a list; Exec is then "".
+	ExecArgs []string `json:"-"`
+	// Reload is the command systemd runs for a reload (ExecReload=), in
+	// the same two forms as exec; files with onChange: reload need it.
+	Reload      string            `json:"reload,omitempty" drover:"textOrList"`
+	ReloadArgs  []string          `json:"-"`
 	User        string            `json:"user,omitempty"`
 	Group       string            `json:"group,omitempty"`
 	Environment map[string]string `json:"environment,omitempty"`
@@ -212,13 +242,77 @@ type ExecCheck struct {
 	Command []string `json:"command"`
 }
 
-// HTTPCheck passes when GET returns ExpectStatus (default 200).
+// HTTPCheck passes when GET answers one of the expected statuses
+// (ExpectStatus, or any of ExpectStatuses; default 200) and, when set,
+// the body matches BodyRegexp and has every JSON field of BodyJSON.
 type HTTPCheck struct {
 	// Host defaults to the node's own address.
-	Host         string `json:"host,omitempty"`
-	Port         int    `json:"port"`
-	Path         string `json:"path,omitempty"`
-	ExpectStatus int    `json:"expectStatus,omitempty"`
+	Host           string `json:"host,omitempty"`
+	Port           int    `json:"port"`
+	Path           string `json:"path,omitempty"`
+	ExpectStatus   int    `json:"expectStatus,omitempty"`
+	ExpectStatuses []int  `json:"expectStatuses,omitempty"`
+	// Headers are sent with the request (Host: sets the virtual host).
+	Headers map[string]string `json:"headers,omitempty"`
+	// BodyRegexp must match somewhere in the body (Go RE2 syntax).
+	BodyRegexp string `json:"bodyRegexp,omitempty"`
+	// BodyJSON names top-level fields of a JSON body and the value each
+	// must have, compared as text: {"health": "true"} passes for
+	// {"health":"true"} and for {"health":true}.
+	BodyJSON map[string]string `json:"bodyJSON,omitempty"`
+}
+
+// Statuses is every status the check accepts.
+func (c *HTTPCheck) Statuses() []int {
+	out := slices.Clone(c.ExpectStatuses)
+	if c.ExpectStatus != 0 && !slices.Contains(out, c.ExpectStatus) {
+		out = append([]int{c.ExpectStatus}, out...)
+	}
+	if len(out) == 0 {
+		out = []int{200}
+	}
+	return out
+}
+
+// Hooks are commands drover runs on the node around what it does to the
+// service, each an argv (like an exec check: templates, no shell).
+type Hooks struct {
+	// PreStop runs before drover stops or restarts a running service:
+	// drain, move leadership away.
+	PreStop *Hook `json:"preStop,omitempty"`
+	// PostStart runs after drover (re)starts the service, before the
+	// health gate.
+	PostStart *Hook `json:"postStart,omitempty"`
+	// PreRemove runs before drover removes the component from the node.
+	PreRemove *Hook `json:"preRemove,omitempty"`
+}
+
+// Hook is one command and how long it may take.
+type Hook struct {
+	Command []string `json:"command"`
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// DefaultHookTimeout bounds a hook that sets no timeout.
+const DefaultHookTimeout = "60s"
+
+// HookNames are the hooks in the order of Hooks' fields.
+var HookNames = []string{"preStop", "postStart", "preRemove"}
+
+// ByName is the hook of that name, nil when unset.
+func (h *Hooks) ByName(name string) *Hook {
+	if h == nil {
+		return nil
+	}
+	switch name {
+	case "preStop":
+		return h.PreStop
+	case "postStart":
+		return h.PostStart
+	case "preRemove":
+		return h.PreRemove
+	}
+	return nil
 }
 
 // TCPCheck passes when a TCP connection is accepted.
@@ -366,3 +460,6 @@ func (v IntOrPercent) Of(total int) int {
 	}
 	return n
 }
+
+// HasExec reports whether exec is set in either form.
+func (s *Service) HasExec() bool { return s.Exec != "" || s.ExecArgs != nil }

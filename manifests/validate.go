@@ -41,7 +41,14 @@ type validator struct {
 	problems Problems
 	// roles is every role at least one node has.
 	roles map[string]bool
+	// rendered: the values checked are templates already rendered for a
+	// node, so a value with {{ is checked as it is, never skipped.
+	rendered bool
 }
+
+// literal reports whether s is checked now: not a template left to be
+// checked once rendered per node (templated.go).
+func (v *validator) literal(s string) bool { return v.rendered || !isTemplate(s) }
 
 func (v *validator) errorf(path, format string, args ...any) {
 	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...), Severity: SeverityError})

@@ -46,6 +46,9 @@ func (v *validator) component(p string, comp *Component) {
 	if comp.Service != nil {
 		v.service(p+".service", comp.Service)
 	}
+	if comp.Hooks != nil {
+		v.hooks(p+".hooks", comp)
+	}
 	if comp.Health != nil {
 		v.health(p+".health", comp.Health)
 	}
@@ -72,6 +75,9 @@ func (v *validator) artifact(p string, a *Artifact) {
 	}
 	if !isSHA256(a.SHA256) {
 		v.errorf(p+".sha256", "must be 64 hex characters")
+	}
+	if a.StripComponents != 0 {
+		v.between(p+".stripComponents", a.StripComponents, 0, MaxStripComponents)
 	}
 }
 
@@ -101,6 +107,13 @@ func (v *validator) files(p string, comp *Component) {
 		}
 		if _, err := ParseTemplate(f.Path, f.Template); err != nil {
 			v.errorf(fp+".template", "%v", err)
+		}
+		v.oneOf(fp+".onChange", f.OnChange, OnChangeRestart, OnChangeReload, OnChangeNone)
+		switch {
+		case f.OnChange == OnChangeReload && comp.Service == nil:
+			v.errorf(fp+".onChange", "reload needs a service to reload")
+		case f.OnChange == OnChangeReload && comp.Service.Reload == "" && comp.Service.ReloadArgs == nil:
+			v.errorf(fp+".onChange", "reload needs service.reload, the command systemd runs to reload")
 		}
 	}
 }
@@ -136,11 +149,8 @@ func restartValues() []string {
 }
 
 func (v *validator) service(p string, s *Service) {
-	if strings.TrimSpace(s.Exec) == "" {
-		v.errorf(p+".exec", "required")
-	} else if _, err := ParseTemplate("exec", s.Exec); err != nil {
-		v.errorf(p+".exec", "%v", err)
-	}
+	v.command(p+".exec", s.Exec, s.ExecArgs, true)
+	v.command(p+".reload", s.Reload, s.ReloadArgs, false)
 	v.account(p+".user", s.User, "user")
 	v.account(p+".group", s.Group, "group")
 	v.oneOf(p+".restart", s.Restart, restartValues()...)
@@ -150,6 +160,53 @@ func (v *validator) service(p string, s *Service) {
 		}
 		if hasControl(s.Environment[k]) {
 			v.errorf(p+".environment", "value of %s must not contain control characters", k)
+		}
+	}
+}
+
+// command checks a command given as one line or as a list of arguments.
+func (v *validator) command(p, line string, args []string, required bool) {
+	switch {
+	case args != nil && len(args) == 0:
+		v.errorf(p, "the list of arguments must not be empty")
+	case args != nil:
+		if strings.TrimSpace(args[0]) == "" {
+			v.errorf(at(p, 0), "the program must not be empty")
+		}
+		for i, a := range args {
+			if _, err := ParseTemplate("exec", a); err != nil {
+				v.errorf(at(p, i), "%v", err)
+			}
+		}
+	case strings.TrimSpace(line) == "":
+		if required || line != "" {
+			v.errorf(p, "required")
+		}
+	default:
+		if _, err := ParseTemplate("exec", line); err != nil {
+			v.errorf(p, "%v", err)
+		}
+	}
+}
+
+// hooks checks each hook: an argv like an exec check, and a timeout.
+func (v *validator) hooks(p string, comp *Component) {
+	for _, name := range HookNames {
+		h := comp.Hooks.ByName(name)
+		if h == nil {
+			continue
+		}
+		hp := p + "." + name
+		switch {
+		case len(h.Command) == 0:
+			v.errorf(hp+".command", "required")
+		case h.Command[0] == "":
+			v.errorf(hp+".command[0]", "the program must not be empty")
+		}
+		v.parseFields(listFields(hp+".command", h.Command))
+		v.duration(hp+".timeout", h.Timeout)
+		if (name == "preStop" || name == "postStart") && comp.Service == nil {
+			v.errorf(hp, "%s runs around the service, and the component has none", name)
 		}
 	}
 }

@@ -67,22 +67,42 @@ func (v *validator) renders(r *Renderer, p string, comp *Component, nodes []*Nod
 			}
 		}
 	}
+	v.renderChecks(r, p, comp, nodes)
 	s := comp.Service
-	if s == nil || s.Exec == "" {
+	if s == nil {
 		return
 	}
-	if _, err := ParseTemplate("exec", s.Exec); err != nil || r.budget.err != nil {
-		return // reported by service, or the budget is spent
-	}
-	for _, n := range nodes {
-		out, err := r.Execute("exec", s.Exec, n, comp)
-		if err != nil {
-			v.errorf(p+".service.exec", "node %s: %v", n.Name, err)
-			break
+	v.renderCommand(r, p+".service.exec", s.Exec, s.ExecArgs, comp, nodes)
+	v.renderCommand(r, p+".service.reload", s.Reload, s.ReloadArgs, comp, nodes)
+}
+
+// renderCommand renders an exec or reload line, in either form, for
+// every node: each must render to one line without control characters.
+func (v *validator) renderCommand(r *Renderer, p, line string, args []string, comp *Component, nodes []*Node) {
+	texts, paths := []string{line}, []string{p}
+	if args != nil {
+		texts, paths = args, nil
+		for i := range args {
+			paths = append(paths, at(p, i))
 		}
-		if hasControl(string(out)) {
-			v.errorf(p+".service.exec", "node %s: must render to one line without control characters", n.Name)
-			break
+	}
+	for i, text := range texts {
+		if text == "" {
+			continue
+		}
+		if _, err := ParseTemplate("exec", text); err != nil || r.budget.err != nil {
+			return // reported by service, or the budget is spent
+		}
+		for _, n := range nodes {
+			out, err := r.Execute("exec", text, n, comp)
+			if err != nil {
+				v.errorf(paths[i], "node %s: %v", n.Name, err)
+				break
+			}
+			if hasControl(string(out)) {
+				v.errorf(paths[i], "node %s: must render to one line without control characters", n.Name)
+				break
+			}
 		}
 	}
 }

@@ -300,6 +300,55 @@ func TestValidateRules(t *testing.T) {
 			[]string{`spec.components[0].health: set one of exec, http or tcp`}},
 		{"health with two checks", func(c *Cluster) { zk(c).Health.HTTP = &HTTPCheck{Port: 8080} },
 			[]string{`spec.components[0].health: set only one of exec, http or tcp`}},
+		// lifecycle (issue 17)
+		{"artifact stripComponents out of range", func(c *Cluster) { zk(c).Artifact.StripComponents = 9 },
+			[]string{`spec.components[0].artifact.stripComponents: must be between 0 and 8, not 9`}},
+		{"artifact stripComponents negative", func(c *Cluster) { zk(c).Artifact.StripComponents = -1 },
+			[]string{`spec.components[0].artifact.stripComponents: must be between 0 and 8, not -1`}},
+		{"artifact stripComponents fine", func(c *Cluster) { zk(c).Artifact.StripComponents = 1 }, nil},
+		{"templated tcp host renders per node", func(c *Cluster) { zk(c).Health.TCP.Host = "{{ .Node.Address }}" }, nil},
+		{"templated tcp host renders a bad host", func(c *Cluster) { zk(c).Health.TCP.Host = "{{ .Node.Name }} x" },
+			[]string{`spec.components[0].health.tcp.host: node m1: renders "m1 x" is not an IP address or host name`}},
+		{"templated check fails for a node", func(c *Cluster) {
+			zk(c).Health = &Health{Exec: &ExecCheck{Command: []string{"{{ .Dir }}/bin/ok", "{{ .Node.Labels.zone }}"}}, Timeout: "5s"}
+		}, []string{`spec.components[0].health.exec.command[1]: node m1: template: spec.components[0].health.exec.command[1]:1:8: executing "spec.components[0].health.exec.command[1]" at <.Node.Labels.zone>: map has no entry for key "zone"`}},
+		{"templated check does not parse", func(c *Cluster) { exporter(c).Health.HTTP.Path = "/{{ .Node.Name" },
+			[]string{`spec.components[1].health.http.path: template: spec.components[1].health.http.path:1: unclosed action`}},
+		{"http statuses, header and body", func(c *Cluster) {
+			h := exporter(c).Health.HTTP
+			h.ExpectStatuses = []int{200, 99}
+			h.Headers = map[string]string{"Bad Name": "x", "X-Ok": "a\x01"}
+			h.BodyRegexp = "(("
+			h.BodyJSON = map[string]string{"": "true"}
+		}, []string{`spec.components[1].health.http.expectStatuses[1]: must be between 100 and 599, not 99`,
+			`spec.components[1].health.http.headers: "Bad Name" is not an HTTP header name`,
+			`spec.components[1].health.http.headers.X-Ok: must not contain control characters`,
+			`spec.components[1].health.http.bodyRegexp: error parsing regexp: missing closing ): ` + "`((`",
+			`spec.components[1].health.http.bodyJSON: a field name must not be empty`}},
+		{"hooks", func(c *Cluster) {
+			zk(c).Hooks = &Hooks{PreStop: &Hook{Timeout: "5"}, PostStart: &Hook{Command: []string{""}, Timeout: "1s"},
+				PreRemove: &Hook{Command: []string{"{{ .Dir }}/bin/x", "{{ .Node.Labels.zone }}"}, Timeout: "1s"}}
+		}, []string{`spec.components[0].hooks.preStop.command: required`,
+			`spec.components[0].hooks.preStop.timeout: "5" is not a duration`,
+			`spec.components[0].hooks.postStart.command[0]: the program must not be empty`,
+			`spec.components[0].hooks.preRemove.command[1]: node m1: template: spec.components[0].hooks.preRemove.command[1]:1:8: executing "spec.components[0].hooks.preRemove.command[1]" at <.Node.Labels.zone>: map has no entry for key "zone"`}},
+		{"preStop without a service", func(c *Cluster) {
+			zk(c).Service = nil
+			zk(c).Hooks = &Hooks{PreStop: &Hook{Command: []string{"true"}, Timeout: "1s"}}
+		}, []string{`spec.components[0].hooks.preStop: preStop runs around the service, and the component has none`}},
+		{"file onChange", func(c *Cluster) { zk(c).Files[0].OnChange = "sometimes" },
+			[]string{`spec.components[0].files[0].onChange: must be restart, reload or none, not "sometimes"`}},
+		{"file onChange reload without service.reload", func(c *Cluster) { zk(c).Files[0].OnChange = OnChangeReload },
+			[]string{`spec.components[0].files[0].onChange: reload needs service.reload, the command systemd runs to reload`}},
+		{"file onChange reload with service.reload", func(c *Cluster) {
+			zk(c).Files[0].OnChange = OnChangeReload
+			zk(c).Service.ReloadArgs = []string{"/bin/kill", "-HUP", "$MAINPID"}
+		}, nil},
+		{"service exec as a list", func(c *Cluster) {
+			zk(c).Service.Exec, zk(c).Service.ExecArgs = "", []string{"{{ .Dir }}/bin/zk-run", "{{ .Node.Labels.zone }}"}
+		}, []string{`spec.components[0].service.exec[1]: node m1: template: exec:1:8: executing "exec" at <.Node.Labels.zone>: map has no entry for key "zone"`}},
+		{"service exec an empty list", func(c *Cluster) { zk(c).Service.Exec, zk(c).Service.ExecArgs = "", []string{} },
+			[]string{`spec.components[0].service.exec: the list of arguments must not be empty`}},
 		{"health tcp port", func(c *Cluster) { zk(c).Health.TCP.Port = 0 },
 			[]string{`spec.components[0].health.tcp.port: must be between 1 and 65535, not 0`}},
 		{"health tcp host", func(c *Cluster) { zk(c).Health.TCP.Host = "not a host" },

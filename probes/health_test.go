@@ -194,3 +194,33 @@ func TestHealthOfNoKindIsNeverHealthy(t *testing.T) {
 		}
 	}
 }
+
+// TestJudgeHTTP: the status set, the body regexp and JSON field equality
+// (compared as text, so "true" matches true and "true").
+func TestJudgeHTTP(t *testing.T) {
+	cases := []struct {
+		name   string
+		check  manifests.HTTPCheck
+		status int
+		body   string
+		fail   string // "" passes; else part of the message
+	}{
+		{"default 200", manifests.HTTPCheck{}, 200, "", ""},
+		{"default refuses 204", manifests.HTTPCheck{}, 204, "", "status 204, want 200"},
+		{"status set", manifests.HTTPCheck{ExpectStatuses: []int{200, 204}}, 204, "", ""},
+		{"status set refuses", manifests.HTTPCheck{ExpectStatus: 200, ExpectStatuses: []int{204}}, 500, "", "want 200 or 204"},
+		{"regexp matches", manifests.HTTPCheck{BodyRegexp: `^ok\b`}, 200, "ok then", ""},
+		{"regexp does not", manifests.HTTPCheck{BodyRegexp: `^ok\b`}, 200, "not ok", `body does not match "^ok\\b"`},
+		{"json string", manifests.HTTPCheck{BodyJSON: map[string]string{"health": "true"}}, 200, `{"health":"true","reason":""}`, ""},
+		{"json bool", manifests.HTTPCheck{BodyJSON: map[string]string{"health": "true"}}, 200, `{"health":true}`, ""},
+		{"json differs", manifests.HTTPCheck{BodyJSON: map[string]string{"health": "true"}}, 200, `{"health":"false"}`, `body field health is "false", want "true"`},
+		{"json missing", manifests.HTTPCheck{BodyJSON: map[string]string{"health": "true"}}, 200, `{}`, `body has no field "health"`},
+		{"not json", manifests.HTTPCheck{BodyJSON: map[string]string{"health": "true"}}, 200, `ok`, "not a JSON object"},
+	}
+	for _, tc := range cases {
+		got := judgeHTTP(&tc.check, tc.status, []byte(tc.body))
+		if (tc.fail == "") != (got == "") || !strings.Contains(got, tc.fail) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.fail)
+		}
+	}
+}

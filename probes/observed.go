@@ -113,17 +113,23 @@ type HealthResult struct {
 // <installRoot>/receipts/<component>.json: the truth about what drover
 // installed there.
 type Receipt struct {
-	Component      string    `json:"component"`
-	Version        string    `json:"version"`
-	ArtifactSHA256 string    `json:"artifactSha256,omitempty"`
-	ConfigHash     string    `json:"configHash"`
-	UnitHash       string    `json:"unitHash,omitempty"`
-	Generation     string    `json:"generation"`
-	Time           time.Time `json:"time"`
+	Component      string `json:"component"`
+	Version        string `json:"version"`
+	ArtifactSHA256 string `json:"artifactSha256,omitempty"`
+	// ArtifactStrip is the artifact.stripComponents it was unpacked with.
+	ArtifactStrip int       `json:"artifactStrip,omitempty"`
+	ConfigHash    string    `json:"configHash"`
+	UnitHash      string    `json:"unitHash,omitempty"`
+	Generation    string    `json:"generation"`
+	Time          time.Time `json:"time"`
 	// Previous is the version before this one, kept for rollback.
 	Previous string `json:"previous,omitempty"`
 	// Files are the absolute paths of the rendered files drover wrote, so
 	// files outside the version dir are found again when a later
 	// manifest drops them or the component is removed.
 	Files []string `json:"files,omitempty"`
+	// Hooks are the rendered preStop and preRemove hooks of what is
+	// installed, so a remove (which has no manifest entry to read them
+	// from) runs them too, as a package's prerm travels with it.
+	Hooks map[string]*manifests.Hook `json:"hooks,omitempty"`
 }

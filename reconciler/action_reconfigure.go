@@ -3,6 +3,8 @@ package reconciler
 import (
 	"context"
 
+	"github.com/drover-project/drover/manifests"
+
 	"go.uber.org/zap"
 )
 
@@ -34,8 +36,18 @@ func runReconfigure(ctx context.Context, e *Executor, j *job) error {
 	}
 	// A drover upgrade that only moves the environment out of the unit
 	// leaves the running service alone: it has that environment already.
+	// Otherwise the changed files' onChange says what the service needs
+	// (the plan's Effect): a restart, a reload, or nothing.
 	if w.Unit != nil && !envMigrates(w, j.have) {
-		if err := e.restartUnit(ctx, j); err != nil {
+		var err error
+		switch j.action.Effect {
+		case manifests.OnChangeNone:
+		case manifests.OnChangeReload:
+			err = e.reloadUnit(ctx, j)
+		default:
+			err = e.restartUnit(ctx, j)
+		}
+		if err != nil {
 			return err
 		}
 	}

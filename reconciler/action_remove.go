@@ -9,6 +9,9 @@ import "context"
 // the probe still finds the component, so a cut-off remove runs again.
 // Nothing is decided between the steps: they share one session.
 func runRemove(ctx context.Context, e *Executor, j *job) error {
+	if err := e.hook(ctx, j, "preRemove"); err != nil {
+		return err
+	}
 	j.startBatch()
 	defer j.dropBatch()
 	for _, step := range []func(context.Context, *job) error{

@@ -142,10 +142,29 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		Version:    comp.Version,
 		Files:      files,
 		ConfigHash: manifests.ConfigHash(manifests.Digests(files)),
-		Health:     comp.Health,
-		Leader:     comp.Leader,
+	}
+	// Checks and hooks are templates like files: each node gets its own.
+	p := "component " + comp.Name
+	if dc.Health, err = r.RenderHealth(p+" health", comp.Health, node, comp); err != nil {
+		return nil, err
+	}
+	if dc.Leader, err = r.RenderHealth(p+" leader", comp.Leader, node, comp); err != nil {
+		return nil, err
+	}
+	for _, name := range manifests.HookNames {
+		h, err := r.RenderHook(p+" hooks."+name, comp.Hooks.ByName(name), node, comp)
+		if err != nil {
+			return nil, err
+		}
+		if h != nil {
+			if dc.Hooks == nil {
+				dc.Hooks = map[string]*manifests.Hook{}
+			}
+			dc.Hooks[name] = h
+		}
 	}
 	if a := comp.Artifact; a != nil {
+		dc.ArtifactStrip = a.StripComponents
 		dc.ArtifactSHA256 = strings.ToLower(a.SHA256)
 		dc.ArtifactURL = a.URL
 		if a.Path != "" {
@@ -164,6 +183,7 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		sum := sha256.Sum256(unit)
 		dc.Unit = unit
 		dc.UnitHash = hex.EncodeToString(sum[:])
+		dc.Reload = comp.Service.Reload != "" || comp.Service.ReloadArgs != nil
 		if env != nil {
 			inline, err := renderUnit(comp, c.Context(node, comp), serviceDeps(c, node, comp), true)
 			if err != nil {

@@ -69,14 +69,20 @@ type DesiredComponent struct {
 	ArtifactPath   string
 	ArtifactURL    string
 	ArtifactSHA256 string
-	Files          []manifests.RenderedFile
-	ConfigHash     string
+	// ArtifactStrip is artifact.stripComponents.
+	ArtifactStrip int
+	Files         []manifests.RenderedFile
+	ConfigHash    string
 	// Unit is the systemd unit text, nil for a files-only component.
 	Unit     []byte
 	UnitHash string
-	Health   *manifests.Health
+	// Health, Leader and Hooks are rendered for this node.
+	Health *manifests.Health
 	// Leader is a quorum component's leader check, probed with the rest.
 	Leader *manifests.Health
+	Hooks  map[string]*manifests.Hook
+	// Reload: the unit has ExecReload= (service.reload).
+	Reload bool
 	// EnvMigration is set for a service with environment (EnvMigration).
 	EnvMigration *EnvMigration
 }

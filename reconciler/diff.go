@@ -114,7 +114,7 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 		}
 		return set(ActionInstall, rc.Version, reason)
 	}
-	if rc.ArtifactSHA256 != want.ArtifactSHA256 {
+	if rc.ArtifactSHA256 != want.ArtifactSHA256 || rc.ArtifactStrip != want.ArtifactStrip {
 		return set(ActionUpgrade, rc.Version, "artifact changed in manifest")
 	}
 	if envMigrates(want, oc) {
@@ -123,7 +123,12 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 		return a, true
 	}
 	if reason := configDrift(want, oc); reason != "" {
-		return set(ActionReconfigure, rc.Version, reason)
+		a, _ := set(ActionReconfigure, rc.Version, reason)
+		if want.Unit != nil {
+			a.Effect = changeEffect(want, oc)
+			a.Disruptive = a.Disruptive && a.Effect == manifests.OnChangeRestart
+		}
+		return a, true
 	}
 	if want.Unit == nil {
 		return a, false
@@ -181,6 +186,51 @@ func configDrift(want *DesiredComponent, oc *probes.Component) string {
 
 // fileDrift names the files whose content or mode on disk is not the
 // rendered one, e.g. "zoo.cfg changed on disk".
+// changeEffect is what a reconfigure of a service needs of it: the
+// strongest onChange among the files that differ on disk from the
+// manifest (restart > reload > none). A changed unit, a file the
+// manifest dropped, or a difference the files on disk do not show (the
+// receipt alone differs: an earlier change cut off before its restart)
+// need a restart.
+func changeEffect(want *DesiredComponent, oc *probes.Component) string {
+	rc := oc.Receipt
+	if rc.UnitHash != want.UnitHash || !oc.Unit.Exists || oc.Unit.Hash != want.UnitHash {
+		return manifests.OnChangeRestart
+	}
+	wanted := make(map[string]bool, len(want.Files))
+	for _, f := range want.Files {
+		wanted[f.Path] = true
+	}
+	for _, p := range rc.Files {
+		if !wanted[p] {
+			return manifests.OnChangeRestart
+		}
+	}
+	onDisk := make(map[string]manifests.FileDigest, len(oc.Files))
+	for _, f := range oc.Files {
+		onDisk[f.Path] = f
+	}
+	rank := map[string]int{manifests.OnChangeNone: 1, manifests.OnChangeReload: 2, manifests.OnChangeRestart: 3}
+	effect := ""
+	for _, f := range want.Files {
+		got, ok := onDisk[f.Path]
+		if ok && got.SHA256 == f.Digest() && got.Mode&manifests.ModeBits == f.Mode&manifests.ModeBits {
+			continue
+		}
+		policy := f.OnChange
+		if policy == "" || (policy == manifests.OnChangeReload && !want.Reload) {
+			policy = manifests.OnChangeRestart
+		}
+		if rank[policy] > rank[effect] {
+			effect = policy
+		}
+	}
+	if effect == "" {
+		return manifests.OnChangeRestart
+	}
+	return effect
+}
+
 func fileDrift(files []manifests.RenderedFile, seen []manifests.FileDigest) string {
 	onDisk := make(map[string]manifests.FileDigest, len(seen))
 	for _, f := range seen {

@@ -114,30 +114,30 @@ func TestDiff(t *testing.T) {
 		{"artifact changed", on("m1", "zk", func(c *probes.Component) { c.Receipt.ArtifactSHA256 = "2222" }),
 			"m1", []Action{{Component: "zk", Kind: ActionUpgrade, From: "3.8.4", To: "3.8.4", Reason: "artifact changed in manifest", Disruptive: true}}},
 		{"config changed in manifest", on("m1", "zk", func(c *probes.Component) { c.Receipt.ConfigHash = "old" }),
-			"m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "config changed in manifest", Disruptive: true}}},
+			"m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "config changed in manifest", Disruptive: true, Effect: "restart"}}},
 		{"file edited on disk", on("m1", "zk", func(c *probes.Component) {
 			c.Files[0].SHA256 = "edited"
 			c.FilesHash = manifests.ConfigHash(c.Files)
-		}), "m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "zoo.cfg changed on disk", Disruptive: true}}},
+		}), "m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "zoo.cfg changed on disk", Disruptive: true, Effect: "restart"}}},
 		{"file mode changed and file deleted", on("m1", "zk", func(c *probes.Component) {
 			c.Files[0].Mode = 0o666
 			c.Files = c.Files[:1]
 			c.FilesHash = manifests.ConfigHash(c.Files)
-		}), "m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "zoo.cfg mode changed on disk; myid missing on disk", Disruptive: true}}},
+		}), "m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "zoo.cfg mode changed on disk; myid missing on disk", Disruptive: true, Effect: "restart"}}},
 		{"setuid bit dropped on disk", on("m1", "zk", func(c *probes.Component) {
 			c.Files[0].Mode |= 0o4000
 			c.FilesHash = manifests.ConfigHash(c.Files)
-		}), "m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "zoo.cfg mode changed on disk", Disruptive: true}}},
+		}), "m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "zoo.cfg mode changed on disk", Disruptive: true, Effect: "restart"}}},
 		{"files-only component edited", on("a1", "conf", func(c *probes.Component) {
 			c.Files[0].SHA256 = "edited"
 			c.FilesHash = "other"
 		}), "a1", []Action{{Component: "conf", Kind: ActionReconfigure, From: "1", To: "1", Reason: "x.conf changed on disk"}}},
 		{"unit changed in manifest", on("m1", "zk", func(c *probes.Component) { c.Receipt.UnitHash = "old" }),
-			"m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "unit changed in manifest", Disruptive: true}}},
+			"m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "unit changed in manifest", Disruptive: true, Effect: "restart"}}},
 		{"unit edited on disk", on("m1", "zk", func(c *probes.Component) { c.Unit.Hash = "edited" }),
-			"m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "unit file changed on disk", Disruptive: true}}},
+			"m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "unit file changed on disk", Disruptive: true, Effect: "restart"}}},
 		{"unit file deleted", on("m1", "zk", func(c *probes.Component) { c.Unit = probes.UnitState{} }),
-			"m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "unit file missing"}}},
+			"m1", []Action{{Component: "zk", Kind: ActionReconfigure, From: "3.8.4", To: "3.8.4", Reason: "unit file missing", Effect: "restart"}}},
 		{"unit stopped", on("m1", "zk", func(c *probes.Component) {
 			c.Unit.ActiveState, c.Unit.SubState = "inactive", "dead"
 			c.Health = probes.HealthResult{Checked: true, Message: "connection refused"}

@@ -373,6 +373,7 @@ func (e *Executor) receiptFor(j *job) probes.Receipt {
 		Component:      w.Name,
 		Version:        w.Version,
 		ArtifactSHA256: strings.ToLower(w.ArtifactSHA256),
+		ArtifactStrip:  w.ArtifactStrip,
 		ConfigHash:     w.ConfigHash,
 		UnitHash:       w.UnitHash,
 		Generation:     e.Generation,
@@ -384,6 +385,14 @@ func (e *Executor) receiptFor(j *job) probes.Receipt {
 	}
 	for _, f := range w.Files {
 		r.Files = append(r.Files, f.Path)
+	}
+	for _, name := range []string{"preStop", "preRemove"} {
+		if h := w.Hooks[name]; h != nil {
+			if r.Hooks == nil {
+				r.Hooks = map[string]*manifests.Hook{}
+			}
+			r.Hooks[name] = h
+		}
 	}
 	return r
 }

@@ -100,6 +100,7 @@ restart)
 	if [ -x "$exe" ]; then echo active > "$st/active/$unit"; else echo failed > "$st/active/$unit"; fi
 	exit 0 ;;
 stop) [ -f "$st/active/$unit" ] && echo inactive > "$st/active/$unit"; exit 0 ;;
+reload) [ "$(cat "$st/active/$unit" 2>/dev/null)" = active ] || { echo "Job for $unit failed: not active" >&2; exit 1; }; exit 0 ;;
 reset-failed) [ "$(cat "$st/active/$unit" 2>/dev/null)" = failed ] && echo inactive > "$st/active/$unit"; exit 0 ;;
 *) echo "fake systemctl: unknown command $cmd" >&2; exit 2 ;;
 esac

@@ -23,6 +23,9 @@ type Action struct {
 	// Disruptive actions stop or restart the unit: the node counts as
 	// unavailable for the component until its health check passes.
 	Disruptive bool `json:"disruptive"`
+	// Effect, for a reconfigure of a service, is what the change needs
+	// of it: restart, reload or none (the changed files' onChange).
+	Effect string `json:"effect,omitempty"`
 }
 
 // NodePlan is what would change on one node.

@@ -86,6 +86,9 @@ func (a Action) Describe() string {
 	if a.Reason != "" {
 		s += " (" + a.Reason + ")"
 	}
+	if a.Effect != "" {
+		s += " [" + a.Effect + "]"
+	}
 	return s
 }
 

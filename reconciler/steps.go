@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
@@ -37,6 +39,10 @@ func (j *job) artifactSHA() string {
 // version is unpacked again.
 func (j *job) completeMark() string {
 	if s := j.artifactSHA(); s != "" {
+		if n := j.want.ArtifactStrip; n > 0 {
+			// Unpacked another way is another version dir.
+			return s + " strip=" + strconv.Itoa(n)
+		}
 		return s
 	}
 	return noArtifact
@@ -186,8 +192,8 @@ func (e *Executor) unpack(ctx context.Context, j *job) error {
 	if sha := j.artifactSHA(); sha != "" {
 		extract = fmt.Sprintf(`a="$root/cache/"%s.tar.gz
 [ -f "$a" ] || { echo "artifact $a is not in the cache" >&2; exit 69; }
-tar -xzf "$a" -C "$tmp" --no-same-owner
-`, sha)
+tar -xzf "$a" -C "$tmp" --no-same-owner%s
+`, sha, stripOption(j.want.ArtifactStrip))
 	}
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`pkg=%s
 dst=%s
@@ -209,6 +215,14 @@ echo changed
 		inventory.Quote(j.completeMark()), extract, dropReservedSnippet(), puts)
 	_, err := e.step(ctx, j, "unpack", script, stdin)
 	return err
+}
+
+// stripOption is tar's option for artifact.stripComponents, "" for none.
+func stripOption(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return " --strip-components=" + strconv.Itoa(n)
 }
 
 // writeFiles makes every rendered file hold its content and mode,
@@ -411,6 +425,17 @@ echo changed
 // needs exactly that). A unit systemd fails to (re)start is an unhealthy
 // component.
 func (e *Executor) restartUnit(ctx context.Context, j *job) error {
+	if err := e.preStop(ctx, j); err != nil {
+		return err
+	}
+	if err := e.startUnit(ctx, j); err != nil {
+		return err
+	}
+	return e.hook(ctx, j, "postStart")
+}
+
+// startUnit is restartUnit's own step: enable, clear a failed state, restart.
+func (e *Executor) startUnit(ctx context.Context, j *job) error {
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`u=%s
 if [ "$(systemctl is-enabled "$u" 2>/dev/null || true)" != enabled ]; then
 	systemctl enable --quiet "$u" >&2
@@ -478,8 +503,102 @@ echo changed
 	return err
 }
 
-// stopUnit stops and disables the unit if it runs or is enabled.
+// reloadUnit has systemd reload the running unit (ExecReload=), for a
+// change only files with onChange: reload make; a unit that is not
+// running is restarted instead (with its hooks), since it has nothing to
+// reload into.
+func (e *Executor) reloadUnit(ctx context.Context, j *job) error {
+	if !j.unitActive() {
+		return e.restartUnit(ctx, j)
+	}
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`u=%s
+systemctl reload "$u" >&2
+echo changed
+`, UnitName(j.name))
+	_, err := e.step(ctx, j, "reload unit", script, nil)
+	var se *StepError
+	if errors.As(err, &se) && se.ExitCode != exitLocked {
+		return fmt.Errorf("%w: %w", ErrUnhealthy, err)
+	}
+	return err
+}
+
+// unitActive reports whether the last probe saw the unit running.
+func (j *job) unitActive() bool {
+	return j.have != nil && j.have.Unit.ActiveState == "active"
+}
+
+// preStop runs the preStop hook when the service is running: drover is
+// about to stop or restart it.
+func (e *Executor) preStop(ctx context.Context, j *job) error {
+	if !j.unitActive() {
+		return nil
+	}
+	return e.hook(ctx, j, "preStop")
+}
+
+// hook runs one of the component's hooks on the node, if it has it: the
+// rendered argv from /, stdin empty, output to the step's stderr (so a
+// failure carries it), under timeout(1). It is a step like any other
+// (dry run, the gate), run in a session of its own after the steps held
+// back before it, so its output is its own. A failing hook fails the
+// action as a failed health gate does: the rollout rolls back or halts,
+// with the hook's name and output in the reason.
+func (e *Executor) hook(ctx context.Context, j *job, name string) error {
+	h := j.hookFor(name)
+	if h == nil {
+		return nil
+	}
+	secs := int(math.Ceil(h.Timeout.Get(time.Minute).Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	argv := make([]string, len(h.Command))
+	for i, a := range h.Command {
+		argv[i] = inventory.Quote(a)
+	}
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`cd / || exit 1
+rc=0
+timeout -k 5 %d %s < /dev/null 1>&2 || rc=$?
+case $rc in
+0) echo changed ;;
+124) echo "timed out after %ds" >&2 ;;
+127) echo "command not found" >&2 ;;
+esac
+exit $rc
+`, secs, strings.Join(argv, " "), secs)
+	batch := j.batch
+	if batch != nil {
+		if err := e.runBatch(ctx, j); err != nil {
+			return err
+		}
+		j.batch = nil
+		defer func() { j.batch = batch }()
+	}
+	if _, err := e.step(ctx, j, "hook "+name, script, nil); err != nil {
+		return fmt.Errorf("%w: hook %s failed: %w", ErrUnhealthy, name, err)
+	}
+	return nil
+}
+
+// hookFor is the hook the manifest gives the component on this node, or,
+// for a remove, the one its receipt recorded at install.
+func (j *job) hookFor(name string) *manifests.Hook {
+	if j.want != nil {
+		return j.want.Hooks[name]
+	}
+	if r := j.haveReceipt(); r != nil {
+		return r.Hooks[name]
+	}
+	return nil
+}
+
+// stopUnit stops and disables the unit if it runs or is enabled, after
+// the preStop hook when it runs.
 func (e *Executor) stopUnit(ctx context.Context, j *job) error {
+	if err := e.preStop(ctx, j); err != nil {
+		return err
+	}
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`u=%s
 s=$(systemctl show -p ActiveState --value "$u" 2>/dev/null || true)
 case "$s" in

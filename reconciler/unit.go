@@ -59,13 +59,15 @@ func renderUnit(comp *manifests.Component, ctx manifests.TemplateContext, servic
 	if svc == nil {
 		return nil, nil
 	}
-	execLine, err := manifests.Execute("service.exec", svc.Exec, ctx)
+	cmd, err := commandLine("exec", svc.Exec, svc.ExecArgs, ctx)
 	if err != nil {
-		return nil, fmt.Errorf("service exec: %w", err)
+		return nil, err
 	}
-	cmd := strings.TrimSpace(string(execLine))
-	if err := checkCommandLine(cmd); err != nil {
-		return nil, fmt.Errorf("service exec %q: %w", cmd, err)
+	reload := ""
+	if svc.Reload != "" || svc.ReloadArgs != nil {
+		if reload, err = commandLine("reload", svc.Reload, svc.ReloadArgs, ctx); err != nil {
+			return nil, err
+		}
 	}
 	restart := svc.Restart
 	if restart == "" {
@@ -93,6 +95,9 @@ func renderUnit(comp *manifests.Component, ctx manifests.TemplateContext, servic
 	b.WriteString("\n[Service]\n")
 	b.WriteString("Type=simple\n")
 	fmt.Fprintf(&b, "ExecStart=%s\n", escapeSpecifiers(cmd))
+	if reload != "" {
+		fmt.Fprintf(&b, "ExecReload=%s\n", escapeSpecifiers(reload))
+	}
 	if svc.User != "" {
 		fmt.Fprintf(&b, "User=%s\n", svc.User)
 	}
@@ -117,6 +122,48 @@ func renderUnit(comp *manifests.Component, ctx manifests.TemplateContext, servic
 	b.WriteString("\n[Install]\n")
 	b.WriteString("WantedBy=multi-user.target\n")
 	return b.Bytes(), nil
+}
+
+// commandLine renders service.exec or service.reload into one systemd
+// command line. A list of arguments is rendered argument by argument and
+// each quoted for systemd (systemd.service(5), "Command lines"): inside
+// double quotes a backslash escapes \ and ", and $ is written $$ so an
+// argument is never expanded from the environment; one line stays as
+// written, systemd's quoting and $VAR expansion its own.
+func commandLine(field, line string, args []string, ctx manifests.TemplateContext) (string, error) {
+	if args == nil {
+		out, err := manifests.Execute("service."+field, line, ctx)
+		if err != nil {
+			return "", fmt.Errorf("service %s: %w", field, err)
+		}
+		cmd := strings.TrimSpace(string(out))
+		if err := checkCommandLine(cmd); err != nil {
+			return "", fmt.Errorf("service %s %q: %w", field, cmd, err)
+		}
+		return cmd, nil
+	}
+	if len(args) == 0 {
+		return "", fmt.Errorf("service %s: %w", field, ErrUnitEmpty)
+	}
+	quote := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `$$`)
+	parts := make([]string, len(args))
+	for i, a := range args {
+		out, err := manifests.Execute(fmt.Sprintf("service.%s[%d]", field, i), a, ctx)
+		if err != nil {
+			return "", fmt.Errorf("service %s[%d]: %w", field, i, err)
+		}
+		if strings.ContainsAny(string(out), "\n\r") {
+			return "", fmt.Errorf("service %s[%d]: %w", field, i, ErrUnitNewline)
+		}
+		if hasControl(string(out)) {
+			return "", fmt.Errorf("service %s[%d]: %w", field, i, ErrUnitControl)
+		}
+		if i == 0 && len(out) == 0 {
+			return "", fmt.Errorf("service %s[0]: %w", field, ErrUnitEmpty)
+		}
+		parts[i] = `"` + quote.Replace(string(out)) + `"`
+	}
+	return strings.Join(parts, " "), nil
 }
 
 // RenderEnvironmentFile is the text of the service's EnvironmentFile=,
