@@ -127,7 +127,7 @@ func TestDaemonBadWebConfigStopsStart(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(unreachableManifest(t, "30s")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", dir, "--state-dir", dir, "--listen", "127.0.0.1:0", "--web.config.file", webConfig)
+	code, _, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", dir, "--state-dir", dir, "--addr", "127.0.0.1:0", "--web.config.file", webConfig)
 	if code != 1 || !strings.Contains(errs, "--web.config.file "+webConfig) {
 		t.Errorf("exit %d, stderr %q", code, errs)
 	}

@@ -42,7 +42,10 @@ over SSH, and repairs any difference with idempotent install, upgrade,
 reconfigure and remove actions, rolled out so quorum services keep their majority.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `drover version` does.
+		Version: versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	// One constructor per command, each in its own file.
 	root.AddCommand(
 		newVersionCommand(),
