@@ -56,6 +56,9 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 		newDaemonCommand(),
 		newStatusCommand(),
 		newProbeCommand(),
+		newSchemaCommand(),
+		newRulesCommand(),
+		newDashboardCommand(),
 		newManCommand(),
 	)
 	return root
