@@ -130,6 +130,7 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 	if err != nil {
 		return nil, where(err)
 	}
+	legacyConfigHash := manifests.ConfigHash(manifests.Digests(files))
 	if env != nil {
 		files = append(files, manifests.RenderedFile{
 			Path: path.Join(manifests.VersionDir(c.Spec.InstallRoot, comp.Name, comp.Version), manifests.EnvFileName),
@@ -163,6 +164,13 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		sum := sha256.Sum256(unit)
 		dc.Unit = unit
 		dc.UnitHash = hex.EncodeToString(sum[:])
+		if env != nil {
+			inline, err := renderUnit(comp, c.Context(node, comp), serviceDeps(c, node, comp), true)
+			if err != nil {
+				return nil, where(err)
+			}
+			dc.EnvMigration = &EnvMigration{UnitHash: sha256Hex(inline), ConfigHash: legacyConfigHash}
+		}
 	}
 	return dc, nil
 }

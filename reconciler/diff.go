@@ -117,6 +117,11 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 	if rc.ArtifactSHA256 != want.ArtifactSHA256 {
 		return set(ActionUpgrade, rc.Version, "artifact changed in manifest")
 	}
+	if envMigrates(want, oc) {
+		a, _ := set(ActionReconfigure, rc.Version, "environment moves out of the unit (no restart)")
+		a.Disruptive = false
+		return a, true
+	}
 	if reason := configDrift(want, oc); reason != "" {
 		return set(ActionReconfigure, rc.Version, reason)
 	}
@@ -130,6 +135,20 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 		return set(ActionRestart, rc.Version, reason)
 	}
 	return a, false
+}
+
+// envMigrates reports whether the component on the node is the one want
+// describes with only the environment still inline in the unit: receipt
+// and disk at EnvMigration's hashes (the environment file not written
+// yet).
+func envMigrates(want *DesiredComponent, oc *probes.Component) bool {
+	m := want.EnvMigration
+	if m == nil || oc == nil || oc.Receipt == nil {
+		return false
+	}
+	rc := oc.Receipt
+	return rc.UnitHash == m.UnitHash && rc.ConfigHash == m.ConfigHash &&
+		oc.Unit.Exists && oc.Unit.Hash == m.UnitHash && oc.FilesHash == m.ConfigHash
 }
 
 // configDrift says why the rendered files or the unit on the node are not

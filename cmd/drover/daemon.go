@@ -166,7 +166,7 @@ func (d *daemon) run(ctx context.Context) error {
 		Store:    store,
 	})
 	if err := d.ctrl.Restore(); err != nil {
-		return err
+		return fmt.Errorf("%s: %w", store.Path(), err)
 	}
 	m := metrics.New(reg, d.ctrl.Status, d.runner.connections, metrics.WithBuildInfo(version, revision()))
 	d.ctrl.Observer = m
@@ -224,8 +224,7 @@ func (d *daemon) run(ctx context.Context) error {
 		fields = append(fields, zap.Int("nodes", len(desired.Nodes)), zap.String("generation", desired.Generation))
 	}
 	d.log.Info("drover daemon started", fields...)
-	announceConsole(d.log, d.stderr, ln.Addr(), token, generated)
-	webCfg.warnPlain(d.log, ln.Addr())
+	announceConsole(d.log, d.stderr, ln.Addr(), token, generated, webCfg)
 	stopNotify := d.notifySystemd(ctx)
 	defer stopNotify()
 

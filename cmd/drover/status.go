@@ -13,11 +13,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drover-project/drover/api"
+	"github.com/drover-project/drover/console"
 	"github.com/drover-project/drover/reconciler"
 )
 
 func newStatusCommand() *cobra.Command {
 	var addr, output, tokenFile string
+	var access statusAccess
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the status of a running daemon",
@@ -26,18 +28,19 @@ generation and any load error, the rollout state, and per node and component
 sync, health, versions and the reason a node has not converged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, req, err := access.request(addr, api.PathStatus)
+			if err != nil {
+				return err
+			}
 			token, err := clientToken(tokenFile)
 			if err != nil {
 				return err
 			}
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, "http://"+addr+api.PathStatus, nil)
-			if err != nil {
-				return fmt.Errorf("--addr %s: %w", addr, err)
-			}
 			if token != "" {
-				req.Header.Set("Authorization", "Bearer "+token)
+				// Not Authorization: basic auth of the web config may use it.
+				req.Header.Set(console.HeaderToken, token)
 			}
-			client := &http.Client{Timeout: 10 * time.Second}
+			req = req.WithContext(cmd.Context())
 			resp, err := client.Do(req)
 			if err != nil {
 				return fmt.Errorf("no drover daemon answering on %s: %w", addr, err)
@@ -64,7 +67,8 @@ sync, health, versions and the reason a node has not converged.`,
 			return nil
 		},
 	}
-	addAddrFlag(cmd, &addr, "address the daemon listens on")
+	addAddrFlag(cmd, &addr, "address the daemon listens on (HOST:PORT, or https://HOST:PORT under TLS)")
+	access.addFlags(cmd)
 	addTokenFlag(cmd, &tokenFile)
 	addOutputFlag(cmd, &output)
 	return cmd
