@@ -167,3 +167,32 @@ func TestSchemaRefusesMistakes(t *testing.T) {
 		})
 	}
 }
+
+func TestProblemFile(t *testing.T) {
+	for _, tc := range []struct{ manifest, path, file, field string }{
+		{"dir/cluster.yaml", "spec.nodes[0].name", "dir/cluster.yaml", "spec.nodes[0].name"},
+		{"dir/cluster.yaml", "hosts.yaml:nodes[1].name", "dir/hosts.yaml", "nodes[1].name"},
+		{"dir/cluster.yaml", "/etc/drover/hosts.yaml:nodes[0]", "/etc/drover/hosts.yaml", "nodes[0]"},
+	} {
+		file, field := ProblemFile(tc.manifest, Problem{Path: tc.path})
+		if file != tc.file || field != tc.field {
+			t.Errorf("%s in %s: %s, %s; want %s, %s", tc.path, tc.manifest, file, field, tc.file, tc.field)
+		}
+	}
+}
+
+func TestLooksLikeAnsibleINI(t *testing.T) {
+	for text, want := range map[string]bool{
+		"[masters]\nm1\n":                         true,
+		"; comment\n\n[all:vars]\nansible_user=x": true,
+		"m1 ansible_host=10.0.0.1\n":              true,
+		"nodes:\n  - {name: m1, address: a}\n":    false,
+		"# [masters]\nnodes: []\n":                false,
+		"nodes: [{name: m1, address: a}]\n":       false,
+		"":                                        false,
+	} {
+		if got := looksLikeAnsibleINI([]byte(text)); got != want {
+			t.Errorf("%q: %v, want %v", text, got, want)
+		}
+	}
+}

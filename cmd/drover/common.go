@@ -29,7 +29,7 @@ func addManifestFlag(cmd *cobra.Command, file *string) {
 func compile(path string) (*manifests.Loaded, *reconciler.Desired, error) {
 	l, err := manifests.Load(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, describeLoadError(path, err)
 	}
 	d, err := reconciler.Compile(l)
 	if err != nil {

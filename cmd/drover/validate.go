@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -86,6 +87,8 @@ type problemJSON struct {
 	Message  string `json:"message"`
 }
 
+// problemsJSON gives each problem of the manifest at file the file it is
+// in: the inventory file's path for problems in its nodes.
 func problemsJSON(file string, ps manifests.Problems) []problemJSON {
 	out := make([]problemJSON, 0, len(ps))
 	for _, p := range ps {
@@ -93,7 +96,8 @@ func problemsJSON(file string, ps manifests.Problems) []problemJSON {
 		if p.Severity == manifests.SeverityWarning {
 			sev = "warning"
 		}
-		out = append(out, problemJSON{File: file, Path: p.Path, Severity: sev, Message: p.Message})
+		in, path := manifests.ProblemFile(file, p)
+		out = append(out, problemJSON{File: in, Path: path, Severity: sev, Message: p.Message})
 	}
 	return out
 }
@@ -154,26 +158,26 @@ func printProblemLines(w io.Writer, ps []problemJSON) {
 // not usable.
 func loadManifest(path string, w io.Writer) (*manifests.Loaded, bool) {
 	l, err := manifests.Load(path)
-	var invalid *manifests.InvalidError
-	switch {
-	case errors.As(err, &invalid):
-		file := invalid.Path
-		if file == "" {
-			file = path
-		}
-		printProblems(w, file, invalid.Problems)
-		return nil, false
-	case err != nil:
-		fmt.Fprintln(w, err)
+	if err != nil {
+		fmt.Fprintln(w, describeLoadError(path, err))
 		return nil, false
 	}
 	return l, true
 }
 
-// printProblems writes one problem a line, prefixed with the file, as
+// describeLoadError is why the manifest at path cannot be used: for
+// field problems one a line, each prefixed with the file it is in, as
 // compilers do, so editors and grep can use the output.
-func printProblems(w io.Writer, path string, ps manifests.Problems) {
-	for _, p := range ps {
-		fmt.Fprintf(w, "%s: %s\n", path, p)
+func describeLoadError(path string, err error) error {
+	var invalid *manifests.InvalidError
+	if !errors.As(err, &invalid) {
+		return err
 	}
+	file := invalid.Path
+	if file == "" {
+		file = path
+	}
+	var b strings.Builder
+	printProblemLines(&b, problemsJSON(file, invalid.Problems))
+	return errors.New(strings.TrimSuffix(b.String(), "\n"))
 }
