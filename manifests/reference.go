@@ -56,7 +56,7 @@ var fieldDocs = map[string]FieldDoc{
 	"Spec.probeInterval": {Description: "How often the daemon probes every node.", Default: DefaultProbeInterval, Example: "30s", Pattern: durationPattern, Effect: effectNone},
 	"Spec.paused":        {Description: "Probe and report, change nothing, on every node.", Default: "false", Example: "true", Effect: "Nothing: while true no action runs; set back to false, pending actions roll out."},
 	"Spec.ssh":           {Description: "How drover reaches the nodes.", Example: "{user: deploy, identityFiles: [~/.ssh/id_ed25519]}", Effect: effectAccess},
-	"Spec.nodes":         {Description: "The machines drover manages, inline. Set this or inventoryFile.", Example: "[{name: m1, address: 10.0.0.1, roles: [master]}]",
+	"Spec.nodes": {Description: "The machines drover manages, inline. Set this or inventoryFile.", Example: "[{name: m1, address: 10.0.0.1, roles: [master]}]",
 		Effect: "A node added gets its components installed; a node taken out is no longer managed (nothing is removed from it)."},
 	"Spec.inventoryFile": {Description: "A YAML file (relative to the manifest) holding `nodes:`, instead of listing them inline. Problems in it are reported with its path.", Example: "inventory.yaml",
 		Effect: "As for nodes: the nodes it lists are the cluster's."},
@@ -130,7 +130,7 @@ var fieldDocs = map[string]FieldDoc{
 	"Service.user":        {Description: "User the service runs as.", Default: "root", Example: "zookeeper", Effect: effectReconfigure},
 	"Service.group":       {Description: "Group the service runs as.", Default: "the user's group", Example: "zookeeper", Effect: effectReconfigure},
 	"Service.environment": {Description: "Environment variables of the service.", Example: "{JAVA_HOME: /usr/lib/jvm/default}", Effect: effectReconfigure},
-	"Service.restart": {Description: "systemd's Restart=.", Default: DefaultRestart, Example: "always", Enum: restartValues(), Effect: effectReconfigure},
+	"Service.restart":     {Description: "systemd's Restart=.", Default: DefaultRestart, Example: "always", Enum: restartValues(), Effect: effectReconfigure},
 
 	"Health.exec":    {Description: "A command run on the node; passes when it exits 0. Set exactly one of exec, http, tcp.", Example: "{command: [/usr/bin/true]}", Effect: effectHealth},
 	"Health.http":    {Description: "An HTTP GET from the node.", Example: "{port: 8080, path: /health}", Effect: effectHealth},
