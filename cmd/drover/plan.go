@@ -35,7 +35,7 @@ never pass for one with nothing to do) or on error.`,
 				return err
 			}
 			defer pool.Close()
-			plan := reconciler.ProbeAndDiff(cmd.Context(), pool, d, l.Cluster.Spec.SSH.Concurrency)
+			plan, _ := reconciler.PlanWithDiffs(cmd.Context(), pool, d, l.Cluster.Spec.SSH.Concurrency)
 			if err := writePlan(cmd.OutOrStdout(), output, plan); err != nil {
 				return err
 			}
