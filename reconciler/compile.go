@@ -44,6 +44,7 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 			MaxUnavailable: *maxUnavailable,
 			HealthTimeout:  c.Spec.Rollout.HealthTimeout.Get(5 * time.Minute),
 			OnFailure:      c.Spec.Rollout.OnFailure,
+			MaxFailures:    c.Spec.Rollout.MaxFailures,
 		},
 	}
 	d.ProbeInterval = c.Spec.ProbeInterval.Get(30 * time.Second)

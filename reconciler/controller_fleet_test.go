@@ -116,6 +116,7 @@ type spec struct {
 	healthTimeout  string
 	extra          string // a comment, to make a new generation of the same content
 	wrongAppSHA    bool   // app's artifact declared with a sha256 it does not have
+	maxFailures    int    // rollout.maxFailures
 }
 
 func (f *fleet) manifest(s spec) string {
@@ -170,7 +171,7 @@ func (f *fleet) manifest(s spec) string {
       health: {tcp: {port: 9100}}
 `, s.app, f.arts[key], appSHA)
 	}
-	fmt.Fprintf(&b, "  rollout:\n    maxUnavailable: %s\n    healthTimeout: %s\n    onFailure: %s\n", s.maxUnavailable, s.healthTimeout, s.onFailure)
+	fmt.Fprintf(&b, "  rollout:\n    maxUnavailable: %s\n    healthTimeout: %s\n    onFailure: %s\n    maxFailures: %d\n", s.maxUnavailable, s.healthTimeout, s.onFailure, s.maxFailures)
 	return b.String()
 }
 

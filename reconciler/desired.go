@@ -47,6 +47,9 @@ type RolloutPolicy struct {
 	MaxUnavailable manifests.IntOrPercent
 	HealthTimeout  time.Duration
 	OnFailure      string // manifests.OnFailureRollback or OnFailureHalt
+	// MaxFailures is how many nodes may hold a failed step before the
+	// rollout halts.
+	MaxFailures int
 }
 
 // DesiredNode is one node and the components it should have.

@@ -109,17 +109,42 @@ func (e *Executor) Do(ctx context.Context, n *DesiredNode, a Action, want *Desir
 func (e *Executor) DoSteps(ctx context.Context, n *DesiredNode, a Action, want *DesiredComponent, have *probes.Component) ([]StepRecord, error) {
 	run, ok := actionTable()[a.Kind]
 	if !ok {
-		return nil, fmt.Errorf("%s %s on %s: unknown action", a.Kind, a.Component, n.Name)
+		return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: errors.New("unknown action")}
 	}
 	j := &job{node: n, action: a, name: a.Component, want: want, have: have}
 	if err := e.check(j); err != nil {
-		return nil, fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
+		return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
 	}
 	j.log = e.logger().With(zap.String("node", n.Name), zap.String("component", a.Component), zap.String("action", string(a.Kind)))
 	if err := run(ctx, e, j); err != nil {
-		return j.steps, fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
+		return j.steps, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
 	}
 	return j.steps, nil
+}
+
+// ActionError is a failed action: "upgrade zk on m1: <Err>". Whoever
+// composes a longer message (a halt reason) takes Err, so the prefix is
+// never said twice.
+type ActionError struct {
+	Kind      ActionKind
+	Component string
+	Node      string
+	Err       error
+}
+
+func (e *ActionError) Error() string {
+	return fmt.Sprintf("%s %s on %s: %v", e.Kind, e.Component, e.Node, e.Err)
+}
+
+func (e *ActionError) Unwrap() error { return e.Err }
+
+// actionCause is what went wrong in a failed action, without the
+// action's own "upgrade zk on m1: " prefix.
+func actionCause(err error) error {
+	if ae, ok := errors.AsType[*ActionError](err); ok {
+		return ae.Err
+	}
+	return err
 }
 
 // Names and versions become path elements on the node; anything else is
