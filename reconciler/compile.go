@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -139,6 +140,9 @@ func compileComponent(l *manifests.Loaded, node *manifests.Node, comp *manifests
 				return nil, where(err)
 			}
 			dc.ArtifactPath = p
+			if fi, err := os.Stat(p); err == nil {
+				dc.ArtifactSize = fi.Size()
+			}
 		}
 	}
 	if comp.Service != nil {

@@ -72,7 +72,10 @@ type DesiredComponent struct {
 	ArtifactPath   string
 	ArtifactURL    string
 	ArtifactSHA256 string
-	Files          []manifests.RenderedFile
+	// ArtifactSize is the local artifact's size in bytes, 0 when not
+	// known (a URL, or a file not there: the action says so).
+	ArtifactSize int64
+	Files        []manifests.RenderedFile
 	ConfigHash     string
 	// Unit is the systemd unit text, nil for a files-only component.
 	Unit     []byte

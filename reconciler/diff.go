@@ -62,11 +62,35 @@ func diffNode(d *Desired, n *DesiredNode, obs map[string]probes.Observed) NodePl
 	np.Known = true
 	for _, want := range n.Components {
 		if a, ok := diffComponent(n.Name, want, o.Components[want.Name]); ok {
+			a.Reason += wontFit(a, want, o)
 			np.Actions = append(np.Actions, a)
 		}
 	}
 	np.Actions = append(np.Actions, removals(d, n, o)...)
 	return np
+}
+
+// wontFit is a note for an action that uploads an artifact larger than
+// the free space the probe last saw in the node's cache, or "".
+func wontFit(a Action, want *DesiredComponent, o probes.Observed) string {
+	if a.Kind != ActionInstall && a.Kind != ActionUpgrade || want.ArtifactPath == "" || want.ArtifactSize == 0 || o.OS.FreeBytes < 0 {
+		return ""
+	}
+	if oc := o.Components[want.Name]; oc != nil && oc.Packages[want.Version] && (oc.Receipt == nil || oc.Receipt.ArtifactSHA256 == want.ArtifactSHA256) {
+		return "" // unpacked already: nothing to upload
+	}
+	if want.ArtifactSize <= o.OS.FreeBytes {
+		return ""
+	}
+	return fmt.Sprintf("; the artifact will not fit (%s free in the cache, artifact %s)", mib(o.OS.FreeBytes), mib(want.ArtifactSize))
+}
+
+// mib is a byte count for people: "175 MiB", or KiB below 1 MiB.
+func mib(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", (n+1023)>>10)
 }
 
 // unknownReason is why a node could not be planned, e.g.

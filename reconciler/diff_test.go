@@ -393,3 +393,24 @@ func TestObservationValid(t *testing.T) {
 		})
 	}
 }
+
+// TestDiffSaysArtifactWillNotFit: an upgrade whose artifact is larger
+// than the free space the probe saw in the cache says so in its reason.
+func TestDiffSaysArtifactWillNotFit(t *testing.T) {
+	want := &DesiredComponent{Name: "zk", Version: "2", ArtifactPath: "/srv/zk.tar.gz", ArtifactSize: 175 << 20, ArtifactSHA256: "new"}
+	up := Action{Kind: ActionUpgrade, Component: "zk", To: "2"}
+	obs := func(free int64) probes.Observed {
+		return probes.Observed{Known: true, OS: probes.OS{FreeBytes: free}, Components: map[string]*probes.Component{"zk": oldVersion("zk", "1")}}
+	}
+	if got := wontFit(up, want, obs(2<<20)); got != "; the artifact will not fit (2 MiB free in the cache, artifact 175 MiB)" {
+		t.Errorf("2 MiB free: %q", got)
+	}
+	for name, o := range map[string]probes.Observed{"room enough": obs(1 << 30), "free space unknown": obs(-1)} {
+		if got := wontFit(up, want, o); got != "" {
+			t.Errorf("%s: %q, want nothing", name, got)
+		}
+	}
+	if got := wontFit(Action{Kind: ActionReconfigure, Component: "zk", To: "2"}, want, obs(0)); got != "" {
+		t.Errorf("a reconfigure uploads nothing: %q", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -333,6 +334,14 @@ func (e *Executor) waitHealthy(ctx context.Context, j *job, service bool, check 
 			// or no Restart=): waiting out the timeout changes nothing.
 			return fmt.Errorf("wait for health: %w: %s", ErrUnhealthy, msg)
 		}
+		if service && unitDown(obs, j.name) {
+			// Restart=on-failure keeps a unit that exits at once
+			// activating (auto-restart), never failed: count its exits
+			// rather than wait out healthTimeout for it.
+			if loop := e.crashLoop(hctx, j, time.Since(start)); loop != "" {
+				return fmt.Errorf("wait for health: %w: unit %s %s", ErrUnhealthy, UnitName(j.name), loop)
+			}
+		}
 		if hctx.Err() == nil || last == "not probed yet" {
 			last = msg // a probe cut off by the deadline says less than the one before
 		}
@@ -346,6 +355,61 @@ func (e *Executor) waitHealthy(ctx context.Context, j *job, service bool, check 
 func unitGaveUp(o probes.Observed, name string) bool {
 	c := o.Components[name]
 	return o.Known && c != nil && c.Unit.ActiveState == "failed"
+}
+
+// unitDown reports whether the probe saw the unit known but not running.
+func unitDown(o probes.Observed, name string) bool {
+	c := o.Components[name]
+	return o.Known && c != nil && c.Unit.ActiveState != "" && c.Unit.ActiveState != "active"
+}
+
+// crashLoopExits is how many exits since the restart make a crash loop:
+// with RestartSec=2s, three take about four seconds.
+const crashLoopExits = 3
+
+// crashLoop asks systemd how often the unit exited since the action
+// started it, and describes the loop ("exited 3 times in 5s: status=1")
+// once it has exited crashLoopExits times; "" otherwise, or when systemd
+// cannot tell (the health wait goes on as before). It costs one command,
+// and only while the unit is down.
+func (e *Executor) crashLoop(ctx context.Context, j *job, since time.Duration) string {
+	out, err := e.query(ctx, j, "unit restarts", "systemctl show -p NRestarts -p ExecMainCode -p ExecMainStatus -p ActiveState -p SubState "+inventory.Quote(UnitName(j.name)))
+	if err != nil {
+		j.log.Debug("unit restarts unknown", zap.Error(err))
+		return ""
+	}
+	return parseCrashLoop(out, since)
+}
+
+// parseCrashLoop reads `systemctl show` of NRestarts, ExecMainCode,
+// ExecMainStatus, ActiveState and SubState. NRestarts counts the
+// restarts Restart= made since the unit was last started by hand (the
+// action's restart), each after an exit; a unit waiting to be restarted
+// (auto-restart) or given up on (failed) has exited once more. It is pure.
+func parseCrashLoop(show string, since time.Duration) string {
+	kv := map[string]string{}
+	for _, l := range strings.Split(show, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok {
+			kv[k] = v
+		}
+	}
+	restarts, err := strconv.Atoi(kv["NRestarts"])
+	if err != nil {
+		return ""
+	}
+	exits := restarts
+	if kv["SubState"] == "auto-restart" || kv["ActiveState"] == "failed" {
+		exits++
+	}
+	if exits < crashLoopExits {
+		return ""
+	}
+	how := "status=" + kv["ExecMainStatus"]
+	switch kv["ExecMainCode"] {
+	case "2", "3": // CLD_KILLED, CLD_DUMPED: the status is the signal
+		how = "signal=" + kv["ExecMainStatus"]
+	}
+	return fmt.Sprintf("exited %d times in %s: %s", exits, since.Round(time.Second), how)
 }
 
 // healthIn reads one probe: healthy means the unit (if any) is active and
