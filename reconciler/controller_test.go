@@ -531,7 +531,8 @@ func TestControllerObserverResults(t *testing.T) {
 		f.failStep["n2"] = "step: upload artifact"
 	})
 	c, _ := f.controller(ControllerOptions{Observer: obs})
-	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "3"}))
+	// A failure budget of one: n2 is tried again rather than halting.
+	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "3", maxFailures: 1}))
 	waitFor(t, 4*time.Minute, "n1 converged and failures seen", func() bool {
 		obs.mu.Lock()
 		defer obs.mu.Unlock()
