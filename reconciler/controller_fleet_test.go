@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drover-project/drover/inventory"
@@ -197,6 +198,9 @@ func (f *fleet) controller(o ControllerOptions) (*Controller, context.CancelFunc
 	f.t.Helper()
 	leaks := goleak.IgnoreCurrent()
 	log := zaptest.NewLogger(f.t, zaptest.Level(zap.WarnLevel))
+	if o.Log != nil { // the test reads the log too
+		log = zap.New(zapcore.NewTee(log.Core(), o.Log.Core()))
+	}
 	if o.Workers == 0 {
 		o.Workers = 16
 	}

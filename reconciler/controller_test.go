@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestControllerConvergesFleetWithRealScripts: a fresh fleet gets app
@@ -258,6 +261,45 @@ func TestControllerUnreachableNodeBacksOff(t *testing.T) {
 	}
 	f.set(func() { f.unreachable["n2"] = false })
 	waitFor(t, 4*time.Minute, "n2 converged", func() bool { return converged(c) && f.allAt("app", "1.0") })
+}
+
+// TestControllerUnreachableNodeProbedWithinInterval: however long a node
+// stays unreachable, its backoff never spaces its probes more than one
+// probe interval apart (it comes back by itself, and a rollout may wait
+// for it), and its going and coming back are logged once each.
+func TestControllerUnreachableNodeProbedWithinInterval(t *testing.T) {
+	const interval = 400 * time.Millisecond
+	f := newFleet(t, 3)
+	f.set(func() { f.unreachable["n2"] = true })
+	core, logs := observer.New(zap.InfoLevel)
+	c, _ := f.controller(ControllerOptions{BackoffBase: 50 * time.Millisecond, BackoffMax: time.Hour, Log: zap.New(core)})
+	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "1", probeInterval: interval.String()}))
+	waitFor(t, 4*time.Minute, "n1 and n3 converged", func() bool { return f.allAt("app", "1.0", "n1", "n3") })
+	// Past the 6th failure, an uncapped backoff is over a second.
+	time.Sleep(3 * time.Second)
+	f.resetCounts()
+	time.Sleep(2 * time.Second)
+	f.mu.Lock()
+	at := append([]time.Time(nil), f.probesOf["n2"]...)
+	f.mu.Unlock()
+	if len(at) < 3 {
+		t.Errorf("%d probes of the unreachable node in 2s, want one every %v at least", len(at), interval)
+	}
+	for k := 1; k < len(at); k++ {
+		if gap := at[k].Sub(at[k-1]); gap > interval+300*time.Millisecond {
+			t.Errorf("probe gap %d = %s, want at most the probe interval %s", k, gap, interval)
+		}
+	}
+	f.set(func() { f.unreachable["n2"] = false })
+	waitFor(t, 4*time.Minute, "n2 converged", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	gone := logs.FilterMessage("node unreachable").FilterField(zap.String("node", "n2"))
+	back := logs.FilterMessage("node reachable again").FilterField(zap.String("node", "n2"))
+	if gone.Len() != 1 || back.Len() != 1 {
+		t.Errorf("logged %d 'node unreachable' and %d 'node reachable again' for n2, want one each", gone.Len(), back.Len())
+	}
+	if gone.Len() > 0 && !strings.Contains(fmt.Sprint(gone.All()[0].ContextMap()), "refused") {
+		t.Errorf("'node unreachable' does not say why: %v", gone.All()[0].ContextMap())
+	}
 }
 
 // TestControllerMaxUnavailableIsClusterWide: 8 nodes, 16 workers, an
