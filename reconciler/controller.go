@@ -121,14 +121,14 @@ type nodeTrack struct {
 	// under another one may plan from obs (see lastProbe). req is what
 	// obs was asked for: obs is valid for another Desired only where that
 	// one wants no more (ObservationValid).
-	probedFor    *Desired
-	req          probes.Request
+	probedFor *Desired
+	req       probes.Request
 	// reach is what the last probes said of reaching the node, so that a
 	// change is logged once; unreachableSince is when it went.
 	reach            reachability
 	unreachableSince time.Time
-	seenProgress uint64
-	failures     int
+	seenProgress     uint64
+	failures         int
 	// retryAt: after a failed action, no new action starts before it
 	// (the node is still probed, so its status stays current).
 	retryAt       time.Time

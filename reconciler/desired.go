@@ -76,7 +76,7 @@ type DesiredComponent struct {
 	// known (a URL, or a file not there: the action says so).
 	ArtifactSize int64
 	Files        []manifests.RenderedFile
-	ConfigHash     string
+	ConfigHash   string
 	// Unit is the systemd unit text, nil for a files-only component.
 	Unit     []byte
 	UnitHash string

@@ -32,11 +32,11 @@ type NodePlan struct {
 	// daemon keeps each node's last plan, and a plan of another
 	// generation says nothing about what the current one needs.
 	Generation string   `json:"-"`
-	Address string   `json:"address,omitempty"`
-	Known   bool     `json:"known"`
-	Reason  string   `json:"reason,omitempty"` // why Unknown, or paused
-	Paused  bool     `json:"paused,omitempty"`
-	Actions []Action `json:"actions"`
+	Address    string   `json:"address,omitempty"`
+	Known      bool     `json:"known"`
+	Reason     string   `json:"reason,omitempty"` // why Unknown, or paused
+	Paused     bool     `json:"paused,omitempty"`
+	Actions    []Action `json:"actions"`
 }
 
 // Plan is every action needed to converge the cluster, per node in

@@ -328,16 +328,18 @@ func (q *faults) write(t *testing.T, sp spec) {
 	}
 }
 
-// edit writes sp and waits until the daemon runs it; it returns when.
+// edit writes sp and waits until the daemon runs it; it returns when it
+// wrote it (the daemon may act on it before its status says so).
 func (q *faults) edit(t *testing.T, sp spec) time.Time {
 	t.Helper()
 	old := q.d.Status().Hash
+	written := time.Now()
 	q.write(t, sp)
 	daemonproc.WaitFor(t, 30*time.Second, "the daemon to load the edit", func() bool {
 		st := q.d.Status()
 		return st.LoadSuccess && st.Hash != old
 	})
-	return time.Now()
+	return written
 }
 
 // settle waits until every node has converged and nothing runs.
