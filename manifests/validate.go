@@ -1,13 +1,22 @@
 package manifests
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // Validate returns every problem with the manifest, errors and warnings,
 // each with its field path, in roughly field order. Call SetDefaults
 // first: a field left at its zero value is taken to mean its default and
 // is not reported.
 func (c *Cluster) Validate() Problems {
-	v := &validator{c: c, roles: map[string]bool{}}
+	return c.ValidateContext(context.Background())
+}
+
+// ValidateContext is Validate that ctx can stop early (it renders every
+// template for every node); stopped, it reports ctx's error as a problem.
+func (c *Cluster) ValidateContext(ctx context.Context) Problems {
+	v := &validator{c: c, ctx: ctx, roles: map[string]bool{}}
 	for _, n := range c.Spec.Nodes {
 		for _, r := range n.Roles {
 			v.roles[r] = true
@@ -28,6 +37,7 @@ func (c *Cluster) Validate() Problems {
 // validator collects problems; each rule area is one method in its own file.
 type validator struct {
 	c        *Cluster
+	ctx      context.Context
 	problems Problems
 	// roles is every role at least one node has.
 	roles map[string]bool

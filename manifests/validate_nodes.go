@@ -36,7 +36,14 @@ func (v *validator) nodes() {
 		} else if !isHost(n.Address) {
 			v.host(p+".address", n.Address)
 		} else {
-			key := net.JoinHostPort(hostKey(n.Address), strconv.Itoa(n.Port))
+			port := n.Port
+			if port == 0 {
+				port = s.SSH.Port
+			}
+			if port == 0 {
+				port = DefaultSSHPort
+			}
+			key := net.JoinHostPort(hostKey(n.Address), strconv.Itoa(port))
 			if first, dup := addrs[key]; dup {
 				v.errorf(p+".address", "duplicate address %s (also %s)", key, first)
 			} else {

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -486,7 +487,7 @@ func (r *rollout) batch(comp string, cands, running []Action, removals bool) {
 	if blocked > 0 {
 		what := fmt.Sprintf("maxUnavailable %d", size)
 		if !removals && len(down) > 0 {
-			what += fmt.Sprintf(" (unavailable: %s)", strings.Join(sortedKeys(down), ", "))
+			what += fmt.Sprintf(" (unavailable: %s)", strings.Join(slices.Sorted(maps.Keys(down)), ", "))
 		}
 		r.wait("%s: %s for %s", comp, waiting(blocked, "action"), what)
 	}
@@ -525,7 +526,7 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 			}
 		}
 		if held > 0 {
-			r.wait("%s: quorum: %s while the failed action on %s is retried", comp, waiting(held, "action"), strings.Join(sortedKeys(failed), ", "))
+			r.wait("%s: quorum: %s while the failed action on %s is retried", comp, waiting(held, "action"), strings.Join(slices.Sorted(maps.Keys(failed)), ", "))
 		}
 		return
 	}
@@ -666,15 +667,6 @@ func closure(d *Desired, comp string) []string {
 			out = append(out, name)
 		}
 	}
-	return out
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }
 

@@ -53,6 +53,7 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 		newDaemonCommand(),
 		newStatusCommand(),
 		newProbeCommand(),
+		newManCommand(),
 	)
 	return root
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/manifests"
 )
 
 // errNotTrusted ends a handshake whose host key known_hosts does not hold
@@ -239,7 +240,7 @@ func loadAuth(identityFile string) (methods []ssh.AuthMethod, closeFn func(), er
 	}
 	var signers []ssh.Signer
 	if identityFile != "" {
-		data, err := os.ReadFile(identityFile)
+		data, err := manifests.ReadRegular(identityFile, 1<<20)
 		if err != nil {
 			closeFn()
 			return nil, func() {}, fmt.Errorf("identity file: %w", err)

@@ -1,6 +1,7 @@
 package wizard
 
 import (
+	"cmp"
 	"context"
 	"sync"
 
@@ -54,6 +55,16 @@ func (w *Wizard) preflight(ctx context.Context, s Setup) PreflightReport {
 	defer closeAuth()
 	script := factsScript(c.Spec.InstallRoot)
 	targets := inventory.TargetsFromManifest(c)
+	// Stopgap until preflight dials through inventory's route resolution:
+	// a node's target leaves the cluster's user and port to that resolution.
+	for i := range targets {
+		if targets[i].Port == 0 {
+			targets[i].Port = cmp.Or(c.Spec.SSH.Port, manifests.DefaultSSHPort)
+		}
+		if targets[i].User == "" {
+			targets[i].User = cmp.Or(c.Spec.SSH.User, manifests.DefaultSSHUser)
+		}
+	}
 
 	report := PreflightReport{Nodes: make([]NodeReport, len(targets)), Counts: map[string]int{}}
 	sem := make(chan struct{}, preflightParallel)
