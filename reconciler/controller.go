@@ -552,8 +552,12 @@ func lostNode(err error) bool {
 // down, and counts as unavailable while its probes fail) nor a lock
 // another drover holds.
 func countsAsFailure(err error) bool {
-	return !lostNode(err) && !errors.Is(err, ErrLocked) && !errors.Is(err, context.Canceled) &&
-		inventory.Reason(err) != "auth" && inventory.Reason(err) != "sudo" && inventory.Reason(err) != "hostkey"
+	for _, not := range []error{ErrLocked, context.Canceled, inventory.ErrAuth, inventory.ErrSudo, inventory.ErrHostKey} {
+		if errors.Is(err, not) {
+			return false
+		}
+	}
+	return !lostNode(err)
 }
 
 // logReachability logs a change in whether the node answers, once:
@@ -661,11 +665,13 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 		// A step failed (upload, unpack, a script, a hook): the node
 		// holds its slot until an action there succeeds, and the rollout
 		// halts once more nodes failed than rollout.maxFailures allows.
-		if n := c.failedStep(d, dn.Name, a); n <= d.Rollout.MaxFailures {
+		n := c.failedStep(d, dn.Name, a)
+		if n <= d.Rollout.MaxFailures {
 			c.Log.Warn("action failed within the failure budget", zap.String("node", dn.Name), zap.String("component", a.Component),
 				zap.Int("failedNodes", n), zap.Int("maxFailures", d.Rollout.MaxFailures), zap.Error(err))
 			return err
-		} else if d.Rollout.MaxFailures > 0 {
+		}
+		if d.Rollout.MaxFailures > 0 {
 			halt.Reason += fmt.Sprintf("; %d nodes failed, rollout.maxFailures is %d", n, d.Rollout.MaxFailures)
 		}
 	default:
