@@ -249,10 +249,11 @@ func (q *faults) diskFullHalts(t *testing.T, good spec) {
 }
 
 // nodeBackProbedWithinInterval: an agent killed as a rollout of
-// node_exporter starts, kept down long enough for a retry backoff to
-// grow past the probe interval, and booted again, is probed within one
-// probe interval of its sshd answering; the daemon logs it going and
-// coming back once each, and the rollout finishes.
+// node_exporter starts is probed at least once a probe interval while
+// down (long enough for a retry backoff to grow past it), and once
+// booted again within one probe interval of its sshd answering; the
+// daemon logs it going and coming back once each, and the rollout
+// finishes.
 func (q *faults) nodeBackProbedWithinInterval(t *testing.T, sp spec) {
 	s := q.s
 	other := s.arts[harness.ArtifactNodeExporterNew]
@@ -275,7 +276,25 @@ func (q *faults) nodeBackProbedWithinInterval(t *testing.T, sp spec) {
 		t.Fatal(err)
 	}
 	t.Logf("killed %s", victim.Name)
-	time.Sleep(45 * time.Second)
+	// While it is down, its probes (each one's start is in the status)
+	// come at most one probe interval apart: an uncapped backoff from 2s
+	// passes 16s within these 45s.
+	var attempts []time.Time
+	for down := time.Now(); time.Since(down) < 45*time.Second; time.Sleep(250 * time.Millisecond) {
+		for _, n := range q.d.Status().Nodes {
+			if n.Name == victim.Name && !n.Reachable && !n.LastProbeAttempt.IsZero() && (len(attempts) == 0 || n.LastProbeAttempt.After(attempts[len(attempts)-1])) {
+				attempts = append(attempts, n.LastProbeAttempt)
+			}
+		}
+	}
+	var widest time.Duration
+	for k := 1; k < len(attempts); k++ {
+		widest = max(widest, attempts[k].Sub(attempts[k-1]))
+	}
+	t.Logf("%d probes of %s while down, at most %v apart", len(attempts), victim.Name, widest.Round(time.Millisecond))
+	if len(attempts) < 3 || widest > probeInterval+2*time.Second {
+		t.Errorf("%d probes of %s in 45s down, at most %v apart; want one every probe interval (%v) at least", len(attempts), victim.Name, widest.Round(time.Millisecond), probeInterval)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := s.c.Start(ctx, victim.Name); err != nil {
