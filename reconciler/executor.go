@@ -332,10 +332,13 @@ func (e *Executor) waitHealthy(ctx context.Context, j *job, service bool, check 
 			// or no Restart=): waiting out the timeout changes nothing.
 			return fmt.Errorf("wait for health: %w: %s", ErrUnhealthy, msg)
 		}
-		if service && unitDown(obs, j.name) {
+		if service && obs.Known {
 			// Restart=on-failure keeps a unit that exits at once
 			// activating (auto-restart), never failed: count its exits
-			// rather than wait out healthTimeout for it.
+			// rather than wait out healthTimeout for it. Asked on every
+			// poll that is not healthy, not only when the probe saw the
+			// unit down: RestartSec and the poll are both 2s, so a probe
+			// can catch it just restarted each time.
 			if loop := e.crashLoop(hctx, j, time.Since(start)); loop != "" {
 				return fmt.Errorf("wait for health: %w: unit %s %s", ErrUnhealthy, UnitName(j.name), loop)
 			}
@@ -355,12 +358,6 @@ func unitGaveUp(o probes.Observed, name string) bool {
 	return o.Known && c != nil && c.Unit.ActiveState == "failed"
 }
 
-// unitDown reports whether the probe saw the unit known but not running.
-func unitDown(o probes.Observed, name string) bool {
-	c := o.Components[name]
-	return o.Known && c != nil && c.Unit.ActiveState != "" && c.Unit.ActiveState != "active"
-}
-
 // crashLoopExits is how many exits since the restart make a crash loop:
 // with RestartSec=2s, three take about four seconds.
 const crashLoopExits = 3
@@ -368,8 +365,8 @@ const crashLoopExits = 3
 // crashLoop asks systemd how often the unit exited since the action
 // started it, and describes the loop ("exited 3 times in 5s: status=1")
 // once it has exited crashLoopExits times; "" otherwise, or when systemd
-// cannot tell (the health wait goes on as before). It costs one command,
-// and only while the unit is down.
+// cannot tell (the health wait goes on as before). It costs one command
+// per poll, and only while the health gate waits.
 func (e *Executor) crashLoop(ctx context.Context, j *job, since time.Duration) string {
 	out, err := e.query(ctx, j, "unit restarts", "systemctl show -p NRestarts -p ExecMainCode -p ExecMainStatus -p ActiveState -p SubState "+inventory.Quote(UnitName(j.name)))
 	if err != nil {
