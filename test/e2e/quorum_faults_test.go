@@ -98,13 +98,14 @@ func (q *faults) leaderChangesLast(t *testing.T, sp spec) spec {
 		t.Errorf("%d zookeeper actions, want one per master", len(acts))
 		return sp
 	}
-	for _, a := range acts {
-		if a.node != leader && !a.end.Before(acts[len(acts)-1].start) {
-			t.Errorf("%s's action ended at %v, after the next began", a.node, a.end)
-		}
-	}
-	if last := acts[len(acts)-1]; last.node != leader {
+	last := acts[len(acts)-1]
+	if last.node != leader {
 		t.Errorf("the last zookeeper action ran on %s; want %s, the leader", last.node, leader)
+	}
+	for _, a := range acts[:len(acts)-1] {
+		if !a.end.Before(last.start) {
+			t.Errorf("%s's action ended at %v, after the leader's began at %v", a.node, a.end, last.start)
+		}
 	}
 	worst, failed, stretches := outage(ws)
 	t.Logf("writes: %d, %d failed in %d stretch(es), longest without a write %v", len(ws), failed, stretches, worst.Round(time.Millisecond))
