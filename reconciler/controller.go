@@ -645,10 +645,12 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionDone, Action: &a, Message: describe(a), Duration: dur})
 		return nil
 	}
-	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionFailed, Action: &a, Message: err.Error(), Duration: dur})
-	// The halt reason is composed here, once, from the cause: err
-	// itself already says "upgrade zk on m1: ".
-	halt := HaltFor(d.Generation, a, actionCause(err))
+	// The event and the halt reason carry node and action beside the
+	// cause; err itself already says "upgrade zk on m1: ", so they take
+	// the cause alone and say it once.
+	cause := actionCause(err)
+	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionFailed, Action: &a, Message: cause.Error(), Duration: dur})
+	halt := HaltFor(d.Generation, a, cause)
 	switch {
 	case errors.Is(err, ErrChecksum):
 		// The artifact does not match the manifest: every node would fail
