@@ -390,6 +390,8 @@ func TestValidateRules(t *testing.T) {
 			[]string{`spec.rollout.healthTimeout: "5 minutes" is not a duration`}},
 		{"onFailure", func(c *Cluster) { c.Spec.Rollout.OnFailure = "panic" },
 			[]string{`spec.rollout.onFailure: must be rollback or halt, not "panic"`}},
+		{"maxFailures negative", func(c *Cluster) { c.Spec.Rollout.MaxFailures = -1 },
+			[]string{`spec.rollout.maxFailures: -1 must be 0 (halt at the first failed step) or more`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
