@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/drover-project/drover/manifests"
 )
 
@@ -139,6 +141,20 @@ func ConfigFromManifest(s manifests.SSH) (Config, error) {
 	}
 	if b := s.Bastion; b != nil {
 		cfg.Bastion = &bastions([]manifests.Bastion{*b})[0]
+	}
+	return cfg, nil
+}
+
+// PoolConfig is ConfigFromManifest with the operator's ssh_config loaded:
+// override (--ssh-config) if set, else ssh.configFile, else ~/.ssh/config.
+func PoolConfig(s manifests.SSH, override string, log *zap.Logger) (Config, error) {
+	cfg, err := ConfigFromManifest(s)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.SSHConfig, err = LoadSSHConfig(first(override, s.ConfigFile, DefaultSSHConfigFile), log)
+	if err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
 }

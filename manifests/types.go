@@ -62,8 +62,8 @@ type SSH struct {
 	IdentityFiles []string `json:"identityFiles,omitempty"`
 	// KnownHostsFile is checked strictly unless AcceptNewHostKeys is set, in
 	// which case first-seen keys are recorded there; a changed key is always refused.
-	KnownHostsFile    string   `json:"knownHostsFile,omitempty"`
-	AcceptNewHostKeys bool     `json:"acceptNewHostKeys,omitempty"`
+	KnownHostsFile    string `json:"knownHostsFile,omitempty"`
+	AcceptNewHostKeys bool   `json:"acceptNewHostKeys,omitempty"`
 	// Bastion is the jump host every node connection goes through; Jump
 	// is a chain of them, outermost first (set one or the other). A node
 	// or role with its own replaces them.
