@@ -1,7 +1,9 @@
 package inventory
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"go.uber.org/zap"
@@ -53,6 +55,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Concurrency bounds dials and sessions in flight across all nodes.
 	Concurrency int
+	// Dial opens TCP connections to nodes and first jump hosts (default
+	// net.Dialer); the pool bounds it with the connect timeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Bastion is a jump host. Address may be an ssh_config alias; unset
@@ -89,6 +94,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.Dial == nil {
+		var d net.Dialer
+		c.Dial = d.DialContext
 	}
 	return c
 }

@@ -165,7 +165,7 @@ func (r resolver) proxyJump(alias string) ([]Bastion, error) {
 	}
 	var out []Bastion
 	for _, spec := range strings.Split(v, ",") {
-		b, err := parseJumpSpec(strings.TrimSpace(spec))
+		b, err := ParseJumpHost(strings.TrimSpace(spec))
 		if err != nil {
 			return nil, fmt.Errorf("ssh_config %s: ProxyJump for %s: %w", r.sc.Path(), alias, err)
 		}
@@ -174,9 +174,9 @@ func (r resolver) proxyJump(alias string) ([]Bastion, error) {
 	return out, nil
 }
 
-// parseJumpSpec reads [user@]host[:port], as ProxyJump and ssh -J take it
-// (ssh:// URIs too).
-func parseJumpSpec(s string) (Bastion, error) {
+// ParseJumpHost reads [user@]host[:port], as ProxyJump and ssh -J take
+// it (ssh:// URIs too).
+func ParseJumpHost(s string) (Bastion, error) {
 	s = strings.TrimPrefix(s, "ssh://")
 	var b Bastion
 	if at := strings.LastIndex(s, "@"); at >= 0 {

@@ -52,6 +52,9 @@ type Options struct {
 	// is refused: the wizard never runs unguarded.
 	Guard func(http.Handler) http.Handler
 
+	// SSHConfigFile is the OpenSSH client config preflight reads, as the
+	// daemon's --ssh-config ("": the manifest's ssh.configFile, else ~/.ssh/config).
+	SSHConfigFile string
 	// Dial opens preflight's TCP connections (default net.Dialer).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now is the clock preflight compares node clocks with.
@@ -72,7 +75,7 @@ type Wizard struct {
 	opts       Options
 	log        *zap.Logger
 	artifacts  *artifactScanner
-	knownHosts *knownHostsFile
+	knownHosts string // drover's known_hosts, ~ expanded
 	mux        *http.ServeMux
 
 	mu   sync.Mutex
@@ -122,7 +125,7 @@ func newWizard(opts Options) *Wizard {
 		opts:       opts,
 		log:        opts.Log,
 		artifacts:  &artifactScanner{dir: opts.ArtifactsDir},
-		knownHosts: &knownHostsFile{path: manifests.ExpandHome(opts.KnownHostsFile)},
+		knownHosts: manifests.ExpandHome(opts.KnownHostsFile),
 		seen:       map[string]ssh.PublicKey{},
 	}
 	static, _ := fs.Sub(assets, "assets")
@@ -246,9 +249,11 @@ func (w *Wizard) handleAccept(rw http.ResponseWriter, r *http.Request) {
 		writeJSONError(rw, http.StatusConflict, fmt.Sprintf("%s last presented %s, not %s: run preflight again", req.HostPort, ssh.FingerprintSHA256(key), req.Fingerprint))
 		return
 	}
-	added, err := w.knownHosts.accept(req.HostPort, key)
+	added, err := w.acceptKey(req.HostPort, key)
+	var refused *inventory.HostKeyError
 	switch {
-	case errors.Is(err, ErrKeyChanged):
+	case errors.As(err, &refused):
+		// Another key is recorded (or this one revoked): never replaced here.
 		writeJSONError(rw, http.StatusConflict, err.Error())
 		return
 	case err != nil:
@@ -258,9 +263,20 @@ func (w *Wizard) handleAccept(rw http.ResponseWriter, r *http.Request) {
 	}
 	if added {
 		w.log.Info("host key accepted in the setup wizard", zap.String("hostport", req.HostPort),
-			zap.String("type", key.Type()), zap.String("fingerprint", req.Fingerprint), zap.String("file", w.knownHosts.path))
+			zap.String("type", key.Type()), zap.String("fingerprint", req.Fingerprint), zap.String("file", w.knownHosts))
 	}
-	writeJSON(rw, http.StatusOK, map[string]any{"hostport": req.HostPort, "fingerprint": req.Fingerprint, "added": added, "file": w.knownHosts.path})
+	writeJSON(rw, http.StatusOK, map[string]any{"hostport": req.HostPort, "fingerprint": req.Fingerprint, "added": added, "file": w.knownHosts})
+}
+
+// acceptKey records key for hostport in drover's known_hosts, as the
+// daemon records a first-seen key (inventory.KnownHosts: flock, re-read
+// under the lock, one fsynced append).
+func (w *Wizard) acceptKey(hostport string, key ssh.PublicKey) (bool, error) {
+	kh, err := inventory.OpenKnownHosts(w.knownHosts, w.log)
+	if err != nil {
+		return false, err
+	}
+	return kh.Record(hostport, key)
 }
 
 // ReviewRequest is the setup to build a manifest from, or a manifest the

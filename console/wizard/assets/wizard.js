@@ -370,6 +370,7 @@
         user: $("#ssh-user").value.trim(),
         port: Number($("#ssh-port").value) || 0,
         identityFile: $("#identity-file").value.trim(),
+        bastion: $("#ssh-bastion").value.trim(),
       },
       nodes: state.nodes.map((n) => ({ name: n.name, address: n.address, port: n.port || 0, roles: n.roles })),
       components: state.components.filter((c) => c.include).map((c) => {
@@ -468,7 +469,7 @@
     show($("#preflight-error"), "");
     try {
       for (const n of nodes) {
-        await api("/api/v1/wizard/hostkeys/accept", { hostport: n.hostport, fingerprint: n.hostKey.fingerprint });
+        await api("/api/v1/wizard/hostkeys/accept", { hostport: n.hostKey.hostport || n.hostport, fingerprint: n.hostKey.fingerprint });
       }
     } catch (e) {
       show($("#preflight-error"), "Accepting the key failed: " + e.message);
