@@ -114,7 +114,7 @@ func LoadBytes(path string, data []byte) (*Loaded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: spec.inventoryFile: %w", path, err)
 		}
-		in, ps, err := ParseInventory(inv)
+		in, ps, err := parseInventoryFile(inv)
 		if errors.As(err, &invalid) {
 			invalid.Path = invPath
 			return nil, invalid

@@ -55,6 +55,7 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 		newDaemonCommand(),
 		newStatusCommand(),
 		newProbeCommand(),
+		newImportCommand(),
 	)
 	return root
 }

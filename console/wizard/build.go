@@ -8,7 +8,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
 )
 
@@ -42,11 +41,11 @@ func (w *Wizard) build(s Setup) (*manifests.Cluster, manifests.Problems) {
 		c.Spec.SSH.IdentityFiles = []string{id}
 	}
 	if spec := strings.TrimSpace(s.SSH.Bastion); spec != "" {
-		b, err := inventory.ParseJumpHost(spec)
+		b, err := manifests.ParseJumpHost(spec)
 		if err != nil {
 			ps = append(ps, manifests.Problem{Path: "spec.ssh.bastion", Message: err.Error(), Severity: manifests.SeverityError})
 		} else {
-			c.Spec.SSH.Bastion = &manifests.Bastion{Address: b.Address, Port: b.Port, User: b.User}
+			c.Spec.SSH.Bastion = &b
 		}
 	}
 	for _, n := range s.Nodes {
