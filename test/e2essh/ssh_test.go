@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,6 +45,75 @@ func TestRealOpenSSH(t *testing.T) {
 
 	t.Run("ProxyJumpChainFromSSHConfig", func(t *testing.T) { testChain(t, ctx, c) })
 	t.Run("DefaultIdentities", func(t *testing.T) { testDefaultIdentities(t, ctx, c) })
+	t.Run("ApplyImportedAnsibleInventory", func(t *testing.T) { testApplyImported(t, ctx, c) })
+}
+
+// testApplyImported: `drover import ansible` turns an INI inventory of
+// two nodes into a nodes block; a manifest naming it as inventoryFile
+// applies, and the nodes get the file rendered from the imported roles
+// and labels.
+func testApplyImported(t *testing.T, ctx context.Context, c *harness.Cluster) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "drover")
+	if err := harness.BuildDrover(ctx, bin); err != nil {
+		t.Fatal(err)
+	}
+	w1, w2 := c.Nodes[0], c.Nodes[1]
+	ini := fmt.Sprintf(`[web]
+w1 ansible_host=%s ansible_port=%d
+w2 ansible_host=%s ansible_port=%d tier=canary
+
+[web:vars]
+tier=frontend
+
+[all:vars]
+ansible_user=%s
+ansible_ssh_private_key_file=%s
+ansible_python_interpreter=/usr/bin/python3
+`, w1.Address, w1.Port, w2.Address, w2.Port, c.User, c.IdentityFile)
+	os.WriteFile(filepath.Join(dir, "hosts.ini"), []byte(ini), 0o644)
+	drover := func(args ...string) (string, string, error) {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOME="+dir, "SSH_AUTH_SOCK=")
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	nodes, warnings, err := drover("import", "ansible", "hosts.ini")
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, warnings)
+	}
+	if !strings.Contains(warnings, "ansible_python_interpreter not mapped") {
+		t.Errorf("import warnings:\n%s", warnings)
+	}
+	os.WriteFile(filepath.Join(dir, "nodes.yaml"), []byte(nodes), 0o644)
+	manifest := fmt.Sprintf(`apiVersion: drover/v1
+kind: Cluster
+metadata: {name: imported}
+spec:
+  inventoryFile: nodes.yaml
+  ssh: {knownHostsFile: %s}
+  components:
+    - name: motd
+      version: "1"
+      roles: [web]
+      files: [{path: conf/motd, template: "{{ .Node.Name }} {{ index .Node.Labels \"tier\" }}\n"}]
+`, c.KnownHostsFile)
+	os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(manifest), 0o644)
+	if out, errs, err := drover("apply", "-f", "cluster.yaml", "--yes"); err != nil {
+		t.Fatalf("apply: %v\n%s%s", err, out, errs)
+	}
+	for name, want := range map[string]string{w1.Name: "w1 frontend", w2.Name: "w2 canary"} {
+		out, err := c.Exec(ctx, name, "cat "+harness.DefaultInstallRoot+"/active/motd/conf/motd")
+		if err != nil || strings.TrimSpace(string(out)) != want {
+			t.Errorf("node %s: motd %q (%v), want %q", name, out, err, want)
+		}
+	}
+	if out, errs, err := drover("plan", "-f", "cluster.yaml"); err != nil {
+		t.Errorf("plan after apply: %v (want no changes)\n%s%s", err, out, errs)
+	}
 }
 
 // testChain: tgt is an ssh_config alias whose ProxyJump is inner, whose
