@@ -16,6 +16,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/drover-project/drover/manifests"
 )
 
 // hostKeys checks host keys against one known_hosts file, re-reading it
@@ -65,6 +67,10 @@ func (h *hostKeys) callbackLocked() (ssh.HostKeyCallback, error) {
 	}
 	if h.check != nil && h.exists && st.ModTime().Equal(h.modTime) && st.Size() == h.size {
 		return h.check, nil
+	}
+	// knownhosts opens the file by name: a FIFO there would block it.
+	if err := manifests.CheckRegular(h.path); err != nil {
+		return nil, fmt.Errorf("known_hosts %w", err)
 	}
 	check, err := knownhosts.New(h.path)
 	if err != nil {

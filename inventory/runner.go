@@ -75,6 +75,23 @@ var (
 	ErrSudo        = errors.New("sudo requires a password")
 )
 
+// Why a probe learnt nothing: what Reason gives, what an Unknown node
+// reports, and every value of drover_probe_errors_total's reason label
+// (docs/METRICS.md lists them; a test holds the two together).
+const (
+	ReasonUnreachable = "unreachable"
+	ReasonAuth        = "auth"
+	ReasonHostKey     = "hostkey"
+	ReasonTimeout     = "timeout"
+	ReasonSudo        = "sudo"
+	// ReasonProbeError is anything else: the script failed or its output
+	// did not parse.
+	ReasonProbeError = "probe-error"
+)
+
+// Reasons lists every reason, in the order docs/METRICS.md gives them.
+var Reasons = []string{ReasonUnreachable, ReasonAuth, ReasonHostKey, ReasonTimeout, ReasonSudo, ReasonProbeError}
+
 // Reason classifies a transport error into the short reason drover
 // reports for an Unknown node: unreachable, auth, hostkey, timeout, sudo,
 // or probe-error for anything else.
@@ -83,16 +100,16 @@ func Reason(err error) string {
 	case err == nil:
 		return ""
 	case errors.Is(err, ErrHostKey):
-		return "hostkey"
+		return ReasonHostKey
 	case errors.Is(err, ErrAuth):
-		return "auth"
+		return ReasonAuth
 	case errors.Is(err, ErrSudo):
-		return "sudo"
+		return ReasonSudo
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
+		return ReasonTimeout
 	case errors.Is(err, ErrUnreachable):
-		return "unreachable"
+		return ReasonUnreachable
 	default:
-		return "probe-error"
+		return ReasonProbeError
 	}
 }

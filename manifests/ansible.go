@@ -551,7 +551,7 @@ func (inv *ansibleInventory) nodes() *AnsibleImport {
 			}
 			role := strings.ToLower(g)
 			if !IsName(role) {
-				warn("group %s: not a drover role name (%s): hosts keep no role for it", g, namePattern)
+				warn("group %s: not a drover role name (%s): hosts keep no role for it", g, NamePattern)
 				continue
 			}
 			if role != g {
@@ -628,7 +628,7 @@ func mapAnsibleVar(n *Node, v ansibleVar, all map[string]ansibleVar, warn func(s
 		case strings.HasPrefix(v.key, "ansible_"):
 			warn("%s: %s not mapped (drover has no equivalent)", v.where, v.key)
 		case len(v.key) > MaxNameLen || !IsName(v.key):
-			warn("%s: %s is not a label key (%s); not mapped", v.where, v.key, namePattern)
+			warn("%s: %s is not a label key (%s); not mapped", v.where, v.key, NamePattern)
 		default:
 			if n.Labels == nil {
 				n.Labels = map[string]string{}

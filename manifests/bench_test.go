@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -40,5 +41,55 @@ func TestLoadThousandNodes(t *testing.T) {
 	}
 	if got := len(l.Cluster.Spec.Nodes); got != 1006 {
 		t.Fatalf("%d nodes", got)
+	}
+}
+
+// memberList is a manifest of n nodes with one component on every node
+// whose file lists every member: the template a ZooKeeper or etcd
+// ensemble of the whole cluster uses.
+func memberList(n int) []byte {
+	var b strings.Builder
+	b.WriteString("apiVersion: drover/v1\nkind: Cluster\nmetadata: {name: big}\nspec:\n  nodes:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "    - {name: n%d, address: 10.%d.%d.%d, roles: [member]}\n", i, i/65536, i/256%256, i%256)
+	}
+	b.WriteString(`  components:
+    - name: members
+      version: "1"
+      artifact: {url: "https://example.com/m.tar.gz", sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}
+      files:
+        - path: conf/members
+          template: "{{range .Cluster.Nodes}}{{.Name}} {{.Address}}\n{{end}}"
+        - path: conf/myid
+          template: "{{.Node.Index.member}}\n"
+`)
+	return []byte(b.String())
+}
+
+// BenchmarkMemberList loads (validation renders every node) and renders
+// every node's files with one Renderer, as Compile does. Time and memory
+// per op must grow linearly with the nodes: the member list is the same
+// on every node and is rendered and hashed once.
+func BenchmarkMemberList(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		data := memberList(n)
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				l, err := LoadBytes("members.yaml", data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c := l.Cluster
+				r := c.NewRenderer(context.Background())
+				for i := range c.Spec.Nodes {
+					files, err := r.Render(&c.Spec.Nodes[i], &c.Spec.Components[0])
+					if err != nil {
+						b.Fatal(err)
+					}
+					_ = ConfigHash(Digests(files))
+				}
+			}
+		})
 	}
 }

@@ -50,17 +50,7 @@ func (c *Cluster) SetDefaults() {
 			comp.Service.Restart = DefaultRestart
 		}
 		if h := comp.Health; h != nil {
-			if h.Timeout == "" {
-				h.Timeout = DefaultCheckTimeout
-			}
-			if h.HTTP != nil {
-				if h.HTTP.Path == "" {
-					h.HTTP.Path = "/"
-				}
-				if h.HTTP.ExpectStatus == 0 {
-					h.HTTP.ExpectStatus = 200
-				}
-			}
+			h.setDefaults()
 		}
 	}
 	r := &s.Rollout

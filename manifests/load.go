@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -91,6 +92,12 @@ func Load(path string) (*Loaded, error) {
 
 // LoadBytes is Load for bytes already read from path.
 func LoadBytes(path string, data []byte) (*Loaded, error) {
+	return LoadBytesContext(context.Background(), path, data)
+}
+
+// LoadBytesContext is LoadBytes that ctx can stop early: validation
+// renders every template for every node, which may take seconds.
+func LoadBytesContext(ctx context.Context, path string, data []byte) (*Loaded, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%s: manifest is empty", path)
 	}
@@ -110,7 +117,7 @@ func LoadBytes(path string, data []byte) (*Loaded, error) {
 	// along with everything else.
 	if c.Spec.InventoryFile != "" && len(c.Spec.Nodes) == 0 {
 		invPath := resolve(dir, c.Spec.InventoryFile)
-		inv, err := readLimited(invPath)
+		inv, err := ReadRegular(invPath, MaxManifestBytes)
 		if err != nil {
 			return nil, fmt.Errorf("%s: spec.inventoryFile: %w", path, err)
 		}
@@ -132,7 +139,10 @@ func LoadBytes(path string, data []byte) (*Loaded, error) {
 		h.Write(inv)
 	}
 	c.SetDefaults()
-	problems := c.Validate()
+	problems := c.ValidateContext(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if problems.HasErrors() {
 		return nil, &InvalidError{Path: path, Problems: problems}
 	}
@@ -146,22 +156,29 @@ func LoadBytes(path string, data []byte) (*Loaded, error) {
 }
 
 // readLimited reads at most MaxManifestBytes; it reads to EOF rather than
-// trusting the size stat reports, so pipes and /dev/stdin work too.
+// trusting the size stat reports, so a pipe given on the command line
+// (drover validate -f /dev/stdin) works too. Files a manifest names, and
+// the manifest a daemon watches, are read with ReadRegular instead.
 func readLimited(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxManifestBytes {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", path, st.Size(), MaxManifestBytes)
+	return readAtMost(f, path, MaxManifestBytes)
+}
+
+// readAtMost reads f to EOF, refusing more than limit bytes.
+func readAtMost(f *os.File, path string, limit int64) ([]byte, error) {
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", path, st.Size(), limit)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxManifestBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(data) > MaxManifestBytes {
-		return nil, fmt.Errorf("%s: more than the %d bytes allowed", path, MaxManifestBytes)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: more than the %d bytes allowed", path, limit)
 	}
 	return data, nil
 }

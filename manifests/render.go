@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -60,10 +61,16 @@ type RenderedFile struct {
 	Path    string
 	Mode    os.FileMode
 	Content []byte
+	// digest is the Digest a Renderer computed once for content every
+	// node shares; "" when not known.
+	digest string
 }
 
 // Digest is the sha256 of the content, hex.
 func (f RenderedFile) Digest() string {
+	if f.digest != "" {
+		return f.digest
+	}
 	sum := sha256.Sum256(f.Content)
 	return hex.EncodeToString(sum[:])
 }
@@ -194,25 +201,61 @@ func (c *Cluster) clusterInfo() ClusterInfo {
 
 // Context is the template context of one component on one node.
 func (c *Cluster) Context(node *Node, comp *Component) TemplateContext {
-	return c.contextWith(c.clusterInfo(), node, comp)
+	return c.NewRenderer(context.Background()).Context(node, comp)
 }
 
-// contextWith is Context with the cluster view built once by the caller,
-// so rendering every node stays linear in the number of nodes.
-func (c *Cluster) contextWith(ci ClusterInfo, node *Node, comp *Component) TemplateContext {
-	var self NodeInfo
-	for _, n := range ci.Nodes {
-		if n.Name == node.Name {
-			self = n
+// Renderer renders the templates of one manifest. It builds the cluster's
+// view once, charges every execution to one budget (see MaxTemplateSteps)
+// and renders a template whose output cannot depend on the node once per
+// component, so rendering every node stays linear in the number of nodes.
+// It is not safe for concurrent use.
+type Renderer struct {
+	c      *Cluster
+	ci     ClusterInfo
+	byName map[string]int // index in ci.Nodes
+	budget *budget
+	// shared holds the output of node-independent templates, by component
+	// and template.
+	shared map[sharedKey]sharedOutput
+}
+
+type sharedKey struct {
+	comp *Component
+	name string
+	text string
+}
+
+type sharedOutput struct {
+	content []byte
+	digest  string
+}
+
+// NewRenderer starts rendering c; ctx stops a long execution early (a
+// daemon shutting down).
+func (c *Cluster) NewRenderer(ctx context.Context) *Renderer {
+	ci := c.clusterInfo()
+	byName := make(map[string]int, len(ci.Nodes))
+	for i, n := range ci.Nodes {
+		if _, dup := byName[n.Name]; !dup {
+			byName[n.Name] = i
 		}
 	}
-	dir := ActiveDir(c.Spec.InstallRoot, comp.Name)
+	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[sharedKey]sharedOutput{}}
+}
+
+// Context is the template context of one component on one node.
+func (r *Renderer) Context(node *Node, comp *Component) TemplateContext {
+	var self NodeInfo
+	if i, ok := r.byName[node.Name]; ok {
+		self = r.ci.Nodes[i]
+	}
+	dir := ActiveDir(r.c.Spec.InstallRoot, comp.Name)
 	return TemplateContext{
-		Cluster: ci,
+		Cluster: r.ci,
 		Node:    self,
 		Component: ComponentInfo{
 			Name: comp.Name, Version: comp.Version, Dir: dir,
-			VersionDir: VersionDir(c.Spec.InstallRoot, comp.Name, comp.Version),
+			VersionDir: VersionDir(r.c.Spec.InstallRoot, comp.Name, comp.Version),
 		},
 		Dir: dir,
 	}
@@ -255,42 +298,108 @@ const MaxRenderedBytes = 8 << 20
 // ErrRenderTooLarge is returned when a template renders more than MaxRenderedBytes.
 var ErrRenderTooLarge = fmt.Errorf("renders more than %d bytes", MaxRenderedBytes)
 
-// Execute renders text with the context; the output is deterministic.
+// Execute renders text with the context, with a budget of its own; the
+// output is deterministic.
 func Execute(name, text string, ctx TemplateContext) ([]byte, error) {
-	t, err := template.New(name).Option("missingkey=error").Funcs(templateFuncs(ctx.Cluster)).Parse(text)
+	return execute(newBudget(context.Background()), name, text, ctx)
+}
+
+// Execute renders one template for one node, charged to the manifest's budget.
+func (r *Renderer) Execute(name, text string, node *Node, comp *Component) ([]byte, error) {
+	out, _, err := r.execute(name, text, node, comp)
+	return out, err
+}
+
+// execute is Execute that also returns the output's digest when it is
+// shared by every node (so it is computed once).
+func (r *Renderer) execute(name, text string, node *Node, comp *Component) ([]byte, string, error) {
+	key := sharedKey{comp: comp, name: name, text: text}
+	if s, ok := r.shared[key]; ok {
+		return s.content, s.digest, nil
+	}
+	t, err := parseBudgeted(name, text, r.ci, r.budget)
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := run(t, r.budget, r.Context(node, comp))
+	if err != nil {
+		return nil, "", err
+	}
+	if !nodeIndependent(t) {
+		return out, "", nil
+	}
+	sum := sha256.Sum256(out)
+	s := sharedOutput{content: out, digest: hex.EncodeToString(sum[:])}
+	r.shared[key] = s
+	return s.content, s.digest, nil
+}
+
+func execute(b *budget, name, text string, ctx TemplateContext) ([]byte, error) {
+	t, err := parseBudgeted(name, text, ctx.Cluster, b)
 	if err != nil {
 		return nil, err
 	}
-	buf := &cappedBuffer{limit: MaxRenderedBytes}
+	return run(t, b, ctx)
+}
+
+// parseBudgeted parses text with drover's helpers and the budgeted
+// builtins, instrumented to charge its steps.
+func parseBudgeted(name, text string, ci ClusterInfo, b *budget) (*template.Template, error) {
+	funcs := budgetedFuncs(b)
+	t, err := template.New(name).Option("missingkey=error").Funcs(templateFuncs(ci)).Funcs(funcs).Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	if err := instrument(t, funcs); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// run executes t; over budget, the error is the budget's own, without
+// the template engine's position in the instrumentation.
+func run(t *template.Template, b *budget, ctx TemplateContext) ([]byte, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	buf := &cappedBuffer{limit: MaxRenderedBytes, budget: b}
 	if err := t.Execute(buf, ctx); err != nil {
+		if b.err != nil {
+			return nil, b.err
+		}
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// cappedBuffer is a bytes.Buffer that refuses to grow past limit.
+// cappedBuffer is a bytes.Buffer that refuses to grow past limit, and
+// charges what it takes to the budget.
 type cappedBuffer struct {
 	bytes.Buffer
-	limit int
+	limit  int
+	budget *budget
 }
 
 func (b *cappedBuffer) Write(p []byte) (int, error) {
 	if b.Len()+len(p) > b.limit {
 		return 0, ErrRenderTooLarge
 	}
+	if err := b.budget.charge(len(p)); err != nil {
+		return 0, err
+	}
 	return b.Buffer.Write(p)
 }
 
 // Render produces the files one node receives for one component.
 func (c *Cluster) Render(node *Node, comp *Component) ([]RenderedFile, error) {
-	return c.renderWith(c.clusterInfo(), node, comp)
+	return c.NewRenderer(context.Background()).Render(node, comp)
 }
 
-func (c *Cluster) renderWith(ci ClusterInfo, node *Node, comp *Component) ([]RenderedFile, error) {
-	ctx := c.contextWith(ci, node, comp)
+// Render produces the files one node receives for one component.
+func (r *Renderer) Render(node *Node, comp *Component) ([]RenderedFile, error) {
 	out := make([]RenderedFile, 0, len(comp.Files))
 	for _, f := range comp.Files {
-		content, err := Execute(f.Path, f.Template, ctx)
+		content, digest, err := r.execute(f.Path, f.Template, node, comp)
 		if err != nil {
 			return nil, fmt.Errorf("render %s/%s for node %s: %w", comp.Name, f.Path, node.Name, err)
 		}
@@ -298,7 +407,7 @@ func (c *Cluster) renderWith(ci ClusterInfo, node *Node, comp *Component) ([]Ren
 		if err != nil {
 			return nil, fmt.Errorf("render %s/%s: %w", comp.Name, f.Path, err)
 		}
-		out = append(out, RenderedFile{Path: FilePath(c.Spec.InstallRoot, comp, f), Mode: mode, Content: content})
+		out = append(out, RenderedFile{Path: FilePath(r.c.Spec.InstallRoot, comp, f), Mode: mode, Content: content, digest: digest})
 	}
 	return out, nil
 }
@@ -324,14 +433,14 @@ type NodeFile struct {
 // RenderNode renders every file the node receives, from each present
 // component that matches it, in manifest order.
 func (c *Cluster) RenderNode(node *Node) ([]NodeFile, error) {
-	ci := c.clusterInfo()
+	r := c.NewRenderer(context.Background())
 	var out []NodeFile
 	for i := range c.Spec.Components {
 		comp := &c.Spec.Components[i]
 		if comp.State == StateAbsent || !comp.Matches(node) {
 			continue
 		}
-		files, err := c.renderWith(ci, node, comp)
+		files, err := r.Render(node, comp)
 		if err != nil {
 			return nil, err
 		}

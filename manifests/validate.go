@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,7 +12,13 @@ import (
 // first: a field left at its zero value is taken to mean its default and
 // is not reported.
 func (c *Cluster) Validate() Problems {
-	v := &validator{c: c, roles: map[string]bool{}}
+	return c.ValidateContext(context.Background())
+}
+
+// ValidateContext is Validate that ctx can stop early (it renders every
+// template for every node); stopped, it reports ctx's error as a problem.
+func (c *Cluster) ValidateContext(ctx context.Context) Problems {
+	v := &validator{c: c, ctx: ctx, roles: map[string]bool{}}
 	for _, n := range c.Spec.Nodes {
 		for _, r := range n.Roles {
 			v.roles[r] = true
@@ -32,6 +39,7 @@ func (c *Cluster) Validate() Problems {
 // validator collects problems; each rule area is one method in its own file.
 type validator struct {
 	c        *Cluster
+	ctx      context.Context
 	problems Problems
 	// roles is every role at least one node has.
 	roles map[string]bool

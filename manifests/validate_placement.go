@@ -9,7 +9,7 @@ func (v *validator) placement() {
 	if len(v.c.Spec.Nodes) == 0 {
 		return // already an error; every component would repeat it
 	}
-	ci := v.c.clusterInfo()
+	r := v.c.NewRenderer(v.ctx)
 	written := map[string][]writer{}
 	for i := range v.c.Spec.Components {
 		comp := &v.c.Spec.Components[i]
@@ -30,7 +30,9 @@ func (v *validator) placement() {
 		if comp.Quorum && len(nodes)%2 == 0 {
 			v.warnf(p+".quorum", "%d members tolerate no more failures than %d", len(nodes), len(nodes)-1)
 		}
-		v.renders(ci, p, comp, nodes)
+		if r.budget.err == nil { // the one over budget is reported; the rest would repeat it
+			v.renders(r, p, comp, nodes)
+		}
 		v.sharedFiles(written, i, comp, nodes)
 	}
 }
@@ -50,13 +52,16 @@ func selectorPath(p string, comp *Component) string {
 // renders executes every template for every node it is rendered for, so
 // a missing key or a bad call fails here and not halfway through a rollout.
 // Each template reports its first failing node only.
-func (v *validator) renders(ci ClusterInfo, p string, comp *Component, nodes []*Node) {
+func (v *validator) renders(r *Renderer, p string, comp *Component, nodes []*Node) {
 	for j, f := range comp.Files {
+		if r.budget.err != nil {
+			return // the template over budget is reported; the rest would repeat it
+		}
 		if _, err := ParseTemplate(f.Path, f.Template); err != nil {
 			continue // reported by files
 		}
 		for _, n := range nodes {
-			if _, err := Execute(f.Path, f.Template, v.c.contextWith(ci, n, comp)); err != nil {
+			if _, err := r.Execute(f.Path, f.Template, n, comp); err != nil {
 				v.errorf(at(p+".files", j)+".template", "node %s: %v", n.Name, err)
 				break
 			}
@@ -66,11 +71,11 @@ func (v *validator) renders(ci ClusterInfo, p string, comp *Component, nodes []*
 	if s == nil || s.Exec == "" {
 		return
 	}
-	if _, err := ParseTemplate("exec", s.Exec); err != nil {
-		return // reported by service
+	if _, err := ParseTemplate("exec", s.Exec); err != nil || r.budget.err != nil {
+		return // reported by service, or the budget is spent
 	}
 	for _, n := range nodes {
-		out, err := Execute("exec", s.Exec, v.c.contextWith(ci, n, comp))
+		out, err := r.Execute("exec", s.Exec, n, comp)
 		if err != nil {
 			v.errorf(p+".service.exec", "node %s: %v", n.Name, err)
 			break

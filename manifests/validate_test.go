@@ -257,7 +257,7 @@ func TestValidateRules(t *testing.T) {
 		{"file path is root", func(c *Cluster) { zk(c).Files[0].Path = "/" },
 			[]string{`spec.components[0].files[0].path: "/" must name a file`}},
 		{"file path reserved", func(c *Cluster) { zk(c).Files[0].Path = "./.complete" },
-			[]string{`spec.components[0].files[0].path: "./.complete" is reserved for drover's own use`}},
+			[]string{`spec.components[0].files[0].path: "./.complete" is inside .complete, which drover keeps for itself in the version directory`}},
 		{"file path control", func(c *Cluster) { zk(c).Files[0].Path = "conf/my\tid" },
 			[]string{`spec.components[0].files[0].path: "conf/my\tid" must not contain control characters`}},
 		{"absolute file path is fine", func(c *Cluster) { zk(c).Files[0].Path = "/etc/zookeeper/myid" }, nil},

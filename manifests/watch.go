@@ -217,7 +217,7 @@ func (ws *watchSet) relevant(name string) bool {
 
 // read follows symlinks, so a swapped `..data` link is read through.
 func read(path string) Change {
-	data, err := readLimited(path)
+	data, err := ReadRegular(path, MaxManifestBytes)
 	if err != nil {
 		return Change{Err: err}
 	}

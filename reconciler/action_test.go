@@ -545,6 +545,7 @@ func TestActionInstallResumesFromLeftovers(t *testing.T) {
 		"packages/app/.1.0.0.tmp/bin/app":                "half",
 		"packages/app/1.0.0/bin/app":                     "incomplete, no .complete",
 		"receipts/.app.json.tmp":                         "{",
+		"lock":                                           "", // every step of an earlier drover took it
 	}
 	for p, c := range plant {
 		p = filepath.Join(root, p)
@@ -966,7 +967,7 @@ func TestActionRemoveLeavesSkeleton(t *testing.T) {
 		t.Fatal(err)
 	}
 	left := slices.Sorted(maps.Keys(snapshot(t, f.n)))
-	skeleton := []string{"etc/systemd/system", "opt/drover", "opt/drover/active", "opt/drover/cache", "opt/drover/lock",
+	skeleton := []string{"etc/systemd/system", "opt/drover", "opt/drover/" + manifests.RootMarker, "opt/drover/active", "opt/drover/cache", "opt/drover/lock",
 		"opt/drover/packages", "opt/drover/receipts"}
 	if !slices.Equal(left, skeleton) {
 		t.Errorf("after removing everything: %q\nwant %q", left, skeleton)

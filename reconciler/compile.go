@@ -1,10 +1,12 @@
 package reconciler
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,8 +81,11 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 			}
 		}
 	}
+	// One renderer for every node: the cluster's view is built once and a
+	// template that does not depend on the node is rendered once.
+	r := c.NewRenderer(context.Background())
 	for i := range c.Spec.Nodes {
-		n, err := compileNode(l, &c.Spec.Nodes[i], order)
+		n, err := compileNode(l, r, &c.Spec.Nodes[i], order)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +94,7 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 	return d, nil
 }
 
-func compileNode(l *manifests.Loaded, node *manifests.Node, order []string) (*DesiredNode, error) {
+func compileNode(l *manifests.Loaded, r *manifests.Renderer, node *manifests.Node, order []string) (*DesiredNode, error) {
 	c := l.Cluster
 	dn := &DesiredNode{
 		Name:   node.Name,
@@ -103,7 +108,7 @@ func compileNode(l *manifests.Loaded, node *manifests.Node, order []string) (*De
 		if comp.State == manifests.StateAbsent || !comp.Matches(node) {
 			continue
 		}
-		dc, err := compileComponent(l, node, comp)
+		dc, err := compileComponent(l, r, node, comp)
 		if err != nil {
 			return nil, err
 		}
@@ -114,13 +119,24 @@ func compileNode(l *manifests.Loaded, node *manifests.Node, order []string) (*De
 
 // compileComponent renders one component for one node. Render errors
 // already name the node and component; the others are wrapped so they do too.
-func compileComponent(l *manifests.Loaded, node *manifests.Node, comp *manifests.Component) (*DesiredComponent, error) {
+func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifests.Node, comp *manifests.Component) (*DesiredComponent, error) {
 	c := l.Cluster
-	files, err := c.Render(node, comp)
+	files, err := r.Render(node, comp)
 	if err != nil {
 		return nil, err
 	}
 	where := func(err error) error { return fmt.Errorf("node %s, component %s: %w", node.Name, comp.Name, err) }
+	env, err := RenderEnvironmentFile(comp.Service)
+	if err != nil {
+		return nil, where(err)
+	}
+	legacyConfigHash := manifests.ConfigHash(manifests.Digests(files))
+	if env != nil {
+		files = append(files, manifests.RenderedFile{
+			Path: path.Join(manifests.VersionDir(c.Spec.InstallRoot, comp.Name, comp.Version), manifests.EnvFileName),
+			Mode: 0o600, Content: env,
+		})
+	}
 	dc := &DesiredComponent{
 		Name:       comp.Name,
 		Version:    comp.Version,
@@ -141,13 +157,20 @@ func compileComponent(l *manifests.Loaded, node *manifests.Node, comp *manifests
 		}
 	}
 	if comp.Service != nil {
-		unit, err := RenderUnit(comp, c.Context(node, comp), serviceDeps(c, node, comp))
+		unit, err := RenderUnit(comp, r.Context(node, comp), serviceDeps(c, node, comp))
 		if err != nil {
 			return nil, where(err)
 		}
 		sum := sha256.Sum256(unit)
 		dc.Unit = unit
 		dc.UnitHash = hex.EncodeToString(sum[:])
+		if env != nil {
+			inline, err := renderUnit(comp, c.Context(node, comp), serviceDeps(c, node, comp), true)
+			if err != nil {
+				return nil, where(err)
+			}
+			dc.EnvMigration = &EnvMigration{UnitHash: sha256Hex(inline), ConfigHash: legacyConfigHash}
+		}
 	}
 	return dc, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/probes"
+	"github.com/drover-project/drover/state"
 )
 
 // Observer receives what the controller measures; metrics.Metrics
@@ -32,7 +33,7 @@ type Event struct {
 	Time      time.Time
 	Node      string
 	Component string
-	Kind      string // probe, action-start, action-done, action-failed, rollback, halt
+	Kind      EventKind
 	Action    *Action
 	Message   string
 	Duration  time.Duration
@@ -71,6 +72,10 @@ type Controller struct {
 	// last pass saw the current progress has nothing new to react to.
 	progress uint64
 	changed  chan struct{}
+
+	// persistMu orders writes to Store (taken before mu, never under it).
+	persistMu sync.Mutex
+	persist   persistence
 }
 
 // ControllerOptions configure a Controller; zero values take defaults.
@@ -99,6 +104,10 @@ type ControllerOptions struct {
 	HistoryLen int
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Store, if set, keeps what the controller decides across restarts
+	// (halt, history, backoff, generation count): Restore reads it,
+	// every change is written to it (persist.go).
+	Store state.Store
 }
 
 type loadState struct {
@@ -179,7 +188,7 @@ func NewController(o ControllerOptions) *Controller {
 // halted rollout, ends every node's backoff and queues every node at once.
 func (c *Controller) SetDesired(d *Desired) {
 	c.mu.Lock()
-	same := c.desired != nil && c.desired.Generation == d.Generation
+	same := c.sameGeneration(d)
 	c.desired = d
 	c.load = loadState{ok: true, time: c.Now()}
 	if !same {
@@ -202,11 +211,12 @@ func (c *Controller) SetDesired(d *Desired) {
 	}
 	for _, n := range d.Nodes {
 		if c.nodes[n.Name] == nil {
-			c.nodes[n.Name] = &nodeTrack{}
+			c.nodes[n.Name] = c.trackFor(n.Name)
 		}
 	}
 	c.progress++
 	c.mu.Unlock()
+	_ = c.saveCluster()
 	for _, n := range d.Nodes {
 		c.queue.Add(n.Name)
 	}
@@ -279,6 +289,8 @@ func (c *Controller) worker(ctx, actx context.Context) {
 			return
 		}
 		next := c.safeReconcile(ctx, actx, node)
+		c.saveNode(node)
+		_ = c.saveCluster()
 		c.queue.Done(node)
 		if ctx.Err() != nil {
 			return
@@ -348,7 +360,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 			return -1
 		}
 		c.observeProbe(obs)
-		c.emit(Event{Node: name, Kind: "probe", Message: probeMessage(obs), Duration: obs.Duration})
+		c.emit(Event{Node: name, Kind: EventProbe, Message: probeMessage(obs), Duration: obs.Duration})
 		plan := DiffNode(d, dn, obs)
 
 		var freed bool
@@ -528,7 +540,7 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, dn *DesiredNode, a Action, obs probes.Observed) error {
 	want := dn.Component(a.Component)
 	have := obs.Components[a.Component]
-	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "action-start", Action: &a, Message: describe(a)})
+	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionStart, Action: &a, Message: describe(a)})
 	start := c.Now()
 	actx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
 	steps, err := exec.DoSteps(actx, dn, a, want, have)
@@ -536,10 +548,10 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 	dur := c.Now().Sub(start)
 	c.recordAction(dn.Name, a, steps, err, dur)
 	if err == nil {
-		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "action-done", Action: &a, Message: describe(a), Duration: dur})
+		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionDone, Action: &a, Message: describe(a), Duration: dur})
 		return nil
 	}
-	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "action-failed", Action: &a, Message: err.Error(), Duration: dur})
+	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionFailed, Action: &a, Message: err.Error(), Duration: dur})
 	var reason string
 	switch {
 	case errors.Is(err, ErrChecksum):
@@ -557,7 +569,7 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 	}
 	if errors.Is(err, ErrUnhealthy) && d.Rollout.OnFailure == "rollback" && a.Kind == ActionUpgrade && a.From != "" {
 		rb := Action{Node: dn.Name, Component: a.Component, Kind: ActionRollback, From: a.To, To: a.From, Reason: "health check failed after upgrade", Disruptive: true}
-		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "rollback", Action: &rb, Message: describe(rb)})
+		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventRollback, Action: &rb, Message: describe(rb)})
 		rstart := c.Now()
 		rctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
 		rsteps, rerr := exec.DoSteps(rctx, dn, rb, want, have)
@@ -579,7 +591,7 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 		return err
 	}
 	c.Log.Error("rollout halted", zap.String("node", dn.Name), zap.String("component", a.Component), zap.String("reason", reason))
-	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: "halt", Message: reason})
+	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventHalt, Message: reason})
 	return err
 }
 

@@ -194,6 +194,14 @@ func (f *fleet) desired(s spec) *Desired {
 // checks that no goroutine is left.
 func (f *fleet) controller(o ControllerOptions) (*Controller, context.CancelFunc) {
 	f.t.Helper()
+	c, cancel, _ := f.stoppableController(o)
+	return c, cancel
+}
+
+// stoppableController is controller, and stop stops it and waits for Run
+// to return (a restart of the daemon).
+func (f *fleet) stoppableController(o ControllerOptions) (c *Controller, cancel context.CancelFunc, stop func()) {
+	f.t.Helper()
 	leaks := goleak.IgnoreCurrent()
 	log := zaptest.NewLogger(f.t, zaptest.Level(zap.WarnLevel))
 	if o.Workers == 0 {
@@ -222,7 +230,10 @@ func (f *fleet) controller(o ControllerOptions) (*Controller, context.CancelFunc
 			next(e)
 		}
 	}
-	c := NewController(o)
+	c = NewController(o)
+	if err := c.Restore(); err != nil {
+		f.t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -240,7 +251,15 @@ func (f *fleet) controller(o ControllerOptions) (*Controller, context.CancelFunc
 		}
 		goleak.VerifyNone(f.t, leaks)
 	})
-	return c, cancel
+	stop = func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Minute):
+			f.t.Fatal("Run did not return after stop")
+		}
+	}
+	return c, cancel, stop
 }
 
 // event measures disruptive actions in flight and work on each node.
@@ -401,7 +420,7 @@ func (f *fleet) run(ctx context.Context, n *LocalNode, script string, stdin io.R
 
 // unitComponent is the component whose drover-<c>.service a script names.
 func unitComponent(script string) string {
-	_, rest, ok := strings.Cut(script, "drover-")
+	_, rest, ok := strings.Cut(script, "\nu=drover-")
 	if !ok {
 		return ""
 	}
@@ -491,7 +510,7 @@ func (f *fleet) resetCounts() {
 	f.events = nil
 }
 
-func (f *fleet) eventsOf(kind string) []Event {
+func (f *fleet) eventsOf(kind EventKind) []Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []Event

@@ -77,6 +77,18 @@ type DesiredComponent struct {
 	Health   *manifests.Health
 	// Leader is a quorum component's leader check, probed with the rest.
 	Leader *manifests.Health
+	// EnvMigration is set for a service with environment (EnvMigration).
+	EnvMigration *EnvMigration
+}
+
+// EnvMigration is what the receipt of a drover from before the
+// environment file holds for a component: the unit hash with
+// service.environment inline (Environment=) and the config hash without
+// .drover-env. A node at exactly those already runs with the wanted
+// environment, so moving it into the file is a reconfigure that restarts
+// nothing (envMigrates): upgrading drover restarts no service.
+type EnvMigration struct {
+	UnitHash, ConfigHash string
 }
 
 // UnitName is the systemd unit drover manages for a component.

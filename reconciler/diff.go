@@ -117,19 +117,38 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 	if rc.ArtifactSHA256 != want.ArtifactSHA256 {
 		return set(ActionUpgrade, rc.Version, "artifact changed in manifest")
 	}
+	if envMigrates(want, oc) {
+		a, _ := set(ActionReconfigure, rc.Version, "environment moves out of the unit (no restart)")
+		a.Disruptive = false
+		return a, true
+	}
 	if reason := configDrift(want, oc); reason != "" {
 		return set(ActionReconfigure, rc.Version, reason)
 	}
 	if want.Unit == nil {
 		return a, false
 	}
-	if !oc.Unit.Enabled && unitActive(oc.Unit.ActiveState) {
+	if h, _ := unitHealth(oc.Unit); !oc.Unit.Enabled && h == Healthy {
 		return set(ActionRestart, rc.Version, "unit disabled")
 	}
 	if h, reason := componentHealth(want, oc); h == Degraded {
 		return set(ActionRestart, rc.Version, reason)
 	}
 	return a, false
+}
+
+// envMigrates reports whether the component on the node is the one want
+// describes with only the environment still inline in the unit: receipt
+// and disk at EnvMigration's hashes (the environment file not written
+// yet).
+func envMigrates(want *DesiredComponent, oc *probes.Component) bool {
+	m := want.EnvMigration
+	if m == nil || oc == nil || oc.Receipt == nil {
+		return false
+	}
+	rc := oc.Receipt
+	return rc.UnitHash == m.UnitHash && rc.ConfigHash == m.ConfigHash &&
+		oc.Unit.Exists && oc.Unit.Hash == m.UnitHash && oc.FilesHash == m.ConfigHash
 }
 
 // configDrift says why the rendered files or the unit on the node are not
@@ -247,9 +266,6 @@ func unitRunning(oc *probes.Component) bool {
 	if oc == nil || !oc.Unit.Exists {
 		return false
 	}
-	u := oc.Unit
-	return unitActive(u.ActiveState) || (u.ActiveState == "activating" && u.SubState != "auto-restart")
+	h, _ := unitHealth(oc.Unit)
+	return h == Healthy || h == Progressing
 }
-
-// unitActive reports systemd active states in which the service runs.
-func unitActive(state string) bool { return state == "active" || state == "reloading" }

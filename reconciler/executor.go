@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
 )
 
@@ -122,21 +123,18 @@ func (e *Executor) DoSteps(ctx context.Context, n *DesiredNode, a Action, want *
 	return j.steps, nil
 }
 
-// Names and versions become path elements on the node; anything else is
-// refused before a script is built.
-var (
-	componentNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	versionRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]*$`)
-	sha256RE        = regexp.MustCompile(`^[0-9a-f]{64}$`)
-)
+// sha256RE is an artifact digest. Names and versions become path
+// elements on the node; the manifest's rules (manifests.IsName,
+// IsVersion) are checked again before a script is built.
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // check refuses a job whose values could not safely name things on a node.
 func (e *Executor) check(j *job) error {
 	if !path.IsAbs(e.InstallRoot) || path.Clean(e.InstallRoot) != e.InstallRoot || e.InstallRoot == "/" {
 		return fmt.Errorf("install root %q must be an absolute, clean path other than /", e.InstallRoot)
 	}
-	if !componentNameRE.MatchString(j.name) {
-		return fmt.Errorf("component name %q is not [a-z0-9][a-z0-9._-]*", j.name)
+	if !manifests.IsName(j.name) {
+		return fmt.Errorf("component name %q is not %s", j.name, manifests.NamePattern)
 	}
 	switch j.action.Kind {
 	case ActionInstall, ActionUpgrade, ActionReconfigure:
@@ -151,8 +149,8 @@ func (e *Executor) check(j *job) error {
 	if w.Name != j.name {
 		return fmt.Errorf("desired component is %q, not %q", w.Name, j.name)
 	}
-	if !versionRE.MatchString(w.Version) {
-		return fmt.Errorf("version %q is not a plain version string", w.Version)
+	if !manifests.IsVersion(w.Version) {
+		return fmt.Errorf("version %q is not %s", w.Version, manifests.VersionPattern)
 	}
 	if w.ArtifactPath != "" && w.ArtifactURL != "" {
 		return errors.New("artifact has both a path and a url")
@@ -224,7 +222,7 @@ func (e *Executor) localSHA256(p string) (string, error) {
 	if h, ok := e.hashes[key]; ok {
 		return h, nil
 	}
-	f, err := os.Open(p)
+	f, err := manifests.OpenRegular(p)
 	if err != nil {
 		return "", err
 	}

@@ -85,6 +85,11 @@ func TestExecutorRejectsUnsafeValues(t *testing.T) {
 			c.Version = "../../etc"
 			return f.e, Action{Component: "app", Kind: ActionInstall}, c
 		},
+		"version the manifest refuses": func() (*Executor, Action, *DesiredComponent) {
+			c := good()
+			c.Version = "1.0~rc1" // manifests.IsVersion: one rule for the manifest and the executor
+			return f.e, Action{Component: "app", Kind: ActionInstall}, c
+		},
 		"relative file": func() (*Executor, Action, *DesiredComponent) {
 			c := good()
 			c.Files = append(c.Files, manifests.RenderedFile{Path: "conf/x"})

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -429,7 +430,7 @@ func (r *rollout) batch(comp string, cands, running []Action, removals bool) {
 	if blocked > 0 {
 		what := fmt.Sprintf("maxUnavailable %d", size)
 		if !removals && len(down) > 0 {
-			what += fmt.Sprintf(" (unavailable: %s)", strings.Join(sortedKeys(down), ", "))
+			what += fmt.Sprintf(" (unavailable: %s)", strings.Join(slices.Sorted(maps.Keys(down)), ", "))
 		}
 		r.wait("%s: %s for %s", comp, waiting(blocked, "action"), what)
 	}
@@ -593,15 +594,6 @@ func closure(d *Desired, comp string) []string {
 			out = append(out, name)
 		}
 	}
-	return out
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }
 

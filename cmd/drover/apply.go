@@ -40,7 +40,7 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 			defer pool.Close()
 			out := cmd.OutOrStdout()
 			ctx := cmd.Context()
-			plan := probeAndDiff(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
+			plan := reconciler.ProbeAndDiff(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
 			if err := reconciler.WritePlanText(out, plan); err != nil {
 				return err
 			}
@@ -132,19 +132,19 @@ func (p *progress) event(e reconciler.Event) {
 	defer p.mu.Unlock()
 	var line string
 	switch e.Kind {
-	case "action-start":
+	case reconciler.EventActionStart:
 		line = fmt.Sprintf("%-12s %s ...", e.Node, e.Message)
-	case "action-done":
+	case reconciler.EventActionDone:
 		p.ok++
 		line = fmt.Sprintf("%-12s %s: done in %s", e.Node, e.Message, e.Duration.Round(10*time.Millisecond))
-	case "action-failed":
+	case reconciler.EventActionFailed:
 		p.failed++
 		line = fmt.Sprintf("%-12s %s %s failed: %s", e.Node, e.Action.Kind, e.Component, e.Message)
-	case "rollback":
+	case reconciler.EventRollback:
 		line = fmt.Sprintf("%-12s %s", e.Node, e.Message)
-	case "halt":
+	case reconciler.EventHalt:
 		line = "rollout halted: " + e.Message
-	case "probe":
+	case reconciler.EventProbe:
 		if strings.HasPrefix(e.Message, "unknown") {
 			line = fmt.Sprintf("%-12s %s", e.Node, e.Message)
 		}

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"github.com/drover-project/drover/inventory"
-	"github.com/drover-project/drover/probes"
 	"github.com/drover-project/drover/reconciler"
 )
 
@@ -38,7 +35,7 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
 				return err
 			}
 			defer pool.Close()
-			plan := probeAndDiff(cmd.Context(), pool, d, l.Cluster.Spec.SSH.Concurrency)
+			plan := reconciler.ProbeAndDiff(cmd.Context(), pool, d, l.Cluster.Spec.SSH.Concurrency)
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				enc := json.NewEncoder(out)
@@ -66,16 +63,4 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
 	return cmd
-}
-
-// probeAndDiff probes every node in parallel and diffs the cluster.
-func probeAndDiff(ctx context.Context, pool inventory.Runner, d *reconciler.Desired, parallel int) reconciler.Plan {
-	reqs := make(map[string]probes.Request, len(d.Nodes))
-	targets := make([]inventory.Target, 0, len(d.Nodes))
-	for _, n := range d.Nodes {
-		reqs[n.Name] = reconciler.RequestFor(d, n)
-		targets = append(targets, n.Target)
-	}
-	obs := probes.ProbeAll(ctx, pool, targets, reqs, parallel)
-	return reconciler.Diff(d, obs)
 }

@@ -56,6 +56,7 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 		newStatusCommand(),
 		newProbeCommand(),
 		newImportCommand(),
+		newManCommand(),
 	)
 	return root
 }

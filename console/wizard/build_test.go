@@ -127,6 +127,8 @@ func TestParseArtifactName(t *testing.T) {
 		{"README.tar.gz", "", ""},
 		{"-1.0.tar.gz", "", ""},
 		{"zookeeper-3.8.0.zip", "", ""},
+		// The manifest refuses ~ in a version (manifests.IsVersion).
+		{"app-1.0~rc1.tar.gz", "", ""},
 	} {
 		name, version, ok := parseArtifactName(tc.file)
 		if name != tc.name || version != tc.version || ok != (tc.name != "") {

@@ -65,13 +65,8 @@ func needsOf(c *manifests.Cluster, node *manifests.Node, sizes map[string]int64)
 		if comp.Artifact != nil {
 			n.diskBytes += sizes[comp.Name] * unpackFactor
 		}
-		if h := comp.Health; h != nil {
-			switch {
-			case h.TCP != nil && h.TCP.Port > 0:
-				n.ports = append(n.ports, portNeed{comp.Name, h.TCP.Port, orElse(h.TCP.Host, node.Address)})
-			case h.HTTP != nil && h.HTTP.Port > 0:
-				n.ports = append(n.ports, portNeed{comp.Name, h.HTTP.Port, orElse(h.HTTP.Host, node.Address)})
-			}
+		if host, port := comp.Health.Endpoint(); port > 0 {
+			n.ports = append(n.ports, portNeed{comp.Name, port, orElse(host, node.Address)})
 		}
 	}
 	return n

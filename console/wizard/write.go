@@ -36,7 +36,10 @@ type Written struct {
 // currentHash is the sha256 of the manifest file as it is now; exists is
 // false when there is none.
 func (w *Wizard) currentHash() (hash string, exists bool) {
-	f, err := os.Open(w.opts.ManifestPath)
+	f, err := manifests.OpenRegular(w.opts.ManifestPath)
+	if errors.Is(err, manifests.ErrNotRegular) {
+		return "unreadable: " + err.Error(), true
+	}
 	if err != nil {
 		return "", false
 	}

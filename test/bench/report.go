@@ -335,7 +335,7 @@ func (b *bench) writeMethod(w *strings.Builder) {
 		p("Any peer's run is stopped after %s at most. ", fmtWall(c.PeerTimeout))
 	}
 	p("A stopped run's whole process group is killed. A run that fails (a node missing from the output, a wrong file) is not timed; failures are shown next to the figure.\n")
-	p("- **drover** is driven in process through its packages exactly as its commands drive them: the probe round is `probes.ProbeAll` over an `inventory.Pool` built by `inventory.ConfigFromManifest` (what `drover probe` runs and the daemon's probes do); ")
+	p("- **drover** is driven in process through its packages exactly as its commands drive them: the probe round is `reconciler.ProbeAndDiff` (`probes.ProbeAll` with `reconciler.RequestFor`, then `reconciler.Diff`) over an `inventory.Pool` built by `inventory.ConfigFromManifest` (what `drover probe` runs and the daemon's probes do); ")
 	p("converge is `drover apply -y` (cmd/drover/apply.go): a new pool, a probe round for the plan, then `reconciler.Controller.RunUntilSettled` with apply's settings. ")
 	p("ssh.concurrency is set to the node count, as the peers get forks / parallelism equal to the node count")
 	if c.DefaultConcMax > dc64Concurrency {
