@@ -16,6 +16,7 @@
 package wizard
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -195,6 +196,9 @@ type Defaults struct {
 	ProbeInterval  string `json:"probeInterval"`
 	User           string `json:"user"`
 	Port           int    `json:"port"`
+	// SSHConfigHosts are the Host aliases of the operator's ssh_config,
+	// offered as node addresses (preflight resolves them as the daemon does).
+	SSHConfigHosts []string `json:"sshConfigHosts"`
 }
 
 func (w *Wizard) handleArtifacts(rw http.ResponseWriter, r *http.Request) {
@@ -211,6 +215,7 @@ func (w *Wizard) handleArtifacts(rw http.ResponseWriter, r *http.Request) {
 		ManifestPath: w.opts.ManifestPath, ManifestExists: exists, KnownHostsFile: w.opts.KnownHostsFile,
 		InstallRoot: manifests.DefaultInstallRoot, ProbeInterval: manifests.DefaultProbeInterval,
 		User: manifests.DefaultSSHUser, Port: manifests.DefaultSSHPort,
+		SSHConfigHosts: w.sshConfigHosts(),
 	}
 	writeJSON(rw, http.StatusOK, resp)
 }
@@ -266,6 +271,17 @@ func (w *Wizard) handleAccept(rw http.ResponseWriter, r *http.Request) {
 			zap.String("type", key.Type()), zap.String("fingerprint", req.Fingerprint), zap.String("file", w.knownHosts))
 	}
 	writeJSON(rw, http.StatusOK, map[string]any{"hostport": req.HostPort, "fingerprint": req.Fingerprint, "added": added, "file": w.knownHosts})
+}
+
+// sshConfigHosts lists the ssh_config's concrete Host aliases; an
+// unusable config offers none (preflight reports what is wrong with it).
+func (w *Wizard) sshConfigHosts() []string {
+	path := cmp.Or(w.opts.SSHConfigFile, inventory.DefaultSSHConfigFile)
+	sc, err := inventory.LoadSSHConfig(path, w.log.Named("ssh"))
+	if err != nil {
+		return []string{}
+	}
+	return append([]string{}, sc.Hosts()...)
 }
 
 // acceptKey records key for hostport in drover's known_hosts, as the

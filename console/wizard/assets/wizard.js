@@ -181,6 +181,23 @@
     return { address: addr, port: port, name: parts[1] || "", roles: [] };
   }
 
+  // initSSHHosts offers the ssh_config's aliases: a click adds one to the
+  // paste box (named after it when that is a valid node name).
+  function initSSHHosts(hosts) {
+    if (!hosts.length) return;
+    const box = $("#ssh-hosts");
+    box.querySelector("span").replaceChildren(...hosts.map((h) => el("button", {
+      type: "button", class: "small", text: h,
+      onclick: () => {
+        const name = h.toLowerCase();
+        const line = /^[a-z0-9][a-z0-9._-]*$/.test(name) ? h + " " + name : h;
+        const ta = $("#nodes-paste");
+        ta.value = (ta.value.trim() ? ta.value.trim() + "\n" : "") + line;
+      },
+    })));
+    box.hidden = false;
+  }
+
   function addNodes() {
     collect();
     const lines = $("#nodes-paste").value.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
@@ -628,6 +645,7 @@
     }
     const info = state.info;
     initSSH(info.defaults);
+    initSSHHosts(info.defaults.sshConfigHosts || []);
     $("#artifacts-dir").textContent = info.dir || "(no artifacts folder configured)";
     $("#artifacts-convention").textContent = info.convention;
     if (info.error) show($("#load-error"), info.error);
