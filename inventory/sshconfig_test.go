@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,4 +77,29 @@ func splitPort(t *testing.T, addr string) (string, string) {
 	}
 	t.Fatalf("no port in %s", addr)
 	return "", ""
+}
+
+// TestIdentitiesOnly: with ssh_config's IdentitiesOnly yes, the agent's
+// keys that are not the host's IdentityFile are not offered.
+func TestIdentitiesOnly(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	dir := t.TempDir()
+	inAgent := sshtest.WriteClientKey(t, dir, "agent_key", "")
+	file := sshtest.WriteClientKey(t, dir, "file_key", "")
+	startAgent(t, inAgent.Private)
+	s := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{inAgent.Signer.PublicKey()}})
+	kh := filepath.Join(dir, "known_hosts")
+	sshtest.WriteKnownHosts(t, kh, s)
+	for _, only := range []string{"no", "yes"} {
+		sc := mustSSHConfig(t, fmt.Sprintf("Host n\n  HostName %s\n  Port %d\n  User root\n  IdentityFile %s\n  UserKnownHostsFile %s\n  IdentitiesOnly %s\n",
+			s.Host(), s.Port(), file.Path, kh, only))
+		p := newPool(t, Config{SSHConfig: sc})
+		_, err := p.Run(ctxT(t), Target{Name: "n", Address: "n"}, "true", nil)
+		switch {
+		case only == "no" && err != nil:
+			t.Errorf("IdentitiesOnly no: the agent's key should log in: %v", err)
+		case only == "yes" && !errors.Is(err, ErrAuth):
+			t.Errorf("IdentitiesOnly yes: want an auth error (the agent's key is not the IdentityFile), got %v", err)
+		}
+	}
 }
