@@ -43,6 +43,8 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().StringVar(&sshConfigFile, "ssh-config", "",
+		"OpenSSH client config to read for what the manifest leaves unset (default: ssh.configFile, else ~/.ssh/config)")
 	// One constructor per command, each in its own file.
 	root.AddCommand(
 		newVersionCommand(),
@@ -53,6 +55,7 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 		newDaemonCommand(),
 		newStatusCommand(),
 		newProbeCommand(),
+		newImportCommand(),
 		newManCommand(),
 	)
 	return root
