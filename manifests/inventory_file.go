@@ -23,8 +23,8 @@ func ProblemFile(manifestPath string, p Problem) (file, path string) {
 }
 
 // ErrAnsibleInventory is why an inventoryFile in Ansible's INI format is
-// refused: drover import converts one.
-var ErrAnsibleInventory = errors.New("this looks like an Ansible INI inventory, not drover's YAML: see `drover import`")
+// refused: drover import ansible converts one.
+var ErrAnsibleInventory = errors.New("this looks like an Ansible INI inventory, not drover's YAML: see `drover import ansible`")
 
 var (
 	iniSection = regexp.MustCompile(`^\[[A-Za-z0-9_.:-]+\]$`)

@@ -124,7 +124,7 @@ func LoadBytesContext(ctx context.Context, path string, data []byte) (*Loaded, e
 		if looksLikeAnsibleINI(inv) {
 			return nil, fmt.Errorf("%s: %w", invPath, ErrAnsibleInventory)
 		}
-		in, ps, err := ParseInventory(inv)
+		in, ps, err := parseInventoryFile(inv)
 		if errors.As(err, &invalid) {
 			invalid.Path = invPath
 			return nil, invalid

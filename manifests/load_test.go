@@ -206,7 +206,7 @@ func TestLoadInventoryProblems(t *testing.T) {
 			"hosts.yaml: 1 problem(s):\n  nodes[0].adress: unknown field (did you mean address?)"},
 		{"missing inventory", manifest, "", "spec.inventoryFile: open "},
 		{"ansible INI inventory", manifest, "# from ansible\n[masters]\nm1 ansible_host=10.0.0.1\n\n[agents]\na1\n",
-			"hosts.yaml: this looks like an Ansible INI inventory, not drover's YAML: see `drover import`"},
+			"hosts.yaml: this looks like an Ansible INI inventory, not drover's YAML: see `drover import ansible`"},
 		{"ansible INI inventory without groups", manifest, "m1 ansible_host=10.0.0.1 ansible_user=root\n",
 			"hosts.yaml: this looks like an Ansible INI inventory"},
 		{"nodes and inventory both", strings.Replace(manifest, "inventoryFile: hosts.yaml",

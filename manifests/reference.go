@@ -154,6 +154,8 @@ var fieldDocs = map[string]FieldDoc{
 	"Rollout.roleOrder":      {Description: "Roles changed first to last; nodes of a later role wait for earlier ones.", Example: "[master, agent]", Effect: effectRollout},
 	"Rollout.maxUnavailable": {Description: "At most this many (or this percentage) of a component's nodes down at once.", Default: "1", Example: "10%", Effect: effectRollout},
 	"Rollout.healthTimeout":  {Description: "How long a changed node may take to pass its health check before the change counts as failed.", Default: DefaultHealthTimeout, Example: "2m", Pattern: durationPattern, Effect: effectRollout},
+	"Rollout.maxFailures": {Description: "How many nodes may hold an action that failed at a step (upload, unpack, a script) before the rollout halts; a failed node keeps its slot in maxUnavailable until an action there succeeds.", Default: "0", Example: "2",
+		Effect: effectRollout},
 	"Rollout.onFailure": {Description: "On a failed change: rollback to the previous version and continue, or halt the rollout.", Default: OnFailureRollback, Example: OnFailureHalt, Enum: []string{OnFailureRollback, OnFailureHalt},
 		Effect: effectRollout},
 }

@@ -38,9 +38,13 @@ func compile(path string) (*manifests.Loaded, *reconciler.Desired, error) {
 	return l, d, nil
 }
 
-// newPool builds the SSH pool the manifest's ssh settings describe.
+// sshConfigFile is --ssh-config, which every command takes.
+var sshConfigFile string
+
+// newPool builds the SSH pool the manifest's ssh settings describe, with
+// the operator's ssh_config for what they leave unset.
 func newPool(c *manifests.Cluster, log *zap.Logger) (*inventory.Pool, error) {
-	cfg, err := inventory.ConfigFromManifest(c.Spec.SSH)
+	cfg, err := inventory.PoolConfig(c.Spec.SSH, sshConfigFile, log)
 	if err != nil {
 		return nil, err
 	}

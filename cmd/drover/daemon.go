@@ -202,7 +202,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// Every write of the wizard (host keys, the manifest) goes through
 	// the console's guard.
-	setup := wizard.New(wizard.Options{ManifestPath: abs, ArtifactsDir: d.artifactsDir, KnownHostsFile: knownHosts,
+	setup := wizard.New(wizard.Options{ManifestPath: abs, ArtifactsDir: d.artifactsDir, KnownHostsFile: knownHosts, SSHConfigFile: sshConfigFile,
 		Log: d.log.Named("wizard"), Guard: guard.Require})
 	opts := console.Options{Source: d.ctrl, Log: d.log.Named("console"), SetupPath: setupPath}
 	con := console.New(opts)

@@ -46,6 +46,8 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 		Version: versionLine(),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentFlags().StringVar(&sshConfigFile, "ssh-config", "",
+		"OpenSSH client config to read for what the manifest leaves unset (default: ssh.configFile, else ~/.ssh/config)")
 	// One constructor per command, each in its own file.
 	root.AddCommand(
 		newVersionCommand(),
@@ -59,6 +61,7 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 		newSchemaCommand(),
 		newRulesCommand(),
 		newDashboardCommand(),
+		newImportCommand(),
 		newManCommand(),
 	)
 	return root

@@ -153,7 +153,7 @@ func TestInventoryProblemsNameTheirFile(t *testing.T) {
 	for _, tc := range []struct{ name, hosts, want string }{
 		{"bad node", "nodes: [{name: N1, address: 127.0.2.1, roles: [master]}]\n", hosts + `: nodes[0].name: "N1" must match`},
 		{"unknown field", "nodes: [{name: n1, adress: 127.0.2.1}]\n", hosts + ": nodes[0].adress: unknown field"},
-		{"ansible", "[masters]\nn1 ansible_host=127.0.2.1\n", hosts + ": this looks like an Ansible INI inventory, not drover's YAML: see `drover import`"},
+		{"ansible", "[masters]\nn1 ansible_host=127.0.2.1\n", hosts + ": this looks like an Ansible INI inventory, not drover's YAML: see `drover import ansible`"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := os.WriteFile(hosts, []byte(tc.hosts), 0o644); err != nil {
