@@ -64,6 +64,8 @@ type RenderedFile struct {
 	// OnChange is the file's change policy (File.OnChange): what a
 	// change or drift of it needs; "" is restart.
 	OnChange string
+	// Sensitive files are never shown: a plan says only that they change.
+	Sensitive bool
 	// digest is the Digest a Renderer computed once for content every
 	// node shares; "" when not known.
 	digest string
@@ -410,7 +412,7 @@ func (r *Renderer) Render(node *Node, comp *Component) ([]RenderedFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("render %s/%s: %w", comp.Name, f.Path, err)
 		}
-		out = append(out, RenderedFile{Path: FilePath(r.c.Spec.InstallRoot, comp, f), Mode: mode, Content: content, OnChange: f.OnChange, digest: digest})
+		out = append(out, RenderedFile{Path: FilePath(r.c.Spec.InstallRoot, comp, f), Mode: mode, Content: content, OnChange: f.OnChange, Sensitive: f.Sensitive, digest: digest})
 	}
 	return out, nil
 }

@@ -199,6 +199,9 @@ type File struct {
 	// (the default), reload (the unit's ExecReload, service.reload) or
 	// none (a file only a check or a hook reads).
 	OnChange string `json:"onChange,omitempty"`
+	// Sensitive keeps the content out of plans and diffs (secrets): they
+	// say only that it changed, and drover never reads it back.
+	Sensitive bool `json:"sensitive,omitempty"`
 }
 
 // File change policies (File.OnChange), weakest last.
@@ -339,6 +342,11 @@ type Rollout struct {
 	MaxUnavailable *IntOrPercent `json:"maxUnavailable,omitempty"`
 	HealthTimeout  Duration      `json:"healthTimeout,omitempty"`
 	OnFailure      string        `json:"onFailure,omitempty"`
+	// MaxFailures is how many nodes may hold an action that failed at a
+	// step (upload, unpack, a script, a hook) before the rollout halts
+	// (default 0: the first such failure halts it). A failed node keeps
+	// its slot in maxUnavailable until an action there succeeds.
+	MaxFailures int `json:"maxFailures,omitempty"`
 }
 
 // Duration is a Go duration string such as "30s". It is kept as text so
