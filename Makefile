@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 # Debian packages the tests, the demo and the benchmarks need.
 DEB_PKGS  := openssh-server openssh-client debootstrap systemd-container nftables \
-             iproute2 prometheus zookeeper default-jre-headless curl util-linux ca-certificates busybox unzip \
+             iproute2 prometheus zookeeper etcd-server etcd-client default-jre-headless curl util-linux ca-certificates busybox unzip \
              chromium fonts-dejavu-core
 BENCH_PKGS := ansible pssh
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2

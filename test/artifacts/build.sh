@@ -20,6 +20,8 @@
 #   zookeeper   Debian's zookeeper package made relocatable: lib/*.jar (its jars and the
 #       jars their manifests' Class-Path reach, plus slf4j-simple so logs go to stderr),
 #       bin/zk-run, conf/zoo.cfg.example. Version is the package's upstream version.
+#   etcd-<v>, etcd-<v>+drover.2  Debian's etcd and etcdctl under a top folder, as
+#       etcd's release tarballs are (two labels of one binary, for an upgrade).
 #   failing-1.0 bin/failing exits 1 at once (for failed-install / health-gate tests).
 #   wrong-checksum  index entry pointing at node_exporter-1.9.1 with a sha256 that does
 #       not match it (for checksum-failure tests). Also written to wrong-checksum.sha256.
@@ -220,8 +222,43 @@ build_failing() {
 	rm -rf "$tmp"
 }
 
+# build_etcd LABEL: Debian's etcd-server and etcd-client binaries as etcd's own
+# release tarball lays them out, under a top folder (etcd-vX-linux-amd64/etcd,
+# etcdctl), for artifact.stripComponents. Two labels of the one binary stand
+# in for two releases in the upgrade test. Skipped, with a note, when the
+# packages are not installed (only the lifecycle test needs it).
+ETCD_KEYS=()
+build_etcd() {
+	local label=$1 debver upver name recipe top
+	debver=$(dpkg-query -W -f='${Version}' etcd-server 2>/dev/null) &&
+		dpkg-query -W -f='${Version}' etcd-client >/dev/null 2>&1 || {
+		echo "build.sh: etcd-server or etcd-client not installed: etcd artifacts skipped" >&2
+		return 0
+	}
+	upver=${debver#*:}
+	upver=${upver%%-*}
+	upver=${upver%%+*}
+	name="etcd-$upver$label.tar.gz"
+	recipe="v$RECIPE_VERSION etcd deb $debver label=$label"
+	ETCD_KEYS+=("etcd-$upver$label")
+	if ! fresh "$name" "$recipe"; then
+		echo "build.sh: building $name" >&2
+		local tmp
+		tmp=$(mktemp -d "$cache/.build.XXXXXX")
+		top="$tmp/stage/etcd-v$upver$label-linux-amd64"
+		mkdir -p "$top"
+		cp /usr/bin/etcd /usr/bin/etcdctl "$top/"
+		printf 'etcd %s (Debian %s), packed by drover build.sh\n' "$upver$label" "$debver" >"$top/README-drover"
+		pack "$tmp/stage" "$tmp/out.tar.gz"
+		finish "$name" "$tmp/out.tar.gz" "$recipe"
+		rm -rf "$tmp"
+	fi
+}
+
 build_node_exporter 1.8.2
 build_node_exporter 1.9.1
+build_etcd ""
+build_etcd "+drover.2"
 build_zookeeper
 build_failing
 
@@ -236,6 +273,9 @@ printf '%s  node_exporter-1.9.1.tar.gz\n' "$wrong" >"$cache/wrong-checksum.sha25
 	printf 'zookeeper\t%s\t%s\t%s\n' "$ZK_VERSION" "$(sha_of "$ZK_NAME")" "$cache/$ZK_NAME"
 	printf 'failing-1.0\t1.0\t%s\t%s\n' "$(sha_of failing-1.0.tar.gz)" "$cache/failing-1.0.tar.gz"
 	printf 'wrong-checksum\t1.9.1\t%s\t%s\n' "$wrong" "$cache/node_exporter-1.9.1.tar.gz"
+	for k in "${ETCD_KEYS[@]}"; do
+		printf '%s\t%s\t%s\t%s\n' "$k" "${k#etcd-}" "$(sha_of "$k.tar.gz")" "$cache/$k.tar.gz"
+	done
 } >"$cache/.index.tmp"
 mv -f "$cache/.index.tmp" "$cache/index.tsv"
 cat "$cache/index.tsv"

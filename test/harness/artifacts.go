@@ -26,7 +26,27 @@ const (
 	ArtifactZooKeeper       = "zookeeper"      // version from Debian's package, e.g. 3.8.0
 	ArtifactFailing         = "failing-1.0"    // bin/failing exits 1
 	ArtifactWrongChecksum   = "wrong-checksum" // node_exporter-1.9.1's tarball with a sha256 that does not match
+	// ArtifactEtcdPrefix starts the keys of the etcd tarballs (Debian's etcd
+	// and etcdctl under a top folder): etcd-<version> and
+	// etcd-<version>+drover.2, one binary under two labels (EtcdArtifacts).
+	ArtifactEtcdPrefix = "etcd-"
 )
+
+// EtcdArtifacts are the two etcd labels, older first; ok is false when
+// the index has not both (etcd-server or etcd-client not installed).
+func EtcdArtifacts(arts map[string]Artifact) (old, updated Artifact, ok bool) {
+	for k, a := range arts {
+		if !strings.HasPrefix(k, ArtifactEtcdPrefix) {
+			continue
+		}
+		if strings.HasSuffix(k, "+drover.2") {
+			updated = a
+		} else {
+			old = a
+		}
+	}
+	return old, updated, old.Path != "" && updated.Path != ""
+}
 
 // Artifacts builds (first time: minutes, needs the Go module proxy) or reuses
 // the test artifacts by running test/artifacts/build.sh, and returns them by
