@@ -151,8 +151,8 @@ func (v *validator) parseFields(fields []templateField) {
 	}
 }
 
-// componentTemplates are every templated check and hook field of comp,
-// with its path, beside the files and exec line that renders has.
+// checkTemplates is one check or hook of a component and its field
+// path; renders has the files and the exec line.
 type checkTemplates struct {
 	field  string
 	health *Health
@@ -209,7 +209,7 @@ func (v *validator) renderChecks(r *Renderer, p string, comp *Component, nodes [
 
 // parses reports whether every templated field of the check or hook parses.
 func (ct checkTemplates) parses() bool {
-	fields := []templateField{}
+	var fields []templateField
 	if ct.health != nil {
 		fields = ct.health.templateFields(ct.field)
 	} else {

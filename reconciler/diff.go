@@ -156,6 +156,15 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 		}
 		return a, true
 	}
+	if !reflect.DeepEqual(rc.Hooks, keptHooks(want)) {
+		// Only the receipt changes: a later remove runs the new hooks.
+		a, _ := set(ActionReconfigure, rc.Version, "hooks changed in manifest")
+		a.Disruptive = false
+		if want.Unit != nil {
+			a.Effect = manifests.OnChangeNone
+		}
+		return a, true
+	}
 	if want.Unit == nil {
 		return a, false
 	}

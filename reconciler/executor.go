@@ -472,15 +472,23 @@ func (e *Executor) receiptFor(j *job) probes.Receipt {
 	for _, f := range w.Files {
 		r.Files = append(r.Files, f.Path)
 	}
+	r.Hooks = keptHooks(w)
+	return r
+}
+
+// keptHooks are the hooks a receipt keeps for a remove: preStop and
+// preRemove, nil when the component has neither.
+func keptHooks(w *DesiredComponent) map[string]*manifests.Hook {
+	var out map[string]*manifests.Hook
 	for _, name := range []string{"preStop", "preRemove"} {
 		if h := w.Hooks[name]; h != nil {
-			if r.Hooks == nil {
-				r.Hooks = map[string]*manifests.Hook{}
+			if out == nil {
+				out = map[string]*manifests.Hook{}
 			}
-			r.Hooks[name] = h
+			out[name] = h
 		}
 	}
-	return r
+	return out
 }
 
 func sha256Hex(b []byte) string {

@@ -310,3 +310,21 @@ func TestCompileRendersChecksAndHooksPerNode(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// TestDiffHooksChanged: a changed preStop or preRemove rewrites only the
+// receipt (a remove reads them there), touching no service.
+func TestDiffHooksChanged(t *testing.T) {
+	want := &DesiredComponent{Name: "app", Version: "1", Unit: []byte("u"), UnitHash: "uh", ConfigHash: manifests.ConfigHash(nil),
+		Hooks: map[string]*manifests.Hook{"preRemove": {Command: []string{"/bin/rm", "-rf", "/var/lib/app"}, Timeout: "60s"}}}
+	oc := &probes.Component{Active: "1", Packages: map[string]bool{"1": true},
+		Receipt: &probes.Receipt{Version: "1", UnitHash: "uh", ConfigHash: want.ConfigHash}}
+	oc.Unit.Exists, oc.Unit.Hash, oc.Unit.Enabled, oc.Unit.ActiveState = true, "uh", true, "active"
+	a, ok := diffComponent("m1", want, oc)
+	if !ok || a.Kind != ActionReconfigure || a.Effect != "none" || a.Disruptive || a.Reason != "hooks changed in manifest" {
+		t.Fatalf("action %+v, %t", a, ok)
+	}
+	oc.Receipt.Hooks = keptHooks(want)
+	if a, ok := diffComponent("m1", want, oc); ok {
+		t.Fatalf("hooks in the receipt: still %+v", a)
+	}
+}

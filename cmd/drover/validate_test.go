@@ -22,7 +22,7 @@ func TestValidateExamples(t *testing.T) {
 	if len(examples) < 2 {
 		t.Fatalf("examples: %v", examples)
 	}
-	counts := map[string]string{"dcos": "6 nodes, 3 components", "demo": "3 nodes, 2 components"}
+	counts := map[string]string{"dcos": "6 nodes, 3 components", "demo": "3 nodes, 2 components", "etcd": "3 nodes, 1 components"}
 	for _, path := range examples {
 		name := filepath.Base(filepath.Dir(path))
 		t.Run(name, func(t *testing.T) {

