@@ -18,7 +18,12 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require github.com/kevinburke/ssh_config v1.6.0
+require (
+	github.com/aymanbagabas/go-udiff v0.4.2
+	github.com/kevinburke/ssh_config v1.6.0
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+	golang.org/x/mod v0.42.0
+)
 
 require (
 	github.com/cpuguy83/go-md2man/v2 v2.0.6 // indirect

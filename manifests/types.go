@@ -184,6 +184,9 @@ type File struct {
 	Path     string `json:"path"`
 	Mode     string `json:"mode,omitempty"`
 	Template string `json:"template"`
+	// Sensitive keeps the content out of plans and diffs (secrets): they
+	// say only that it changed, and drover never reads it back.
+	Sensitive bool `json:"sensitive,omitempty"`
 }
 
 // Service is the systemd unit drover writes for a component.

@@ -114,6 +114,7 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 	set := func(kind ActionKind, from, reason string) (Action, bool) {
 		a.Kind, a.From, a.Reason = kind, from, reason
 		a.Disruptive = unitRunning(oc)
+		a.Downgrade = kind == ActionUpgrade && IsDowngrade(from, a.To)
 		return a, true
 	}
 	if oc == nil || (oc.Receipt == nil && oc.Active == "") {

@@ -23,6 +23,9 @@ type Action struct {
 	// Disruptive actions stop or restart the unit: the node counts as
 	// unavailable for the component until its health check passes.
 	Disruptive bool `json:"disruptive"`
+	// Downgrade marks an upgrade to an older version (semantic versions
+	// only: IsDowngrade).
+	Downgrade bool `json:"downgrade,omitempty"`
 }
 
 // NodePlan is what would change on one node.
@@ -37,6 +40,11 @@ type NodePlan struct {
 	Reason     string   `json:"reason,omitempty"` // why Unknown, or paused
 	Paused     bool     `json:"paused,omitempty"`
 	Actions    []Action `json:"actions"`
+	// Changes are, per component, the files and unit its action would
+	// write differently, with their diffs; filled by AttachDiffs for plan
+	// and apply. (Beside the actions, not in them: an Action stays a
+	// comparable value.)
+	Changes map[string][]FileChange `json:"changes,omitempty"`
 }
 
 // Plan is every action needed to converge the cluster, per node in

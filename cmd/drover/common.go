@@ -14,10 +14,14 @@ import (
 	"github.com/drover-project/drover/reconciler"
 )
 
-// addManifestFlag adds the -f flag every cluster command takes.
+// addManifestFlag adds the -f flag every cluster command takes; DROVER_FILE
+// stands in for it.
 func addManifestFlag(cmd *cobra.Command, file *string) {
-	cmd.Flags().StringVarP(file, "file", "f", "", "path of the cluster manifest (required)")
-	_ = cmd.MarkFlagRequired("file")
+	def := os.Getenv(envFile)
+	cmd.Flags().StringVarP(file, "file", "f", def, "path of the cluster manifest (required; env "+envFile+")")
+	if def == "" {
+		_ = cmd.MarkFlagRequired("file")
+	}
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 }
 
@@ -25,7 +29,7 @@ func addManifestFlag(cmd *cobra.Command, file *string) {
 func compile(path string) (*manifests.Loaded, *reconciler.Desired, error) {
 	l, err := manifests.Load(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, describeLoadError(path, err)
 	}
 	d, err := reconciler.Compile(l)
 	if err != nil {

@@ -27,7 +27,7 @@ func consoleToken(tokenFile string) (token string, generated bool, err error) {
 	return token, true, err
 }
 
-// httpMux is everything the daemon serves on --listen: the API (metrics,
+// httpMux is everything the daemon serves on --addr: the API (metrics,
 // health, status, plan), the web console and, when setup is not nil, the
 // setup wizard on /setup, /setup/ and /api/v1/wizard/ (its writes behind
 // the console's guard: wizard.Options.Guard = guard.Require).

@@ -82,7 +82,7 @@ func TestDaemonTokenFile(t *testing.T) {
 	if err := os.Chmod(tokenFile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", filepath.Join(dir, "run"), "--state-dir", filepath.Join(dir, "run"), "--listen", "127.0.0.1:0", "--token-file", tokenFile)
+	code, _, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", filepath.Join(dir, "run"), "--state-dir", filepath.Join(dir, "run"), "--addr", "127.0.0.1:0", "--token-file", tokenFile)
 	if code != 1 || !strings.Contains(errs, "chmod 600") {
 		t.Errorf("exit %d, stderr %q", code, errs)
 	}

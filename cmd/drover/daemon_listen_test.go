@@ -40,7 +40,7 @@ func selfSigned(t *testing.T, dir string) *x509.CertPool {
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, BasicConstraintsValid: true, IsCA: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -187,7 +187,7 @@ func TestDaemonBadWebConfigStopsStart(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(unreachableManifest(t, "30s")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", dir, "--state-dir", dir, "--listen", "127.0.0.1:0", "--web.config.file", webConfig)
+	code, _, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", dir, "--state-dir", dir, "--addr", "127.0.0.1:0", "--web.config.file", webConfig)
 	if code != 1 || !strings.Contains(errs, "--web.config.file "+webConfig) {
 		t.Errorf("exit %d, stderr %q", code, errs)
 	}

@@ -42,7 +42,10 @@ over SSH, and repairs any difference with idempotent install, upgrade,
 reconfigure and remove actions, rolled out so quorum services keep their majority.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `drover version` does.
+		Version: versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVar(&sshConfigFile, "ssh-config", "",
 		"OpenSSH client config to read for what the manifest leaves unset (default: ssh.configFile, else ~/.ssh/config)")
 	// One constructor per command, each in its own file.
@@ -55,6 +58,9 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 		newDaemonCommand(),
 		newStatusCommand(),
 		newProbeCommand(),
+		newSchemaCommand(),
+		newRulesCommand(),
+		newDashboardCommand(),
 		newImportCommand(),
 		newManCommand(),
 	)

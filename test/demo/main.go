@@ -95,7 +95,7 @@ Ctrl-C stops the daemon and the nodes.
 	if err := os.RemoveAll(stateDir); err != nil {
 		return err
 	}
-	cmd := exec.Command(binary, "daemon", "-f", manifest, "--listen", listen, "--state-dir", stateDir)
+	cmd := exec.Command(binary, "daemon", "-f", manifest, "--addr", listen, "--state-dir", stateDir)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// The daemon gets its own process group: Ctrl-C reaches us, and we
 	// forward SIGTERM so it can finish in-flight actions before the nodes stop.

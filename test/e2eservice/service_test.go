@@ -115,7 +115,7 @@ func TestPackagedService(t *testing.T) {
 	e.run(ctx, "chown -R drover:drover /var/lib/drover/.ssh "+e.artDir)
 	e.write(ctx, "/etc/systemd/system/drover.service.d/test.conf", fmt.Sprintf(`[Service]
 ExecStart=
-ExecStart=/usr/bin/drover daemon --listen %s --web.config.file /etc/drover/web-config.yml --token-file /var/lib/drover/console-token
+ExecStart=/usr/bin/drover daemon --addr %s --web.config.file /etc/drover/web-config.yml --token-file /var/lib/drover/console-token
 WatchdogSec=4s
 RestartSec=1s
 `, e.addr))
