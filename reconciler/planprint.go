@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/drover-project/drover/internal/safetext"
 )
 
 // PlanCounts is how many actions of each kind a plan holds, and how many
@@ -133,12 +135,13 @@ func WritePlanText(w io.Writer, p Plan) error {
 		if np.Paused && !p.Paused {
 			header += " [paused: changes are held]"
 		}
-		fmt.Fprintln(bw, header)
+		// Reasons and observed versions come from the node.
+		fmt.Fprintln(bw, safetext.Line(header))
 		if !np.Known {
-			fmt.Fprintf(bw, "  ! unknown: %s\n", np.Reason)
+			fmt.Fprintf(bw, "  ! unknown: %s\n", safetext.Line(np.Reason))
 		}
 		for _, a := range np.Actions {
-			fmt.Fprintf(bw, "  %s\n", a.Describe())
+			fmt.Fprintf(bw, "  %s\n", safetext.Line(a.Describe()))
 		}
 		fmt.Fprintln(bw)
 	}

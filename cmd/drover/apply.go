@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-project/drover/internal/safetext"
 	"github.com/drover-project/drover/reconciler"
 )
 
@@ -152,6 +153,7 @@ func (p *progress) event(e reconciler.Event) {
 	if line == "" {
 		return
 	}
+	line = safetext.Line(line) // messages quote the node's stderr
 	if p.tty {
 		fmt.Fprint(p.out, "\r\033[K")
 	}

@@ -220,7 +220,7 @@ func (d *daemon) run(ctx context.Context) error {
 	changes := make(chan manifests.Change)
 	w := &manifests.Watcher{Path: abs, Log: d.log.Named("watch")}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		if err := w.Run(ctx, changes); err != nil {
@@ -231,18 +231,11 @@ func (d *daemon) run(ctx context.Context) error {
 		defer wg.Done()
 		d.ctrl.Run(ctx, d.grace)
 	}()
-	for done := false; !done; {
-		select {
-		case <-ctx.Done():
-			done = true
-		case c := <-changes:
-			d.reload(abs, c)
-		case <-hup:
-			d.log.Info("SIGHUP: re-reading the manifest")
-			data, err := os.ReadFile(abs)
-			d.reload(abs, manifests.Change{Data: data, Err: err})
-		}
-	}
+	go func() {
+		defer wg.Done()
+		d.loadManifests(ctx, abs, changes, hup)
+	}()
+	<-ctx.Done()
 	// From here a second SIGTERM or Ctrl-C kills at once: every on-node
 	// step is safe to cut, so an operator who will not wait need not.
 	stop()
@@ -257,14 +250,18 @@ func (d *daemon) run(ctx context.Context) error {
 
 // reload parses, validates and compiles a new manifest; on any failure
 // the last good manifest stays in force and the error is exported.
-func (d *daemon) reload(path string, c manifests.Change) {
+func (d *daemon) reload(ctx context.Context, path string, c manifests.Change) {
 	d.loadMu.Lock()
 	defer d.loadMu.Unlock()
 	err := c.Err
 	var l *manifests.Loaded
 	var desired *reconciler.Desired
 	if err == nil {
-		l, err = manifests.LoadBytes(path, c.Data)
+		l, err = manifests.LoadBytesContext(ctx, path, c.Data)
+	}
+	if ctx.Err() != nil {
+		d.logStopped(err)
+		return
 	}
 	if err == nil {
 		desired, err = reconciler.Compile(l)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-project/drover/internal/safetext"
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
@@ -252,13 +253,15 @@ func writeProbeReport(w io.Writer, format string, report []reconciler.NodeStatus
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t%s\t%s\n", n.Name, reconciler.Synced, reconciler.Healthy, "nothing to run here")
 		}
 		for _, c := range n.Components {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, c.Name, dash(c.DesiredVersion), dash(c.ObservedVersion), c.Sync, c.Health, oneLine(c.Reason))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, c.Name, dash(c.DesiredVersion), oneLine(dash(c.ObservedVersion)), c.Sync, c.Health, oneLine(c.Reason))
 		}
 	}
 	return tw.Flush()
 }
 
-// oneLine keeps a reason (which may quote a node's stderr) on its row.
+// oneLine keeps a string from the node (a reason may quote its stderr,
+// a version is read from its receipt) on its row, with every control
+// character escaped.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return safetext.Line(strings.Join(strings.Fields(s), " "))
 }

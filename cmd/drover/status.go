@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drover-project/drover/api"
+	"github.com/drover-project/drover/internal/safetext"
 	"github.com/drover-project/drover/reconciler"
 )
 
@@ -56,15 +57,15 @@ sync, health, versions and the reason a node has not converged.`,
 }
 
 func printStatus(out io.Writer, st reconciler.ClusterStatus) {
-	fmt.Fprintf(out, "cluster %s, generation %d (%s)\n", st.Cluster, st.Generation, short(st.Hash))
+	fmt.Fprintf(out, "cluster %s, generation %d (%s)\n", safetext.Line(st.Cluster), st.Generation, safetext.Line(short(st.Hash)))
 	if !st.LoadSuccess {
-		fmt.Fprintf(out, "manifest REJECTED, the last good one is in force:\n  %s\n", strings.ReplaceAll(st.LoadError, "\n", "\n  "))
+		fmt.Fprintf(out, "manifest REJECTED, the last good one is in force:\n  %s\n", strings.ReplaceAll(safetext.Text(st.LoadError), "\n", "\n  "))
 	}
 	if st.Paused {
 		fmt.Fprintln(out, "paused: probing and reporting only")
 	}
 	if st.Rollout.Halted {
-		fmt.Fprintf(out, "rollout HALTED: %s\n", st.Rollout.Reason)
+		fmt.Fprintf(out, "rollout HALTED: %s\n", safetext.Line(st.Rollout.Reason))
 	}
 	converged := 0
 	for _, n := range st.Nodes {
@@ -77,14 +78,15 @@ func printStatus(out io.Writer, st reconciler.ClusterStatus) {
 	fmt.Fprintln(tw, "NODE\tCOMPONENT\tDESIRED\tOBSERVED\tSYNC\tHEALTH\tREASON")
 	for _, n := range st.Nodes {
 		if !n.Reachable {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\tUnknown\tUnknown\t%s\n", n.Name, n.Reason)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tUnknown\tUnknown\t%s\n", safetext.Line(n.Name), safetext.Line(n.Reason))
 			continue
 		}
 		if len(n.Components) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\n", n.Name, n.Reason)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\n", safetext.Line(n.Name), safetext.Line(n.Reason))
 		}
 		for _, c := range n.Components {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, c.Name, dash(c.DesiredVersion), dash(c.ObservedVersion), c.Sync, c.Health, c.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safetext.Line(n.Name), safetext.Line(c.Name), safetext.Line(dash(c.DesiredVersion)),
+				safetext.Line(dash(c.ObservedVersion)), safetext.Line(string(c.Sync)), safetext.Line(string(c.Health)), safetext.Line(c.Reason))
 		}
 	}
 	tw.Flush()

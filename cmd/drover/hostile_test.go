@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/test/daemonproc"
+	"github.com/drover-project/drover/test/harness"
+)
+
+// slowTemplate runs into the templates' time budget rather than their
+// step or byte budgets: each step compares two distinct 1 MB strings.
+const slowTemplate = `{{$a := printf \"%0999999d\" 1}}{{$b := printf \"%0999999d\" 2}}{{range 1000000}}{{if eq $a $b}}{{end}}{{end}}`
+
+// TestDaemonStopsDuringPathologicalLoad runs the real binary: a manifest
+// whose templates take the whole time budget is written over the
+// watched one, and a SIGTERM during its load stops the daemon within its
+// grace (the load runs beside the signal loop and is cancelled).
+func TestDaemonStopsDuringPathologicalLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "drover")
+	if err := harness.BuildDrover(context.Background(), bin); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(dir, "cluster.yaml")
+	good := unreachableManifest(t, "30s")
+	if err := os.WriteFile(manifest, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const grace = 2 * time.Second
+	d := daemonproc.Start(t, daemonproc.Options{Binary: bin, Manifest: manifest, Grace: grace})
+	bomb := strings.Replace(good, `template: "x"`, `template: "`+slowTemplate+`"`, 1)
+	if err := os.WriteFile(manifest, []byte(bomb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the watcher's debounce, and well into the load
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, exited := d.ExitedWithin(grace + 2*time.Second); !exited {
+		t.Fatalf("the daemon still runs %v after SIGTERM (grace %v):\n%s", time.Since(start), grace, d.Tail(20))
+	}
+	if log := d.Tail(20); !strings.Contains(log, "drover daemon stopped") {
+		t.Errorf("no clean stop in the log:\n%s", log)
+	}
+}
+
+// hostileNodeText is what a hostile node can put in its stderr or its
+// receipts: a title change, a screen clear with a forged line, a CR that
+// overwrites the line, a forged row and a C1 control.
+const hostileNodeText = "\x1b]0;owned\a\x1b[2J\x1b[Hall nodes converged\rok\nn9 converged\u009b31m"
+
+// TestTextOutputEscapesNodeStrings: every text printer of node-sourced
+// strings (plan, probe, status, apply's progress) escapes control
+// characters; JSON output escapes them by itself.
+func TestTextOutputEscapesNodeStrings(t *testing.T) {
+	plan := reconciler.Plan{Nodes: []reconciler.NodePlan{
+		{Node: "n1", Address: "10.0.0.1", Known: false, Reason: "probe: " + hostileNodeText},
+		{Node: "n2", Address: "10.0.0.2", Known: true, Actions: []reconciler.Action{
+			{Node: "n2", Component: "app", Kind: reconciler.ActionUpgrade, From: hostileNodeText, To: "2", Reason: hostileNodeText},
+		}},
+	}}
+	status := reconciler.ClusterStatus{Cluster: "c", LoadError: "cluster.yaml: 1 problem(s):\n  spec.x: \x1b]0;owned\a\x1b[2J",
+		Rollout: reconciler.RolloutStatus{Halted: true, Reason: hostileNodeText},
+		Nodes: []reconciler.NodeStatus{
+			{Name: "n1", Reason: hostileNodeText},
+			{Name: "n2", Reachable: true, Components: []reconciler.ComponentStatus{
+				{Name: "app", DesiredVersion: "1", ObservedVersion: hostileNodeText, Reason: hostileNodeText},
+			}},
+		}}
+	printers := map[string]func(w *strings.Builder) error{
+		"plan": func(w *strings.Builder) error { return reconciler.WritePlanText(w, plan) },
+		"status": func(w *strings.Builder) error {
+			printStatus(w, status)
+			return nil
+		},
+		"probe": func(w *strings.Builder) error { return writeProbeReport(w, "text", status.Nodes) },
+		"apply": func(w *strings.Builder) error {
+			p := newProgress(w, 1)
+			for _, kind := range []string{"action-start", "action-done", "action-failed", "rollback", "halt"} {
+				p.event(reconciler.Event{Node: "n1", Kind: kind, Message: hostileNodeText, Action: &reconciler.Action{Kind: reconciler.ActionInstall}})
+			}
+			p.event(reconciler.Event{Node: "n1", Kind: "probe", Message: "unknown: " + hostileNodeText})
+			return nil
+		},
+	}
+	for name, print := range printers {
+		var b strings.Builder
+		if err := print(&b); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out := b.String()
+		for _, r := range out {
+			if (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f || (r >= 0x80 && r <= 0x9f) {
+				t.Errorf("%s prints control character %U:\n%q", name, r, out)
+				break
+			}
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "n9 converged") {
+				t.Errorf("%s prints a line the node forged:\n%s", name, out)
+			}
+		}
+		if !strings.Contains(out, `\x1b]0;owned\x07`) {
+			t.Errorf("%s does not show the escape sequence escaped:\n%s", name, out)
+		}
+	}
+}
