@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-project/drover/internal/sshtest"
 	"github.com/drover-project/drover/reconciler"
 	"github.com/drover-project/drover/test/daemonproc"
 	"github.com/drover-project/drover/test/harness"
@@ -114,5 +116,70 @@ func TestTextOutputEscapesNodeStrings(t *testing.T) {
 		if !strings.Contains(out, `\x1b]0;owned\x07`) {
 			t.Errorf("%s does not show the escape sequence escaped:\n%s", name, out)
 		}
+	}
+}
+
+// hungNodeManifest is a manifest whose one node is an SSH server that
+// accepts every command and never runs it.
+func hungNodeManifest(t *testing.T) (manifest string, srv *sshtest.Server) {
+	t.Helper()
+	t.Setenv("SSH_AUTH_SOCK", "")
+	f := sshtest.Setup(t, sshtest.Options{Addr: "127.0.252.1:0", HangExec: true})
+	dir := t.TempDir()
+	manifest = filepath.Join(dir, "cluster.yaml")
+	text := fmt.Sprintf(`apiVersion: drover/v1
+kind: Cluster
+metadata: {name: hung}
+spec:
+  installRoot: %s
+  ssh: {user: root, port: %d, identityFiles: [%s], knownHostsFile: %s, connectTimeout: 2s}
+  nodes:
+    - {name: h1, address: 127.0.252.1, roles: [a]}
+  components:
+    - name: app
+      version: "1.0"
+      files: [{path: conf/app.cfg, template: "x"}]
+`, filepath.Join(dir, "root"), f.Server.Port(), f.Key.Path, f.KnownHosts)
+	if err := os.WriteFile(manifest, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return manifest, f.Server
+}
+
+// TestPlanAndApplyEndAtDeadline: against a node whose sshd answers but
+// whose commands never run, plan and apply end at their --timeout,
+// report the node unknown, and leave no session open on it.
+func TestPlanAndApplyEndAtDeadline(t *testing.T) {
+	for _, args := range [][]string{
+		{"plan", "--timeout", "2s"},
+		{"apply", "--yes", "--timeout", "2s", "--grace", "1s"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			manifest, srv := hungNodeManifest(t)
+			start := time.Now()
+			done := make(chan struct{})
+			var code int
+			var out, errs string
+			go func() {
+				defer close(done)
+				code, out, errs = runDrover(t, append(args, "-f", manifest)...)
+			}()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%s still runs after 30s against a hung node", args[0])
+			}
+			took := time.Since(start)
+			if took > 8*time.Second {
+				t.Errorf("%s took %v with --timeout 2s", args[0], took)
+			}
+			if code == 0 || !strings.Contains(out+errs, "h1") {
+				t.Errorf("exit %d against a hung node; stdout:\n%s\nstderr:\n%s", code, out, errs)
+			}
+			if srv.Stats().Sessions == 0 {
+				t.Fatal("no command ever reached the node: the test tests nothing")
+			}
+			daemonproc.WaitFor(t, 5*time.Second, "every session on the node closed", func() bool { return srv.Stats().InFlight == 0 })
+		})
 	}
 }

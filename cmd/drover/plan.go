@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,12 +16,14 @@ import (
 func newPlanCommand() *cobra.Command {
 	var file, output string
 	var verbose bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "plan -f FILE",
 		Short: "Probe every node and show what apply would change",
 		Long: `plan probes every node over SSH, compares what it finds with the manifest,
 and prints each action apply would take, per node, with its reason.
-It changes nothing on any node.
+It changes nothing on any node. Nodes not probed within --timeout are
+reported unknown; the node itself kills what the probe ran by then.
 
 Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
 		Args: cobra.NoArgs,
@@ -38,7 +41,9 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
 				return err
 			}
 			defer pool.Close()
-			plan := probeAndDiff(cmd.Context(), pool, d, l.Cluster.Spec.SSH.Concurrency)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			plan := probeAndDiff(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				enc := json.NewEncoder(out)
@@ -65,8 +70,12 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
 	addManifestFlag(cmd, &file)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultPlanTimeout, "give up on nodes not probed by then")
 	return cmd
 }
+
+// defaultPlanTimeout is plan's and apply's probe deadline, as probe's.
+const defaultPlanTimeout = 2 * time.Minute
 
 // probeAndDiff probes every node in parallel and diffs the cluster.
 func probeAndDiff(ctx context.Context, pool inventory.Runner, d *reconciler.Desired, parallel int) reconciler.Plan {

@@ -59,6 +59,14 @@ func (s *Server) session(nc ssh.NewChannel, user string) {
 				req.Reply(false, nil)
 				continue
 			}
+			if s.opts.HangExec {
+				started = true
+				s.sessions.Add(1)
+				s.inFlight.Add(1)
+				defer s.inFlight.Add(-1) // when the client closes the channel
+				req.Reply(true, nil)
+				continue
+			}
 			cmd, err := s.start(ch, payload.Command, user)
 			if err != nil {
 				req.Reply(false, nil)
