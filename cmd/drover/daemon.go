@@ -36,6 +36,7 @@ func newDaemonCommand() *cobra.Command {
 	var grace time.Duration
 	var workers, cpus int
 	var pprof bool
+	var allowedHosts []string
 	cmd := &cobra.Command{
 		Use:   "daemon -f FILE",
 		Short: "Watch the manifest and keep the cluster converged",
@@ -66,7 +67,7 @@ work and lets in-flight actions finish for up to --grace.`,
 			defer log.Sync()
 			setCPUs(cmd, cpus)
 			d := &daemon{file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
-				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, log: log, stderr: cmd.ErrOrStderr()}
+				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, allowedHosts: allowedHosts, log: log, stderr: cmd.ErrOrStderr()}
 			return d.run(cmd.Context())
 		},
 	}
@@ -79,6 +80,7 @@ work and lets in-flight actions finish for up to --grace.`,
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the console token (mode 0600); default: a new token each start, printed to stderr")
 	cmd.Flags().StringVar(&artifactsDir, "artifacts-dir", "", "folder the setup wizard offers artifacts from (<name>-<version>.tar.gz)")
 	cmd.Flags().BoolVar(&pprof, "pprof", false, "also serve Go's profiles on --listen under /debug/pprof/ (no token: anyone who reaches --listen can take them)")
+	cmd.Flags().StringSliceVar(&allowedHosts, "allowed-host", nil, "a host name the console and API may be reached by, besides localhost and IP addresses (repeatable; requests naming any other host are refused, against DNS rebinding)")
 	cmd.Flags().StringVar(&knownHosts, "known-hosts", "", "known_hosts file the setup wizard records accepted host keys in (default: the manifest's ssh.knownHostsFile)")
 	return cmd
 }
@@ -88,6 +90,7 @@ type daemon struct {
 	tokenFile             string
 	artifactsDir          string
 	knownHosts            string
+	allowedHosts          []string
 	grace                 time.Duration
 	workers               int
 	pprof                 bool
@@ -201,7 +204,7 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.pprof {
 		registerPprof(mux)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := newHTTPServer(mux, d.listen, d.allowedHosts)
 	// Shutdown waits for requests to end, and an open page's event stream
 	// never does by itself.
 	srv.RegisterOnShutdown(con.Close)
@@ -276,7 +279,7 @@ func (d *daemon) reload(ctx context.Context, path string, c manifests.Change) {
 			msg = "manifest rejected; no manifest is in force yet"
 		}
 		d.log.Error(msg, zap.Error(err))
-		d.ctrl.SetLoadError(err)
+		d.ctrl.SetLoadError(publicLoadError(err))
 		return
 	}
 	d.apply(l, desired)

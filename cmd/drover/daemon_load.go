@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 
 	"go.uber.org/zap"
@@ -33,4 +34,15 @@ func (d *daemon) loadManifests(ctx context.Context, path string, changes <-chan 
 // logStopped says that a load was cut off by the daemon stopping.
 func (d *daemon) logStopped(err error) {
 	d.log.Info("manifest load stopped: the daemon is stopping", zap.Error(err))
+}
+
+// publicLoadError is a rejected manifest's error as the status shows it,
+// to anyone who reaches the daemon: in full, except what came from an
+// inventoryFile, which says only where and what kind (the log has it all).
+func publicLoadError(err error) error {
+	var inv *manifests.InventoryError
+	if errors.As(err, &inv) {
+		return errors.New(inv.Public())
+	}
+	return err
 }

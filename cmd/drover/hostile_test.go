@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-project/drover/api"
 	"github.com/drover-project/drover/internal/sshtest"
 	"github.com/drover-project/drover/reconciler"
 	"github.com/drover-project/drover/test/daemonproc"
@@ -181,5 +183,59 @@ func TestPlanAndApplyEndAtDeadline(t *testing.T) {
 			}
 			daemonproc.WaitFor(t, 5*time.Second, "every session on the node closed", func() bool { return srv.Stats().InFlight == 0 })
 		})
+	}
+}
+
+// TestDaemonHTTPHostile: the daemon refuses a DNS-rebinding page's Host
+// on every endpoint, and its unauthenticated status does not repeat what
+// a rejected inventoryFile holds (only the file and the kinds of problem).
+func TestDaemonHTTPHostile(t *testing.T) {
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "cluster.yaml")
+	good := unreachableManifest(t, "30s")
+	if err := os.WriteFile(manifest, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := inProcessDaemon(t, manifest, filepath.Join(dir, "run"))
+	for _, path := range []string{"/", api.PathStatus, api.PathPlan, "/api/v1/events", "/metrics", "/setup"} {
+		for host, want := range map[string]int{"evil.example": 421, addr: 200, "localhost": 200} {
+			req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+			req.Host = host
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+			if err != nil {
+				cancel()
+				t.Fatalf("%s with Host %s: %v", path, host, err)
+			}
+			resp.Body.Close()
+			cancel()
+			if resp.StatusCode != want {
+				t.Errorf("%s with Host %s: %d, want %d", path, host, resp.StatusCode, want)
+			}
+		}
+	}
+
+	// An inventoryFile pointed at a file of secrets.
+	secrets := filepath.Join(dir, "shadow")
+	if err := os.WriteFile(secrets, []byte("root:$6$s3cr3tHash:19000:0:99999:7:::\npassword: hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withInventory := strings.Replace(good, "  nodes:\n    - {name: n1, address: 127.0.9.1, roles: [agent]}\n    - {name: n2, address: 127.0.9.2, roles: [agent]}\n",
+		"  inventoryFile: "+secrets+"\n", 1)
+	if withInventory == good {
+		t.Fatal("the test manifest changed: no nodes replaced")
+	}
+	if err := os.WriteFile(manifest, []byte(withInventory), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the inventory rejected", func() bool { return getStatus(t, addr).LoadError != "" })
+	st := getStatus(t, addr)
+	for _, leak := range []string{"s3cr3tHash", "root", "password", "hunter2"} {
+		if strings.Contains(st.LoadError, leak) {
+			t.Errorf("the status repeats %q from the inventory file: %s", leak, st.LoadError)
+		}
+	}
+	if !strings.Contains(st.LoadError, secrets) || !strings.Contains(st.LoadError, "unknown fields") {
+		t.Errorf("the status does not say which file and what kind: %s", st.LoadError)
 	}
 }
