@@ -2,7 +2,6 @@ package probes
 
 import (
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 
@@ -435,7 +434,7 @@ func checkExec(comp, kind string, h *manifests.Health) error {
 		return fmt.Errorf("component %s: %s exec command is empty", comp, kind)
 	}
 	for _, a := range h.Exec.Command {
-		if strings.IndexByte(a, 0) >= 0 {
+		if !manifests.GoodExecArg(a) {
 			return fmt.Errorf("component %s: %s exec argument contains NUL", comp, kind)
 		}
 	}
@@ -453,17 +452,7 @@ func checkPath(what, p string) error {
 // goodPath accepts absolute paths without control characters or
 // backslashes: sha256sum escapes those in its output, which would break
 // the one-line-per-file protocol.
-func goodPath(p string) bool {
-	if !path.IsAbs(p) {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
+func goodPath(p string) bool { return manifests.GoodNodePath(p) }
 
 // ValidName reports whether s is a valid component or node name:
 // [a-z0-9][a-z0-9._-]*.

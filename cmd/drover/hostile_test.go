@@ -239,3 +239,46 @@ func TestDaemonHTTPHostile(t *testing.T) {
 		t.Errorf("the status does not say which file and what kind: %s", st.LoadError)
 	}
 }
+
+// TestPlanRecordsNoHostKey: with ssh.acceptNewHostKeys, plan and probe
+// still write nothing to known_hosts (they only look); apply records the
+// first-seen key.
+func TestPlanRecordsNoHostKey(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	f := sshtest.Setup(t, sshtest.Options{Addr: "127.0.252.2:0"})
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "known_hosts")
+	manifest := filepath.Join(dir, "cluster.yaml")
+	text := fmt.Sprintf(`apiVersion: drover/v1
+kind: Cluster
+metadata: {name: tofu}
+spec:
+  installRoot: %s
+  ssh: {user: root, port: %d, identityFiles: [%s], knownHostsFile: %s, acceptNewHostKeys: true, connectTimeout: 2s}
+  nodes:
+    - {name: k1, address: 127.0.252.2, roles: [a]}
+  components:
+    - name: app
+      version: "1.0"
+      files: [{path: conf/app.cfg, template: "x"}]
+`, filepath.Join(dir, "root"), f.Server.Port(), f.Key.Path, kh)
+	if err := os.WriteFile(manifest, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"plan", "--timeout", "20s"}, {"probe", "--timeout", "20s"}} {
+		code, out, errs := runDrover(t, append(args, "-f", manifest)...)
+		if _, err := os.Stat(kh); err == nil {
+			data, _ := os.ReadFile(kh)
+			t.Fatalf("%s wrote known_hosts (exit %d):\n%s\nstdout:\n%s\nstderr:\n%s", args[0], code, data, out, errs)
+		}
+		if !strings.Contains(out+errs, "known_hosts") {
+			t.Errorf("%s does not say the host key is unknown:\n%s\n%s", args[0], out, errs)
+		}
+	}
+	if code, out, errs := runDrover(t, "apply", "--yes", "--timeout", "60s", "-f", manifest); code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errs)
+	}
+	if data, err := os.ReadFile(kh); err != nil || !strings.Contains(string(data), "127.0.252.2") {
+		t.Errorf("apply did not record the key: %v %q", err, data)
+	}
+}

@@ -36,7 +36,7 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
 			if err != nil {
 				return err
 			}
-			pool, err := newPool(l.Cluster, log)
+			pool, err := newReadOnlyPool(l.Cluster, log)
 			if err != nil {
 				return err
 			}

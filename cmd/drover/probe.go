@@ -50,7 +50,7 @@ Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 			if err != nil {
 				return err
 			}
-			pool, err := newPool(c, cliLogger(verbose))
+			pool, err := newReadOnlyPool(c, cliLogger(verbose))
 			if err != nil {
 				return err
 			}
