@@ -13,9 +13,11 @@ DEB_PKGS  := openssh-server openssh-client debootstrap systemd-container nftable
 BENCH_PKGS := ansible pssh
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT ?= 70m
+# make test fuzzes each target for FUZZTIME; make fuzz for FUZZTIME_LONG.
 FUZZTIME  ?= 20s
+FUZZTIME_LONG ?= 5m
 
-.PHONY: all build test unit e2e demo bench lint deps clean
+.PHONY: all build test unit e2e demo bench lint deps clean fuzz
 
 all: build
 
@@ -35,7 +37,13 @@ test: deps
 	$(GO) run ./test/harness/cmd/drover-nodes image
 	$(GO) run ./test/harness/cmd/drover-nodes artifacts
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifests
+	$(MAKE) --no-print-directory fuzz FUZZTIME_LONG=$(FUZZTIME)
+
+# fuzz runs every fuzz target (the manifest parser, the probe output
+# parser) for FUZZTIME_LONG each; go test fuzzes one target at a time.
+fuzz:
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_LONG) ./manifests
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_LONG) ./probes
 
 # unit runs only the tests that need no root and no test nodes.
 unit:
