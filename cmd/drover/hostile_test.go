@@ -282,3 +282,66 @@ spec:
 		t.Errorf("apply did not record the key: %v %q", err, data)
 	}
 }
+
+// TestSpecialFilesNamedByTheManifest: a FIFO given as an identity file,
+// as known_hosts or as an artifact is an error at once, never a read that
+// blocks plan or apply.
+func TestSpecialFilesNamedByTheManifest(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	f := sshtest.Setup(t, sshtest.Options{Addr: "127.0.252.3:0"})
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	manifest := func(identity, knownHosts, artifact string) string {
+		return fmt.Sprintf(`apiVersion: drover/v1
+kind: Cluster
+metadata: {name: fifo}
+spec:
+  installRoot: %s
+  ssh: {user: root, port: %d, identityFiles: [%s], knownHostsFile: %s, connectTimeout: 2s}
+  nodes:
+    - {name: f1, address: 127.0.252.3, roles: [a]}
+  components:
+    - name: app
+      version: "1.0"
+      artifact: {path: %s, sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}
+`, filepath.Join(dir, "root"), f.Server.Port(), identity, knownHosts, artifact)
+	}
+	artifact := filepath.Join(dir, "app.tar.gz")
+	if err := os.WriteFile(artifact, []byte("not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, manifest string
+		args           []string
+	}{
+		{"identity file", manifest(fifo, f.KnownHosts, artifact), []string{"plan", "--timeout", "60s"}},
+		{"known_hosts", manifest(f.Key.Path, fifo, artifact), []string{"plan", "--timeout", "60s"}},
+		{"artifact", manifest(f.Key.Path, f.KnownHosts, fifo), []string{"apply", "--yes", "--timeout", "60s"}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprintf("cluster%d.yaml", i))
+			if err := os.WriteFile(path, []byte(tc.manifest), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			var code int
+			var out, errs string
+			go func() {
+				defer close(done)
+				code, out, errs = runDrover(t, append(tc.args, "-f", path)...)
+			}()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%s blocks on a FIFO as the %s", tc.args[0], tc.name)
+			}
+			if code == 0 || !strings.Contains(out+errs, "not a regular file (it is a FIFO)") {
+				t.Errorf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errs)
+			}
+		})
+	}
+}
