@@ -17,12 +17,33 @@ TEST_TIMEOUT ?= 70m
 FUZZTIME  ?= 20s
 FUZZTIME_LONG ?= 5m
 
-.PHONY: all build test unit e2e demo bench lint deps clean fuzz
+# The Debian package: a version dpkg accepts (v1.2.3 -> 1.2.3; a bare
+# commit -> 0.0.0~git<commit>), for the Go architecture (amd64 and arm64
+# are Debian's names too), built with nfpm at a pinned version.
+PKG_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v([0-9]+\.)/\1/; /^[0-9]+\./!s/^/0.0.0~git/; s/-/./g')
+PKG_ARCH    := $(shell $(GO) env GOARCH)
+NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+DEB         := bin/drover_$(PKG_VERSION)_$(PKG_ARCH).deb
+
+.PHONY: all build test unit e2e demo bench lint deps clean package fuzz
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/drover
+
+# package builds $(DEB): the static binary, drover.service, /etc/drover,
+# man pages and shell completions made from the commands' own help, and
+# maintainer scripts (packaging/).
+package:
+	rm -rf bin/pkg && mkdir -p bin/pkg/completions
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/pkg/drover ./cmd/drover
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) bin/pkg/drover man bin/pkg/man
+	gzip -9n bin/pkg/man/*.1
+	bin/pkg/drover completion bash > bin/pkg/completions/drover.bash
+	bin/pkg/drover completion zsh > bin/pkg/completions/_drover
+	bin/pkg/drover completion fish > bin/pkg/completions/drover.fish
+	VERSION='$(PKG_VERSION)' ARCH='$(PKG_ARCH)' $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p deb -t $(DEB)
 
 # deps installs the Debian packages the tests need, only when missing.
 deps:

@@ -75,7 +75,7 @@ func server(t *testing.T, src *fakeSource) *httptest.Server {
 	m.SetProbeInterval(30 * time.Second)
 	m.ObserveReconcile(metrics.ResultSuccess, 200*time.Millisecond)
 	m.ObserveAction("upgrade", "app", metrics.ResultFailure, 1500*time.Millisecond)
-	m.ObserveProbe(3*time.Second, "dial")
+	m.ObserveProbe(3*time.Second, "unreachable")
 	srv := httptest.NewServer(Handler(src, reg))
 	t.Cleanup(srv.Close)
 	return srv
@@ -142,7 +142,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`drover_component_info{component="zk",desired_version="3.8.0",health="Healthy",node="m1",observed_version="3.8.0",sync="Synced"} 1` + "\n",
 		`drover_rollout_halted 1` + "\n",
 		`drover_build_info{goversion=`,
-		`drover_probe_errors_total{reason="dial"} 1` + "\n",
+		`drover_probe_errors_total{reason="unreachable"} 1` + "\n",
 		"go_goroutines ",
 		"process_cpu_seconds_total ",
 	} {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -319,7 +320,7 @@ func newNodeView(st reconciler.ClusterStatus, plan reconciler.Plan, name string)
 	if n.Facts != nil && n.Facts.FreeBytes >= 0 {
 		v.FreeDisk = bytesText(n.Facts.FreeBytes)
 	}
-	for _, k := range sortedKeys(n.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(n.Labels)) {
 		v.Labels = append(v.Labels, k+"="+n.Labels[k])
 	}
 	if n.InFlight != nil {
@@ -426,13 +427,4 @@ func orDash(s string) string {
 		return "—"
 	}
 	return s
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

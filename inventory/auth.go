@@ -7,37 +7,83 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"slices"
 
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
-
-	"github.com/drover-project/drover/manifests"
 )
 
-// auth holds the keys the Pool offers: identity files first (they were
-// asked for explicitly), then the agent's, without duplicates.
-type auth struct {
-	files     []ssh.Signer
-	agent     agent.ExtendedAgent
-	agentConn net.Conn
-	log       *zap.Logger
+// keyAgent is the ssh-agent at SSH_AUTH_SOCK, shared by every key set.
+type keyAgent struct {
+	agent agent.ExtendedAgent
+	conn  net.Conn
+	keys  []*agent.Key // as listed when the pool started
 }
 
-// loadAuth reads the identity files and connects to ssh-agent when
-// SSH_AUTH_SOCK is set. An unusable file is an error naming it, unless
-// the agent holds keys that can stand in for it.
-func loadAuth(files []string, log *zap.Logger) (*auth, error) {
-	a := &auth{log: log}
-	agentKeys, err := a.connectAgent()
+// connectAgent dials SSH_AUTH_SOCK, if set, and lists its keys. An agent
+// that cannot be reached is only a warning: identity files may suffice.
+func connectAgent(log *zap.Logger) *keyAgent {
+	sock := os.Getenv("SSH_AUTH_SOCK")
+	if sock == "" {
+		return nil
+	}
+	conn, err := net.Dial("unix", sock)
 	if err != nil {
-		return nil, err
+		log.Warn("ssh-agent unreachable", zap.String("socket", sock), zap.Error(err))
+		return nil
+	}
+	ag := agent.NewClient(conn)
+	keys, err := ag.List()
+	if err != nil {
+		conn.Close()
+		log.Warn("ssh-agent list failed", zap.String("socket", sock), zap.Error(err))
+		return nil
+	}
+	return &keyAgent{agent: ag, conn: conn, keys: keys}
+}
+
+func (k *keyAgent) listed() []*agent.Key {
+	if k == nil {
+		return nil
+	}
+	return k.keys
+}
+
+func (k *keyAgent) close() {
+	if k != nil {
+		k.conn.Close()
+	}
+}
+
+// auth holds the keys offered to one host: identity files first (they
+// were asked for explicitly), then the agent's, without duplicates. With
+// identitiesOnly (ssh_config's IdentitiesOnly), only the agent's keys
+// that match an identity file are offered.
+type auth struct {
+	files []ssh.Signer
+	agent *keyAgent
+	// only, when set, are the public keys the agent may offer.
+	only [][]byte
+	log  *zap.Logger
+}
+
+// loadAuth reads the identity files. An unusable file is an error naming
+// it, unless the agent holds keys that can stand in for it.
+func loadAuth(files []string, identitiesOnly bool, ag *keyAgent, log *zap.Logger) (*auth, error) {
+	a := &auth{agent: ag, log: log}
+	agentKeys := ag.listed()
+	if identitiesOnly {
+		a.only = [][]byte{}
 	}
 	for _, path := range files {
 		signer, err := loadIdentity(path, agentKeys)
 		if err == nil {
 			if signer != nil {
 				a.files = append(a.files, signer)
+				a.allow(signer.PublicKey())
+			} else if pub := readPublicKey(path + ".pub"); pub != nil {
+				a.allow(pub) // held by the agent
 			}
 			continue
 		}
@@ -45,43 +91,24 @@ func loadAuth(files []string, log *zap.Logger) (*auth, error) {
 			log.Warn("identity file missing; using ssh-agent keys", zap.String("file", path))
 			continue
 		}
-		a.close()
 		return nil, err
 	}
 	if len(a.files) == 0 && len(agentKeys) == 0 {
-		a.close()
-		return nil, errors.New("no SSH keys: set ssh.identityFiles or run ssh-agent with keys and SSH_AUTH_SOCK")
+		return nil, errors.New("no SSH keys: set ssh.identityFiles (or IdentityFile in ~/.ssh/config), create ~/.ssh/id_ed25519, or run ssh-agent with keys and SSH_AUTH_SOCK")
 	}
 	return a, nil
 }
 
-// connectAgent dials SSH_AUTH_SOCK, if set, and lists its keys. An agent
-// that cannot be reached is only a warning: identity files may suffice.
-func (a *auth) connectAgent() ([]*agent.Key, error) {
-	sock := os.Getenv("SSH_AUTH_SOCK")
-	if sock == "" {
-		return nil, nil
+func (a *auth) allow(pub ssh.PublicKey) {
+	if a.only != nil {
+		a.only = append(a.only, pub.Marshal())
 	}
-	conn, err := net.Dial("unix", sock)
-	if err != nil {
-		a.log.Warn("ssh-agent unreachable", zap.String("socket", sock), zap.Error(err))
-		return nil, nil
-	}
-	ag := agent.NewClient(conn)
-	keys, err := ag.List()
-	if err != nil {
-		conn.Close()
-		a.log.Warn("ssh-agent list failed", zap.String("socket", sock), zap.Error(err))
-		return nil, nil
-	}
-	a.agent, a.agentConn = ag, conn
-	return keys, nil
 }
 
 // loadIdentity parses one private key. A passphrase-protected key is
 // skipped (nil, nil) when the agent holds it, and an error otherwise.
 func loadIdentity(path string, agentKeys []*agent.Key) (ssh.Signer, error) {
-	data, err := manifests.ReadRegular(path, maxKeyFileBytes)
+	data, err := readLocalFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("identity file %s: %w", path, err)
 	}
@@ -103,11 +130,8 @@ func loadIdentity(path string, agentKeys []*agent.Key) (ssh.Signer, error) {
 	return signer, nil
 }
 
-// maxKeyFileBytes bounds a key file read; real keys are a few KB.
-const maxKeyFileBytes = 1 << 20
-
 func readPublicKey(path string) ssh.PublicKey {
-	data, err := manifests.ReadRegular(path, maxKeyFileBytes)
+	data, err := readLocalFile(path)
 	if err != nil {
 		return nil
 	}
@@ -134,13 +158,13 @@ func (a *auth) signers() ([]ssh.Signer, error) {
 	if a.agent == nil {
 		return out, nil
 	}
-	agentSigners, err := a.agent.Signers()
+	agentSigners, err := a.agent.agent.Signers()
 	if err != nil {
 		a.log.Warn("ssh-agent signers", zap.Error(err))
 		return out, nil
 	}
 	for _, s := range agentSigners {
-		dup := false
+		dup := a.only != nil && !slices.ContainsFunc(a.only, func(k []byte) bool { return bytes.Equal(k, s.PublicKey().Marshal()) })
 		for _, f := range a.files {
 			if bytes.Equal(f.PublicKey().Marshal(), s.PublicKey().Marshal()) {
 				dup = true
@@ -155,11 +179,8 @@ func (a *auth) signers() ([]ssh.Signer, error) {
 }
 
 func (a *auth) methods() []ssh.AuthMethod {
-	return []ssh.AuthMethod{ssh.PublicKeysCallback(a.signers)}
-}
-
-func (a *auth) close() {
-	if a.agentConn != nil {
-		a.agentConn.Close()
+	if a == nil {
+		return nil
 	}
+	return []ssh.AuthMethod{ssh.PublicKeysCallback(a.signers)}
 }

@@ -1,9 +1,13 @@
 package inventory
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -93,5 +97,67 @@ func TestDialTCPThroughBastionNode(t *testing.T) {
 	}
 	if n1.Stats().DirectTCPIP != 1 {
 		t.Errorf("forward did not go from the node: %+v", n1.Stats())
+	}
+}
+
+// TestBastionSharedByManyNodes: 100 nodes behind one bastion open one
+// bastion connection, which carries 100 tunnels.
+func TestBastionSharedByManyNodes(t *testing.T) {
+	b, _, _, cfg := bastionSetup(t)
+	auth := []ssh.PublicKey{b.Key.Signer.PublicKey()}
+	const n = 100
+	var nodes []*sshtest.Server
+	for range n {
+		nodes = append(nodes, sshtest.Start(t, sshtest.Options{AuthorizedKeys: auth}))
+	}
+	sshtest.WriteKnownHosts(t, b.KnownHosts, append([]*sshtest.Server{b.Server}, nodes...)...)
+	p := newPool(t, cfg)
+	var wg sync.WaitGroup
+	for i, s := range nodes {
+		wg.Go(func() { mustRun(t, p, targetOf(s, fmt.Sprintf("n%d", i)), "true") })
+	}
+	wg.Wait()
+	if st := b.Server.Stats(); st.Accepted != 1 || st.DirectTCPIP != n {
+		t.Errorf("bastion stats %+v, want 1 connection carrying %d tunnels", st, n)
+	}
+}
+
+// TestJumpChainWithOwnKeys: a node behind two jump hosts, each hop
+// accepting only its own key and trusted by its own known_hosts file;
+// the second hop's tunnel runs through the first.
+func TestJumpChainWithOwnKeys(t *testing.T) {
+	noAgent(t)
+	dir := t.TempDir()
+	k1 := sshtest.WriteClientKey(t, dir, "k1", "")
+	k2 := sshtest.WriteClientKey(t, dir, "k2", "")
+	kn := sshtest.WriteClientKey(t, dir, "kn", "")
+	hop1 := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{k1.Signer.PublicKey()}})
+	hop2 := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{k2.Signer.PublicKey()}})
+	node := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{kn.Signer.PublicKey()}})
+	kh1, kh2, khn := filepath.Join(dir, "kh1"), filepath.Join(dir, "kh2"), filepath.Join(dir, "khn")
+	sshtest.WriteKnownHosts(t, kh1, hop1)
+	sshtest.WriteKnownHosts(t, kh2, hop2)
+	sshtest.WriteKnownHosts(t, khn, node)
+
+	p := newPool(t, Config{IdentityFiles: []string{kn.Path}, KnownHostsFile: khn, ConnectTimeout: 5 * time.Second})
+	tg := targetOf(node, "n1")
+	tg.Jump = []Bastion{
+		{Address: hop1.Host(), Port: hop1.Port(), User: "j1", IdentityFiles: []string{k1.Path}, KnownHostsFile: kh1},
+		{Address: hop2.Host(), Port: hop2.Port(), User: "j2", IdentityFiles: []string{k2.Path}, KnownHostsFile: kh2},
+	}
+	if res := mustRun(t, p, tg, "echo deep"); string(res.Stdout) != "deep\n" {
+		t.Fatalf("stdout %q", res.Stdout)
+	}
+	if hop1.Stats().DirectTCPIP != 1 || hop2.Stats().DirectTCPIP != 1 || hop2.Stats().Accepted != 1 || node.Stats().Sessions != 1 {
+		t.Errorf("hop1 %+v hop2 %+v node %+v", hop1.Stats(), hop2.Stats(), node.Stats())
+	}
+
+	// The second hop not in its known_hosts: refused, naming that hop.
+	os.WriteFile(kh2, nil, 0o600)
+	p2 := newPool(t, Config{IdentityFiles: []string{kn.Path}, KnownHostsFile: khn})
+	_, err := p2.Run(ctxT(t), tg, "true", nil)
+	wantErr(t, err, ErrHostKey, "hostkey")
+	if !strings.Contains(err.Error(), hop2.Addr()) {
+		t.Errorf("error does not name the second hop: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ type conn struct {
 	sessions chan struct{} // MaxSessionsPerConn slots
 	dead     chan struct{} // closed once the connection has ended
 	via      *entry        // the bastion this connection goes through, kept busy
+	hostKey  ssh.PublicKey // the key the host presented (and passed)
 
 	shellMu sync.Mutex     // held by the Query using the shell
 	shell   *residentShell // see Query; nil until the first one
@@ -45,10 +47,10 @@ func (c *conn) isDead() bool {
 	}
 }
 
-// dial connects e, directly or through the bastion, holding one
-// concurrency slot (bastion dials run inside their node's slot).
+// dial connects e, directly or through the jump host before it, holding
+// one concurrency slot (jump-host dials run inside their node's slot).
 func (p *Pool) dial(e *entry) (*conn, error) {
-	if !e.isBastion {
+	if !e.isHop {
 		if err := p.acquireSlot(p.ctx); err != nil {
 			return nil, fmt.Errorf("%s: connect: %w", e.describe(), err)
 		}
@@ -59,8 +61,8 @@ func (p *Pool) dial(e *entry) (*conn, error) {
 		c   *conn
 		err error
 	)
-	if p.bastion != nil && !e.isBastion {
-		c, err = p.dialViaBastion(e)
+	if e.via != nil {
+		c, err = p.dialVia(e)
 	} else {
 		c, err = p.dialDirect(e)
 	}
@@ -73,62 +75,66 @@ func (p *Pool) dial(e *entry) (*conn, error) {
 }
 
 func (p *Pool) dialDirect(e *entry) (*conn, error) {
-	d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
-	nc, err := d.DialContext(p.ctx, "tcp", e.hostport)
+	ctx, cancel := context.WithTimeout(p.ctx, e.hop.connectTimeout)
+	nc, err := p.cfg.Dial(ctx, "tcp", e.hostport)
+	cancel()
 	if err != nil {
-		return nil, connectError(e, "connect", err, false, p.cfg.ConnectTimeout)
+		return nil, connectError(e, "connect", err, false, e.hop.connectTimeout)
 	}
-	return p.handshake(e, nc, nil)
+	return p.handshake(e, nc)
 }
 
-// dialViaBastion opens a direct-tcpip channel from the bastion to the node
-// and runs the node's SSH handshake over it. A bastion connection found
-// broken is redialled once.
-func (p *Pool) dialViaBastion(e *entry) (*conn, error) {
+// dialVia opens a direct-tcpip channel from the jump host e.via (itself
+// dialled, through its own, when needed) to e and runs e's SSH handshake
+// over it. A jump-host connection found broken is redialled once.
+func (p *Pool) dialVia(e *entry) (*conn, error) {
+	via := e.via
 	for attempt := 0; ; attempt++ {
-		bc, err := p.acquire(p.ctx, p.bastion)
+		bc, err := p.acquire(p.ctx, via)
 		if err != nil {
 			return nil, fmt.Errorf("%s: via %w", e.describe(), err)
 		}
-		ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ConnectTimeout)
+		ctx, cancel := context.WithTimeout(p.ctx, e.hop.connectTimeout)
 		nc, err := bc.client.DialContext(ctx, "tcp", e.hostport)
 		cancel()
 		if err != nil {
-			p.release(p.bastion)
+			p.release(via)
 			if attempt == 0 && isBroken(err, bc) {
-				p.discard(p.bastion, bc)
+				p.discard(via, bc)
 				continue
 			}
 			var openErr *ssh.OpenChannelError
 			if errors.As(err, &openErr) {
-				// The bastion could not reach the node.
-				return nil, fmt.Errorf("%s: connect via %s: %w: %v", e.describe(), p.bastion.describe(), ErrUnreachable, err)
+				// The jump host could not reach the node.
+				return nil, fmt.Errorf("%s: connect via %s: %w: %v", e.describe(), via.describe(), ErrUnreachable, err)
 			}
-			return nil, connectError(e, "connect via "+p.bastion.describe(), err, false, p.cfg.ConnectTimeout)
+			return nil, connectError(e, "connect via "+via.describe(), err, false, e.hop.connectTimeout)
 		}
-		c, err := p.handshake(e, nc, p.bastion)
+		c, err := p.handshake(e, nc)
 		if err != nil {
-			p.release(p.bastion)
+			p.release(via)
 			return nil, err
 		}
 		return c, nil
 	}
 }
 
-// handshake runs the SSH handshake over nc within ConnectTimeout. The
-// timer closes the conn, which works for TCP and for bastion channels
-// (which have no deadlines).
-func (p *Pool) handshake(e *entry, nc net.Conn, via *entry) (*conn, error) {
-	v := &verifier{h: p.hosts, node: e.describe(), hostport: e.hostport}
+// handshake runs the SSH handshake over nc within the connect timeout.
+// The timer closes the conn, which works for TCP and for tunnelled
+// channels (which have no deadlines). A connection through a jump host
+// keeps it busy until it ends (see watch).
+func (p *Pool) handshake(e *entry, nc net.Conn) (*conn, error) {
+	timeout := e.hop.connectTimeout
+	v := &verifier{h: e.hosts, node: e.describe(), hostport: e.hostport}
 	cfg := &ssh.ClientConfig{
-		User:              effectiveUser(e.target),
-		Auth:              p.auth.methods(),
+		User:              e.hop.user,
+		Auth:              e.auth.methods(), // none when authErr
 		HostKeyCallback:   v.verify,
-		HostKeyAlgorithms: p.hosts.algorithms(e.hostport),
-		Timeout:           p.cfg.ConnectTimeout,
+		HostKeyAlgorithms: e.hosts.algorithms(e.hostport),
+		Timeout:           timeout,
 	}
 	var timedOut atomic.Bool
-	timer := time.AfterFunc(p.cfg.ConnectTimeout, func() {
+	timer := time.AfterFunc(timeout, func() {
 		timedOut.Store(true)
 		nc.Close()
 	})
@@ -144,15 +150,18 @@ func (p *Pool) handshake(e *entry, nc net.Conn, via *entry) (*conn, error) {
 	case v.err != nil:
 		return nil, fmt.Errorf("%s: %w", e.describe(), v.err)
 	case timedOut.Load():
-		return nil, fmt.Errorf("%s: ssh handshake did not finish within %s: %w", e.describe(), p.cfg.ConnectTimeout, ErrTimeout)
+		return nil, fmt.Errorf("%s: ssh handshake did not finish within %s: %w", e.describe(), timeout, ErrTimeout)
+	case e.authErr != nil && strings.Contains(err.Error(), "ssh: unable to authenticate"):
+		return nil, fmt.Errorf("%s: ssh login as %s: %w: %v", e.describe(), cfg.User, ErrAuth, e.authErr)
 	default:
-		return nil, connectError(e, "ssh handshake as "+cfg.User, err, true, p.cfg.ConnectTimeout)
+		return nil, connectError(e, "ssh handshake as "+cfg.User, err, true, timeout)
 	}
 	c := &conn{
 		client:   ssh.NewClient(sc, chans, reqs),
 		sessions: make(chan struct{}, MaxSessionsPerConn),
 		dead:     make(chan struct{}),
-		via:      via,
+		via:      e.via,
+		hostKey:  v.key,
 	}
 	p.live.Add(1)
 	p.wg.Add(2)
@@ -187,25 +196,26 @@ func (p *Pool) watch(e *entry, c *conn) {
 // on it, and once a use starts, the check runs within KeepAlive.
 func (p *Pool) keepAlive(e *entry, c *conn) {
 	defer p.wg.Done()
-	if p.cfg.KeepAlive < 0 {
+	every := e.hop.keepAlive
+	if every < 0 {
 		return
 	}
 	c.answered()
-	timer := time.NewTimer(p.cfg.KeepAlive)
+	timer := time.NewTimer(every)
 	defer timer.Stop()
-	wait := max(p.cfg.KeepAlive, p.cfg.ConnectTimeout)
+	wait := max(every, e.hop.connectTimeout)
 	for {
 		select {
 		case <-c.dead:
 			return
 		case <-timer.C:
 		}
-		if quiet := c.quiet(); quiet < p.cfg.KeepAlive {
-			timer.Reset(p.cfg.KeepAlive - quiet)
+		if quiet := c.quiet(); quiet < every {
+			timer.Reset(every - quiet)
 			continue
 		}
 		if !e.uses(c) {
-			timer.Reset(p.cfg.KeepAlive)
+			timer.Reset(every)
 			continue
 		}
 		deadline := time.AfterFunc(wait, func() { c.client.Close() })
@@ -217,7 +227,7 @@ func (p *Pool) keepAlive(e *entry, c *conn) {
 			return
 		}
 		c.answered()
-		timer.Reset(p.cfg.KeepAlive)
+		timer.Reset(every)
 	}
 }
 

@@ -154,10 +154,10 @@ func TestKnownHostKeyTypeIsOfferedFirst(t *testing.T) {
 	sshtest.AppendKnownHosts(t, kh, sshtest.KnownHostsLine(s.Addr(), ecSigner.PublicKey()))
 	p := newPool(t, Config{IdentityFiles: []string{key.Path}, KnownHostsFile: kh})
 
-	if got := p.hosts.algorithms(s.Addr())[0]; got != ssh.KeyAlgoECDSA256 {
+	if got := p.hosts["false"+kh].algorithms(s.Addr())[0]; got != ssh.KeyAlgoECDSA256 {
 		t.Errorf("first algorithm %s, want %s", got, ssh.KeyAlgoECDSA256)
 	}
-	if got := p.hosts.algorithms("127.0.0.1:1")[0]; got != ssh.KeyAlgoED25519 {
+	if got := p.hosts["false"+kh].algorithms("127.0.0.1:1")[0]; got != ssh.KeyAlgoED25519 {
 		t.Errorf("unknown host: first algorithm %s, want ed25519", got)
 	}
 	mustRun(t, p, targetOf(s, "n1"), "true")

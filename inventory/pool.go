@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/drover-project/drover/manifests"
 )
 
 // ErrClosed is returned by a Pool used after Close.
@@ -27,9 +29,9 @@ var ErrClosed = errors.New("ssh pool is closed")
 //   - connections idle for IdleTimeout are closed.
 type Pool struct {
 	cfg       Config
+	resolve   resolver
 	log       *zap.Logger
-	auth      *auth
-	hosts     *hostKeys
+	agent     *keyAgent // nil without SSH_AUTH_SOCK
 	slots     chan struct{}
 	maxOutput int
 
@@ -37,8 +39,10 @@ type Pool struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	entries map[string]*entry
-	bastion *entry
+	entries map[string]*entry    // by route: jump hosts then node, user@host:port each
+	routes  map[string][]*entry  // by Target (see routeKey)
+	auths   map[string]*auth     // by identity files
+	hosts   map[string]*hostKeys // by known_hosts file and acceptNew
 	closed  bool
 
 	wg   sync.WaitGroup // every goroutine the pool starts
@@ -47,12 +51,22 @@ type Pool struct {
 
 var _ Runner = (*Pool)(nil)
 
-// entry is one node's slot in the pool: its live connection, or the dial
-// in flight, and how busy it is (a busy connection is never reaped).
+// entry is one connection's slot in the pool, a node's or a jump host's:
+// its live connection, or the dial in flight, and how busy it is (a busy
+// connection is never reaped). A jump host's entry is shared by every
+// node behind it, so they share its one connection.
 type entry struct {
-	target    Target // the first target seen for this key, named in messages
-	hostport  string
-	isBastion bool
+	target   Target // the first target seen for this key, named in messages
+	hop      hop
+	hostport string
+	isHop    bool   // a jump host, not a node
+	via      *entry // the jump host this connection goes through; nil: direct
+	auth     *auth
+	// authErr: the keys for this host could not be loaded. The dial still
+	// runs, so reachability and the host key are checked, and the login
+	// fails with this error.
+	authErr error
+	hosts   *hostKeys
 
 	mu       sync.Mutex
 	conn     *conn
@@ -67,46 +81,94 @@ type dialCall struct {
 	err  error
 }
 
-// NewPool loads keys (identity files, then ssh-agent) and the known_hosts
-// file, and starts the idle reaper. Close releases everything.
+// NewPool connects to ssh-agent (when SSH_AUTH_SOCK is set) and loads
+// the cluster's keys and known_hosts file, and starts the idle reaper.
+// A node's own keys and known_hosts load on its first use. Close
+// releases everything.
 func NewPool(cfg Config, log *zap.Logger) (*Pool, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	raw := cfg
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	a, err := loadAuth(cfg.IdentityFiles, log)
-	if err != nil {
-		return nil, err
-	}
-	hosts, err := newHostKeys(cfg.KnownHostsFile, cfg.AcceptNewHostKeys, log)
-	if err != nil {
-		a.close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
 		cfg:       cfg,
+		resolve:   newResolver(raw),
 		log:       log,
-		auth:      a,
-		hosts:     hosts,
+		agent:     connectAgent(log),
 		slots:     make(chan struct{}, cfg.Concurrency),
 		maxOutput: MaxOutput,
 		ctx:       ctx,
 		cancel:    cancel,
 		entries:   map[string]*entry{},
+		routes:    map[string][]*entry{},
+		auths:     map[string]*auth{},
+		hosts:     map[string]*hostKeys{},
 	}
-	if b := cfg.Bastion; b != nil {
-		t := b.Target()
-		p.bastion = &entry{target: t, hostport: t.HostPort(), isBastion: true}
+	if err := p.preload(raw); err != nil {
+		cancel()
+		p.agent.close()
+		return nil, err
 	}
 	if cfg.IdleTimeout > 0 {
 		p.wg.Add(1)
 		go p.reapIdle()
 	}
 	return p, nil
+}
+
+// preload loads the cluster-wide keys and known_hosts file up front, so
+// a mistake in them fails here rather than at every node. Without an
+// ssh_config, the default identities are what every node gets.
+func (p *Pool) preload(raw Config) error {
+	files := expandAll(raw.IdentityFiles)
+	if len(files) > 0 || raw.SSHConfig == nil {
+		if len(files) == 0 {
+			files = p.resolve.identities()
+		}
+		if _, err := p.authFor(files, false); err != nil {
+			return err
+		}
+	}
+	if raw.KnownHostsFile != "" {
+		if _, err := p.hostsFor(manifests.ExpandHome(raw.KnownHostsFile), raw.AcceptNewHostKeys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// authFor is the key set for files, loaded once. Called with p.mu held or
+// before the pool is shared.
+func (p *Pool) authFor(files []string, identitiesOnly bool) (*auth, error) {
+	key := fmt.Sprintf("%t%q", identitiesOnly, files)
+	if a := p.auths[key]; a != nil {
+		return a, nil
+	}
+	a, err := loadAuth(files, identitiesOnly, p.agent, p.log)
+	if err != nil {
+		return nil, err
+	}
+	p.auths[key] = a
+	return a, nil
+}
+
+// hostsFor is the checker for one known_hosts file, made once.
+func (p *Pool) hostsFor(path string, acceptNew bool) (*hostKeys, error) {
+	key := fmt.Sprintf("%t%s", acceptNew, path)
+	if h := p.hosts[key]; h != nil {
+		return h, nil
+	}
+	h, err := newHostKeys(path, acceptNew, p.log)
+	if err != nil {
+		return nil, err
+	}
+	p.hosts[key] = h
+	return h, nil
 }
 
 // Connections is the number of live SSH connections, bastion included.
@@ -135,22 +197,74 @@ func (p *Pool) Close() error {
 		}
 	}
 	p.wg.Wait()
-	p.auth.close()
+	p.agent.close()
 	return nil
 }
 
-// snapshotLocked lists the entries, the bastion last.
+// snapshotLocked lists the entries, nodes before the jump hosts they go
+// through, so closing in this order ends tunnels before their carriers.
 func (p *Pool) snapshotLocked() []*entry {
-	out := make([]*entry, 0, len(p.entries)+1)
+	out := make([]*entry, 0, len(p.entries))
 	for _, e := range p.entries {
-		out = append(out, e)
+		if !e.isHop {
+			out = append(out, e)
+		}
 	}
-	if p.bastion != nil {
-		out = append(out, p.bastion)
+	for _, e := range p.entries {
+		if e.isHop {
+			out = append(out, e)
+		}
 	}
 	return out
 }
 
+// entryFor finds or makes the entry for t, and for each jump host on
+// its route; the route is resolved once per distinct Target.
+func (p *Pool) entryFor(t Target) (*entry, error) {
+	if t.Address == "" {
+		return nil, fmt.Errorf("node %s: no address", t.Name)
+	}
+	rk := routeKey(t)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if r := p.routes[rk]; r != nil {
+		return r[len(r)-1], nil
+	}
+	hops, err := p.resolve.route(t)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		entries []*entry
+		via     *entry
+		key     string
+	)
+	for i, h := range hops {
+		key += ">" + h.key()
+		e := p.entries[key]
+		if e == nil {
+			a, authErr := p.authFor(h.identityFiles, h.identitiesOnly)
+			hk, err := p.hostsFor(h.knownHosts, h.acceptNew)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", h.label, err)
+			}
+			e = &entry{target: t, hop: h, hostport: h.hostport(), isHop: i < len(hops)-1, via: via, auth: a, authErr: authErr, hosts: hk}
+			if e.isHop {
+				e.target = Target{Name: "bastion", Address: h.address, Port: h.port, User: h.user}
+			}
+			p.entries[key] = e
+		}
+		entries = append(entries, e)
+		via = e
+	}
+	p.routes[rk] = entries
+	return via, nil
+}
+
+// effectiveUser is the login user of a resolved Target.
 func effectiveUser(t Target) string {
 	if t.User == "" {
 		return "root"
@@ -158,24 +272,8 @@ func effectiveUser(t Target) string {
 	return t.User
 }
 
-// entryFor finds or makes the entry for t's user@host:port.
-func (p *Pool) entryFor(t Target) (*entry, error) {
-	if t.Address == "" {
-		return nil, fmt.Errorf("node %s: no address", t.Name)
-	}
-	key := effectiveUser(t) + "@" + t.HostPort()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, ErrClosed
-	}
-	e := p.entries[key]
-	if e == nil {
-		e = &entry{target: t, hostport: t.HostPort()}
-		p.entries[key] = e
-	}
-	return e, nil
-}
+// routeKey tells Targets apart for the route cache.
+func routeKey(t Target) string { return fmt.Sprintf("%#v", t) }
 
 // acquire returns e's live connection, dialling it when needed, and marks
 // it busy; callers must release(e).
@@ -307,10 +405,7 @@ func (p *Pool) reapIdle() {
 
 // describe names the node and address for messages.
 func (e *entry) describe() string {
-	if e.isBastion {
-		return "bastion " + e.hostport
-	}
-	return describe(e.target)
+	return e.hop.label
 }
 
 func describe(t Target) string {

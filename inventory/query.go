@@ -54,6 +54,7 @@ func (p *Pool) Query(ctx context.Context, t Target, prelude, script string) (Res
 	if err != nil {
 		return Result{}, err
 	}
+	t = e.resolved(t)
 	c, err := p.acquire(ctx, e)
 	if err != nil {
 		return Result{}, err

@@ -66,6 +66,7 @@ func (p *Pool) Run(ctx context.Context, t Target, script string, stdin io.Reader
 	if err != nil {
 		return Result{}, err
 	}
+	t = e.resolved(t)
 	for attempt := 0; ; attempt++ {
 		c, err := p.acquire(ctx, e)
 		if err != nil {
@@ -233,7 +234,8 @@ func (b *capBuffer) Write(p []byte) (int, error) {
 }
 
 // DialTCP opens a TCP connection from the node to addr through a
-// direct-tcpip channel. The connection keeps the node's SSH connection
+// direct-tcpip channel. An addr on the node's address as the manifest
+// names it (an ssh_config alias, say) means the node's resolved address. The connection keeps the node's SSH connection
 // busy (never reaped) until it is closed. A refusal by the node (nothing
 // listening at addr) is returned as is, not as a transport failure.
 func (p *Pool) DialTCP(ctx context.Context, t Target, addr string) (net.Conn, error) {
@@ -241,6 +243,8 @@ func (p *Pool) DialTCP(ctx context.Context, t Target, addr string) (net.Conn, er
 	if err != nil {
 		return nil, err
 	}
+	addr = e.ownAddress(t, addr)
+	t = e.resolved(t)
 	for attempt := 0; ; attempt++ {
 		c, err := p.acquire(ctx, e)
 		if err != nil {
@@ -279,4 +283,21 @@ func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.done()
 	return err
+}
+
+// resolved is t with the user, address and port its route resolved, so
+// the login user's wrapping (sudo) and messages use what was dialled.
+func (e *entry) resolved(t Target) Target {
+	t.User, t.Address, t.Port = e.hop.user, e.hop.address, e.hop.port
+	return t
+}
+
+// ownAddress maps addr on t's address as given (an alias) to the
+// resolved one: a health check "on the node" dials what the node is.
+func (e *entry) ownAddress(t Target, addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != t.Address || host == e.hop.address {
+		return addr
+	}
+	return net.JoinHostPort(e.hop.address, port)
 }

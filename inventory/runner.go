@@ -10,15 +10,24 @@ import (
 	"strconv"
 )
 
-// Target is one node as the transport sees it.
+// Target is one node as the transport sees it: its own settings, from
+// the manifest's node (or role). Unset fields are resolved by the Pool
+// from its Config, the operator's ssh_config and OpenSSH's defaults.
+// Address may be an ssh_config Host alias.
 type Target struct {
 	Name    string
 	Address string
 	Port    int
 	User    string
+	// IdentityFiles and KnownHostsFile, when set, replace the cluster's.
+	IdentityFiles  []string
+	KnownHostsFile string
+	// Jump, when non-nil, is the node's own chain of jump hosts,
+	// outermost first, replacing the cluster's.
+	Jump []Bastion
 }
 
-// HostPort is the address to dial.
+// HostPort is the address as given, port 22 when unset (no ssh_config).
 func (t Target) HostPort() string {
 	port := t.Port
 	if port == 0 {
@@ -66,6 +75,23 @@ var (
 	ErrSudo        = errors.New("sudo requires a password")
 )
 
+// Why a probe learnt nothing: what Reason gives, what an Unknown node
+// reports, and every value of drover_probe_errors_total's reason label
+// (docs/METRICS.md lists them; a test holds the two together).
+const (
+	ReasonUnreachable = "unreachable"
+	ReasonAuth        = "auth"
+	ReasonHostKey     = "hostkey"
+	ReasonTimeout     = "timeout"
+	ReasonSudo        = "sudo"
+	// ReasonProbeError is anything else: the script failed or its output
+	// did not parse.
+	ReasonProbeError = "probe-error"
+)
+
+// Reasons lists every reason, in the order docs/METRICS.md gives them.
+var Reasons = []string{ReasonUnreachable, ReasonAuth, ReasonHostKey, ReasonTimeout, ReasonSudo, ReasonProbeError}
+
 // Reason classifies a transport error into the short reason drover
 // reports for an Unknown node: unreachable, auth, hostkey, timeout, sudo,
 // or probe-error for anything else.
@@ -74,16 +100,16 @@ func Reason(err error) string {
 	case err == nil:
 		return ""
 	case errors.Is(err, ErrHostKey):
-		return "hostkey"
+		return ReasonHostKey
 	case errors.Is(err, ErrAuth):
-		return "auth"
+		return ReasonAuth
 	case errors.Is(err, ErrSudo):
-		return "sudo"
+		return ReasonSudo
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
+		return ReasonTimeout
 	case errors.Is(err, ErrUnreachable):
-		return "unreachable"
+		return ReasonUnreachable
 	default:
-		return "probe-error"
+		return ReasonProbeError
 	}
 }

@@ -26,37 +26,11 @@ func (c *Cluster) SetDefaults() {
 	if s.ProbeInterval == "" {
 		s.ProbeInterval = DefaultProbeInterval
 	}
-	if s.SSH.User == "" {
-		s.SSH.User = DefaultSSHUser
-	}
-	if s.SSH.Port == 0 {
-		s.SSH.Port = DefaultSSHPort
-	}
-	if s.SSH.KnownHostsFile == "" {
-		s.SSH.KnownHostsFile = DefaultKnownHosts
-	}
-	if s.SSH.ConnectTimeout == "" {
-		s.SSH.ConnectTimeout = DefaultConnectTimeout
-	}
+	// The ssh section, nodes' user and port and jump hosts are left as
+	// written: what they leave unset comes, per node, from the operator's
+	// ssh_config before drover's defaults (inventory resolves it).
 	if s.SSH.Concurrency == 0 {
 		s.SSH.Concurrency = DefaultConcurrency
-	}
-	if b := s.SSH.Bastion; b != nil {
-		if b.Port == 0 {
-			b.Port = DefaultSSHPort
-		}
-		if b.User == "" {
-			b.User = s.SSH.User
-		}
-	}
-	for i := range s.Nodes {
-		n := &s.Nodes[i]
-		if n.Port == 0 {
-			n.Port = s.SSH.Port
-		}
-		if n.User == "" {
-			n.User = s.SSH.User
-		}
 	}
 	for i := range s.Components {
 		comp := &s.Components[i]
@@ -76,17 +50,7 @@ func (c *Cluster) SetDefaults() {
 			comp.Service.Restart = DefaultRestart
 		}
 		if h := comp.Health; h != nil {
-			if h.Timeout == "" {
-				h.Timeout = DefaultCheckTimeout
-			}
-			if h.HTTP != nil {
-				if h.HTTP.Path == "" {
-					h.HTTP.Path = "/"
-				}
-				if h.HTTP.ExpectStatus == 0 {
-					h.HTTP.ExpectStatus = 200
-				}
-			}
+			h.setDefaults()
 		}
 	}
 	r := &s.Rollout
@@ -99,4 +63,5 @@ func (c *Cluster) SetDefaults() {
 	if r.OnFailure == "" {
 		r.OnFailure = OnFailureRollback
 	}
+	// r.MaxFailures stays 0 when unset: the first failed step halts.
 }

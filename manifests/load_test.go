@@ -36,13 +36,15 @@ spec:
 	}{
 		{"installRoot", s.InstallRoot, DefaultInstallRoot},
 		{"probeInterval", s.ProbeInterval, Duration("30s")},
-		{"ssh.knownHostsFile", s.SSH.KnownHostsFile, DefaultKnownHosts},
-		{"ssh.connectTimeout", s.SSH.ConnectTimeout, Duration("10s")},
+		// SSH settings stay unset for inventory to resolve per node,
+		// ssh_config before defaults (inventory.TestResolvePrecedence).
+		{"ssh.knownHostsFile left unset", s.SSH.KnownHostsFile, ""},
+		{"ssh.connectTimeout left unset", s.SSH.ConnectTimeout, Duration("")},
 		{"ssh.concurrency", s.SSH.Concurrency, DefaultConcurrency},
-		{"bastion.port", s.SSH.Bastion.Port, 22},
-		{"bastion.user inherits ssh.user", s.SSH.Bastion.User, "core"},
-		{"node port inherits ssh.port", s.Nodes[0].Port, 2222},
-		{"node user inherits ssh.user", s.Nodes[0].User, "core"},
+		{"bastion.port left unset", s.SSH.Bastion.Port, 0},
+		{"bastion.user left unset", s.SSH.Bastion.User, ""},
+		{"node port left unset", s.Nodes[0].Port, 0},
+		{"node user left unset", s.Nodes[0].User, ""},
 		{"node port kept", s.Nodes[1].Port, 22},
 		{"node user kept", s.Nodes[1].User, "admin"},
 		{"state", s.Components[0].State, StatePresent},
@@ -153,8 +155,8 @@ func TestLoadWithInventoryFile(t *testing.T) {
 	if len(nodes) != 3 || nodes[2].Name != "m3" {
 		t.Fatalf("nodes: %+v", nodes)
 	}
-	if nodes[0].Port != 2222 || nodes[0].User != "core" || nodes[2].Port != 22 || nodes[2].User != "admin" {
-		t.Fatalf("node defaults from ssh: %+v", nodes)
+	if nodes[0].Port != 0 || nodes[0].User != "" || nodes[2].Port != 22 || nodes[2].User != "admin" {
+		t.Fatalf("node fields as written: %+v", nodes)
 	}
 	if l.Dir != "testdata/inventory" || l.Path != "testdata/inventory/cluster.yaml" {
 		t.Fatalf("dir %q path %q", l.Dir, l.Path)
@@ -203,6 +205,10 @@ func TestLoadInventoryProblems(t *testing.T) {
 		{"unknown field in inventory", manifest, "nodes: [{name: m1, adress: 127.0.2.1}]\n",
 			"hosts.yaml: 1 problem(s):\n  nodes[0].adress: unknown field (did you mean address?)"},
 		{"missing inventory", manifest, "", "spec.inventoryFile: open "},
+		{"ansible INI inventory", manifest, "# from ansible\n[masters]\nm1 ansible_host=10.0.0.1\n\n[agents]\na1\n",
+			"hosts.yaml: this looks like an Ansible INI inventory, not drover's YAML: see `drover import ansible`"},
+		{"ansible INI inventory without groups", manifest, "m1 ansible_host=10.0.0.1 ansible_user=root\n",
+			"hosts.yaml: this looks like an Ansible INI inventory"},
 		{"nodes and inventory both", strings.Replace(manifest, "inventoryFile: hosts.yaml",
 			"inventoryFile: hosts.yaml\n  nodes: [{name: m1, address: 127.0.2.1, roles: [master]}]", 1),
 			"nodes: [{name: m9, address: 127.0.2.9}]\n",

@@ -62,19 +62,62 @@ type SSH struct {
 	IdentityFiles []string `json:"identityFiles,omitempty"`
 	// KnownHostsFile is checked strictly unless AcceptNewHostKeys is set, in
 	// which case first-seen keys are recorded there; a changed key is always refused.
-	KnownHostsFile    string   `json:"knownHostsFile,omitempty"`
-	AcceptNewHostKeys bool     `json:"acceptNewHostKeys,omitempty"`
-	Bastion           *Bastion `json:"bastion,omitempty"`
-	ConnectTimeout    Duration `json:"connectTimeout,omitempty"`
+	KnownHostsFile    string `json:"knownHostsFile,omitempty"`
+	AcceptNewHostKeys bool   `json:"acceptNewHostKeys,omitempty"`
+	// Bastion is the jump host every node connection goes through; Jump
+	// is a chain of them, outermost first (set one or the other). A node
+	// or role with its own replaces them.
+	Bastion        *Bastion  `json:"bastion,omitempty"`
+	Jump           []Bastion `json:"jump,omitempty"`
+	ConnectTimeout Duration  `json:"connectTimeout,omitempty"`
 	// Concurrency bounds the dials and sessions in flight across all nodes.
 	Concurrency int `json:"concurrency,omitempty"`
+	// ConfigFile is the OpenSSH client config consulted for what the
+	// manifest leaves unset (default ~/.ssh/config; --ssh-config overrides).
+	ConfigFile string `json:"configFile,omitempty"`
+	// Roles gives the nodes of a role their own keys, known_hosts or jump
+	// hosts; a node's own fields win over its role's.
+	Roles map[string]Access `json:"roles,omitempty"`
 }
 
-// Bastion is a jump host every node connection goes through.
+// Bastion is a jump host. Address may be an ssh_config alias.
 type Bastion struct {
-	Address string `json:"address"`
-	Port    int    `json:"port,omitempty"`
-	User    string `json:"user,omitempty"`
+	Address        string   `json:"address"`
+	Port           int      `json:"port,omitempty"`
+	User           string   `json:"user,omitempty"`
+	IdentityFiles  []string `json:"identityFiles,omitempty"`
+	KnownHostsFile string   `json:"knownHostsFile,omitempty"`
+}
+
+// Access is how one node, or the nodes of a role, are reached when that
+// differs from the cluster's ssh section.
+type Access struct {
+	IdentityFiles  []string  `json:"identityFiles,omitempty"`
+	KnownHostsFile string    `json:"knownHostsFile,omitempty"`
+	Bastion        *Bastion  `json:"bastion,omitempty"`
+	Jump           []Bastion `json:"jump,omitempty"`
+}
+
+// JumpHosts is the chain Bastion or Jump name, nil when neither is set.
+func (a Access) JumpHosts() []Bastion {
+	if len(a.Jump) > 0 {
+		return a.Jump
+	}
+	if a.Bastion != nil {
+		return []Bastion{*a.Bastion}
+	}
+	return nil
+}
+
+// RoleAccess is the access of n's first role that has one (validation
+// refuses roles of one node that disagree); zero when none has.
+func (s SSH) RoleAccess(n *Node) Access {
+	for _, r := range n.Roles {
+		if a, ok := s.Roles[r]; ok {
+			return a
+		}
+	}
+	return Access{}
 }
 
 // Node is one machine drover manages.
@@ -87,6 +130,8 @@ type Node struct {
 	Labels  map[string]string `json:"labels,omitempty"`
 	// Paused makes drover probe and plan this node but change nothing on it.
 	Paused bool `json:"paused,omitempty"`
+	// Access: the node's own identityFiles, knownHostsFile, bastion, jump.
+	Access
 }
 
 // Inventory is the content of an inventoryFile.
@@ -139,6 +184,9 @@ type File struct {
 	Path     string `json:"path"`
 	Mode     string `json:"mode,omitempty"`
 	Template string `json:"template"`
+	// Sensitive keeps the content out of plans and diffs (secrets): they
+	// say only that it changed, and drover never reads it back.
+	Sensitive bool `json:"sensitive,omitempty"`
 }
 
 // Service is the systemd unit drover writes for a component.
@@ -200,6 +248,11 @@ type Rollout struct {
 	MaxUnavailable *IntOrPercent `json:"maxUnavailable,omitempty"`
 	HealthTimeout  Duration      `json:"healthTimeout,omitempty"`
 	OnFailure      string        `json:"onFailure,omitempty"`
+	// MaxFailures is how many nodes may hold an action that failed at a
+	// step (upload, unpack, a script, a hook) before the rollout halts
+	// (default 0: the first such failure halts it). A failed node keeps
+	// its slot in maxUnavailable until an action there succeeds.
+	MaxFailures int `json:"maxFailures,omitempty"`
 }
 
 // Duration is a Go duration string such as "30s". It is kept as text so

@@ -1,8 +1,10 @@
 package manifests
 
 import (
+	"maps"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -80,10 +82,6 @@ func isSHA256(s string) bool {
 	return strings.Trim(s, "0123456789abcdefABCDEF") == ""
 }
 
-// completeMarker is the file drover writes last in a version directory
-// (DESIGN.md), so a manifest file may not take its name.
-const completeMarker = ".complete"
-
 func (v *validator) files(p string, comp *Component) {
 	seen := map[string]string{}
 	for j, f := range comp.Files {
@@ -122,8 +120,10 @@ func (v *validator) filePath(p, s string) bool {
 		v.errorf(p, "%q is inside installRoot %s, which drover manages; give a path relative to the component directory", s, root)
 	case !path.IsAbs(s) && (clean == ".." || strings.HasPrefix(clean, "../")):
 		v.errorf(p, "%q escapes the component directory", s)
-	case !path.IsAbs(s) && clean == completeMarker:
-		v.errorf(p, "%q is reserved for drover's own use", s)
+	case !path.IsAbs(s) && reservedTop(clean) != "":
+		v.errorf(p, "%q is inside %s, which drover keeps for itself in the version directory", s, reservedTop(clean))
+	case strings.HasPrefix(path.Base(clean), ReservedPrefix):
+		v.errorf(p, "%q: names starting with %s are drover's temporary files", s, ReservedPrefix)
 	default:
 		return true
 	}
@@ -144,7 +144,7 @@ func (v *validator) service(p string, s *Service) {
 	v.account(p+".user", s.User, "user")
 	v.account(p+".group", s.Group, "group")
 	v.oneOf(p+".restart", s.Restart, restartValues()...)
-	for _, k := range sortedKeys(s.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
 		if !isEnvName(k) {
 			v.errorf(p+".environment", "%q is not a valid variable name", k)
 		}
@@ -154,44 +154,6 @@ func (v *validator) service(p string, s *Service) {
 	}
 }
 
-func (v *validator) health(p string, h *Health) {
-	set := 0
-	for _, isSet := range []bool{h.Exec != nil, h.HTTP != nil, h.TCP != nil} {
-		if isSet {
-			set++
-		}
-	}
-	switch {
-	case set == 0:
-		v.errorf(p, "set one of exec, http or tcp")
-	case set > 1:
-		v.errorf(p, "set only one of exec, http or tcp")
-	}
-	if e := h.Exec; e != nil {
-		switch {
-		case len(e.Command) == 0:
-			v.errorf(p+".exec.command", "required")
-		case e.Command[0] == "":
-			v.errorf(p+".exec.command[0]", "the program must not be empty")
-		}
-	}
-	if t := h.HTTP; t != nil {
-		v.checkHost(p+".http.host", t.Host)
-		v.port(p+".http.port", t.Port, false)
-		if t.Path != "" && (!strings.HasPrefix(t.Path, "/") || strings.ContainsAny(t.Path, " \t\r\n")) {
-			v.errorf(p+".http.path", "%q must be a URL path starting with /", t.Path)
-		}
-		if t.ExpectStatus != 0 {
-			v.between(p+".http.expectStatus", t.ExpectStatus, 100, 599)
-		}
-	}
-	if t := h.TCP; t != nil {
-		v.checkHost(p+".tcp.host", t.Host)
-		v.port(p+".tcp.port", t.Port, false)
-	}
-	v.duration(p+".timeout", h.Timeout)
-}
-
 // leader checks a quorum component's leader check: an exec check, run on
 // the node with the probe, like an exec health check.
 func (v *validator) leader(p string, comp *Component) {
@@ -199,7 +161,7 @@ func (v *validator) leader(p string, comp *Component) {
 	if !comp.Quorum {
 		v.errorf(p, "only a quorum component has a leader (set quorum: true)")
 	}
-	if h.HTTP != nil || h.TCP != nil || h.Exec == nil {
+	if kind, err := h.Kind(); err != nil || kind != HealthExec {
 		v.errorf(p, "set exec: a leader check runs a command on the node")
 		return
 	}

@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"slices"
@@ -17,12 +18,6 @@ const (
 	MaxVersionLen  = 128
 )
 
-// Patterns quoted in messages; the matchers below implement them.
-const (
-	namePattern    = "[a-z0-9][a-z0-9._-]*"
-	versionPattern = "[A-Za-z0-9][A-Za-z0-9._+-]*"
-)
-
 // name checks a name of something drover manages (node, component, role,
 // label key, cluster).
 // It reports whether the name is good.
@@ -35,7 +30,7 @@ func (v *validator) nameMax(path, s string, max int) bool {
 	case len(s) > max:
 		v.errorf(path, "%q is longer than %d characters", s, max)
 	case !IsName(s):
-		v.errorf(path, "%q must match %s", s, namePattern)
+		v.errorf(path, "%q must match %s", s, NamePattern)
 	default:
 		return true
 	}
@@ -49,47 +44,19 @@ func (v *validator) version(path, s string) {
 		v.errorf(path, "required")
 	case len(s) > MaxVersionLen:
 		v.errorf(path, "%q is longer than %d characters", s, MaxVersionLen)
-	case !isVersion(s):
-		v.errorf(path, "%q must match %s", s, versionPattern)
+	case !IsVersion(s):
+		v.errorf(path, "%q must match %s", s, VersionPattern)
 	}
 }
-
-// IsName reports whether s matches [a-z0-9][a-z0-9._-]*.
-func IsName(s string) bool {
-	if s == "" || !isLowerAlnum(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isLowerAlnum(c) && c != '.' && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-func isVersion(s string) bool {
-	if s == "" || !isAlnum(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && !strings.ContainsRune("._+-", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-func isLowerAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
-func isAlnum(c byte) bool      { return isLowerAlnum(c) || c >= 'A' && c <= 'Z' }
 
 // labelKeys checks the keys of a label map or selector, in sorted order.
 func (v *validator) labelKeys(path string, labels map[string]string) {
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		switch {
 		case len(k) > MaxNameLen:
 			v.errorf(path, "key %q is longer than %d characters", k, MaxNameLen)
 		case !IsName(k):
-			v.errorf(path, "key %q must match %s", k, namePattern)
+			v.errorf(path, "key %q must match %s", k, NamePattern)
 		}
 	}
 }
@@ -226,6 +193,8 @@ func (v *validator) installRoot(p, s string) {
 		v.errorf(p, "%q must be a clean path (%s)", s, path.Clean(s))
 	case !isPlainPath(s):
 		v.errorf(p, "%q may contain only letters, digits, '.', '_', '-' and '/'", s)
+	case IsSystemDir(s):
+		v.errorf(p, "%s is a system directory; drover deletes what it no longer needs there, so give a directory of its own such as %s", s, DefaultInstallRoot)
 	}
 }
 
@@ -262,14 +231,45 @@ func isEnvName(s string) bool {
 	return true
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // at formats an indexed field path such as spec.nodes[3].
 func at(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
+// paths checks a list of file paths: none may be empty.
+func (v *validator) paths(path string, files []string) {
+	for i, f := range files {
+		if f == "" {
+			v.errorf(at(path, i), "required")
+		}
+	}
+}
+
+// access checks a node's or a role's own SSH settings.
+func (v *validator) access(path string, a Access) {
+	v.paths(path+".identityFiles", a.IdentityFiles)
+	v.jumpHosts(path, a.Bastion, a.Jump)
+}
+
+// jumpHosts checks bastion and jump under path: one or the other, and
+// each jump host's own fields.
+func (v *validator) jumpHosts(path string, b *Bastion, jump []Bastion) {
+	if b != nil && len(jump) > 0 {
+		v.errorf(path+".jump", "set bastion or jump, not both")
+	}
+	if b != nil {
+		v.bastion(path+".bastion", *b)
+	}
+	for i, j := range jump {
+		v.bastion(at(path+".jump", i), j)
+	}
+}
+
+func (v *validator) bastion(path string, b Bastion) {
+	if b.Address == "" {
+		v.errorf(path+".address", "required")
+	} else {
+		v.host(path+".address", b.Address)
+	}
+	v.port(path+".port", b.Port, true)
+	v.account(path+".user", b.User, "user")
+	v.paths(path+".identityFiles", b.IdentityFiles)
+}

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,15 +118,6 @@ func writeRulesFile(t *testing.T, exprs []string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // sampleStatus is a cluster with a node in every state, a halted rollout

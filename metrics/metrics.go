@@ -1,7 +1,7 @@
 // Package metrics defines every Prometheus metric drover exports, the rule
 // file of alerts shipped with it, and the Grafana dashboard.
 //
-// The metric names are a contract (DESIGN.md "Metrics"): dashboards and
+// The metric names are a contract (docs/DESIGN.md, "Metrics"): dashboards and
 // alert rules depend on them, so rename nothing once shipped. This file is
 // the only place a name, a label or a help string is written.
 //
@@ -161,9 +161,9 @@ func (m *Metrics) ObserveAction(action, component, result string, d time.Duratio
 }
 
 // ObserveProbe records one probe of a node. reason is "" for a successful
-// probe, else a short fixed word for the kind of failure (dial, auth,
-// hostkey, timeout, command, parse): never an error message, whose text
-// would make a new series each time.
+// probe, else one of inventory.Reasons (unreachable, auth, hostkey,
+// timeout, sudo, probe-error): never an error message, whose text would
+// make a new series each time.
 func (m *Metrics) ObserveProbe(d time.Duration, reason string) {
 	m.probeDuration.Observe(d.Seconds())
 	if reason != "" {

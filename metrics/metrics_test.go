@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/reconciler"
 )
 
@@ -284,7 +287,7 @@ func fullRegistry(t *testing.T) *prometheus.Registry {
 	m := New(reg, sampleStatus, func() int { return 2 }, WithBuildInfo("1.2.3", "abc123"))
 	m.ObserveReconcile(ResultFailure, time.Second)
 	m.ObserveAction("install", "zookeeper", ResultSuccess, time.Second)
-	m.ObserveProbe(time.Second, "dial")
+	m.ObserveProbe(time.Second, inventory.ReasonUnreachable)
 	m.SetProbeInterval(30 * time.Second)
 	return reg
 }
@@ -310,7 +313,7 @@ func TestMetricNamesGolden(t *testing.T) {
 		}
 		line := mf.GetName() + " " + strings.ToLower(mf.GetType().String())
 		if len(labels) > 0 {
-			line += " " + strings.Join(sortedKeys(labels), ",")
+			line += " " + strings.Join(slices.Sorted(maps.Keys(labels)), ",")
 		}
 		lines = append(lines, line)
 	}
@@ -331,7 +334,7 @@ func TestMetricNamesGolden(t *testing.T) {
 	}
 }
 
-// TestDesignContractNames checks that every name DESIGN.md promises is
+// TestDesignContractNames checks that every name docs/DESIGN.md promises is
 // exported, so the golden file cannot drift away from the contract.
 func TestDesignContractNames(t *testing.T) {
 	names := goldenNames(t)
@@ -345,6 +348,21 @@ func TestDesignContractNames(t *testing.T) {
 	} {
 		if !names[n] {
 			t.Errorf("%s is in the design's metric contract but not exported", n)
+		}
+	}
+	doc, err := os.ReadFile("../docs/DESIGN.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(doc), "\n## Metrics")
+	section, _, _ = strings.Cut(section, "\n## ")
+	promised := regexp.MustCompile("`(drover_[a-z_]+)").FindAllStringSubmatch(section, -1)
+	if len(promised) == 0 {
+		t.Fatal("docs/DESIGN.md: no metric names in its Metrics section")
+	}
+	for _, m := range promised {
+		if !names[m[1]] {
+			t.Errorf("docs/DESIGN.md promises %s, which is not exported", m[1])
 		}
 	}
 	mfs, err := fullRegistry(t).Gather()

@@ -3,15 +3,19 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"sigs.k8s.io/yaml"
+
+	"github.com/drover-project/drover/inventory"
 )
 
 const (
@@ -269,9 +273,31 @@ func TestMetricsDocCoversEveryMetric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range sortedKeys(knownNames(t)) {
+	for _, name := range slices.Sorted(maps.Keys(knownNames(t))) {
 		if !bytes.Contains(doc, []byte("| `"+name+"`")) {
 			t.Errorf("docs/METRICS.md has no table row for %s", name)
 		}
+	}
+}
+
+// TestMetricsDocProbeReasons: the reasons docs/METRICS.md gives for
+// drover_probe_errors_total are exactly the ones a probe fails with
+// (inventory.Reasons), so a dashboard or alert written from the doc
+// matches real series.
+func TestMetricsDocProbeReasons(t *testing.T) {
+	doc, err := os.ReadFile("../docs/METRICS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `drover_probe_errors_total` .*\\(([^)]*)\\)").FindSubmatch(doc)
+	if row == nil {
+		t.Fatal("docs/METRICS.md: no drover_probe_errors_total row with the reasons in parentheses")
+	}
+	var documented []string
+	for _, m := range regexp.MustCompile("`([^`]+)`").FindAllSubmatch(row[1], -1) {
+		documented = append(documented, string(m[1]))
+	}
+	if !slices.Equal(documented, inventory.Reasons) {
+		t.Errorf("docs/METRICS.md lists probe error reasons %q; the code gives %q", documented, inventory.Reasons)
 	}
 }

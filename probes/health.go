@@ -2,6 +2,7 @@ package probes
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -14,40 +15,59 @@ import (
 // connection (Runner.DialTCP), so "localhost" means the node.
 type checkFunc func(ctx context.Context, r inventory.Runner, t inventory.Target, h *manifests.Health) HealthResult
 
-// healthChecks is the table of check kinds. A probe folds exec into its
-// script so it stays one SSH session, and runs tcp and http from here
-// beside it; CheckHealth runs any kind on its own (rollout health gates).
-func healthChecks() map[string]checkFunc {
-	return map[string]checkFunc{
-		"exec": execCheck,
-		"http": httpCheck,
-		"tcp":  tcpCheck,
-	}
+// checker is how probes runs one kind of check (manifests/health.go has
+// the table of kinds: what sets one, its validation and defaults).
+type checker struct {
+	// inScript: the check runs inside the probe script, so the probe
+	// stays one SSH session (exec); the others run from here beside it.
+	inScript bool
+	run      checkFunc
+	// request refuses a check the probe script could not carry (nil:
+	// nothing to refuse beyond what Validate does).
+	request func(comp, what string, h *manifests.Health) error
 }
 
-// HealthKind names the check h configures: exec, http, tcp, or "" for none.
-func HealthKind(h *manifests.Health) string {
-	switch {
-	case h == nil:
-		return ""
-	case h.Exec != nil:
-		return "exec"
-	case h.HTTP != nil:
-		return "http"
-	case h.TCP != nil:
-		return "tcp"
-	default:
-		return ""
+// checkers has a checker for every manifests.HealthKinds kind (a test
+// holds them together). A probe folds the in-script kinds into its
+// script and runs the others beside it; CheckHealth runs any kind on its
+// own.
+var checkers = map[manifests.HealthKind]checker{
+	manifests.HealthExec: {inScript: true, run: execCheck, request: checkExec},
+	manifests.HealthHTTP: {run: httpCheck},
+	manifests.HealthTCP:  {run: tcpCheck},
+}
+
+// checkerFor is the checker of h's kind. A Health of no kind, of two, or
+// of one without a checker is an error, never "no check": a check that
+// cannot run must not read as a passing one.
+func checkerFor(h *manifests.Health) (checker, error) {
+	kind, err := h.Kind()
+	if err != nil {
+		return checker{}, err
 	}
+	c, ok := checkers[kind]
+	if !ok {
+		return checker{}, fmt.Errorf("no checker for health check kind %q", kind)
+	}
+	return c, nil
+}
+
+// inScript reports whether h is a check the probe script runs.
+func inScript(h *manifests.Health) bool {
+	c, err := checkerFor(h)
+	return h != nil && err == nil && c.inScript
 }
 
 // CheckHealth runs the check h on node t by itself, outside a probe.
 func CheckHealth(ctx context.Context, r inventory.Runner, t inventory.Target, h *manifests.Health) HealthResult {
-	check, ok := healthChecks()[HealthKind(h)]
-	if !ok {
+	if h == nil {
 		return HealthResult{Message: "no health check"}
 	}
-	return check(ctx, r, t, h)
+	c, err := checkerFor(h)
+	if err != nil {
+		return HealthResult{Checked: true, Message: "health check: " + err.Error()}
+	}
+	return c.run(ctx, r, t, h)
 }
 
 // checkTimeout is the check's own timeout.

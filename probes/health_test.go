@@ -160,3 +160,37 @@ func TestExecCheckAlone(t *testing.T) {
 		t.Errorf("no check: %+v", got)
 	}
 }
+
+// TestEveryHealthKindHasAChecker: each kind of the schema's table
+// (manifests.HealthKinds) can be run.
+func TestEveryHealthKindHasAChecker(t *testing.T) {
+	for _, kind := range manifests.HealthKinds() {
+		if c, ok := checkers[kind]; !ok || c.run == nil {
+			t.Errorf("health check kind %q has no checker", kind)
+		}
+	}
+	if len(checkers) != len(manifests.HealthKinds()) {
+		t.Errorf("%d checkers for %d kinds", len(checkers), len(manifests.HealthKinds()))
+	}
+}
+
+// TestHealthOfNoKindIsNeverHealthy: a Health that sets no kind (or two)
+// fails: the probe is Unknown and a check run alone fails. It read as "no
+// check", so the component showed Healthy.
+func TestHealthOfNoKindIsNeverHealthy(t *testing.T) {
+	local := newLocalRunner(t)
+	n := newTestNode(t, local)
+	n.receipt("conf", "1")
+	for name, h := range map[string]*manifests.Health{
+		"none": {},
+		"two":  {TCP: &manifests.TCPCheck{Port: 1}, HTTP: &manifests.HTTPCheck{Port: 1}},
+	} {
+		obs := Probe(context.Background(), local, inventory.Target{Name: "n1"}, n.request(Want{Name: "conf", Version: "1", Health: h}))
+		if obs.Known || obs.Reason != inventory.ReasonProbeError || !strings.Contains(obs.Error, "health check") {
+			t.Errorf("%s: probe = %+v, want Unknown (probe-error)", name, obs)
+		}
+		if got := CheckHealth(context.Background(), local, inventory.Target{}, h); !got.Checked || got.OK {
+			t.Errorf("%s: CheckHealth = %+v, want a failed check", name, got)
+		}
+	}
+}

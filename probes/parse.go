@@ -108,7 +108,7 @@ func Parse(out []byte) (Observed, error) {
 				return Observed{}, parseError(n, line, "component before os line")
 			case cur != nil:
 				return Observed{}, parseError(n, line, "component inside another component's block")
-			case !ValidName(string(rest)):
+			case !manifests.IsName(string(rest)):
 				return Observed{}, parseError(n, line, "bad component name")
 			case obs.Components[string(rest)] != nil:
 				return Observed{}, parseError(n, line, "component listed twice")
@@ -355,7 +355,7 @@ func parseUnit(u *UnitState, v string) error {
 // "leader" on its line.
 func parseExec(h *HealthResult, line, v string) error {
 	kind, rest, _ := strings.Cut(v, " ")
-	if kind != "exec" {
+	if kind != string(manifests.HealthExec) { // the only kind the script runs
 		return fmt.Errorf("unknown %s kind", line)
 	}
 	result, code, _ := strings.Cut(rest, " ")

@@ -26,7 +26,7 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 	}
 	body, err := scriptBody(req)
 	if err != nil {
-		return unknown("probe-error", fmt.Errorf("build probe script: %w", err))
+		return unknown(inventory.ReasonProbeError, fmt.Errorf("build probe script: %w", err))
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -42,7 +42,7 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 	if res.ExitCode != 0 {
 		cancel()
 		remote.wait()
-		return unknown("probe-error", fmt.Errorf("probe script exited %d: %s", res.ExitCode, clip(res.Stderr)))
+		return unknown(inventory.ReasonProbeError, fmt.Errorf("probe script exited %d: %s", res.ExitCode, clip(res.Stderr)))
 	}
 	obs, err := Parse(res.Stdout)
 	if err == nil {
@@ -54,7 +54,7 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 		if len(res.Stderr) > 0 {
 			err = fmt.Errorf("%w (stderr: %s)", err, clip(res.Stderr))
 		}
-		return unknown("probe-error", err)
+		return unknown(inventory.ReasonProbeError, err)
 	}
 	// A check that cannot mean anything (service down, not installed) is
 	// not waited for: a fresh node must not cost a health timeout.
@@ -71,13 +71,13 @@ func Probe(ctx context.Context, r inventory.Runner, t inventory.Target, req Requ
 		if w.Leader != nil && !ok {
 			c.Leader = HealthResult{Message: why}
 		}
-		if HealthKind(w.Health) == "" {
+		if w.Health == nil {
 			continue
 		}
 		switch {
 		case !ok:
 			c.Health = HealthResult{Message: why}
-		case HealthKind(w.Health) != "exec":
+		case !inScript(w.Health):
 			c.Health = remote.results[w.Name]
 		}
 	}
@@ -107,11 +107,11 @@ func checkAnswered(req Request, obs Observed) error {
 			return fmt.Errorf("probe output has no block for component %s", w.Name)
 		}
 		applies, _ := healthApplies(w, c)
-		wantExec := HealthKind(w.Health) == "exec" && applies
+		wantExec := inScript(w.Health) && applies
 		if c.Health.Checked != wantExec {
 			return fmt.Errorf("probe output: component %s: exec health line present=%t, expected %t", w.Name, c.Health.Checked, wantExec)
 		}
-		wantLeader := HealthKind(w.Leader) == "exec" && applies
+		wantLeader := inScript(w.Leader) && applies
 		if c.Leader.Checked != wantLeader {
 			return fmt.Errorf("probe output: component %s: leader line present=%t, expected %t", w.Name, c.Leader.Checked, wantLeader)
 		}
@@ -132,13 +132,15 @@ type remoteChecks struct {
 
 func startRemoteChecks(ctx context.Context, r inventory.Runner, t inventory.Target, req Request) *remoteChecks {
 	rc := &remoteChecks{cancels: map[string]context.CancelFunc{}, results: map[string]HealthResult{}}
-	table := healthChecks()
 	for _, w := range req.Components {
-		kind := HealthKind(w.Health)
-		if kind == "" || kind == "exec" {
+		if w.Health == nil {
 			continue
 		}
-		check := table[kind]
+		c, err := checkerFor(w.Health) // checkRequest refused an error
+		if err != nil || c.inScript {
+			continue
+		}
+		check := c.run
 		cctx, cancel := context.WithCancel(ctx)
 		rc.cancels[w.Name] = cancel
 		rc.wg.Go(func() {

@@ -299,39 +299,6 @@ func TestProbeAll(t *testing.T) {
 	}
 }
 
-func TestRequestsFromManifest(t *testing.T) {
-	c := &manifests.Cluster{Spec: manifests.Spec{
-		InstallRoot: "/opt/drover",
-		Nodes: []manifests.Node{
-			{Name: "m1", Address: "127.0.2.1", Roles: []string{"master"}},
-			{Name: "a1", Address: "127.0.2.2", Roles: []string{"agent"}},
-		},
-		Components: []manifests.Component{
-			{Name: "zk", Version: "3.8.0", Roles: []string{"master"}, Service: &manifests.Service{Exec: "x"},
-				Files:  []manifests.File{{Path: "conf/zoo.cfg"}, {Path: "/etc/zk/extra.cfg"}},
-				Health: &manifests.Health{TCP: &manifests.TCPCheck{Port: 2181}}, State: manifests.StatePresent},
-			{Name: "ne", Version: "1.9.1", State: manifests.StatePresent},
-			{Name: "gone", Version: "1", State: manifests.StateAbsent},
-		},
-	}}
-	reqs := RequestsFromManifest(c)
-	m1, a1 := reqs["m1"], reqs["a1"]
-	if len(reqs) != 2 || m1.InstallRoot != "/opt/drover" || len(m1.Components) != 2 || len(a1.Components) != 1 {
-		t.Fatalf("requests = %+v", reqs)
-	}
-	zk := m1.Components[0]
-	wantFiles := []string{"/opt/drover/packages/zk/3.8.0/conf/zoo.cfg", "/etc/zk/extra.cfg"}
-	if zk.Name != "zk" || zk.Version != "3.8.0" || !zk.Service || zk.Health == nil || fmt.Sprint(zk.Files) != fmt.Sprint(wantFiles) {
-		t.Errorf("zk want = %+v", zk)
-	}
-	if a1.Components[0].Name != "ne" || a1.Components[0].Service {
-		t.Errorf("a1 = %+v", a1)
-	}
-	if _, err := Script(m1); err != nil {
-		t.Errorf("request from a manifest makes no script: %v", err)
-	}
-}
-
 // TestProbeLocalFilesystemUnchanged guards the rule that probing changes
 // nothing on the node.
 func TestProbeLocalFilesystemUnchanged(t *testing.T) {

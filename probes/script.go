@@ -70,12 +70,13 @@ dp_facts() {
 	dp_tok "$host"; host=$v
 	[ -n "${dp_arch-}" ] || dp_arch=$(uname -m 2>/dev/null) || dp_arch=
 	dp_tok "$dp_arch"; arch=$v
-	d=$root
+	d=$root/cache
 	while [ ! -d "$d" ]; do
 		case $d in */*) d=${d%/*}; d=${d:-/} ;; *) d=/ ;; esac
 	done
-	# Free space is shown, never acted on, and df is a process of its own: a
-	# resident shell runs it on every tenth probe of the same dir only.
+	# Free space where artifacts are uploaded (the plan says when one will
+	# not fit); df is a process of its own, so a resident shell runs it on
+	# every tenth probe of the same dir only.
 	dp_dfn=$(( ${dp_dfn:-0} % 10 + 1 ))
 	if [ "$dp_dfn" = 1 ] || [ "${dp_dfdir-}" != "$d" ]; then
 		dp_dfn=1 dp_dfdir=$d
@@ -371,7 +372,7 @@ func scriptBody(req Request) (string, error) {
 			kind string
 			h    *manifests.Health
 		}{{"health", w.Health}, {"leader", w.Leader}} {
-			if HealthKind(c.h) != "exec" {
+			if !inScript(c.h) {
 				continue
 			}
 			fmt.Fprintf(&b, "if %s; then dp_exec %s %d", cond, c.kind, timeoutSeconds(c.h))
@@ -400,8 +401,8 @@ func checkRequest(req Request) error {
 	}
 	seen := make(map[string]bool, len(req.Components))
 	for _, w := range req.Components {
-		if !ValidName(w.Name) {
-			return fmt.Errorf("component name %q: must match [a-z0-9][a-z0-9._-]*", w.Name)
+		if !manifests.IsName(w.Name) {
+			return fmt.Errorf("component name %q: must match %s", w.Name, manifests.NamePattern)
 		}
 		if seen[w.Name] {
 			return fmt.Errorf("component %s: listed twice", w.Name)
@@ -412,30 +413,37 @@ func checkRequest(req Request) error {
 				return err
 			}
 		}
-		if err := checkExec(w.Name, "health", w.Health); err != nil {
-			return err
-		}
-		if w.Leader != nil && HealthKind(w.Leader) != "exec" {
-			return fmt.Errorf("component %s: leader check must be exec", w.Name)
-		}
-		if err := checkExec(w.Name, "leader", w.Leader); err != nil {
-			return err
+		for _, c := range []struct {
+			what string
+			h    *manifests.Health
+		}{{"health", w.Health}, {"leader", w.Leader}} {
+			if c.h == nil {
+				continue
+			}
+			chk, err := checkerFor(c.h)
+			switch {
+			case err != nil:
+				return fmt.Errorf("component %s: %s check: %w", w.Name, c.what, err)
+			case c.what == "leader" && !chk.inScript:
+				return fmt.Errorf("component %s: leader check must be exec", w.Name)
+			case chk.request != nil:
+				if err := chk.request(w.Name, c.what, c.h); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
 }
 
 // checkExec refuses an exec check the script could not run as asked.
-func checkExec(comp, kind string, h *manifests.Health) error {
-	if HealthKind(h) != "exec" {
-		return nil
-	}
+func checkExec(comp, what string, h *manifests.Health) error {
 	if len(h.Exec.Command) == 0 {
-		return fmt.Errorf("component %s: %s exec command is empty", comp, kind)
+		return fmt.Errorf("component %s: %s exec command is empty", comp, what)
 	}
 	for _, a := range h.Exec.Command {
 		if !manifests.GoodExecArg(a) {
-			return fmt.Errorf("component %s: %s exec argument contains NUL", comp, kind)
+			return fmt.Errorf("component %s: %s exec argument contains NUL", comp, what)
 		}
 	}
 	return nil
@@ -453,21 +461,3 @@ func checkPath(what, p string) error {
 // backslashes: sha256sum escapes those in its output, which would break
 // the one-line-per-file protocol.
 func goodPath(p string) bool { return manifests.GoodNodePath(p) }
-
-// ValidName reports whether s is a valid component or node name:
-// [a-z0-9][a-z0-9._-]*.
-func ValidName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case i > 0 && (c == '.' || c == '_' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}

@@ -450,6 +450,8 @@ func TestScriptRefusesUnsafeRequests(t *testing.T) {
 		"NUL in exec argument": {InstallRoot: "/opt/drover", Components: []Want{{Name: "a", Health: execHealth("true", "a\x00b")}}},
 		"empty leader exec":    {InstallRoot: "/opt/drover", Components: []Want{{Name: "a", Leader: execHealth()}}},
 		"tcp leader check":     {InstallRoot: "/opt/drover", Components: []Want{{Name: "a", Leader: &manifests.Health{TCP: &manifests.TCPCheck{Port: 1}}}}},
+		"health of no kind":    {InstallRoot: "/opt/drover", Components: []Want{{Name: "a", Health: &manifests.Health{}}}},
+		"health of two kinds":  {InstallRoot: "/opt/drover", Components: []Want{{Name: "a", Health: &manifests.Health{TCP: &manifests.TCPCheck{Port: 1}, Exec: &manifests.ExecCheck{Command: []string{"true"}}}}}},
 	}
 	for name, req := range cases {
 		if _, err := Script(req); err == nil {

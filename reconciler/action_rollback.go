@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
 )
 
@@ -25,8 +26,8 @@ func runRollback(ctx context.Context, e *Executor, j *job) error {
 	if target == "" {
 		return errors.New("no previous version to roll back to")
 	}
-	if !versionRE.MatchString(target) {
-		return fmt.Errorf("rollback version %q is not a plain version string", target)
+	if !manifests.IsVersion(target) {
+		return fmt.Errorf("rollback version %q is not %s", target, manifests.VersionPattern)
 	}
 	j.startBatch()
 	defer j.dropBatch()

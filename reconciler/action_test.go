@@ -545,6 +545,7 @@ func TestActionInstallResumesFromLeftovers(t *testing.T) {
 		"packages/app/.1.0.0.tmp/bin/app":                "half",
 		"packages/app/1.0.0/bin/app":                     "incomplete, no .complete",
 		"receipts/.app.json.tmp":                         "{",
+		"lock":                                           "", // every step of an earlier drover took it
 	}
 	for p, c := range plant {
 		p = filepath.Join(root, p)
@@ -966,7 +967,7 @@ func TestActionRemoveLeavesSkeleton(t *testing.T) {
 		t.Fatal(err)
 	}
 	left := slices.Sorted(maps.Keys(snapshot(t, f.n)))
-	skeleton := []string{"etc/systemd/system", "opt/drover", "opt/drover/active", "opt/drover/cache", "opt/drover/lock",
+	skeleton := []string{"etc/systemd/system", "opt/drover", "opt/drover/" + manifests.RootMarker, "opt/drover/active", "opt/drover/cache", "opt/drover/lock",
 		"opt/drover/packages", "opt/drover/receipts"}
 	if !slices.Equal(left, skeleton) {
 		t.Errorf("after removing everything: %q\nwant %q", left, skeleton)
@@ -1048,5 +1049,31 @@ func TestActionFilesOnlyComponent(t *testing.T) {
 	f.mustDo(t, ActionRemove, nil)
 	if _, err := os.Stat(f.n.Outside + "/motd"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("remove left the file: %v", err)
+	}
+}
+
+// TestActionInstallCacheFull: when df says the node's cache has less
+// room than the artifact, the upload stops before sending it and says
+// so, with both figures; a full disk does not read as a checksum
+// mismatch of a truncated file.
+func TestActionInstallCacheFull(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	df := "#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\necho 'full 1024 1024 0 100% /cache'\n"
+	if err := os.WriteFile(filepath.Join(f.n.Dir, "bin", "df"), []byte(df), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := f.component(t, "1.0.0", false)
+	err := f.do(t, ActionInstall, want)
+	if err == nil || errors.Is(err, ErrChecksum) {
+		t.Fatalf("err = %v, want the upload refused for want of space", err)
+	}
+	for _, s := range []string{"step upload artifact", "no space left on device", f.n.Root + "/cache: 0 KiB free, artifact "} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("err = %v; does not say %q", err, s)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(f.n.Root, "cache", "*")); len(left) != 0 {
+		t.Errorf("the cache holds %v after a refused upload", left)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drover-project/drover/inventory"
@@ -116,6 +117,7 @@ type spec struct {
 	healthTimeout  string
 	extra          string // a comment, to make a new generation of the same content
 	wrongAppSHA    bool   // app's artifact declared with a sha256 it does not have
+	maxFailures    int    // rollout.maxFailures
 }
 
 func (f *fleet) manifest(s spec) string {
@@ -170,7 +172,7 @@ func (f *fleet) manifest(s spec) string {
       health: {tcp: {port: 9100}}
 `, s.app, f.arts[key], appSHA)
 	}
-	fmt.Fprintf(&b, "  rollout:\n    maxUnavailable: %s\n    healthTimeout: %s\n    onFailure: %s\n", s.maxUnavailable, s.healthTimeout, s.onFailure)
+	fmt.Fprintf(&b, "  rollout:\n    maxUnavailable: %s\n    healthTimeout: %s\n    onFailure: %s\n    maxFailures: %d\n", s.maxUnavailable, s.healthTimeout, s.onFailure, s.maxFailures)
 	return b.String()
 }
 
@@ -194,8 +196,19 @@ func (f *fleet) desired(s spec) *Desired {
 // checks that no goroutine is left.
 func (f *fleet) controller(o ControllerOptions) (*Controller, context.CancelFunc) {
 	f.t.Helper()
+	c, cancel, _ := f.stoppableController(o)
+	return c, cancel
+}
+
+// stoppableController is controller, and stop stops it and waits for Run
+// to return (a restart of the daemon).
+func (f *fleet) stoppableController(o ControllerOptions) (c *Controller, cancel context.CancelFunc, stop func()) {
+	f.t.Helper()
 	leaks := goleak.IgnoreCurrent()
 	log := zaptest.NewLogger(f.t, zaptest.Level(zap.WarnLevel))
+	if o.Log != nil { // the test reads the log too
+		log = zap.New(zapcore.NewTee(log.Core(), o.Log.Core()))
+	}
 	if o.Workers == 0 {
 		o.Workers = 16
 	}
@@ -222,7 +235,10 @@ func (f *fleet) controller(o ControllerOptions) (*Controller, context.CancelFunc
 			next(e)
 		}
 	}
-	c := NewController(o)
+	c = NewController(o)
+	if err := c.Restore(); err != nil {
+		f.t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -240,7 +256,15 @@ func (f *fleet) controller(o ControllerOptions) (*Controller, context.CancelFunc
 		}
 		goleak.VerifyNone(f.t, leaks)
 	})
-	return c, cancel
+	stop = func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Minute):
+			f.t.Fatal("Run did not return after stop")
+		}
+	}
+	return c, cancel, stop
 }
 
 // event measures disruptive actions in flight and work on each node.
@@ -401,7 +425,7 @@ func (f *fleet) run(ctx context.Context, n *LocalNode, script string, stdin io.R
 
 // unitComponent is the component whose drover-<c>.service a script names.
 func unitComponent(script string) string {
-	_, rest, ok := strings.Cut(script, "drover-")
+	_, rest, ok := strings.Cut(script, "\nu=drover-")
 	if !ok {
 		return ""
 	}
@@ -491,7 +515,7 @@ func (f *fleet) resetCounts() {
 	f.events = nil
 }
 
-func (f *fleet) eventsOf(kind string) []Event {
+func (f *fleet) eventsOf(kind EventKind) []Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []Event

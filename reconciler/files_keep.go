@@ -16,7 +16,7 @@ import (
 // only switched the link would restart the old version on the new
 // version's config. The rollback puts the kept copies back instead. The
 // copies go with their version dir when that is pruned.
-const keptFilesDir = ".drover-files"
+const keptFilesDir = manifests.KeptFilesDir
 
 // keptPath is where the version dir vdir keeps its copy of file p.
 func keptPath(vdir, p string) string { return path.Join(vdir, keptFilesDir) + p }
@@ -39,14 +39,34 @@ func (e *Executor) keptFiles(j *job, stale []string) (keep []manifests.RenderedF
 
 // restoreFiles puts back the files version kept outside its dir, those
 // that differ in content or mode; files it did not have stay as they are.
+//
+// Only files drover recorded are put back: the paths the node's receipt
+// lists (the receipt of the version rolled back to, when the failed
+// change never wrote its own), outside the install root. A copy must be
+// a regular file reached without leaving the kept dir through a link. So
+// whatever else lies under .drover-files (planted there, or written by
+// a manifest before the name was reserved) is never copied out, and a
+// rollback writes nowhere drover has not written before.
 func (e *Executor) restoreFiles(ctx context.Context, j *job, version string) error {
-	kd := path.Join(manifests.VersionDir(e.InstallRoot, j.name, version), keptFilesDir)
+	vdir := manifests.VersionDir(e.InstallRoot, j.name, version)
+	kd := path.Join(vdir, keptFilesDir)
+	var paths []string
+	if r := j.haveReceipt(); r != nil {
+		for _, p := range r.Files {
+			if _, inRoot := under(e.InstallRoot, p); !inRoot && e.outsidePackages(p) {
+				paths = append(paths, p)
+			}
+		}
+	}
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`kd=%s
-[ -d "$kd" ] || exit 0
-find "$kd" -type f ! -name '.drover-*.tmp' | while IFS= read -r f; do
-	p=${f#"$kd"}
+[ -d "$kd" ] && [ ! -L "$kd" ] || exit 0
+set -- %s
+for p; do
+	f=$kd$p
+	[ -f "$f" ] && [ ! -L "$f" ] || continue
 	is_sha "$f" - || :
 	if is_sha "$p" "$got" && [ "$(stat -c %%a -- "$p")" = "$(stat -c %%a -- "$f")" ]; then continue; fi
+	within "$kd" "$f" || exit 77
 	d=${p%%/*}
 	[ -n "$d" ] || d=/
 	mkdirp "$d"
@@ -57,7 +77,7 @@ find "$kd" -type f ! -name '.drover-*.tmp' | while IFS= read -r f; do
 	mv -fT -- "$t" "$p"
 	echo changed
 done
-`, inventory.Quote(kd))
+`, inventory.Quote(kd), shList(paths))
 	_, err := e.step(ctx, j, "restore files", script, nil)
 	return err
 }

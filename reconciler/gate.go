@@ -26,6 +26,10 @@ var (
 	// ErrNodeMissing: the node lacks a tool, a cached artifact or the
 	// package a step needs.
 	ErrNodeMissing = errors.New("missing on node")
+	// ErrRefused: the step would have written outside drover's paths (a
+	// symbolic link out of the version dir on the way), or the install
+	// root holds what drover did not write.
+	ErrRefused = errors.New("refused on node")
 )
 
 // StepError is a step whose script ran and failed.
@@ -53,6 +57,8 @@ func (e *StepError) Unwrap() error {
 		return ErrLocked
 	case exitMissing:
 		return ErrNodeMissing
+	case exitRefused:
+		return ErrRefused
 	}
 	return nil
 }

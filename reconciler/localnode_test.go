@@ -472,11 +472,14 @@ func (r *LocalRunner) Reset() {
 	r.mu.Unlock()
 }
 
-// TarEntry is one file of a test artifact.
+// TarEntry is one file of a test artifact, or a symlink to Link, or a
+// hard link to HardLink.
 type TarEntry struct {
-	Name    string
-	Mode    int64
-	Content string
+	Name     string
+	Mode     int64
+	Content  string
+	Link     string
+	HardLink string
 }
 
 // WriteTarGz writes a tar.gz artifact and returns its sha256.
@@ -487,10 +490,16 @@ func WriteTarGz(t *testing.T, path string, entries ...TarEntry) string {
 	tw := tar.NewWriter(gz)
 	for _, e := range entries {
 		hdr := &tar.Header{Name: e.Name, Mode: e.Mode, Size: int64(len(e.Content)), Typeflag: tar.TypeReg, ModTime: time.Unix(1700000000, 0), Uid: 4242, Gid: 4242}
+		switch {
+		case e.Link != "":
+			hdr.Typeflag, hdr.Linkname, hdr.Size, hdr.Mode = tar.TypeSymlink, e.Link, 0, 0o777
+		case e.HardLink != "":
+			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, e.HardLink, 0
+		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tw.Write([]byte(e.Content)); err != nil {
+		if _, err := tw.Write([]byte(e.Content)); hdr.Typeflag == tar.TypeReg && err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -19,7 +19,7 @@ const maxReasons = 3
 // carries them over between probes. ObservedGeneration is the generation
 // the node was compared against, set only when the node was reachable.
 //
-// Sync and health are separate axes (DESIGN.md): a pending restart leaves
+// Sync and health are separate axes (docs/DESIGN.md): a pending restart leaves
 // a component Synced but not Healthy; every other pending action makes it
 // OutOfSync. A node is converged when it is reachable, every component it
 // should have is Synced and Healthy, and nothing is left to remove.
@@ -122,17 +122,11 @@ func componentHealth(want *DesiredComponent, oc *probes.Component) (Health, stri
 		return Missing, "not installed"
 	}
 	if want.Unit != nil {
-		u := oc.Unit
-		switch {
-		case !u.Exists:
+		if !oc.Unit.Exists {
 			return Degraded, "unit file missing"
-		case unitActive(u.ActiveState):
-		case u.ActiveState == "activating" && u.SubState == "auto-restart":
-			return Degraded, "unit restarting after a failure"
-		case u.ActiveState == "activating":
-			return Progressing, "unit activating"
-		default:
-			return Degraded, unitStateText(u)
+		}
+		if h, why := unitHealth(oc.Unit); h != Healthy {
+			return h, why
 		}
 	}
 	if want.Health != nil && oc.Health.Checked && !oc.Health.OK {
@@ -147,13 +141,31 @@ func componentHealth(want *DesiredComponent, oc *probes.Component) (Health, stri
 // unwantedHealth is the health of a component the node should not have;
 // its health check is not run, so only the unit says anything.
 func unwantedHealth(oc *probes.Component) Health {
-	switch {
-	case oc == nil || !oc.Unit.Exists || unitActive(oc.Unit.ActiveState):
+	if oc == nil || !oc.Unit.Exists {
 		return Healthy
-	case oc.Unit.ActiveState == "activating":
-		return Progressing
+	}
+	h, _ := unitHealth(oc.Unit)
+	return h
+}
+
+// unitHealth is the one reading of a systemd unit's state, for status,
+// diff and rollout alike (docs/ARCHITECTURE.md, "One status model"):
+//   - active, and reloading (it re-reads its configuration while it
+//     serves), are Healthy;
+//   - activating is Progressing, on its way up;
+//   - activating (auto-restart) is Degraded: the unit crashed and systemd
+//     waits to start it again, so it serves nothing and may be looping;
+//   - anything else (inactive, failed, deactivating, unknown) is Degraded.
+func unitHealth(u probes.UnitState) (Health, string) {
+	switch {
+	case u.ActiveState == "active" || u.ActiveState == "reloading":
+		return Healthy, ""
+	case u.ActiveState == "activating" && u.SubState == "auto-restart":
+		return Degraded, "unit restarting after a failure"
+	case u.ActiveState == "activating":
+		return Progressing, "unit activating"
 	default:
-		return Degraded
+		return Degraded, unitStateText(u)
 	}
 }
 

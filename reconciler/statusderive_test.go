@@ -159,3 +159,50 @@ func TestNodeStatusesLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestUnitHealth is the one reading of systemd's unit states that the
+// status, the diff and the rollout share.
+func TestUnitHealth(t *testing.T) {
+	cases := []struct {
+		active, sub string
+		health      Health
+		running     bool // unitRunning: an action that stops it costs availability
+	}{
+		{"active", "running", Healthy, true},
+		{"reloading", "reload", Healthy, true},
+		{"activating", "start", Progressing, true},
+		{"activating", "auto-restart", Degraded, false},
+		{"deactivating", "stop-sigterm", Degraded, false},
+		{"failed", "failed", Degraded, false},
+		{"inactive", "dead", Degraded, false},
+		{"unknown", "unknown", Degraded, false},
+	}
+	for _, tc := range cases {
+		u := probes.UnitState{Exists: true, ActiveState: tc.active, SubState: tc.sub}
+		if h, why := unitHealth(u); h != tc.health || (h == Healthy) != (why == "") {
+			t.Errorf("%s (%s): %s %q, want %s", tc.active, tc.sub, h, why, tc.health)
+		}
+		if got := unitRunning(&probes.Component{Unit: u}); got != tc.running {
+			t.Errorf("%s (%s): running %t, want %t", tc.active, tc.sub, got, tc.running)
+		}
+	}
+}
+
+// TestUnwantedCrashLoopIsDegraded: a component to remove whose unit
+// crash-loops is down, as it would be for a component the node should
+// have (it read as Progressing).
+func TestUnwantedCrashLoopIsDegraded(t *testing.T) {
+	d, err := compileYAML(t, "/srv/c.yaml", diffManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := diffObserved(d)
+	gone := oldVersion("gone", "1")
+	gone.Unit.ActiveState, gone.Unit.SubState = "activating", "auto-restart"
+	obs["m1"].Components["gone"] = gone
+	for _, cs := range StatusOf(d, obs)[0].Components {
+		if cs.Name == "gone" && cs.Health != Degraded {
+			t.Errorf("gone = %+v, want Degraded", cs)
+		}
+	}
+}

@@ -117,8 +117,20 @@ func (e *Executor) fetchArtifact(ctx context.Context, j *job) error {
 		stdin = newExactInput(f, size) // streamed, never read whole into memory; step closes it
 	}
 	src := w.ArtifactPath
-	get := fmt.Sprintf(`head -c %d > "$t"`, size)
+	// The free space in the cache is compared with the artifact before
+	// it is sent, and said when the write fails, so a full disk reads
+	// as one ("… 2 MiB free, artifact 175 MiB"), not as a checksum
+	// mismatch of a truncated file.
 	drain := fmt.Sprintf("head -c %d > /dev/null; ", size)
+	get := fmt.Sprintf(`kib() { if [ "$1" -ge 1024 ]; then echo "$(($1 / 1024)) MiB"; else echo "$1 KiB"; fi; }
+space() { echo "$root/cache: $(kib "$free") free, artifact $(kib %[1]d)"; }
+free=$(df -Pk "$root/cache" 2>/dev/null | { read -r _; read -r _ _ _ a _; echo "${a:-}"; }) || free=
+case $free in ''|*[!0-9]*) free= ;; esac
+if [ -n "$free" ] && [ "$free" -lt %[1]d ]; then %[2]secho "no space left on device ($(space))" >&2; exit 1; fi
+if ! head -c %[3]d > "$t"; then
+	free=$(df -Pk "$root/cache" 2>/dev/null | { read -r _; read -r _ _ _ a _; echo "${a:-0}"; }) || free=0
+	echo "$(space)" >&2; exit 1
+fi`, (size+1023)/1024, drain, size)
 	name := "upload artifact"
 	if w.ArtifactURL != "" {
 		src, name, drain = w.ArtifactURL, "download artifact", ""
@@ -159,6 +171,14 @@ echo changed
 // place, so a half-unpacked dir is never taken for a complete one. What
 // drover keeps in a version dir for a rollback is drover's to write: an
 // artifact's own copies are dropped, or a rollback would install them.
+//
+// An artifact's symbolic links stay as they are (a tarball may link
+// lib/libx.so -> /usr/lib/...), but no write of drover's goes through
+// one that leads out of the version dir (put's BASE). tar itself never
+// writes through a link it made: GNU tar extracts a link whose target is
+// absolute or climbs with ".." as a placeholder file, made a link only
+// once every member is out (TestHostileArtifactSymlinks checks the
+// node's tar).
 func (e *Executor) unpack(ctx context.Context, j *job) error {
 	pkg := path.Join(e.InstallRoot, "packages", j.name)
 	dst := path.Join(pkg, j.want.Version)
@@ -170,7 +190,7 @@ func (e *Executor) unpack(ctx context.Context, j *job) error {
 			inDir = append(inDir, f)
 		}
 	}
-	puts, stdin := putCommands(inDir)
+	puts, stdin := putCommands(inDir, func(string) string { return tmp })
 	// The artifact is not hashed again here: this action's inspect or
 	// upload step has just checked it, and the cache only ever gets a
 	// file by renaming a checked one into place.
@@ -179,8 +199,7 @@ func (e *Executor) unpack(ctx context.Context, j *job) error {
 		extract = fmt.Sprintf(`a="$root/cache/"%s.tar.gz
 [ -f "$a" ] || { echo "artifact $a is not in the cache" >&2; exit 69; }
 tar -xzf "$a" -C "$tmp" --no-same-owner
-rmpath "$tmp/"%s "$tmp/"%s
-`, sha, inventory.Quote(keptUnitName), inventory.Quote(keptFilesDir))
+`, sha)
 	}
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`pkg=%s
 dst=%s
@@ -191,7 +210,7 @@ if [ -f "$dst/.complete" ] && [ "$(cat -- "$dst/.complete")" = "$mark" ]; then c
 mkdirp "$pkg"
 rmpath "$tmp"
 mkdir -- "$tmp"
-%s%s
+%s%s%s
 printf '%%s\n' "$mark" > "$tmp/.complete"
 sync -f -- "$tmp"
 if [ -e "$dst" ] || [ -L "$dst" ]; then rm -rf -- "$old"; mv -T -- "$dst" "$old"; fi
@@ -199,7 +218,7 @@ mv -T -- "$tmp" "$dst"
 rmpath "$old"
 echo changed
 `, inventory.Quote(pkg), inventory.Quote(dst), inventory.Quote(tmp), inventory.Quote(path.Join(pkg, "."+j.want.Version+".old")),
-		inventory.Quote(j.completeMark()), extract, puts)
+		inventory.Quote(j.completeMark()), extract, dropReservedSnippet(), puts)
 	_, err := e.step(ctx, j, "unpack", script, stdin)
 	return err
 }
@@ -226,7 +245,13 @@ func (e *Executor) writeFiles(ctx context.Context, j *job) error {
 		return nil
 	}
 	keep, drop := e.keptFiles(j, stale)
-	puts, stdin := putCommands(append(slices.Clip(j.want.Files), keep...))
+	vdir := manifests.VersionDir(e.InstallRoot, j.name, j.want.Version)
+	puts, stdin := putCommands(append(slices.Clip(j.want.Files), keep...), func(p string) string {
+		if _, in := under(vdir, p); in {
+			return vdir
+		}
+		return ""
+	})
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + puts + deleteFilesSnippet(append(stale, drop...))
 	_, err := e.step(ctx, j, "write files", script, stdin)
 	return err
@@ -270,14 +295,17 @@ done
 }
 
 // putCommands builds one put call per file and the stdin stream that
-// feeds them, file contents back to back in the same order.
-func putCommands(files []manifests.RenderedFile) (string, io.Reader) {
+// feeds them, file contents back to back in the same order. base names
+// the version dir a file must stay within on the node ("" for a file
+// the manifest names by its absolute path): every write of drover's
+// into a version dir goes through here, so none follows a link out.
+func putCommands(files []manifests.RenderedFile, base func(path string) string) (string, io.Reader) {
 	var b strings.Builder
 	var content []byte
 	for _, f := range files {
 		dir := path.Dir(f.Path)
-		tmp := path.Join(dir, ".drover-"+sha256Hex([]byte(f.Path))[:16]+".tmp")
-		fmt.Fprintf(&b, "put %s %s %s %s %d %s\n", inventory.Quote(dir), inventory.Quote(f.Path), inventory.Quote(tmp),
+		tmp := path.Join(dir, manifests.ReservedPrefix+sha256Hex([]byte(f.Path))[:16]+".tmp")
+		fmt.Fprintf(&b, "put %s %s %s %s %s %d %s\n", inventory.Quote(base(f.Path)), inventory.Quote(dir), inventory.Quote(f.Path), inventory.Quote(tmp),
 			modeString(f.Mode), len(f.Content), f.Digest())
 		content = append(content, f.Content...)
 	}
@@ -297,6 +325,18 @@ func modeString(m os.FileMode) string {
 		bits |= 0o1000
 	}
 	return strconv.FormatUint(uint64(bits), 8)
+}
+
+// dropReservedSnippet deletes from the version dir being built ($tmp)
+// what an artifact brought under drover's own names (manifests.
+// VersionDirReserved and any other .drover- name), links included,
+// before drover writes its own there.
+func dropReservedSnippet() string {
+	s := "rmpath"
+	for _, n := range manifests.VersionDirReserved {
+		s += ` "$tmp/"` + inventory.Quote(n)
+	}
+	return s + ` "$tmp/"` + manifests.ReservedPrefix + "*\n"
 }
 
 // under reports whether p is inside dir, and its path relative to dir.

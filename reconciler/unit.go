@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -45,6 +47,14 @@ var restartValues = []string{"no", "always", "on-success", "on-failure", "on-abn
 // dependsOn components with a unit on the same node, ordered before this
 // one with After= and pulled in with Wants=.
 func RenderUnit(comp *manifests.Component, ctx manifests.TemplateContext, serviceDeps []string) ([]byte, error) {
+	return renderUnit(comp, ctx, serviceDeps, false)
+}
+
+// renderUnit is RenderUnit; inlineEnv renders service.environment as
+// Environment= lines, as drover did before the environment file, only so
+// that Compile knows the unit hash such a drover left in a receipt
+// (EnvMigration).
+func renderUnit(comp *manifests.Component, ctx manifests.TemplateContext, serviceDeps []string, inlineEnv bool) ([]byte, error) {
 	svc := comp.Service
 	if svc == nil {
 		return nil, nil
@@ -89,17 +99,17 @@ func RenderUnit(comp *manifests.Component, ctx manifests.TemplateContext, servic
 	if svc.Group != "" {
 		fmt.Fprintf(&b, "Group=%s\n", svc.Group)
 	}
-	keys := make([]string, 0, len(svc.Environment))
-	for k := range svc.Environment {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		line, err := environmentLine(k, svc.Environment[k])
-		if err != nil {
-			return nil, err
+	if env, err := RenderEnvironmentFile(svc); err != nil {
+		return nil, err
+	} else if env != nil && inlineEnv {
+		for _, k := range slices.Sorted(maps.Keys(svc.Environment)) {
+			fmt.Fprintf(&b, "Environment=\"%s=%s\"\n", k, strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`).Replace(svc.Environment[k]))
 		}
-		b.WriteString(line)
+	} else if env != nil {
+		// Through the active link, like WorkingDirectory: a version
+		// upgrade leaves the unit as it is, and a rollback's link switch
+		// takes the old version's environment along.
+		fmt.Fprintf(&b, "EnvironmentFile=%s\n", escapeSpecifiers(path.Join(ctx.Component.Dir, manifests.EnvFileName)))
 	}
 	fmt.Fprintf(&b, "WorkingDirectory=%s\n", escapeSpecifiers(ctx.Component.Dir))
 	fmt.Fprintf(&b, "Restart=%s\n", restart)
@@ -109,18 +119,41 @@ func RenderUnit(comp *manifests.Component, ctx manifests.TemplateContext, servic
 	return b.Bytes(), nil
 }
 
-// environmentLine quotes one variable as systemd's Environment= parses
-// it: the whole assignment in double quotes, with backslash and quote
-// escaped, and '%' doubled because specifiers expand there too.
-func environmentLine(key, value string) (string, error) {
-	if !unitEnvKey.MatchString(key) {
-		return "", fmt.Errorf("service environment %q: %w", key, ErrUnitName)
+// RenderEnvironmentFile is the text of the service's EnvironmentFile=,
+// or nil for a service without environment. service.environment often
+// holds secrets: a unit file is world-readable and systemd shows its
+// Environment= to any local user (systemctl show), so the values go to
+// <version dir>/.drover-env, which drover writes with mode 0600 like any
+// rendered file, and the unit only names it.
+//
+// Each variable is one line KEY="VALUE", quoted as systemd reads an
+// environment file (systemd.exec(5)): inside double quotes a backslash
+// makes the next \, ", ` or $ literal. Nothing else is special there
+// (no % specifiers), so a value means what it says, as it did in
+// Environment=.
+func RenderEnvironmentFile(svc *manifests.Service) ([]byte, error) {
+	if svc == nil || len(svc.Environment) == 0 {
+		return nil, nil
 	}
-	if hasControl(value) {
-		return "", fmt.Errorf("service environment %s: %w", key, ErrUnitControl)
+	keys := make([]string, 0, len(svc.Environment))
+	for k := range svc.Environment {
+		keys = append(keys, k)
 	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`)
-	return fmt.Sprintf("Environment=\"%s=%s\"\n", key, r.Replace(value)), nil
+	slices.Sort(keys)
+	var b bytes.Buffer
+	b.WriteString("# Written by drover; local changes are overwritten.\n")
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`)
+	for _, k := range keys {
+		if !unitEnvKey.MatchString(k) {
+			return nil, fmt.Errorf("service environment %q: %w", k, ErrUnitName)
+		}
+		v := svc.Environment[k]
+		if hasControl(v) {
+			return nil, fmt.Errorf("service environment %s: %w", k, ErrUnitControl)
+		}
+		fmt.Fprintf(&b, "%s=\"%s\"\n", k, r.Replace(v))
+	}
+	return b.Bytes(), nil
 }
 
 // escapeSpecifiers makes '%' literal in a unit file value.

@@ -15,7 +15,7 @@ import (
 // failed change also changed the unit (a new ExecStart, new flags), the
 // old version cannot start under the new unit: the rollback puts the kept
 // one back. The copy goes with its version dir when that is pruned.
-const keptUnitName = ".drover-unit"
+const keptUnitName = manifests.KeptUnitName
 
 // keepUnit stores the unit the manifest wants in the version dir of the
 // version it is written for (a no-op when it is already there).
@@ -25,8 +25,8 @@ func (e *Executor) keepUnit(ctx context.Context, j *job) error {
 	}
 	dir := manifests.VersionDir(e.InstallRoot, j.name, j.want.Version)
 	p := path.Join(dir, keptUnitName)
-	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf("put %s %s %s 644 %d %s\n",
-		inventory.Quote(dir), inventory.Quote(p), inventory.Quote(p+".tmp"), len(j.want.Unit), sha256Hex(j.want.Unit))
+	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf("put %s %s %s %s 644 %d %s\n",
+		inventory.Quote(dir), inventory.Quote(dir), inventory.Quote(p), inventory.Quote(p+".tmp"), len(j.want.Unit), sha256Hex(j.want.Unit))
 	_, err := e.step(ctx, j, "keep unit", script, bytes.NewReader(j.want.Unit))
 	return err
 }
@@ -39,7 +39,7 @@ func (e *Executor) restoreUnit(ctx context.Context, j *job, version string) erro
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`kept=%s
 uf=%s
 t=%s
-[ -f "$kept" ] || exit 0
+[ -f "$kept" ] && [ ! -L "$kept" ] || exit 0
 is_sha "$kept" - || true
 if is_sha "$uf" "$got"; then exit 0; fi
 rm -f -- "$t"

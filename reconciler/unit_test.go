@@ -62,8 +62,7 @@ Type=simple
 ExecStart=/opt/drover/active/app/bin/app --listen=127.0.2.1:80 --date-format=%%Y "a b"
 User=app
 Group=app
-Environment="ALPHA=C:\\dir"
-Environment="ZED=say \"hi\" 100%%"
+EnvironmentFile=/opt/drover/active/app/.drover-env
 WorkingDirectory=/opt/drover/active/app
 Restart=on-failure
 RestartSec=2s

@@ -48,9 +48,9 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 			pctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			probeStart := time.Now()
-			plan := probeAndDiff(pctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
+			plan, _ := reconciler.PlanWithDiffs(pctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
 			left := timeout - time.Since(probeStart)
-			if err := reconciler.WritePlanText(out, plan); err != nil {
+			if err := writePlan(out, outputText, plan); err != nil {
 				return err
 			}
 			if plan.Empty() && allKnown(plan) {
@@ -148,19 +148,19 @@ func (p *progress) event(e reconciler.Event) {
 	defer p.mu.Unlock()
 	var line string
 	switch e.Kind {
-	case "action-start":
+	case reconciler.EventActionStart:
 		line = fmt.Sprintf("%-12s %s ...", e.Node, e.Message)
-	case "action-done":
+	case reconciler.EventActionDone:
 		p.ok++
 		line = fmt.Sprintf("%-12s %s: done in %s", e.Node, e.Message, e.Duration.Round(10*time.Millisecond))
-	case "action-failed":
+	case reconciler.EventActionFailed:
 		p.failed++
 		line = fmt.Sprintf("%-12s %s %s failed: %s", e.Node, e.Action.Kind, e.Component, e.Message)
-	case "rollback":
+	case reconciler.EventRollback:
 		line = fmt.Sprintf("%-12s %s", e.Node, e.Message)
-	case "halt":
+	case reconciler.EventHalt:
 		line = "rollout halted: " + e.Message
-	case "probe":
+	case reconciler.EventProbe:
 		if strings.HasPrefix(e.Message, "unknown") {
 			line = fmt.Sprintf("%-12s %s", e.Node, e.Message)
 		}

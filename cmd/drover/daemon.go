@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,8 +34,9 @@ func newDaemonCommand() *cobra.Command {
 	var workers, cpus int
 	var pprof bool
 	var allowedHosts []string
+	var svc serviceOptions
 	cmd := &cobra.Command{
-		Use:   "daemon -f FILE",
+		Use:   "daemon [-f FILE]",
 		Short: "Watch the manifest and keep the cluster converged",
 		Long: `daemon watches the manifest and keeps every node in the state it describes:
 it probes each node every probeInterval, repairs drift, and rolls out any
@@ -47,45 +45,42 @@ whole and the last good manifest stays in force; a deleted or emptied
 manifest never means "remove everything".
 
 It serves the web console (/), /metrics, /healthz, /readyz, /api/v1/status,
-/api/v1/plan and /api/v1/events on --listen. Reads need no token; anything
+/api/v1/plan and /api/v1/events on --addr. Reads need no token; anything
 that changes something needs the console token, read from --token-file or
 generated at start and printed once, as part of the console's URL. SIGHUP re-reads the manifest; SIGTERM or Ctrl-C stops taking new
 work and lets in-flight actions finish for up to --grace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// JSON, unsampled: one line per action is the audit trail, and
-			// sampling would drop lines of a large rollout. No stack traces:
-			// a rejected manifest or a failed action is not a bug in drover
-			// (a recovered panic logs its own stack).
-			cfg := zap.NewProductionConfig()
-			cfg.Sampling = nil
-			cfg.DisableStacktrace = true
-			log, err := cfg.Build()
+			log, err := svc.logger()
 			if err != nil {
 				return err
 			}
 			defer log.Sync()
 			setCPUs(cmd, cpus)
-			d := &daemon{file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
+			d := &daemon{svc: svc, file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
 				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, allowedHosts: allowedHosts, log: log, stderr: cmd.ErrOrStderr()}
 			return d.run(cmd.Context())
 		},
 	}
-	addManifestFlag(cmd, &file)
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9464", "address of the metrics and status HTTP server")
+	addDaemonManifestFlag(cmd, &file)
+	addServiceFlags(cmd, &svc, &lockDir)
+	// --listen was the daemon's own name for what every client calls --addr.
+	cmd.Flags().StringVar(&listen, "listen", defaultAddr, "address of the metrics and status HTTP server")
+	_ = cmd.Flags().MarkDeprecated("listen", "use --addr")
+	addAddrFlag(cmd, &listen, "address of the console, metrics and status HTTP server")
 	cmd.Flags().DurationVar(&grace, "grace", time.Minute, "on stop, how long in-flight actions may take to finish")
 	cmd.Flags().IntVar(&workers, "workers", 0, "nodes reconciled at once (default: ssh.concurrency)")
 	cmd.Flags().IntVar(&cpus, "cpus", 1, "CPUs the daemon's Go code may use at once (GOMAXPROCS; 0: Go's default)")
-	cmd.Flags().StringVar(&lockDir, "lock-dir", "/run/drover", "where the lock that stops a second daemon on the same manifest lives")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the console token (mode 0600); default: a new token each start, printed to stderr")
 	cmd.Flags().StringVar(&artifactsDir, "artifacts-dir", "", "folder the setup wizard offers artifacts from (<name>-<version>.tar.gz)")
-	cmd.Flags().BoolVar(&pprof, "pprof", false, "also serve Go's profiles on --listen under /debug/pprof/ (no token: anyone who reaches --listen can take them)")
+	cmd.Flags().BoolVar(&pprof, "pprof", false, "also serve Go's profiles on --addr under /debug/pprof/ (no token: anyone who reaches --addr can take them)")
 	cmd.Flags().StringSliceVar(&allowedHosts, "allowed-host", nil, "a host name the console and API may be reached by, besides localhost and IP addresses (repeatable; requests naming any other host are refused, against DNS rebinding)")
 	cmd.Flags().StringVar(&knownHosts, "known-hosts", "", "known_hosts file the setup wizard records accepted host keys in (default: the manifest's ssh.knownHostsFile)")
 	return cmd
 }
 
 type daemon struct {
+	svc                   serviceOptions
 	file, listen, lockDir string
 	tokenFile             string
 	artifactsDir          string
@@ -123,6 +118,11 @@ func (d *daemon) run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	store, err := openStateStore(d.svc.stateDir, abs)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 
 	// The first manifest must be good: there is no last good one yet. A
 	// missing one is a new cluster: the daemon serves the console and the
@@ -165,7 +165,11 @@ func (d *daemon) run(ctx context.Context) error {
 		Executor: exec,
 		Log:      d.log.Named("reconciler"),
 		Workers:  workers,
+		Store:    store,
 	})
+	if err := d.ctrl.Restore(); err != nil {
+		return fmt.Errorf("%s: %w", store.Path(), err)
+	}
 	m := metrics.New(reg, d.ctrl.Status, d.runner.connections, metrics.WithBuildInfo(version, revision()))
 	d.ctrl.Observer = m
 	d.metrics = m
@@ -183,6 +187,10 @@ func (d *daemon) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	webCfg, err := loadWebConfig(d.svc.webConfig)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", d.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", d.listen, err)
@@ -196,7 +204,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// Every write of the wizard (host keys, the manifest) goes through
 	// the console's guard.
-	setup := wizard.New(wizard.Options{ManifestPath: abs, ArtifactsDir: d.artifactsDir, KnownHostsFile: knownHosts,
+	setup := wizard.New(wizard.Options{ManifestPath: abs, ArtifactsDir: d.artifactsDir, KnownHostsFile: knownHosts, SSHConfigFile: sshConfigFile,
 		Log: d.log.Named("wizard"), Guard: guard.Require})
 	opts := console.Options{Source: d.ctrl, Log: d.log.Named("console"), SetupPath: setupPath}
 	con := console.New(opts)
@@ -209,7 +217,7 @@ func (d *daemon) run(ctx context.Context) error {
 	// never does by itself.
 	srv.RegisterOnShutdown(con.Close)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := webCfg.serve(srv, ln, d.log.Named("http")); err != nil {
 			d.log.Error("http server stopped", zap.Error(err))
 		}
 	}()
@@ -218,7 +226,9 @@ func (d *daemon) run(ctx context.Context) error {
 		fields = append(fields, zap.Int("nodes", len(desired.Nodes)), zap.String("generation", desired.Generation))
 	}
 	d.log.Info("drover daemon started", fields...)
-	announceConsole(d.log, d.stderr, ln.Addr(), token, generated)
+	announceConsole(d.log, d.stderr, ln.Addr(), token, generated, webCfg)
+	stopNotify := d.notifySystemd(ctx)
+	defer stopNotify()
 
 	changes := make(chan manifests.Change)
 	w := &manifests.Watcher{Path: abs, Log: d.log.Named("watch")}
@@ -307,10 +317,7 @@ func (d *daemon) apply(l *manifests.Loaded, desired *reconciler.Desired) {
 }
 
 // lockManifest takes an exclusive lock for the manifest, so a second
-// daemon on the same manifest refuses to start. The manifest is known by
-// its directory with symlinks resolved plus its name: another path to the
-// same directory is the same manifest, while a ConfigMap's `..data` swap
-// (which moves the file's target, not its directory) does not change it.
+// daemon on the same manifest refuses to start (manifestKey names it).
 // The lock file is left in place when released: removing it would let a
 // daemon that opened it just before lock an unlinked file while a third
 // creates and locks a new one.
@@ -318,12 +325,7 @@ func lockManifest(dir, manifest string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	key := manifest
-	if d, err := filepath.EvalSymlinks(filepath.Dir(manifest)); err == nil {
-		key = filepath.Join(d, filepath.Base(manifest))
-	}
-	sum := sha256.Sum256([]byte(key))
-	path := filepath.Join(dir, "daemon-"+hex.EncodeToString(sum[:8])+".lock")
+	path := filepath.Join(dir, "daemon-"+manifestKey(manifest)+".lock")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err

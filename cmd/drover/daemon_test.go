@@ -165,7 +165,15 @@ func inProcessDaemon(t *testing.T, manifest, lockDir string) (addr string, stop 
 	t.Helper()
 	core, logs := observer.New(zapcore.InfoLevel)
 	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)).Core()))
-	d := &daemon{file: manifest, listen: "127.0.0.1:0", lockDir: lockDir, grace: 5 * time.Second, log: log}
+	d := &daemon{svc: serviceOptions{stateDir: lockDir}, file: manifest, listen: "127.0.0.1:0", lockDir: lockDir, grace: 5 * time.Second}
+	return runInProcess(t, d, log, logs)
+}
+
+// runInProcess runs d (its log set to log) until the test ends and returns
+// the address it serves on once logs says it started.
+func runInProcess(t *testing.T, d *daemon, log *zap.Logger, logs *observer.ObservedLogs) (addr string, stop func() error) {
+	t.Helper()
+	d.log = log
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- d.run(ctx) }()
@@ -257,7 +265,7 @@ func TestDaemonSecondInstanceRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	code, _, errs := runDrover(t, "daemon", "-f", filepath.Join(link, "cluster.yaml"), "--lock-dir", lockDir, "--listen", "127.0.0.1:0")
+	code, _, errs := runDrover(t, "daemon", "-f", filepath.Join(link, "cluster.yaml"), "--lock-dir", lockDir, "--state-dir", lockDir, "--addr", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(errs, "another drover daemon already manages "+filepath.Join(link, "cluster.yaml")) ||
 		!strings.Contains(errs, fmt.Sprintf("held by pid %d", os.Getpid())) {
 		t.Errorf("second daemon: exit %d, stderr %q", code, errs)
@@ -281,7 +289,7 @@ func TestDaemonInvalidFirstManifest(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", filepath.Join(dir, "run"), "--listen", "127.0.0.1:0")
+	code, out, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", filepath.Join(dir, "run"), "--state-dir", filepath.Join(dir, "run"), "--addr", "127.0.0.1:0")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errs)
 	}
@@ -294,7 +302,7 @@ func TestDaemonInvalidFirstManifest(t *testing.T) {
 		t.Errorf("stdout: %q", out)
 	}
 	// A missing manifest is a new cluster, but its folder must exist.
-	if code, _, errs := runDrover(t, "daemon", "-f", filepath.Join(dir, "nope", "cluster.yaml"), "--lock-dir", filepath.Join(dir, "run")); code != 1 || !strings.Contains(errs, "no such file") {
+	if code, _, errs := runDrover(t, "daemon", "-f", filepath.Join(dir, "nope", "cluster.yaml"), "--lock-dir", filepath.Join(dir, "run"), "--state-dir", filepath.Join(dir, "run")); code != 1 || !strings.Contains(errs, "no such file") {
 		t.Errorf("manifest in a missing folder: exit %d, %q", code, errs)
 	}
 }
@@ -381,7 +389,10 @@ func TestDaemonKeepsLastGoodManifest(t *testing.T) {
 		st := getStatus(t, addr)
 		return st.LoadSuccess && st.Generation == 2 && st.Hash != hash
 	})
-	if m := getMetrics(t, addr); !strings.Contains(m, "drover_manifest_load_success 1\n") || !strings.Contains(m, "drover_probe_interval_seconds 10\n") {
-		t.Errorf("metrics after a good edit:\n%s", m)
-	}
+	// The probe interval is set just after the manifest is in force (and
+	// written to the state store).
+	eventually(t, 10*time.Second, "metrics after a good edit", func() bool {
+		m := getMetrics(t, addr)
+		return strings.Contains(m, "drover_manifest_load_success 1\n") && strings.Contains(m, "drover_probe_interval_seconds 10\n")
+	})
 }

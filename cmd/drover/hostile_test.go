@@ -91,7 +91,7 @@ func TestTextOutputEscapesNodeStrings(t *testing.T) {
 		"probe": func(w *strings.Builder) error { return writeProbeReport(w, "text", status.Nodes) },
 		"apply": func(w *strings.Builder) error {
 			p := newProgress(w, 1)
-			for _, kind := range []string{"action-start", "action-done", "action-failed", "rollback", "halt"} {
+			for _, kind := range []reconciler.EventKind{"action-start", "action-done", "action-failed", "rollback", "halt"} {
 				p.event(reconciler.Event{Node: "n1", Kind: kind, Message: hostileNodeText, Action: &reconciler.Action{Kind: reconciler.ActionInstall}})
 			}
 			p.event(reconciler.Event{Node: "n1", Kind: "probe", Message: "unknown: " + hostileNodeText})

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/drover-project/drover/inventory"
-	"github.com/drover-project/drover/probes"
 	"github.com/drover-project/drover/reconciler"
 )
 
@@ -22,15 +20,16 @@ func newPlanCommand() *cobra.Command {
 		Short: "Probe every node and show what apply would change",
 		Long: `plan probes every node over SSH, compares what it finds with the manifest,
 and prints each action apply would take, per node, with its reason.
-It changes nothing on any node. Nodes not probed within --timeout are
-reported unknown; the node itself kills what the probe ran by then.
+It changes nothing on any node (it records no host key either). Nodes not
+probed within --timeout are reported unknown; the node itself kills what
+the probe ran by then.
 
-Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
+Exit status: 0 when every node was probed and nothing would change, 2 when
+every node was probed and something would change, 1 when any node could
+not be probed (even if others have changes: a node drover cannot see must
+never pass for one with nothing to do) or on error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: must be text or json", output)
-			}
 			log := cliLogger(verbose)
 			l, d, err := compile(file)
 			if err != nil {
@@ -43,48 +42,76 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
 			defer pool.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			plan := probeAndDiff(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
-			out := cmd.OutOrStdout()
-			if output == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(plan); err != nil {
-					return err
-				}
-			} else {
-				if err := reconciler.WritePlanText(out, plan); err != nil {
-					return err
-				}
+			plan, _ := reconciler.PlanWithDiffs(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
+			if err := writePlan(cmd.OutOrStdout(), output, plan); err != nil {
+				return err
 			}
-			if !plan.Empty() {
-				return &exitError{code: 2}
-			}
-			for _, n := range plan.Nodes {
-				if !n.Known {
-					return &exitError{code: 1}
-				}
+			if code := planExitCode(plan); code != 0 {
+				return &exitError{code: code}
 			}
 			return nil
 		},
 	}
 	addManifestFlag(cmd, &file)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(cmd, &output)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
 	cmd.Flags().DurationVar(&timeout, "timeout", defaultPlanTimeout, "give up on nodes not probed by then")
 	return cmd
 }
 
-// defaultPlanTimeout is plan's and apply's probe deadline, as probe's.
+// defaultPlanTimeout is plan's probe deadline, as probe's.
 const defaultPlanTimeout = 2 * time.Minute
 
-// probeAndDiff probes every node in parallel and diffs the cluster.
-func probeAndDiff(ctx context.Context, pool inventory.Runner, d *reconciler.Desired, parallel int) reconciler.Plan {
-	reqs := make(map[string]probes.Request, len(d.Nodes))
-	targets := make([]inventory.Target, 0, len(d.Nodes))
-	for _, n := range d.Nodes {
-		reqs[n.Name] = reconciler.RequestFor(d, n)
-		targets = append(targets, n.Target)
+// planExitCode is plan's exit status: 1 when any node could not be
+// probed, whatever the others would do, else 2 when something would
+// change, else 0.
+func planExitCode(p reconciler.Plan) int {
+	switch {
+	case len(unprobedNodes(p)) > 0:
+		return 1
+	case !p.Empty():
+		return 2
 	}
-	obs := probes.ProbeAll(ctx, pool, targets, reqs, parallel)
-	return reconciler.Diff(d, obs)
+	return 0
+}
+
+// planReport is `drover plan -o json|yaml` (docs/CLI.md): the plan, and
+// the nodes it could not see with why, listed apart so a script need not
+// scan every node's known flag to learn the plan is incomplete.
+type planReport struct {
+	reconciler.Plan
+	Unprobed []unprobedNode `json:"unprobed"`
+	Summary  string         `json:"summary"`
+}
+
+type unprobedNode struct {
+	Node   string `json:"node"`
+	Reason string `json:"reason"`
+}
+
+func unprobedNodes(p reconciler.Plan) []unprobedNode {
+	out := []unprobedNode{}
+	for _, n := range p.Nodes {
+		if !n.Known {
+			out = append(out, unprobedNode{Node: n.Node, Reason: n.Reason})
+		}
+	}
+	return out
+}
+
+// writePlan prints the plan in format; text is coloured on a terminal.
+func writePlan(w io.Writer, format string, p reconciler.Plan) error {
+	if format != outputText {
+		return writeStructured(w, format, planReport{Plan: p, Unprobed: unprobedNodes(p), Summary: p.Summary()})
+	}
+	var b strings.Builder
+	if err := reconciler.WritePlanText(&b, p); err != nil {
+		return err
+	}
+	text := b.String()
+	if useColor(w) {
+		text = colorizePlan(text)
+	}
+	_, err := w.Write([]byte(text))
+	return err
 }

@@ -20,6 +20,8 @@ type probeFixture struct {
 	manifest string
 	root     string
 	tcpPort  int
+	// configHash is app's on m1, for a receipt as an install writes it.
+	configHash string
 }
 
 func newProbeFixture(t *testing.T) probeFixture {
@@ -75,6 +77,11 @@ spec:
 	if err := os.WriteFile(fx.manifest, []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	_, d, err := compile(fx.manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.configHash = d.Node("m1").Component("app").ConfigHash
 	return fx
 }
 
@@ -90,7 +97,7 @@ func (fx probeFixture) install(t *testing.T, cfg string) {
 	files := map[string]string{
 		filepath.Join(vdir, ".complete"):                  "",
 		filepath.Join(vdir, "conf", "app.cfg"):            cfg,
-		filepath.Join(fx.root, "receipts", "app.json"):    `{"component":"app","version":"1.0","configHash":"x","generation":"1"}`,
+		filepath.Join(fx.root, "receipts", "app.json"):    `{"component":"app","version":"1.0","configHash":"` + fx.configHash + `","generation":"1"}`,
 		filepath.Join(fx.root, "receipts", "legacy.json"): `{"component":"legacy","version":"0.1","configHash":"x","generation":"1"}`,
 	}
 	for p, content := range files {
@@ -128,14 +135,20 @@ func TestProbeCommandOverSSH(t *testing.T) {
 		t.Fatalf("report = %+v", report)
 	}
 	m1, down := report[0], report[1]
+	// The daemon's status model (reconciler.StatusOf): what is left on
+	// the node is a pending remove.
 	want := []reconciler.ComponentStatus{
 		{Name: "app", DesiredVersion: "1.0", ObservedVersion: "1.0", Sync: reconciler.Synced, Health: reconciler.Healthy},
-		{Name: "legacy", ObservedVersion: "0.1", Sync: reconciler.OutOfSync, Health: reconciler.HealthUnknown, Reason: "should be absent"},
+		{Name: "legacy", ObservedVersion: "0.1", Sync: reconciler.OutOfSync, Health: reconciler.Healthy, Reason: "remove 0.1 pending (not in the manifest)"},
 	}
-	if !m1.Reachable || fmt.Sprint(m1.Components) != fmt.Sprint(want) || m1.Converged {
-		t.Errorf("m1 = %+v\nwant components %+v", m1, want)
+	var got []reconciler.ComponentStatus
+	for _, c := range m1.Components {
+		got = append(got, reconciler.ComponentStatus{Name: c.Name, DesiredVersion: c.DesiredVersion, ObservedVersion: c.ObservedVersion, Sync: c.Sync, Health: c.Health, Reason: c.Reason})
 	}
-	if down.Reachable || !strings.HasPrefix(down.Reason, "unreachable: ") {
+	if !m1.Reachable || fmt.Sprint(got) != fmt.Sprint(want) || m1.Converged {
+		t.Errorf("m1 = %+v\ncomponents %+v\nwant       %+v", m1, got, want)
+	}
+	if down.Reachable || !strings.HasPrefix(down.ProbeError, "unreachable: ") || !strings.HasPrefix(down.Reason, "unreachable (") {
 		t.Errorf("down = %+v", down)
 	}
 
@@ -150,7 +163,7 @@ func TestProbeCommandOverSSH(t *testing.T) {
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NODE") {
 		t.Fatalf("table:\n%s", out)
 	}
-	if f := strings.Fields(lines[1]); len(f) < 7 || f[0] != "m1" || f[1] != "app" || f[4] != "OutOfSync" || f[5] != "Healthy" || !strings.Contains(lines[1], "config files differ") {
+	if f := strings.Fields(lines[1]); len(f) < 7 || f[0] != "m1" || f[1] != "app" || f[4] != "OutOfSync" || f[5] != "Healthy" || !strings.Contains(lines[1], "app.cfg changed on disk") {
 		t.Errorf("app row = %q", lines[1])
 	}
 	if strings.Contains(out, "down") {
@@ -163,7 +176,7 @@ func TestProbeCommandFlags(t *testing.T) {
 	if code, _, errOut := runProbe(t, "-f", fx.manifest, "--node", "nope"); code != 1 || !strings.Contains(errOut, "no such node") {
 		t.Errorf("unknown node: exit %d, %s", code, errOut)
 	}
-	if code, _, errOut := runProbe(t, "-f", fx.manifest, "-o", "yaml"); code != 1 || !strings.Contains(errOut, "must be table or json") {
+	if code, _, errOut := runProbe(t, "-f", fx.manifest, "-o", "table"); code != 1 || !strings.Contains(errOut, "must be one of text, json, yaml") {
 		t.Errorf("bad -o: exit %d, %s", code, errOut)
 	}
 	if code, _, errOut := runProbe(t); code != 1 || !strings.Contains(errOut, "file") {

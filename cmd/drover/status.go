@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,12 +13,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drover-project/drover/api"
+	"github.com/drover-project/drover/console"
 	"github.com/drover-project/drover/internal/safetext"
 	"github.com/drover-project/drover/reconciler"
 )
 
 func newStatusCommand() *cobra.Command {
-	var addr, output string
+	var addr, output, tokenFile string
+	var access statusAccess
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the status of a running daemon",
@@ -26,8 +29,20 @@ generation and any load error, the rollout state, and per node and component
 sync, health, versions and the reason a node has not converged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client := &http.Client{Timeout: 10 * time.Second}
-			resp, err := client.Get("http://" + addr + api.PathStatus)
+			client, req, err := access.request(addr, api.PathStatus)
+			if err != nil {
+				return err
+			}
+			token, err := clientToken(tokenFile)
+			if err != nil {
+				return err
+			}
+			if token != "" {
+				// Not Authorization: basic auth of the web config may use it.
+				req.Header.Set(console.HeaderToken, token)
+			}
+			req = req.WithContext(cmd.Context())
+			resp, err := client.Do(req)
 			if err != nil {
 				return fmt.Errorf("no drover daemon answering on %s: %w", addr, err)
 			}
@@ -39,9 +54,11 @@ sync, health, versions and the reason a node has not converged.`,
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("%s: %s", addr, resp.Status)
 			}
-			if output == "json" {
-				_, err := cmd.OutOrStdout().Write(body)
-				return err
+			if output != outputText {
+				if !json.Valid(body) {
+					return fmt.Errorf("%s: the daemon's status is not JSON", addr)
+				}
+				return writeStructuredJSON(cmd.OutOrStdout(), output, body)
 			}
 			var st reconciler.ClusterStatus
 			if err := json.Unmarshal(body, &st); err != nil {
@@ -51,8 +68,10 @@ sync, health, versions and the reason a node has not converged.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:9464", "address the daemon listens on")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	addAddrFlag(cmd, &addr, "address the daemon listens on (HOST:PORT, or https://HOST:PORT under TLS)")
+	access.addFlags(cmd)
+	addTokenFlag(cmd, &tokenFile)
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 
@@ -74,20 +93,37 @@ func printStatus(out io.Writer, st reconciler.ClusterStatus) {
 		}
 	}
 	fmt.Fprintf(out, "%d/%d nodes converged\n\n", converged, len(st.Nodes))
+	writeNodeTable(out, st.Nodes)
+	printHistory(out, st.Nodes, recentActions)
+}
+
+// recentActions is how many of the last actions `drover status` lists.
+const recentActions = 10
+
+// printHistory lists the cluster's last actions, oldest first: what the
+// daemon did lately (kept across its restarts), across every node.
+func printHistory(out io.Writer, nodes []reconciler.NodeStatus, n int) {
+	type entry struct {
+		node string
+		rec  reconciler.ActionRecord
+	}
+	var all []entry
+	for _, node := range nodes {
+		for _, r := range node.History {
+			all = append(all, entry{node.Name, r})
+		}
+	}
+	if len(all) == 0 {
+		return
+	}
+	slices.SortStableFunc(all, func(a, b entry) int { return a.rec.Time.Compare(b.rec.Time) })
+	all = all[max(0, len(all)-n):]
+	fmt.Fprintln(out, "\nrecent actions:")
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tCOMPONENT\tDESIRED\tOBSERVED\tSYNC\tHEALTH\tREASON")
-	for _, n := range st.Nodes {
-		if !n.Reachable {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\tUnknown\tUnknown\t%s\n", safetext.Line(n.Name), safetext.Line(n.Reason))
-			continue
-		}
-		if len(n.Components) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\n", safetext.Line(n.Name), safetext.Line(n.Reason))
-		}
-		for _, c := range n.Components {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safetext.Line(n.Name), safetext.Line(c.Name), safetext.Line(dash(c.DesiredVersion)),
-				safetext.Line(dash(c.ObservedVersion)), safetext.Line(string(c.Sync)), safetext.Line(string(c.Health)), safetext.Line(c.Reason))
-		}
+	fmt.Fprintln(tw, "TIME\tNODE\tACTION\tCOMPONENT\tVERSION\tRESULT\tDURATION")
+	for _, e := range all {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.rec.Time.UTC().Format(time.RFC3339), oneLine(e.node), oneLine(string(e.rec.Action)), oneLine(e.rec.Component),
+			dash(e.rec.Version), e.rec.Result, e.rec.Duration.Round(time.Millisecond))
 	}
 	tw.Flush()
 }

@@ -37,18 +37,16 @@ const ArtifactConvention = "Artifacts are <name>-<version>.tar.gz (or .tgz) file
 // artifactNameRE is a file name the convention understands.
 var artifactNameRE = regexp.MustCompile(`^(.+?)[-_]([0-9][A-Za-z0-9.+~_-]*)\.(?:tar\.gz|tgz)$`)
 
-// componentNameRE is the manifest's rule for names.
-var componentNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-
 // parseArtifactName splits a file name by the convention; ok is false for
-// files that do not follow it.
+// files that do not follow it, or whose name or version the manifest
+// would refuse.
 func parseArtifactName(file string) (name, version string, ok bool) {
 	m := artifactNameRE.FindStringSubmatch(file)
 	if m == nil {
 		return "", "", false
 	}
 	name = strings.ReplaceAll(strings.ToLower(m[1]), "_", "-")
-	if !componentNameRE.MatchString(name) {
+	if !manifests.IsName(name) || !manifests.IsVersion(m[2]) {
 		return "", "", false
 	}
 	return name, m[2], true

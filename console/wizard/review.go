@@ -8,7 +8,6 @@ import (
 
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
-	"github.com/drover-project/drover/probes"
 	"github.com/drover-project/drover/reconciler"
 )
 
@@ -107,16 +106,9 @@ func (w *Wizard) plan(ctx context.Context, ck *checked) (string, error) {
 		return "", fmt.Errorf("ssh settings: %w", err)
 	}
 	defer closeRunner()
-	d := ck.desired
-	reqs := make(map[string]probes.Request, len(d.Nodes))
-	targets := make([]inventory.Target, 0, len(d.Nodes))
-	for _, n := range d.Nodes {
-		reqs[n.Name] = reconciler.RequestFor(d, n)
-		targets = append(targets, n.Target)
-	}
-	obs := probes.ProbeAll(ctx, runner, targets, reqs, ck.loaded.Cluster.Spec.SSH.Concurrency)
+	plan := reconciler.ProbeAndDiff(ctx, runner, ck.desired, ck.loaded.Cluster.Spec.SSH.Concurrency)
 	var b bytes.Buffer
-	if err := reconciler.WritePlanText(&b, reconciler.Diff(d, obs)); err != nil {
+	if err := reconciler.WritePlanText(&b, plan); err != nil {
 		return "", err
 	}
 	return b.String(), nil
@@ -125,7 +117,7 @@ func (w *Wizard) plan(ctx context.Context, ck *checked) (string, error) {
 // poolRunner is the default Options.NewRunner: the SSH pool the daemon
 // would build from the same settings.
 func poolRunner(s manifests.SSH, opts Options) (inventory.Runner, func(), error) {
-	cfg, err := inventory.ConfigFromManifest(s)
+	cfg, err := inventory.PoolConfig(s, opts.SSHConfigFile, opts.Log.Named("ssh"))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
-	"github.com/drover-project/drover/probes"
 	"github.com/drover-project/drover/reconciler"
 )
 
@@ -21,8 +20,6 @@ type droverCluster struct {
 	loaded  *manifests.Loaded
 	desired *reconciler.Desired
 	cfg     inventory.Config
-	targets []inventory.Target
-	reqs    map[string]probes.Request
 	log     *zap.Logger
 }
 
@@ -39,12 +36,7 @@ func loadDrover(p string, log *zap.Logger) (*droverCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dc := &droverCluster{loaded: l, desired: d, cfg: cfg, reqs: map[string]probes.Request{}, log: log}
-	for _, n := range d.Nodes {
-		dc.targets = append(dc.targets, n.Target)
-		dc.reqs[n.Name] = reconciler.RequestFor(d, n)
-	}
-	return dc, nil
+	return &droverCluster{loaded: l, desired: d, cfg: cfg, log: log}, nil
 }
 
 // concurrency is the manifest's ssh.concurrency (defaults applied).
@@ -58,8 +50,7 @@ func (dc *droverCluster) newPool() (*inventory.Pool, error) {
 // round of the daemon do it. Every node must be probed and in sync: a
 // round that measured failures would measure the wrong thing.
 func (dc *droverCluster) probeRound(ctx context.Context, pool *inventory.Pool) error {
-	obs := probes.ProbeAll(ctx, pool, dc.targets, dc.reqs, dc.concurrency())
-	return checkConverged(reconciler.Diff(dc.desired, obs))
+	return checkConverged(reconciler.ProbeAndDiff(ctx, pool, dc.desired, dc.concurrency()))
 }
 
 // coldProbe is a probe round from nothing: a new pool (keys, known_hosts)
@@ -87,7 +78,7 @@ func (dc *droverCluster) apply(ctx context.Context) (time.Duration, error) {
 	}
 	defer pool.Close()
 	d := dc.desired
-	plan := reconciler.Diff(d, probes.ProbeAll(ctx, pool, dc.targets, dc.reqs, dc.concurrency()))
+	plan := reconciler.ProbeAndDiff(ctx, pool, d, dc.concurrency())
 	if plan.Empty() && checkConverged(plan) == nil {
 		return time.Since(start), nil
 	}

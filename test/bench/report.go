@@ -95,11 +95,38 @@ func (b *bench) writeReport() error {
 	b.writeReaction(&w)
 	b.writeGoBench(&w)
 	b.writeNotes(&w)
+	old, _ := os.ReadFile(b.cfg.out)
+	w.WriteString(keptSections(string(old)))
 
 	if err := os.MkdirAll(filepath.Dir(b.cfg.out), 0o755); err != nil {
 		return err
 	}
 	return writeAtomic(b.cfg.out, []byte(w.String()))
+}
+
+// Hand-written sections of the report (measurements made by other means,
+// such as inventory's Go benchmarks) sit between these markers; a new
+// run keeps them, in order, at the end of the file it writes.
+const (
+	keptBegin = "<!-- kept: "
+	keptEnd   = "<!-- /kept -->"
+)
+
+// keptSections is every kept section of a previous report, markers included.
+func keptSections(old string) string {
+	var out strings.Builder
+	for {
+		i := strings.Index(old, keptBegin)
+		if i < 0 {
+			return out.String()
+		}
+		j := strings.Index(old[i:], keptEnd)
+		if j < 0 {
+			return out.String()
+		}
+		out.WriteString("\n" + old[i:i+j+len(keptEnd)] + "\n")
+		old = old[i+j+len(keptEnd):]
+	}
 }
 
 func yesNo(ok bool) string {
@@ -308,7 +335,7 @@ func (b *bench) writeMethod(w *strings.Builder) {
 		p("Any peer's run is stopped after %s at most. ", fmtWall(c.PeerTimeout))
 	}
 	p("A stopped run's whole process group is killed. A run that fails (a node missing from the output, a wrong file) is not timed; failures are shown next to the figure.\n")
-	p("- **drover** is driven in process through its packages exactly as its commands drive them: the probe round is `probes.ProbeAll` over an `inventory.Pool` built by `inventory.ConfigFromManifest` (what `drover probe` runs and the daemon's probes do); ")
+	p("- **drover** is driven in process through its packages exactly as its commands drive them: the probe round is `reconciler.ProbeAndDiff` (`probes.ProbeAll` with `reconciler.RequestFor`, then `reconciler.Diff`) over an `inventory.Pool` built by `inventory.ConfigFromManifest` (what `drover probe` runs and the daemon's probes do); ")
 	p("converge is `drover apply -y` (cmd/drover/apply.go): a new pool, a probe round for the plan, then `reconciler.Controller.RunUntilSettled` with apply's settings. ")
 	p("ssh.concurrency is set to the node count, as the peers get forks / parallelism equal to the node count")
 	if c.DefaultConcMax > dc64Concurrency {

@@ -27,6 +27,9 @@ type Options struct {
 	// LockDir is --lock-dir: daemons on one manifest that must see each
 	// other's lock share it. Default: a temp dir of the test.
 	LockDir string
+	// StateDir is --state-dir; default: LockDir/state, so a daemon
+	// started again on the same manifest finds what the last one kept.
+	StateDir string
 	// Grace is --grace; default 60s. Stop waits Grace and 30s more before
 	// SIGKILL.
 	Grace time.Duration
@@ -70,11 +73,14 @@ func Start(t testing.TB, opts Options) *Daemon {
 	if opts.LockDir == "" {
 		opts.LockDir = filepath.Join(t.TempDir(), "lock")
 	}
+	if opts.StateDir == "" {
+		opts.StateDir = filepath.Join(opts.LockDir, "state")
+	}
 	if opts.LogPath == "" {
 		opts.LogPath = newLogPath(t, opts.LogDir)
 	}
 	d := &Daemon{addr: FreeAddr(t), token: opts.Token}
-	args := []string{"daemon", "-f", opts.Manifest, "--listen", d.addr, "--lock-dir", opts.LockDir, "--grace", opts.Grace.String()}
+	args := []string{"daemon", "-f", opts.Manifest, "--addr", d.addr, "--lock-dir", opts.LockDir, "--state-dir", opts.StateDir, "--grace", opts.Grace.String()}
 	if opts.Token != "" {
 		tokenFile := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(tokenFile, []byte(opts.Token+"\n"), 0o600); err != nil {

@@ -52,6 +52,7 @@ func fakeDaemon(mode string, args []string) int {
 	manifest := fs.String("f", "", "")
 	listen := fs.String("listen", "", "")
 	fs.String("lock-dir", "", "")
+	fs.String("state-dir", "", "")
 	grace := fs.Duration("grace", 0, "")
 	tokenFile := fs.String("token-file", "", "")
 	extra := fs.String("extra", "", "")

@@ -1,5 +1,5 @@
 // Package harness boots real OpenSSH test nodes on this machine for drover's
-// end-to-end and scale tests (DESIGN.md, "Testing against real machines").
+// end-to-end and scale tests (docs/DESIGN.md, "Testing against real machines").
 //
 // Two kinds of node:
 //

@@ -388,7 +388,7 @@ func (c *Cluster) NodesYAML(roles func(i int) []string) string {
 	return b.String()
 }
 
-// SSHYAML renders a manifest `ssh:` block (DESIGN.md's spec.ssh sketch) at
+// SSHYAML renders a manifest `ssh:` block (docs/DESIGN.md's spec.ssh sketch) at
 // column 0 that reaches this cluster's nodes strictly, with no agent.
 func (c *Cluster) SSHYAML() string {
 	return fmt.Sprintf("ssh:\n  user: %s\n  port: 22\n  identityFiles: [%s]\n  knownHostsFile: %s\n  connectTimeout: %s\n",

@@ -20,7 +20,7 @@ func nftTableName(cluster string) string {
 // and output, a drop of every packet from or to one of them. Loopback traffic
 // passes both hooks, so either direction of a connection is lost in both
 // places, and a TCP connect to a cut node times out instead of being refused.
-// Limitation (DESIGN.md): connections a node opens itself leave from
+// Limitation (docs/DESIGN.md): connections a node opens itself leave from
 // 127.0.0.1, so a cut node can still reach others.
 func nftRuleset(table string) string {
 	return fmt.Sprintf(`table inet %[1]s {
