@@ -235,7 +235,7 @@ func TestDaemonHTTPHostile(t *testing.T) {
 			t.Errorf("the status repeats %q from the inventory file: %s", leak, st.LoadError)
 		}
 	}
-	if !strings.Contains(st.LoadError, secrets) || !strings.Contains(st.LoadError, "unknown fields") {
+	if !strings.Contains(st.LoadError, secrets) || !strings.Contains(st.LoadError, "inventory") {
 		t.Errorf("the status does not say which file and what kind: %s", st.LoadError)
 	}
 }
