@@ -50,6 +50,7 @@ func (s *Server) session(nc ssh.NewChannel, user string) {
 		pgid    int
 		done    chan struct{}
 		started bool
+		hung    bool // a HangExec session, counted in InFlight until closed
 	)
 	for req := range reqs {
 		switch req.Type {
@@ -63,7 +64,7 @@ func (s *Server) session(nc ssh.NewChannel, user string) {
 				started = true
 				s.sessions.Add(1)
 				s.inFlight.Add(1)
-				defer s.inFlight.Add(-1) // when the client closes the channel
+				hung = true
 				req.Reply(true, nil)
 				continue
 			}
@@ -105,6 +106,9 @@ func (s *Server) session(nc ssh.NewChannel, user string) {
 				req.Reply(false, nil)
 			}
 		}
+	}
+	if hung {
+		s.inFlight.Add(-1) // the client closed the hung session
 	}
 	// The client closed the channel (or the connection died). Like sshd
 	// without a pty, leave the command alone; wait for it to end so the
