@@ -338,3 +338,21 @@ func TestValidateRunsLaterChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingArtifactsNamesSpecialFiles: validate warns about an
+// artifact that is a FIFO or a directory, which an install refuses.
+func TestMissingArtifactsNamesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "app.tar.gz"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := strings.Replace(string(hostileManifest("/bin/true")), `artifact: {url: "https://example.com/app.tar.gz"`, `artifact: {path: app.tar.gz`, 1)
+	l, err := LoadBytes(filepath.Join(dir, "cluster.yaml"), []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := MissingArtifacts(l)
+	if len(ps) != 1 || ps[0].Path != "spec.components[0].artifact.path" || !strings.Contains(ps[0].Message, "it is a FIFO") {
+		t.Errorf("problems: %v", ps)
+	}
+}

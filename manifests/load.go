@@ -218,10 +218,19 @@ func MissingArtifacts(l *Loaded) Problems {
 		if a == nil || a.Path == "" || comp.State == StateAbsent {
 			continue
 		}
-		if _, err := os.Stat(resolve(l.Dir, a.Path)); err != nil {
+		st, err := os.Stat(resolve(l.Dir, a.Path))
+		switch {
+		case err != nil:
 			ps = append(ps, Problem{
 				Path:     componentPath(i) + ".artifact.path",
 				Message:  fmt.Sprintf("%s: %v", a.Path, errors.Unwrap(err)),
+				Severity: SeverityWarning,
+			})
+		case !st.Mode().IsRegular():
+			// The install would refuse it (OpenRegular): say so now.
+			ps = append(ps, Problem{
+				Path:     componentPath(i) + ".artifact.path",
+				Message:  regular(a.Path, st).Error(),
 				Severity: SeverityWarning,
 			})
 		}
