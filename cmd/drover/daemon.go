@@ -127,8 +127,11 @@ func (d *daemon) run(ctx context.Context) error {
 	// The first manifest must be good: there is no last good one yet. A
 	// missing one is a new cluster: the daemon serves the console and the
 	// setup wizard, and takes the manifest up once it is written.
-	l, desired, err := compile(abs)
+	l, desired, err := loadFirst(ctx, abs)
 	missing := errors.Is(err, fs.ErrNotExist)
+	if ctx.Err() != nil {
+		return nil // stopped while loading
+	}
 	if err != nil && !missing {
 		return err
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 
 	"go.uber.org/zap"
 
 	"github.com/drover-project/drover/manifests"
+	"github.com/drover-project/drover/reconciler"
 )
 
 // loadManifests takes every change of the manifest (the watcher's, and a
@@ -45,4 +47,23 @@ func publicLoadError(err error) error {
 		return errors.New(inv.Public())
 	}
 	return err
+}
+
+// loadFirst is the daemon's first load, as compile but of a regular file
+// only (as the watcher reads it: a FIFO there would block the start) and
+// stopped by ctx (a SIGTERM during a long load).
+func loadFirst(ctx context.Context, path string) (*manifests.Loaded, *reconciler.Desired, error) {
+	data, err := manifests.ReadRegular(path, manifests.MaxManifestBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := manifests.LoadBytesContext(ctx, path, data)
+	if err != nil {
+		return nil, nil, describeLoadError(path, err)
+	}
+	d, err := reconciler.Compile(l)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return l, d, nil
 }

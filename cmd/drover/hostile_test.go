@@ -345,3 +345,28 @@ spec:
 		})
 	}
 }
+
+// TestDaemonRefusesSpecialManifest: a daemon whose manifest is a FIFO
+// refuses to start at once instead of blocking on the read.
+func TestDaemonRefusesSpecialManifest(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "cluster.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var code int
+	var errs string
+	go func() {
+		defer close(done)
+		code, _, errs = runDrover(t, "daemon", "-f", fifo, "--lock-dir", filepath.Join(dir, "run"), "--addr", "127.0.252.4:0")
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon blocks on a FIFO manifest")
+	}
+	if code != 1 || !strings.Contains(errs, "it is a FIFO") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+}
