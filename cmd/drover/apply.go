@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,20 +13,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-project/drover/internal/safetext"
 	"github.com/drover-project/drover/reconciler"
 )
 
 func newApplyCommand() *cobra.Command {
 	var file string
 	var yes, verbose bool
-	var grace time.Duration
+	var grace, timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Converge the cluster to the manifest, then exit",
 		Long: `apply shows the plan, asks for confirmation (unless --yes), then rolls it out
 with the same rollout rules as the daemon: dependsOn order, roleOrder,
 maxUnavailable batches, one quorum member at a time, health gates, and
-rollback or halt on failure. It exits 0 only when the cluster converged.`,
+rollback or halt on failure. It exits 0 only when the cluster converged.
+
+--timeout bounds the whole run but the confirmation prompt: the probe
+ends by then, so does the rollout (in-flight actions get --grace more),
+and no command drover starts on a node may outlive it (the node kills it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := cliLogger(verbose)
@@ -39,8 +45,11 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 			}
 			defer pool.Close()
 			out := cmd.OutOrStdout()
-			ctx := cmd.Context()
-			plan, _ := reconciler.PlanWithDiffs(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
+			pctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			probeStart := time.Now()
+			plan, _ := reconciler.PlanWithDiffs(pctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
+			left := timeout - time.Since(probeStart)
 			if err := writePlan(out, outputText, plan); err != nil {
 				return err
 			}
@@ -52,6 +61,9 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 					return errors.New("apply cancelled")
 				}
 			}
+			// The prompt's wait is the operator's, not the nodes'.
+			ctx, cancel := context.WithTimeout(cmd.Context(), left)
+			defer cancel()
 			progress := newProgress(out, countActions(plan))
 			ctrl := reconciler.NewController(reconciler.ControllerOptions{
 				Runner: pool,
@@ -65,6 +77,9 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 				BackoffMax:  4 * time.Second,
 				WaitRetry:   time.Second,
 				OnEvent:     progress.event,
+				// Every command on a node gets a node-side deadline no
+				// later than the run's own.
+				ReconcileTimeout: max(left, time.Second),
 			})
 			ctrl.SetDesired(d)
 			start := time.Now()
@@ -85,7 +100,8 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 	addManifestFlag(cmd, &file)
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "apply without asking for confirmation")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
-	cmd.Flags().DurationVar(&grace, "grace", 2*time.Minute, "on Ctrl-C, how long in-flight actions may take to finish")
+	cmd.Flags().DurationVar(&grace, "grace", 2*time.Minute, "on Ctrl-C or at --timeout, how long in-flight actions may take to finish")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long the probe and the rollout may take in all")
 	return cmd
 }
 
@@ -152,6 +168,7 @@ func (p *progress) event(e reconciler.Event) {
 	if line == "" {
 		return
 	}
+	line = safetext.Line(line) // messages quote the node's stderr
 	if p.tty {
 		fmt.Fprint(p.out, "\r\033[K")
 	}

@@ -51,6 +51,19 @@ func newPool(c *manifests.Cluster, log *zap.Logger) (*inventory.Pool, error) {
 	return inventory.NewPool(cfg, log)
 }
 
+// newReadOnlyPool is newPool for commands that only look (plan, probe):
+// they never record a host key, even with ssh.acceptNewHostKeys, so
+// trusting a first-seen key is always something apply or the daemon
+// does. A node with an unknown key is reported as such.
+func newReadOnlyPool(c *manifests.Cluster, log *zap.Logger) (*inventory.Pool, error) {
+	cfg, err := inventory.ConfigFromManifest(c.Spec.SSH)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AcceptNewHostKeys = false
+	return inventory.NewPool(cfg, log)
+}
+
 // cliLogger is readable console output for interactive commands; only
 // warnings and errors unless verbose.
 func cliLogger(verbose bool) *zap.Logger {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,12 +14,15 @@ import (
 func newPlanCommand() *cobra.Command {
 	var file, output string
 	var verbose bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "plan -f FILE",
 		Short: "Probe every node and show what apply would change",
 		Long: `plan probes every node over SSH, compares what it finds with the manifest,
 and prints each action apply would take, per node, with its reason.
-It changes nothing on any node.
+It changes nothing on any node (it records no host key either). Nodes not
+probed within --timeout are reported unknown; the node itself kills what
+the probe ran by then.
 
 Exit status: 0 when every node was probed and nothing would change, 2 when
 every node was probed and something would change, 1 when any node could
@@ -30,12 +35,14 @@ never pass for one with nothing to do) or on error.`,
 			if err != nil {
 				return err
 			}
-			pool, err := newPool(l.Cluster, log)
+			pool, err := newReadOnlyPool(l.Cluster, log)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			plan, _ := reconciler.PlanWithDiffs(cmd.Context(), pool, d, l.Cluster.Spec.SSH.Concurrency)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			plan, _ := reconciler.PlanWithDiffs(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
 			if err := writePlan(cmd.OutOrStdout(), output, plan); err != nil {
 				return err
 			}
@@ -48,8 +55,12 @@ never pass for one with nothing to do) or on error.`,
 	addManifestFlag(cmd, &file)
 	addOutputFlag(cmd, &output)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultPlanTimeout, "give up on nodes not probed by then")
 	return cmd
 }
+
+// defaultPlanTimeout is plan's probe deadline, as probe's.
+const defaultPlanTimeout = 2 * time.Minute
 
 // planExitCode is plan's exit status: 1 when any node could not be
 // probed, whatever the others would do, else 2 when something would

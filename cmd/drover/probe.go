@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-project/drover/internal/safetext"
 	"github.com/drover-project/drover/probes"
 	"github.com/drover-project/drover/reconciler"
 )
@@ -42,7 +43,7 @@ Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 			if err != nil {
 				return err
 			}
-			pool, err := newPool(l.Cluster, cliLogger(verbose))
+			pool, err := newReadOnlyPool(l.Cluster, cliLogger(verbose))
 			if err != nil {
 				return err
 			}
@@ -129,13 +130,15 @@ func writeNodeTable(w io.Writer, nodes []reconciler.NodeStatus) error {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\n", n.Name, oneLine(reason))
 		}
 		for _, c := range n.Components {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, c.Name, dash(c.DesiredVersion), dash(c.ObservedVersion), c.Sync, c.Health, oneLine(c.Reason))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, c.Name, dash(c.DesiredVersion), oneLine(dash(c.ObservedVersion)), c.Sync, c.Health, oneLine(c.Reason))
 		}
 	}
 	return tw.Flush()
 }
 
-// oneLine keeps a reason (which may quote a node's stderr) on its row.
+// oneLine keeps a string from the node (a reason may quote its stderr,
+// a version is read from its receipt) on its row, with every control
+// character escaped (internal/safetext).
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return safetext.Line(strings.Join(strings.Fields(s), " "))
 }
