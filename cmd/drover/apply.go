@@ -40,7 +40,7 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 			defer pool.Close()
 			out := cmd.OutOrStdout()
 			ctx := cmd.Context()
-			plan, _ := reconciler.PlanWithDiffs(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
+			plan, _ := reconciler.PlanWithDiffs(ctx, pool, d, nil, l.Cluster.Spec.SSH.Concurrency)
 			if err := writePlan(out, outputText, plan); err != nil {
 				return err
 			}

@@ -16,7 +16,7 @@ import (
 	"github.com/drover-project/drover/reconciler"
 )
 
-// refusingManifest is a one-node cluster whose node refuses SSH at
+// refusingManifest is a two-node cluster whose nodes refuse SSH at
 // once (port 1 on a loopback address of this package's range), so plan
 // and probe run to the end without a node and report it Unknown.
 func refusingManifest(t *testing.T) string {
@@ -30,6 +30,7 @@ spec:
   ssh: {user: root, port: 1, connectTimeout: 2s, configFile: /dev/null, knownHostsFile: ` + knownHosts + `, identityFiles: [` + key + `]}
   nodes:
     - {name: n1, address: 127.0.1.248, roles: [master]}
+    - {name: n2, address: 127.0.1.249, roles: [master]}
   components:
     - name: app
       version: 1.0.0
