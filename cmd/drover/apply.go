@@ -17,7 +17,7 @@ import (
 
 func newApplyCommand() *cobra.Command {
 	var file string
-	var yes, verbose bool
+	var yes, verbose, dry bool
 	var grace time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
@@ -40,9 +40,18 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 			defer pool.Close()
 			out := cmd.OutOrStdout()
 			ctx := cmd.Context()
-			plan, _ := reconciler.PlanWithDiffs(ctx, pool, d, nil, l.Cluster.Spec.SSH.Concurrency)
+			plan, obs := reconciler.PlanWithDiffs(ctx, pool, d, nil, l.Cluster.Spec.SSH.Concurrency)
 			if err := writePlan(out, outputText, plan); err != nil {
 				return err
+			}
+			if dry {
+				fmt.Fprintln(out, "\nDry run: every step apply would take, none run.")
+				n, err := dryRun(ctx, out, pool, d, plan, obs)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "\n%d action(s) walked; nothing was changed.\n", n)
+				return nil
 			}
 			if plan.Empty() && allKnown(plan) {
 				return nil
@@ -77,6 +86,9 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 					converged++
 				}
 			}
+			if werr := writeRecap(out, buildRecap(st.Nodes, progress.doneBy, progress.failedBy)); werr != nil {
+				return werr
+			}
 			fmt.Fprintf(out, "\n%d of %d nodes converged in %s; %d action(s) succeeded, %d failed.\n",
 				converged, len(st.Nodes), time.Since(start).Round(100*time.Millisecond), progress.ok, progress.failed)
 			return err
@@ -84,6 +96,7 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 	}
 	addManifestFlag(cmd, &file)
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "apply without asking for confirmation")
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "walk every action through the executor, printing each step as \"would: …\", and change nothing")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
 	cmd.Flags().DurationVar(&grace, "grace", 2*time.Minute, "on Ctrl-C, how long in-flight actions may take to finish")
 	return cmd
@@ -120,11 +133,13 @@ type progress struct {
 	tty        bool
 	total      int
 	ok, failed int
+	// doneBy and failedBy count the actions per node, for the recap.
+	doneBy, failedBy map[string]int
 }
 
 func newProgress(out io.Writer, total int) *progress {
 	f, isFile := out.(*os.File)
-	return &progress{out: out, total: total, tty: isFile && isTerminal(f)}
+	return &progress{out: out, total: total, tty: isFile && isTerminal(f), doneBy: map[string]int{}, failedBy: map[string]int{}}
 }
 
 func (p *progress) event(e reconciler.Event) {
@@ -136,9 +151,11 @@ func (p *progress) event(e reconciler.Event) {
 		line = fmt.Sprintf("%-12s %s ...", e.Node, e.Message)
 	case reconciler.EventActionDone:
 		p.ok++
+		p.doneBy[e.Node]++
 		line = fmt.Sprintf("%-12s %s: done in %s", e.Node, e.Message, e.Duration.Round(10*time.Millisecond))
 	case reconciler.EventActionFailed:
 		p.failed++
+		p.failedBy[e.Node]++
 		line = fmt.Sprintf("%-12s %s %s failed: %s", e.Node, e.Action.Kind, e.Component, e.Message)
 	case reconciler.EventRollback:
 		line = fmt.Sprintf("%-12s %s", e.Node, e.Message)

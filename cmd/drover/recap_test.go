@@ -1,0 +1,39 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/drover-project/drover/reconciler"
+)
+
+func TestRecap(t *testing.T) {
+	nodes := []reconciler.NodeStatus{
+		{Name: "m1", Reachable: true, Converged: true},
+		{Name: "m2", Reachable: true, Converged: true},
+		{Name: "m3", Reachable: true, Converged: false, Reason: "zookeeper: upgrade failed"},
+		{Name: "a1", Reachable: false, Reason: "unreachable (connection refused)"},
+		{Name: "a2", Reachable: true, Converged: true},
+	}
+	done := map[string]int{"m2": 2, "m3": 1}
+	failed := map[string]int{"m3": 1, "a2": 1}
+	got := map[string]string{}
+	for _, r := range buildRecap(nodes, done, failed) {
+		got[r.Node] = r.State
+	}
+	want := map[string]string{"m1": recapOK, "m2": recapChanged, "m3": recapFailed, "a1": recapUnreachable,
+		// failed once, converged on a retry: changed (the counts say it failed once)
+		"a2": recapChanged}
+	for n, w := range want {
+		if got[n] != w {
+			t.Errorf("%s: %s, want %s", n, got[n], w)
+		}
+	}
+	var b strings.Builder
+	if err := writeRecap(&b, buildRecap(nodes, done, failed)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "a1  unreachable  0 done, 0 failed  unreachable (connection refused)") {
+		t.Errorf("recap:\n%s", b.String())
+	}
+}
