@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,14 +19,25 @@ import (
 func newApplyCommand() *cobra.Command {
 	var file string
 	var yes, verbose, dry bool
+	var target targetFlags
 	var grace time.Duration
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE",
+		Use:   "apply -f FILE [--node GLOB|--limit GLOB] [--role R] [--dry-run]",
 		Short: "Converge the cluster to the manifest, then exit",
 		Long: `apply shows the plan, asks for confirmation (unless --yes), then rolls it out
 with the same rollout rules as the daemon: dependsOn order, roleOrder,
 maxUnavailable batches, one quorum member at a time, health gates, and
-rollback or halt on failure. It exits 0 only when the cluster converged.`,
+rollback or halt on failure. It exits 0 only when the cluster converged.
+
+--node (or --limit, repeatable, a glob) and --role limit the changes to
+those nodes. The others are still probed and counted: a quorum member or a
+node taking a maxUnavailable slot outside the limit holds back a change
+inside it as it would in a full apply, and when the rules allow no change
+at all apply refuses with the reason. apply then exits 0 when the limited
+nodes converged.
+
+--dry-run walks every action through the executor and prints each step it
+would take ("would: ..."); nothing runs on a node.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := cliLogger(verbose)
@@ -40,9 +52,25 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 			defer pool.Close()
 			out := cmd.OutOrStdout()
 			ctx := cmd.Context()
-			plan, obs := reconciler.PlanWithDiffs(ctx, pool, d, nil, l.Cluster.Spec.SSH.Concurrency)
+			limited := len(target.nodes) > 0 || len(target.roles) > 0
+			targeted := d.Nodes
+			if limited {
+				if targeted, err = target.selectNodes(d); err != nil {
+					return err
+				}
+				d = limitDesired(d, targeted)
+			}
+			// Every node is probed, inside the limit or not: the rollout
+			// counts them all.
+			full, obs := reconciler.PlanWithDiffs(ctx, pool, d, nil, l.Cluster.Spec.SSH.Concurrency)
+			plan := target.filterPlan(full, targeted)
 			if err := writePlan(out, outputText, plan); err != nil {
 				return err
+			}
+			if limited {
+				if err := limitRefusal(d, full, obs, targeted); err != nil {
+					return err
+				}
 			}
 			if dry {
 				fmt.Fprintln(out, "\nDry run: every step apply would take, none run.")
@@ -80,6 +108,14 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 			err = ctrl.RunUntilSettled(ctx, grace)
 			progress.finish()
 			st := ctrl.Status()
+			st.Nodes = slices.DeleteFunc(st.Nodes, func(n reconciler.NodeStatus) bool {
+				return !slices.ContainsFunc(targeted, func(t *reconciler.DesiredNode) bool { return t.Name == n.Name })
+			})
+			// The nodes outside the limit keep their pending actions by
+			// design; the limited apply succeeded when its nodes converged.
+			if limited && err != nil && !errors.Is(err, reconciler.ErrHalted) && targetedConverged(st.Nodes, targeted) {
+				err = nil
+			}
 			converged := 0
 			for _, n := range st.Nodes {
 				if n.Converged {
@@ -96,6 +132,9 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 	}
 	addManifestFlag(cmd, &file)
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "apply without asking for confirmation")
+	cmd.Flags().StringArrayVar(&target.nodes, "node", nil, "change only nodes matching this name or glob (repeatable); the others are counted, not changed")
+	cmd.Flags().StringArrayVar(&target.nodes, "limit", nil, "the same as --node")
+	cmd.Flags().StringArrayVar(&target.roles, "role", nil, "change only nodes with this role (repeatable)")
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "walk every action through the executor, printing each step as \"would: …\", and change nothing")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
 	cmd.Flags().DurationVar(&grace, "grace", 2*time.Minute, "on Ctrl-C, how long in-flight actions may take to finish")
