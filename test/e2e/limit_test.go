@@ -46,3 +46,34 @@ func TestApplyLimit(t *testing.T) {
 	s.mustApply(t, m)
 	s.mustPlanEmpty(t, m)
 }
+
+// TestApplyDryRun: apply --dry-run on a drifted node prints the steps
+// apply would take and changes nothing: the drift is still there and
+// plan still wants the same action.
+func TestApplyDryRun(t *testing.T) {
+	s := setup(t)
+	m := s.baseline(t)
+	const list = "/etc/dcos/master_list"
+	n := s.agents[0]
+	s.exec(t, n, "echo 10.9.9.9 >> "+list)
+	r := s.run(t, m, "apply", "--dry-run")
+	if r.Code != 0 {
+		t.Fatalf("apply --dry-run exited %d, want 0", r.Code)
+	}
+	for _, want := range []string{
+		"\nnode " + n.Name + "\n  ~ reconfigure master-list 1 (master_list changed on disk)\n      would: ",
+		"      would: write files\n",
+		"nothing was changed.",
+	} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("dry run does not say %q", want)
+		}
+	}
+	if got := s.exec(t, n, "cat "+list); !strings.Contains(got, "10.9.9.9") {
+		t.Errorf("%s: the dry run repaired %s", n.Name, list)
+	}
+	if plan := s.run(t, m, "plan"); plan.Code != 2 {
+		t.Errorf("plan after the dry run exited %d, want 2", plan.Code)
+	}
+	s.mustApply(t, m)
+}
