@@ -31,12 +31,12 @@ func TestDriftRepair(t *testing.T) {
 			check:   func(t *testing.T) { requireExporters(t, []harness.Node{agent}, "1.8.2") },
 		},
 		{
-			name:    "rendered file edited",
-			node:    other,
-			drift:   "echo 10.9.9.9 >> /etc/dcos/master_list",
-			action:  "~ reconfigure master-list 1 (master_list changed on disk)",
+			name:   "rendered file edited",
+			node:   other,
+			drift:  "echo 10.9.9.9 >> /etc/dcos/master_list",
+			action: "~ reconfigure master-list 1 (master_list changed on disk)",
 			// The node's copy, read back for the diff: the line added there.
-			diff: "\n          -10.9.9.9\n",
+			diff:    "\n          -10.9.9.9\n",
 			summary: "Plan: 0 to install, 0 to upgrade, 1 to reconfigure, 0 to restart, 0 to remove.",
 			check: func(t *testing.T) {
 				if got := s.exec(t, other, "cat /etc/dcos/master_list"); strings.Contains(got, "10.9.9.9") {
