@@ -174,11 +174,17 @@ type progress struct {
 	ok, failed int
 	// doneBy and failedBy count the actions per node, for the recap.
 	doneBy, failedBy map[string]int
+	// tries counts the starts of each node's action on a component, so a
+	// retry says which try it is; unknown is the last "unknown" probe
+	// message per node, said once rather than at every probe.
+	tries   map[string]int
+	unknown map[string]string
 }
 
 func newProgress(out io.Writer, total int) *progress {
 	f, isFile := out.(*os.File)
-	return &progress{out: out, total: total, tty: isFile && isTerminal(f), doneBy: map[string]int{}, failedBy: map[string]int{}}
+	return &progress{out: out, total: total, tty: isFile && isTerminal(f), doneBy: map[string]int{}, failedBy: map[string]int{},
+		tries: map[string]int{}, unknown: map[string]string{}}
 }
 
 func (p *progress) event(e reconciler.Event) {
@@ -187,7 +193,12 @@ func (p *progress) event(e reconciler.Event) {
 	var line string
 	switch e.Kind {
 	case reconciler.EventActionStart:
+		k := e.Node + "/" + e.Component
+		p.tries[k]++
 		line = fmt.Sprintf("%-12s %s ...", e.Node, e.Message)
+		if n := p.tries[k]; n > 1 {
+			line = fmt.Sprintf("%-12s %s (try %d) ...", e.Node, e.Message, n)
+		}
 	case reconciler.EventActionDone:
 		p.ok++
 		p.doneBy[e.Node]++
@@ -201,8 +212,13 @@ func (p *progress) event(e reconciler.Event) {
 	case reconciler.EventHalt:
 		line = "rollout halted: " + e.Message
 	case reconciler.EventProbe:
-		if strings.HasPrefix(e.Message, "unknown") {
+		switch {
+		case strings.HasPrefix(e.Message, "unknown") && p.unknown[e.Node] != e.Message:
+			p.unknown[e.Node] = e.Message
 			line = fmt.Sprintf("%-12s %s", e.Node, e.Message)
+		case !strings.HasPrefix(e.Message, "unknown") && p.unknown[e.Node] != "":
+			delete(p.unknown, e.Node)
+			line = fmt.Sprintf("%-12s reachable again", e.Node)
 		}
 	}
 	if line == "" {

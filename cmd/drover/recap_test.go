@@ -37,3 +37,24 @@ func TestRecap(t *testing.T) {
 		t.Errorf("recap:\n%s", b.String())
 	}
 }
+
+// TestProgressSaysRetriesOnce: a retried action says which try it is, and
+// a node that stays unknown is reported once, not at every probe.
+func TestProgressSaysRetriesOnce(t *testing.T) {
+	var b strings.Builder
+	p := newProgress(&b, 1)
+	start := reconciler.Event{Kind: reconciler.EventActionStart, Node: "m1", Component: "app", Message: "install app 1.0"}
+	failed := reconciler.Event{Kind: reconciler.EventActionFailed, Node: "m1", Component: "app", Message: "boom", Action: &reconciler.Action{Kind: reconciler.ActionInstall}}
+	lost := reconciler.Event{Kind: reconciler.EventProbe, Node: "a1", Message: "unknown: unreachable"}
+	for _, e := range []reconciler.Event{start, failed, lost, start, lost, lost, {Kind: reconciler.EventProbe, Node: "a1", Message: "probed"}} {
+		p.event(e)
+	}
+	want := "m1           install app 1.0 ...\n" +
+		"m1           install app failed: boom\n" +
+		"a1           unknown: unreachable\n" +
+		"m1           install app 1.0 (try 2) ...\n" +
+		"a1           reachable again\n"
+	if b.String() != want {
+		t.Errorf("progress:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
