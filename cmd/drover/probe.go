@@ -25,7 +25,7 @@ func newProbeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "probe -f FILE [--node GLOB] [--role R] [--component C] [-o text|json|yaml]",
 		Short: "Probe nodes over SSH and show what each has against the manifest",
-		Long: `probe connects to every node (or the ones named with --node) in parallel and
+		Long: `probe connects to every node (or those --node and --role choose) in parallel and
 prints, per node and component, the desired and observed version, whether it
 is in sync, its health and why. A node that cannot be probed is Unknown with
 its reason (unreachable, auth, hostkey, timeout, sudo, probe-error).
