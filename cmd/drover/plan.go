@@ -15,14 +15,21 @@ func newPlanCommand() *cobra.Command {
 	var file, output string
 	var verbose bool
 	var timeout time.Duration
+	var target targetFlags
 	cmd := &cobra.Command{
-		Use:   "plan -f FILE",
+		Use:   "plan -f FILE [--node GLOB] [--role R] [--component C]",
 		Short: "Probe every node and show what apply would change",
 		Long: `plan probes every node over SSH, compares what it finds with the manifest,
 and prints each action apply would take, per node, with its reason.
-It changes nothing on any node (it records no host key either). Nodes not
-probed within --timeout are reported unknown; the node itself kills what
-the probe ran by then.
+It changes nothing on any node (it records no host key either). With
+--node, --role or --component only those nodes are probed and only those
+components' actions are shown. Nodes not probed within --timeout are
+reported unknown; the node itself kills what the probe ran by then.
+
+Every rendered file and unit that would change is shown as a unified diff
+from the node's copy (read back, only for files that differ) to the
+manifest's rendering; a file with sensitive: true shows only that it
+changes.
 
 Exit status: 0 when every node was probed and nothing would change, 2 when
 every node was probed and something would change, 1 when any node could
@@ -40,9 +47,14 @@ never pass for one with nothing to do) or on error.`,
 				return err
 			}
 			defer pool.Close()
+			nodes, err := target.selectNodes(d)
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			plan, _ := reconciler.PlanWithDiffs(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
+			plan, _ := reconciler.PlanWithDiffs(ctx, pool, d, nodes, l.Cluster.Spec.SSH.Concurrency)
+			plan = target.filterPlan(plan, nodes)
 			if err := writePlan(cmd.OutOrStdout(), output, plan); err != nil {
 				return err
 			}
@@ -54,6 +66,7 @@ never pass for one with nothing to do) or on error.`,
 	}
 	addManifestFlag(cmd, &file)
 	addOutputFlag(cmd, &output)
+	target.add(cmd)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
 	cmd.Flags().DurationVar(&timeout, "timeout", defaultPlanTimeout, "give up on nodes not probed by then")
 	return cmd

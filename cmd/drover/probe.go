@@ -19,14 +19,14 @@ import (
 func newProbeCommand() *cobra.Command {
 	var (
 		file, output string
-		nodes        []string
+		target       targetFlags
 		timeout      time.Duration
 		verbose      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "probe -f FILE [--node N] [-o text|json|yaml]",
+		Use:   "probe -f FILE [--node GLOB] [--role R] [--component C] [-o text|json|yaml]",
 		Short: "Probe nodes over SSH and show what each has against the manifest",
-		Long: `probe connects to every node (or the ones named with --node) in parallel and
+		Long: `probe connects to every node (or those --node and --role choose) in parallel and
 prints, per node and component, the desired and observed version, whether it
 is in sync, its health and why. A node that cannot be probed is Unknown with
 its reason (unreachable, auth, hostkey, timeout, sudo, probe-error).
@@ -39,7 +39,7 @@ Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 			if err != nil {
 				return err
 			}
-			selected, err := selectNodes(d.Nodes, nodes)
+			selected, err := target.selectNodes(d)
 			if err != nil {
 				return err
 			}
@@ -51,7 +51,7 @@ Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			obs := reconciler.ProbeNodes(ctx, pool, d, selected, l.Cluster.Spec.SSH.Concurrency)
-			report := probeReport(d, selected, obs)
+			report := target.filterStatus(probeReport(d, selected, obs))
 			if err := writeProbeReport(cmd.OutOrStdout(), output, report); err != nil {
 				return err
 			}
@@ -64,31 +64,11 @@ Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 		},
 	}
 	addManifestFlag(cmd, &file)
-	cmd.Flags().StringArrayVar(&nodes, "node", nil, "probe only this node (repeatable)")
+	target.add(cmd)
 	addOutputFlag(cmd, &output)
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "give up on nodes not probed by then")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
 	return cmd
-}
-
-// selectNodes keeps the named nodes, in manifest order; none named
-// means all. An unknown name is an error, not an empty report.
-func selectNodes(all []*reconciler.DesiredNode, names []string) ([]*reconciler.DesiredNode, error) {
-	if len(names) == 0 {
-		return all, nil
-	}
-	for _, name := range names {
-		if !slices.ContainsFunc(all, func(n *reconciler.DesiredNode) bool { return n.Name == name }) {
-			return nil, fmt.Errorf("--node %s: no such node in the manifest", name)
-		}
-	}
-	var out []*reconciler.DesiredNode
-	for _, n := range all {
-		if slices.Contains(names, n.Name) {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }
 
 // probeReport is the status of the selected nodes: the one status model
