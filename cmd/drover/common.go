@@ -28,6 +28,11 @@ func addManifestFlag(cmd *cobra.Command, file *string) {
 // compile loads a manifest and compiles it, with errors that say where.
 func compile(path string) (*manifests.Loaded, *reconciler.Desired, error) {
 	l, err := manifests.Load(path)
+	return compileLoaded(path, l, err)
+}
+
+// compileLoaded compiles what loading the manifest at path gave.
+func compileLoaded(path string, l *manifests.Loaded, err error) (*manifests.Loaded, *reconciler.Desired, error) {
 	if err != nil {
 		return nil, nil, describeLoadError(path, err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 
 	"go.uber.org/zap"
@@ -58,12 +57,5 @@ func loadFirst(ctx context.Context, path string) (*manifests.Loaded, *reconciler
 		return nil, nil, err
 	}
 	l, err := manifests.LoadBytesContext(ctx, path, data)
-	if err != nil {
-		return nil, nil, describeLoadError(path, err)
-	}
-	d, err := reconciler.Compile(l)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return l, d, nil
+	return compileLoaded(path, l, err)
 }
