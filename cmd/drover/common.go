@@ -61,7 +61,7 @@ func newPool(c *manifests.Cluster, log *zap.Logger) (*inventory.Pool, error) {
 // trusting a first-seen key is always something apply or the daemon
 // does. A node with an unknown key is reported as such.
 func newReadOnlyPool(c *manifests.Cluster, log *zap.Logger) (*inventory.Pool, error) {
-	cfg, err := inventory.ConfigFromManifest(c.Spec.SSH)
+	cfg, err := inventory.PoolConfig(c.Spec.SSH, sshConfigFile, log)
 	if err != nil {
 		return nil, err
 	}
