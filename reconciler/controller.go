@@ -108,6 +108,9 @@ type ControllerOptions struct {
 	// (halt, history, backoff, generation count): Restore reads it,
 	// every change is written to it (persist.go).
 	Store state.Store
+	// Fence, if set, is asked before any action is admitted and before
+	// every step (fence.go): a daemon that lost the lead starts nothing.
+	Fence Fence
 }
 
 type loadState struct {
@@ -234,7 +237,7 @@ func (c *Controller) executorFor(d *Desired) *Executor {
 	e := &Executor{
 		Runner: b.Runner, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: b.Log,
 		DryRun: b.DryRun, HealthPoll: b.HealthPoll, HealthTimeout: b.HealthTimeout,
-		LockWait: b.LockWait, UnitDir: b.UnitDir, Probe: b.Probe, Now: b.Now,
+		LockWait: b.LockWait, UnitDir: b.UnitDir, Probe: b.Probe, Now: b.Now, Fence: c.Fence,
 	}
 	if d.Rollout.HealthTimeout > 0 {
 		e.HealthTimeout = d.Rollout.HealthTimeout
@@ -459,6 +462,10 @@ func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, pl
 		st.waiting = ""
 		return nil, resultSuccess, wait, freed
 	}
+	if err := c.mayAct(); err != nil {
+		st.waiting = err.Error()
+		return nil, resultSuccess, c.WaitRetry, freed
+	}
 	a, waiting := c.admitLocked(d, name)
 	st.waiting = waiting
 	if a == nil {
@@ -478,6 +485,10 @@ func (c *Controller) afterAction(d *Desired, name string, err error) int {
 		return 0
 	}
 	st.waiting = ""
+	if errors.Is(err, ErrFenced) {
+		// Nothing ran: the node did not fail, this daemon stopped leading.
+		return st.failures
+	}
 	if err != nil {
 		st.failures++
 		st.retryAt = c.Now().Add(c.backoff(st.failures))

@@ -60,6 +60,8 @@ type Executor struct {
 	// Probe re-probes a node while waiting for health (default probes.Probe).
 	Probe ProbeFunc
 	Now   func() time.Time
+	// Fence, if set, is asked before every step (fence.go).
+	Fence Fence
 
 	hashMu sync.Mutex
 	hashes map[fileStamp]string
