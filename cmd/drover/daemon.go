@@ -27,6 +27,7 @@ import (
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/metrics"
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/state"
 )
 
 func newDaemonCommand() *cobra.Command {
@@ -35,6 +36,7 @@ func newDaemonCommand() *cobra.Command {
 	var workers, cpus int
 	var pprof bool
 	var svc serviceOptions
+	var haOpts haOptions
 	cmd := &cobra.Command{
 		Use:   "daemon [-f FILE]",
 		Short: "Watch the manifest and keep the cluster converged",
@@ -58,12 +60,13 @@ work and lets in-flight actions finish for up to --grace.`,
 			defer log.Sync()
 			setCPUs(cmd, cpus)
 			d := &daemon{svc: svc, file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
-				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, log: log, stderr: cmd.ErrOrStderr()}
+				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, log: log, stderr: cmd.ErrOrStderr(), ha: haOpts}
 			return d.run(cmd.Context())
 		},
 	}
 	addDaemonManifestFlag(cmd, &file)
 	addServiceFlags(cmd, &svc, &lockDir)
+	addHAFlags(cmd, &haOpts)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9464", "address of the metrics and status HTTP server")
 	cmd.Flags().DurationVar(&grace, "grace", time.Minute, "on stop, how long in-flight actions may take to finish")
 	cmd.Flags().IntVar(&workers, "workers", 0, "nodes reconciled at once (default: ssh.concurrency)")
@@ -86,6 +89,7 @@ type daemon struct {
 	pprof                 bool
 	log                   *zap.Logger
 	stderr                io.Writer
+	ha                    haOptions // several daemons on etcd (daemon_ha.go)
 
 	runner  *swapRunner
 	ctrl    *reconciler.Controller
@@ -113,8 +117,17 @@ func (d *daemon) run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	store, err := openStateStore(d.svc.stateDir, abs)
-	if err != nil {
+	// With etcd, the daemon stands by until it leads (daemon_ha.go).
+	var store state.Store
+	var hs *haState
+	if d.ha.enabled() {
+		var lctx context.Context
+		if hs, store, lctx, err = d.haStart(ctx, abs); err != nil || store == nil {
+			return err
+		}
+		defer hs.close()
+		ctx = lctx
+	} else if store, err = openStateStore(d.svc.stateDir, abs); err != nil {
 		return err
 	}
 	defer store.Close()
@@ -145,6 +158,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 
 	reg := metrics.NewRegistry()
+	if hs != nil {
+		reg.MustRegister(hs)
+	}
 	workers := d.workers
 	if workers <= 0 && l != nil {
 		workers = l.Cluster.Spec.SSH.Concurrency
@@ -161,6 +177,7 @@ func (d *daemon) run(ctx context.Context) error {
 		Log:      d.log.Named("reconciler"),
 		Workers:  workers,
 		Store:    store,
+		Fence:    hs.fenceFor(),
 	})
 	if err := d.ctrl.Restore(); err != nil {
 		return err
@@ -261,7 +278,7 @@ func (d *daemon) run(ctx context.Context) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	d.log.Info("drover daemon stopped")
-	return nil
+	return hs.lostErr()
 }
 
 // reload parses, validates and compiles a new manifest; on any failure
