@@ -66,9 +66,9 @@ type Member struct {
 	stopKeepAlive context.CancelFunc
 }
 
-// ElectionPrefix is where candidates put their keys under a cluster's
-// prefix.
-func ElectionPrefix(prefix string) string { return prefix + "leader/" }
+// ElectionPrefix is the election's name under a cluster's prefix: each
+// candidate's key is it, "/" and its lease.
+func ElectionPrefix(prefix string) string { return prefix + "leader" }
 
 // Join opens a session: it grants the lease and keeps it alive.
 func Join(ctx context.Context, cfg Config) (*Member, error) {
@@ -89,7 +89,10 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	}
 	ttl := int64(cfg.LeaseTTL / time.Second)
 	granted := cfg.Now()
-	s, err := concurrency.NewSession(cfg.Client, concurrency.WithTTL(int(ttl)), concurrency.WithContext(ctx))
+	// The session outlives ctx: a daemon told to stop keeps its lease
+	// while its in-flight actions end, and Close then revokes it, so the
+	// lead passes at once rather than after the TTL.
+	s, err := newSession(ctx, cfg.Client, int(ttl))
 	if err != nil {
 		return nil, fmt.Errorf("etcd session: %w", err)
 	}
@@ -112,6 +115,21 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		}
 	}()
 	return m, nil
+}
+
+// newSession grants the lease under ctx and keeps it alive until Close.
+func newSession(ctx context.Context, cli *clientv3.Client, ttl int) (*concurrency.Session, error) {
+	grant, err := cli.Grant(ctx, int64(ttl))
+	if err != nil {
+		return nil, err
+	}
+	s, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl), concurrency.WithLease(grant.ID), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		revokeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_, _ = cli.Revoke(revokeCtx, grant.ID)
+	}
+	return s, err
 }
 
 // margin is how much sooner than its TTL says a daemon stops trusting its
@@ -201,7 +219,7 @@ func (m *Member) Leader(ctx context.Context) (info Info, ok bool, err error) {
 // Members counts the daemons campaigning (the leader among them): one
 // key each under the election prefix, held by its session's lease.
 func (m *Member) Members(ctx context.Context) (int, error) {
-	resp, err := m.cfg.Client.Get(ctx, ElectionPrefix(m.cfg.Prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := m.cfg.Client.Get(ctx, ElectionPrefix(m.cfg.Prefix)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return 0, err
 	}
