@@ -138,6 +138,10 @@ type nodeTrack struct {
 	// facts of the last successful probe, kept while the node is
 	// unreachable (status only).
 	facts *NodeFacts
+	// scanned: the node was looked at for an action a former leader
+	// began (foreign, still counting), takeover.go.
+	scanned bool
+	foreign *foreignAction
 }
 
 // ErrHalted is returned by RunUntilSettled when the rollout halted.
@@ -355,6 +359,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		}
 	}
 	if a == nil {
+		c.takeoverScan(ctx, d, dn)
 		pctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
 		obs = c.Probe(pctx, c.Runner, dn.Target, RequestFor(d, dn))
 		cancel()
@@ -530,6 +535,7 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 	for _, a := range c.inflight {
 		running = append(running, a)
 	}
+	running = append(running, c.foreignLocked(d)...)
 	wave := NextWave(d, plan, obs, RolloutState{Halt: c.halt, InFlight: running})
 	for _, a := range wave.Actions {
 		if a.Node == name {

@@ -119,7 +119,20 @@ func (e *Executor) DoSteps(ctx context.Context, n *DesiredNode, a Action, want *
 		return nil, fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
 	}
 	j.log = e.logger().With(zap.String("node", n.Name), zap.String("component", a.Component), zap.String("action", string(a.Kind)))
-	if err := run(ctx, e, j); err != nil {
+	// One of several daemons leaves a record of the action on the node
+	// while it runs, for a successor to count (takeover.go).
+	if e.Fence != nil && !e.DryRun {
+		if err := e.markInflight(ctx, j); err != nil {
+			return j.steps, fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
+		}
+	}
+	err := run(ctx, e, j)
+	if e.Fence != nil && !e.DryRun && !errors.Is(err, ErrFenced) {
+		if cerr := e.clearInflight(ctx, j); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		return j.steps, fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
 	}
 	return j.steps, nil

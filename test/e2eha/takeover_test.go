@@ -93,7 +93,7 @@ func manifest(v, art, sha string) string {
 	fmt.Fprintf(&b, `  components:
     - name: slow
       version: %q
-      artifact: {path: %s, sha256: %s}
+      artifact: {path: %s, sha256: %q}
       health: {exec: {command: [/opt/drover/active/slow/bin/check]}, timeout: 5s}
 `, v, art, sha)
 	return b.String()
@@ -267,10 +267,23 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 		}
 		return out
 	}
-	daemonproc.WaitFor(t, 2*time.Minute, "the rollout to be midway", func() bool {
+	// starting are the nodes on which 2.0 is active and not up yet.
+	starting := func() []string {
+		rec := records()
+		var out []string
+		for _, n := range cluster.Nodes {
+			link, err := os.Readlink(filepath.Join(n.Root, "active", "slow"))
+			if _, up := rec[n.Name]; err == nil && strings.Contains(link, "2.0") && !up {
+				out = append(out, n.Name)
+			}
+		}
+		return out
+	}
+	daemonproc.WaitFor(t, 2*time.Minute, "the rollout to be midway, nodes starting", func() bool {
 		n := len(records())
-		return n >= 2 && n <= nodes-4
+		return n >= 2 && n <= nodes-4 && len(starting()) > 0
 	})
+	t.Logf("killing the leader while %v start", starting())
 	r.kill(second)
 	killed = time.Now()
 	third := r.leader(leaseTTL + 10*time.Second)
