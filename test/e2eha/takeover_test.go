@@ -33,7 +33,7 @@ const (
 	// startTime is how long slow 2.0 takes to come up on a node: longer
 	// than the lease, so a leader killed while nodes start leaves them
 	// starting for its successor to see.
-	startTime = 5 * time.Second
+	startTime  = 5 * time.Second
 	recordName = "ha-avail"
 )
 
