@@ -19,8 +19,11 @@ require (
 )
 
 require (
+	github.com/aymanbagabas/go-udiff v0.4.2
 	github.com/kevinburke/ssh_config v1.6.0
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	go.etcd.io/etcd/client/v3 v3.5.35
+	golang.org/x/mod v0.42.0
 )
 
 require (

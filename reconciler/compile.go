@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -46,6 +47,7 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 			MaxUnavailable: *maxUnavailable,
 			HealthTimeout:  c.Spec.Rollout.HealthTimeout.Get(5 * time.Minute),
 			OnFailure:      c.Spec.Rollout.OnFailure,
+			MaxFailures:    c.Spec.Rollout.MaxFailures,
 		},
 	}
 	d.ProbeInterval = c.Spec.ProbeInterval.Get(30 * time.Second)
@@ -154,6 +156,9 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 				return nil, where(err)
 			}
 			dc.ArtifactPath = p
+			if fi, err := os.Stat(p); err == nil {
+				dc.ArtifactSize = fi.Size()
+			}
 		}
 	}
 	if comp.Service != nil {

@@ -47,6 +47,9 @@ type RolloutPolicy struct {
 	MaxUnavailable manifests.IntOrPercent
 	HealthTimeout  time.Duration
 	OnFailure      string // manifests.OnFailureRollback or OnFailureHalt
+	// MaxFailures is how many nodes may hold a failed step before the
+	// rollout halts.
+	MaxFailures int
 }
 
 // DesiredNode is one node and the components it should have.
@@ -69,8 +72,11 @@ type DesiredComponent struct {
 	ArtifactPath   string
 	ArtifactURL    string
 	ArtifactSHA256 string
-	Files          []manifests.RenderedFile
-	ConfigHash     string
+	// ArtifactSize is the local artifact's size in bytes, 0 when not
+	// known (a URL, or a file not there: the action says so).
+	ArtifactSize int64
+	Files        []manifests.RenderedFile
+	ConfigHash   string
 	// Unit is the systemd unit text, nil for a files-only component.
 	Unit     []byte
 	UnitHash string

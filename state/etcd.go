@@ -54,6 +54,9 @@ func NewEtcd(cli *clientv3.Client, o EtcdOptions) (*Etcd, error) {
 // Prefix is the store's key prefix in etcd.
 func (e *Etcd) Prefix() string { return e.prefix }
 
+// Path names the store in messages, as Bolt's file does.
+func (e *Etcd) Path() string { return "etcd " + e.prefix }
+
 func (e *Etcd) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), e.timeout)
 }

@@ -370,7 +370,7 @@ func (h *haState) lostErr() error {
 // leads. It returns the shared store and a context that ends when the
 // daemon must stop (ctx ended, or the term ended and etcd answers again).
 // A nil store: ctx ended while standing by.
-func (d *daemon) haStart(ctx context.Context, abs string) (*haState, state.Store, context.Context, error) {
+func (d *daemon) haStart(ctx context.Context, abs string) (*haState, namedStore, context.Context, error) {
 	l, _, err := compile(abs)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("with --etcd-endpoints the manifest must be there at start (its metadata.name keys the cluster in etcd): %w", err)
@@ -393,6 +393,13 @@ func (d *daemon) haStart(ctx context.Context, abs string) (*haState, state.Store
 	lctx, stop := context.WithCancel(ctx)
 	go h.lead(lctx, d.log.Named("ha"), stop)
 	return h, store, lctx, nil
+}
+
+// namedStore is a state store that names itself in messages (its file,
+// or its etcd prefix).
+type namedStore interface {
+	state.Store
+	Path() string
 }
 
 // fenceFor is the controller's fence: none for a daemon alone.

@@ -265,7 +265,7 @@ func TestDaemonSecondInstanceRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	code, _, errs := runDrover(t, "daemon", "-f", filepath.Join(link, "cluster.yaml"), "--lock-dir", lockDir, "--state-dir", lockDir, "--listen", "127.0.0.1:0")
+	code, _, errs := runDrover(t, "daemon", "-f", filepath.Join(link, "cluster.yaml"), "--lock-dir", lockDir, "--state-dir", lockDir, "--addr", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(errs, "another drover daemon already manages "+filepath.Join(link, "cluster.yaml")) ||
 		!strings.Contains(errs, fmt.Sprintf("held by pid %d", os.Getpid())) {
 		t.Errorf("second daemon: exit %d, stderr %q", code, errs)
@@ -289,14 +289,18 @@ func TestDaemonInvalidFirstManifest(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", filepath.Join(dir, "run"), "--state-dir", filepath.Join(dir, "run"), "--listen", "127.0.0.1:0")
+	code, out, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", filepath.Join(dir, "run"), "--state-dir", filepath.Join(dir, "run"), "--addr", "127.0.0.1:0")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errs)
 	}
-	for _, want := range []string{"3 problem(s)", "spec.probeInterval", "spec.nodes[1].address", "spec.components[0].version"} {
-		if !strings.Contains(errs, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, errs)
+	// One line a problem, each naming the file, as compilers print them.
+	for _, want := range []string{"spec.probeInterval", "spec.nodes[1].address", "spec.components[0].version"} {
+		if !strings.Contains(errs, manifest+": "+want) {
+			t.Errorf("stderr lacks %q:\n%s", manifest+": "+want, errs)
 		}
+	}
+	if n := strings.Count(errs, manifest+": "); n != 3 {
+		t.Errorf("stderr names the file %d times, want 3 (one line a problem):\n%s", n, errs)
 	}
 	if out != "" {
 		t.Errorf("stdout: %q", out)

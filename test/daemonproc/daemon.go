@@ -85,7 +85,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 		opts.Addr = FreeAddr(t)
 	}
 	d := &Daemon{addr: opts.Addr, token: opts.Token}
-	args := []string{"daemon", "-f", opts.Manifest, "--listen", d.addr, "--lock-dir", opts.LockDir, "--state-dir", opts.StateDir, "--grace", opts.Grace.String()}
+	args := []string{"daemon", "-f", opts.Manifest, "--addr", d.addr, "--lock-dir", opts.LockDir, "--state-dir", opts.StateDir, "--grace", opts.Grace.String()}
 	if opts.Token != "" {
 		tokenFile := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(tokenFile, []byte(opts.Token+"\n"), 0o600); err != nil {
