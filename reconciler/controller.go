@@ -153,8 +153,8 @@ type nodeTrack struct {
 	facts *NodeFacts
 	// scanned: the node was looked at for an action a former leader
 	// began (foreign, still counting), takeover.go.
-	scanned bool
-	foreign *foreignAction
+	scanned, scanTried bool
+	foreign            *foreignAction
 }
 
 // reachability of a node, as the controller last logged it.
@@ -595,6 +595,9 @@ func (c *Controller) logReachability(name string, st *nodeTrack, obs probes.Obse
 func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 	if _, busy := c.inflight[name]; busy {
 		return nil, "an action is already running"
+	}
+	if why := c.scanPendingLocked(d); why != "" {
+		return nil, why
 	}
 	plan := Plan{Generation: d.Generation}
 	obs := make(map[string]probes.Observed, len(c.nodes))

@@ -72,7 +72,14 @@ func (c *Controller) takeoverScan(ctx context.Context, d *Desired, dn *DesiredNo
 		`f="$root/`+inflightFile+`"; if [ -f "$f" ]; then read -r s e c < "$f" && echo "$s $e"; fi; :`+"\n", nil)
 	cancel()
 	if err != nil || res.ExitCode != 0 {
-		return // the probe reports the node; scan again next pass
+		// The probe reports the node (unknown: unavailable to the
+		// rollout); scan again next pass.
+		c.mu.Lock()
+		if st := c.nodes[dn.Name]; st != nil {
+			st.scanTried = true
+		}
+		c.mu.Unlock()
+		return
 	}
 	var fa *foreignAction
 	if f := strings.Fields(string(res.Stdout)); len(f) == 2 {
@@ -83,7 +90,7 @@ func (c *Controller) takeoverScan(ctx context.Context, d *Desired, dn *DesiredNo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st := c.nodes[dn.Name]; st != nil {
-		st.scanned = true
+		st.scanned, st.scanTried = true, true
 		if fa != nil {
 			st.foreign = fa
 			c.Log.Warn("an action a former leader began is still in flight on the node: it counts against the rollout until the node is healthy",
@@ -93,7 +100,7 @@ func (c *Controller) takeoverScan(ctx context.Context, d *Desired, dn *DesiredNo
 }
 
 // foreignLocked are the actions former leaders began and that still
-// count, one disruptive action per component of the node (under mu).
+// count, for each component of the node (under mu).
 // A node whose components are all Healthy again, or past the deadline,
 // no longer counts.
 func (c *Controller) foreignLocked(d *Desired) []Action {
@@ -111,9 +118,14 @@ func (c *Controller) foreignLocked(d *Desired) []Action {
 		if _, own := c.inflight[n.Name]; own {
 			continue
 		}
+		// Which action it was is not known: it counts against both of
+		// the planner's budgets, as a disruptive action (the members
+		// down, quorum) and as a quiet one (actions at once).
 		for _, comp := range n.Components {
-			out = append(out, Action{Node: n.Name, Component: comp.Name, Kind: ActionRestart, Disruptive: true,
-				Reason: "begun by a former leader"})
+			for _, disruptive := range []bool{true, false} {
+				out = append(out, Action{Node: n.Name, Component: comp.Name, Kind: ActionRestart, Disruptive: disruptive,
+					Reason: "begun by a former leader"})
+			}
 		}
 	}
 	return out
@@ -131,4 +143,23 @@ func allHealthy(n *DesiredNode, st *nodeTrack) bool {
 		}
 	}
 	return true
+}
+
+// scanPendingLocked says why no action may start yet: with a fence, not
+// before every node was looked at for a former leader's action, or one
+// started elsewhere could take the slot of one still running (under mu).
+func (c *Controller) scanPendingLocked(d *Desired) string {
+	if c.Fence == nil {
+		return ""
+	}
+	n := 0
+	for _, dn := range d.Nodes {
+		if st := c.nodes[dn.Name]; st == nil || !st.scanTried {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("waiting to read on %d more nodes what a former leader left in flight", n)
 }

@@ -161,7 +161,7 @@ func (d *daemon) run(ctx context.Context) error {
 
 	reg := metrics.NewRegistry()
 	if hs != nil {
-		reg.MustRegister(hs)
+		reg.MustRegister(metrics.NewHACollector(hs.snapshot))
 	}
 	workers := d.workers
 	if workers <= 0 && l != nil {

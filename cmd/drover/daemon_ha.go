@@ -15,7 +15,6 @@ import (
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -205,39 +204,12 @@ func (h *haState) leading() bool {
 	return t != nil && t.MayAct() == nil
 }
 
-// Describe and Collect make haState the HA metrics' collector.
-var (
-	descLeader   = prometheus.NewDesc("drover_ha_leader", "1 while this daemon leads the cluster and may act, else 0.", nil, nil)
-	descMembers  = prometheus.NewDesc("drover_ha_members", "Daemons campaigning in etcd for the cluster, this one included.", nil, nil)
-	descLeaderOf = prometheus.NewDesc("drover_ha_leader_info", "The daemon leading the cluster now, by its --ha-name (1; none while no daemon leads).", []string{"leader"}, nil)
-	descFenced   = prometheus.NewDesc("drover_ha_fenced", "1 once this daemon lost its lease: it starts no step (etcd unreachable, without quorum, or the lease expired).", nil, nil)
-)
-
-func (h *haState) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descLeader
-	ch <- descMembers
-	ch <- descLeaderOf
-	ch <- descFenced
-}
-
-func (h *haState) Collect(ch chan<- prometheus.Metric) {
+// snapshot is the HA metrics' view of the election.
+func (h *haState) snapshot() metrics.HAState {
 	lead := h.leading()
 	h.mu.Lock()
-	leader, members, lost := h.leader, h.members, h.lost
-	h.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, b2f(lead))
-	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(members))
-	if leader.Name != "" {
-		ch <- prometheus.MustNewConstMetric(descLeaderOf, prometheus.GaugeValue, 1, leader.Name)
-	}
-	ch <- prometheus.MustNewConstMetric(descFenced, prometheus.GaugeValue, b2f(lost != nil))
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
+	defer h.mu.Unlock()
+	return metrics.HAState{Leading: lead, Members: h.members, Leader: h.leader.Name, Fenced: h.lost != nil}
 }
 
 // standby serves, until this daemon leads, what a standby answers on
@@ -245,7 +217,7 @@ func b2f(b bool) float64 {
 // 503 naming it, or saying none leads).
 func (d *daemon) standby(ctx context.Context, h *haState) (*ha.Term, error) {
 	reg := metrics.NewRegistry()
-	reg.MustRegister(h)
+	reg.MustRegister(metrics.NewHACollector(h.snapshot))
 	mux := http.NewServeMux()
 	mux.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET "+api.PathHealthz, func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })

@@ -182,6 +182,9 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 	}
 	art1, sha1 := artifact(t, "1.0", home)
 	art2, sha2 := artifact(t, "2.0", home)
+	if err := os.MkdirAll(filepath.Join(work, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	r := &ring{t: t, dead: map[int]bool{}}
 	for i := range daemonAddrs {
 		dir := filepath.Join(t.TempDir(), fmt.Sprintf("d%d", i+1))
@@ -194,7 +197,7 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 	for i, addr := range daemonAddrs {
 		r.daemons = append(r.daemons, daemonproc.Start(t, daemonproc.Options{
 			Binary: drover, Manifest: r.manifests[i], LockDir: filepath.Join(filepath.Dir(r.manifests[i]), "lock"),
-			Token: "e2eha-token-0123456789", Addr: addr, Grace: 5 * time.Second,
+			Token: "e2eha-token-0123456789", Addr: addr, Grace: 5 * time.Second, LogDir: filepath.Join(work, "logs"),
 			Args: []string{"--etcd-endpoints", strings.Join(etcd.Endpoints(), ","), "--ha-name", fmt.Sprintf("d%d", i+1),
 				"--lease-ttl", leaseTTL.String(), "--log-level", "debug"},
 		}))
