@@ -7,9 +7,10 @@ BIN       := bin/drover
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Debian packages the tests, the demo and the benchmarks need.
+# etcd-server: the real etcd members of the HA tests (issue 22).
 DEB_PKGS  := openssh-server openssh-client debootstrap systemd-container nftables \
              iproute2 prometheus zookeeper default-jre-headless curl util-linux ca-certificates busybox unzip \
-             chromium fonts-dejavu-core
+             chromium fonts-dejavu-core etcd-server
 BENCH_PKGS := ansible pssh
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT ?= 70m

@@ -35,6 +35,7 @@ func newDaemonCommand() *cobra.Command {
 	var pprof bool
 	var allowedHosts []string
 	var svc serviceOptions
+	var haOpts haOptions
 	cmd := &cobra.Command{
 		Use:   "daemon [-f FILE]",
 		Short: "Watch the manifest and keep the cluster converged",
@@ -58,12 +59,13 @@ work and lets in-flight actions finish for up to --grace.`,
 			defer log.Sync()
 			setCPUs(cmd, cpus)
 			d := &daemon{svc: svc, file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
-				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, allowedHosts: allowedHosts, log: log, stderr: cmd.ErrOrStderr()}
+				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, allowedHosts: allowedHosts, log: log, stderr: cmd.ErrOrStderr(), ha: haOpts}
 			return d.run(cmd.Context())
 		},
 	}
 	addDaemonManifestFlag(cmd, &file)
 	addServiceFlags(cmd, &svc, &lockDir)
+	addHAFlags(cmd, &haOpts)
 	// --listen was the daemon's own name for what every client calls --addr.
 	cmd.Flags().StringVar(&listen, "listen", defaultAddr, "address of the metrics and status HTTP server")
 	_ = cmd.Flags().MarkDeprecated("listen", "use --addr")
@@ -91,6 +93,7 @@ type daemon struct {
 	pprof                 bool
 	log                   *zap.Logger
 	stderr                io.Writer
+	ha                    haOptions // several daemons on etcd (daemon_ha.go)
 
 	runner  *swapRunner
 	ctrl    *reconciler.Controller
@@ -118,8 +121,17 @@ func (d *daemon) run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	store, err := openStateStore(d.svc.stateDir, abs)
-	if err != nil {
+	// With etcd, the daemon stands by until it leads (daemon_ha.go).
+	var store namedStore
+	var hs *haState
+	if d.ha.enabled() {
+		var lctx context.Context
+		if hs, store, lctx, err = d.haStart(ctx, abs); err != nil || store == nil {
+			return err
+		}
+		defer hs.close()
+		ctx = lctx
+	} else if store, err = openStateStore(d.svc.stateDir, abs); err != nil {
 		return err
 	}
 	defer store.Close()
@@ -153,6 +165,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 
 	reg := metrics.NewRegistry()
+	if hs != nil {
+		reg.MustRegister(metrics.NewHACollector(hs.snapshot))
+	}
 	workers := d.workers
 	if workers <= 0 && l != nil {
 		workers = l.Cluster.Spec.SSH.Concurrency
@@ -169,6 +184,7 @@ func (d *daemon) run(ctx context.Context) error {
 		Log:      d.log.Named("reconciler"),
 		Workers:  workers,
 		Store:    store,
+		Fence:    hs.fenceFor(),
 	})
 	if err := d.ctrl.Restore(); err != nil {
 		return fmt.Errorf("%s: %w", store.Path(), err)
@@ -261,7 +277,7 @@ func (d *daemon) run(ctx context.Context) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	d.log.Info("drover daemon stopped")
-	return nil
+	return hs.lostErr()
 }
 
 // reload parses, validates and compiles a new manifest; on any failure
