@@ -103,6 +103,7 @@ type Node struct {
 	model   *Model
 	probes  int64 // probe scripts answered
 	steps   int64 // action steps applied
+	fleet   *Fleet
 }
 
 // Do runs f on the node's model under its lock.

@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -32,6 +32,35 @@ type Fleet struct {
 	closed    bool
 
 	open, accepted, sessions atomic.Int64
+	// probed counts nodes that answered a probe; probes and steps, what
+	// all nodes answered; firstStep is when the first step after
+	// ArmFirstStep arrived (unix ns, 0: none yet).
+	probed, probes, steps, firstStep atomic.Int64
+}
+
+// counted is called under n.mu each time node n answers a probe or a step.
+func (f *Fleet) counted(n *Node, probe bool) {
+	if f == nil {
+		return
+	}
+	if probe {
+		f.probes.Add(1)
+		if n.probes == 1 {
+			f.probed.Add(1)
+		}
+		return
+	}
+	f.steps.Add(1)
+	f.firstStep.CompareAndSwap(0, time.Now().UnixNano())
+}
+
+// ArmFirstStep forgets when the last step arrived, for FirstStep.
+func (f *Fleet) ArmFirstStep() { f.firstStep.Store(0) }
+
+// FirstStep is when the first step since ArmFirstStep reached a node.
+func (f *Fleet) FirstStep() (time.Time, bool) {
+	ns := f.firstStep.Load()
+	return time.Unix(0, ns), ns != 0
 }
 
 // Options configure a Fleet.
@@ -91,7 +120,7 @@ func Start(opts Options) (*Fleet, error) {
 			f.Close()
 			return nil, fmt.Errorf("fleetsim: node %s: %w", name, err)
 		}
-		n := &Node{Name: name, Address: addr, model: NewModel(name)}
+		n := &Node{Name: name, Address: addr, model: NewModel(name), fleet: f}
 		f.Nodes = append(f.Nodes, n)
 		f.listeners = append(f.listeners, ln)
 		cfg := &ssh.ServerConfig{
@@ -116,12 +145,16 @@ func (f *Fleet) KnownHosts() []byte { return f.known }
 // Stats are the fleet's counters.
 type Stats struct {
 	Open, Accepted, Sessions int64
+	// Probed is how many nodes answered a probe at least once.
+	Probed        int64
+	Probes, Steps int64
 }
 
 // Stats returns the counters: connections open now, accepted so far,
 // and sessions opened.
 func (f *Fleet) Stats() Stats {
-	return Stats{Open: f.open.Load(), Accepted: f.accepted.Load(), Sessions: f.sessions.Load()}
+	return Stats{Open: f.open.Load(), Accepted: f.accepted.Load(), Sessions: f.sessions.Load(),
+		Probed: f.probed.Load(), Probes: f.probes.Load(), Steps: f.steps.Load()}
 }
 
 // Close stops every listener and connection and waits for the
@@ -317,18 +350,20 @@ func requestScript(text string) (string, bool) {
 	return body[:j], true
 }
 
-// RaiseFDLimit raises the soft limit on open files to the hard limit and
-// returns it: a fleet holds a listener and a connection per node.
-func RaiseFDLimit() (uint64, error) {
+// RaiseFDLimit raises the limit on open files to at least want (the hard
+// limit too, which needs root) and returns the soft limit: a fleet holds
+// a listener and a connection per node, plus a few dozen descriptors.
+func RaiseFDLimit(want uint64) (uint64, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, err
 	}
-	lim.Cur = lim.Max
+	if lim.Max < want {
+		lim.Max = want
+	}
+	lim.Cur = max(lim.Cur, min(want, lim.Max))
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("raise the open files limit to %d: %w", want, err)
 	}
 	return lim.Cur, nil
 }
-
-var _ = os.Stderr

@@ -35,6 +35,7 @@ func (n *Node) runScript(script string, stdin []byte) stepResult {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		n.probes++
+		n.fleet.counted(n, true)
 		return stepResult{stdout: n.model.Answer(req)}
 	}
 	if m, ok := chainMarker(script); ok {
@@ -93,11 +94,13 @@ func (n *Node) runChain(script, marker string, stdin []byte) stepResult {
 	}
 }
 
-// stepName is the label a step or query script starts with.
+// stepName is the label a step or query script starts with (in a chain,
+// after the line that cuts its stdin: "head -c N | (").
 func stepName(script string) string {
-	for _, prefix := range []string{"# drover step: ", "# drover query: "} {
-		if rest, ok := strings.CutPrefix(script, prefix); ok {
-			name, _, _ := strings.Cut(rest, "\n")
+	for _, label := range []string{"# drover step: ", "# drover query: "} {
+		i := strings.Index(script, label)
+		if i == 0 || i > 0 && script[i-1] == '\n' {
+			name, _, _ := strings.Cut(script[i+len(label):], "\n")
 			return name
 		}
 	}
@@ -137,6 +140,7 @@ func (n *Node) runStep(script string, stdin []byte) stepResult {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.steps++
+	n.fleet.counted(n, false)
 	m := n.model
 	var out bytes.Buffer
 	changed := func() { out.WriteString("changed\n") }
