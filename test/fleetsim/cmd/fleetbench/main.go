@@ -142,9 +142,9 @@ func (r result) cpuShare() float64 { return r.cpu.Seconds() / r.window.Seconds()
 // manifest for n nodes. The fleet is started and seeded converged.
 type run struct {
 	dir, key, known, manifest, artifact, artifactSHA string
-	fleet                                           *fleetsim.Fleet
-	nodes                                           int
-	interval                                        time.Duration
+	fleet                                            *fleetsim.Fleet
+	nodes                                            int
+	interval                                         time.Duration
 }
 
 func (r *run) writeManifest(confLine string) error {
