@@ -5,13 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/drover-project/drover/reconciler"
-	"github.com/drover-project/drover/test/fleetsim"
 )
 
 func (d *daemon) status(ctx context.Context) (reconciler.ClusterStatus, error) {
@@ -78,8 +80,7 @@ func (d *daemon) streamRate(ctx context.Context, r *run, window time.Duration) (
 	defer tick.Stop()
 	for time.Since(start) < window {
 		<-tick.C
-		n := r.fleet.Nodes[(changed*7919)%len(r.fleet.Nodes)]
-		n.Do(func(m *fleetsim.Model) { m.HealthFail["app"] = 1 })
+		r.sim.fail((changed * 7919) % r.nodes)
 		changed++
 	}
 	took := time.Since(start)
@@ -88,7 +89,7 @@ func (d *daemon) streamRate(ctx context.Context, r *run, window time.Duration) (
 
 // waitGeneration waits until every node is converged on a manifest
 // loaded after edit: its observed generation is the new one.
-func (d *daemon) waitGeneration(ctx context.Context, n int, fleet *fleetsim.Fleet, edit time.Time, timeout time.Duration) error {
+func (d *daemon) waitGeneration(ctx context.Context, n int, sim shards, edit time.Time, timeout time.Duration) error {
 	deadline := edit.Add(timeout)
 	var last string
 	for {
@@ -103,7 +104,7 @@ func (d *daemon) waitGeneration(ctx context.Context, n int, fleet *fleetsim.Flee
 			if done == n && len(st.Nodes) == n {
 				return nil
 			}
-			last = fmt.Sprintf("%d of %d nodes on the new manifest, %d steps so far", done, n, fleet.Stats().Steps)
+			last = fmt.Sprintf("%d of %d nodes on the new manifest, %d steps so far", done, n, sim.stats().Steps)
 		} else if err != nil {
 			last = err.Error()
 		}
@@ -115,4 +116,35 @@ func (d *daemon) waitGeneration(ctx context.Context, n int, fleet *fleetsim.Flee
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// profile saves the daemon's CPU profile over window, then its heap and
+// goroutine profiles, as <dir>/<kind>-<nodes>.pprof.
+func (d *daemon) profile(dir string, nodes int, window time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range []struct{ kind, path string }{
+		{"cpu", fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(window.Seconds()))},
+		{"heap", "/debug/pprof/heap"},
+		{"goroutine", "/debug/pprof/goroutine"},
+	} {
+		client := &http.Client{Timeout: window + time.Minute}
+		resp, err := client.Get(d.base + p.path)
+		if err != nil {
+			return err
+		}
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", p.kind, nodes)))
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

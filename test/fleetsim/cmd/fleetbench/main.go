@@ -34,22 +34,21 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/drover-project/drover/manifests"
-	"github.com/drover-project/drover/reconciler"
 	"github.com/drover-project/drover/test/fleetsim"
 )
 
 type config struct {
-	bin       string
-	sizes     []int
-	runs      int
-	steady    time.Duration
-	stream    time.Duration
-	interval  time.Duration
-	out, plot string
-	work      string
-	listen    string
-	keep      bool
+	bin        string
+	sizes      []int
+	runs       int
+	steady     time.Duration
+	stream     time.Duration
+	interval   time.Duration
+	out, plot  string
+	work       string
+	listen     string
+	keep       bool
+	profileDir string
 }
 
 func main() {
@@ -63,9 +62,26 @@ func main() {
 	flag.DurationVar(&c.interval, "interval", 30*time.Second, "probeInterval")
 	flag.StringVar(&c.out, "out", "docs/BENCHMARKS-SCALE.md", "report to write")
 	flag.StringVar(&c.plot, "plot", "docs/bench-scale.png", "plot to write")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "after each steady window, save the daemon's 30 s CPU profile, heap and goroutines here")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work dir (daemon logs, manifests) and say where")
 	flag.StringVar(&c.listen, "listen", "127.4.255.254:0", "the daemon's --listen (in the bench's loopback range)")
+	shard := flag.String("shard", "", "internal: serve nodes FROM:TO as a shard process (see shard.go)")
+	shardPub := flag.String("shard-pub", "", "internal: the shard's authorized key file")
+	shardKnown := flag.String("shard-known", "", "internal: where the shard writes its known_hosts")
+	shardManifest := flag.String("shard-manifest", "", "internal: the manifest the shard's nodes are seeded from")
 	flag.Parse()
+	if *shard != "" {
+		a, b, _ := strings.Cut(*shard, ":")
+		from, err1 := strconv.Atoi(a)
+		to, err2 := strconv.Atoi(b)
+		if err1 != nil || err2 != nil || from < 0 || to <= from {
+			log.Fatalf("-shard: want FROM:TO, got %q", *shard)
+		}
+		if err := serveShard(from, to, *shardPub, *shardKnown, *shardManifest); err != nil {
+			log.Fatalf("shard %s: %v", *shard, err)
+		}
+		return
+	}
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 250000 {
@@ -74,9 +90,9 @@ func main() {
 		c.sizes = append(c.sizes, n)
 	}
 	maxN := slices.Max(c.sizes)
-	// The simulator holds a listener and a server connection per node, the
-	// daemon (which inherits the limit) a client connection per node.
-	lim, err := fleetsim.RaiseFDLimit(uint64(2*maxN + 1024))
+	// The daemon inherits the limit and holds a connection per node; the
+	// simulator's shards raise their own (shard.go).
+	lim, err := fleetsim.RaiseFDLimit(uint64(maxN + 1024))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -142,7 +158,7 @@ func (r result) cpuShare() float64 { return r.cpu.Seconds() / r.window.Seconds()
 // manifest for n nodes. The fleet is started and seeded converged.
 type run struct {
 	dir, key, known, manifest, artifact, artifactSHA string
-	fleet                                            *fleetsim.Fleet
+	sim                                              shards
 	nodes                                            int
 	interval                                         time.Duration
 }
@@ -194,51 +210,25 @@ func newRun(c config, n int) (*run, error) {
 	if r.artifact, r.artifactSHA, err = writeArtifact(r.dir); err != nil {
 		return nil, err
 	}
-	addrs := make([]string, n)
-	names := make([]string, n)
-	for i := range n {
-		addrs[i], names[i] = fleetsim.Address(i), nodeName(i)
-	}
-	start := time.Now()
-	if r.fleet, err = fleetsim.Start(fleetsim.Options{Addresses: addrs, Names: names, AuthorizedKey: spub}); err != nil {
+	pubFile := filepath.Join(r.dir, "id_ed25519.pub")
+	if err := os.WriteFile(pubFile, ssh.MarshalAuthorizedKey(spub), 0o644); err != nil {
 		return nil, err
 	}
-	log.Printf("fleet of %d nodes listening, host keys made, in %s", n, time.Since(start).Round(time.Millisecond))
 	r.known = filepath.Join(r.dir, "known_hosts")
-	if err := os.WriteFile(r.known, r.fleet.KnownHosts(), 0o644); err != nil {
-		r.fleet.Close()
+	if err := os.WriteFile(r.known, nil, 0o644); err != nil {
 		return nil, err
 	}
 	r.manifest = filepath.Join(r.dir, "cluster.yaml")
 	if err := r.writeManifest("setting=1"); err != nil {
-		r.fleet.Close()
 		return nil, err
 	}
-	if err := r.seed(); err != nil {
-		r.fleet.Close()
+	start := time.Now()
+	// Each shard seeds its nodes converged, as drover compiles the manifest.
+	if r.sim, err = startShards(r.dir, n, pubFile, r.known, r.manifest); err != nil {
 		return nil, err
 	}
+	log.Printf("fleet of %d nodes in %d shard process(es) listening, host keys made, seeded, in %s", n, len(r.sim), time.Since(start).Round(time.Millisecond))
 	return r, nil
-}
-
-// seed makes every node what the manifest wants, as compiled by drover.
-func (r *run) seed() error {
-	l, err := manifests.Load(r.manifest)
-	if err != nil {
-		return err
-	}
-	d, err := reconciler.Compile(l)
-	if err != nil {
-		return err
-	}
-	for i, n := range r.fleet.Nodes {
-		var serr error
-		n.Do(func(m *fleetsim.Model) { serr = fleetsim.Converge(m, d, d.Nodes[i], "") })
-		if serr != nil {
-			return serr
-		}
-	}
-	return nil
 }
 
 // writeArtifact is a tiny tarball: the simulator never unpacks it.
@@ -265,7 +255,7 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer r.fleet.Close()
+	defer r.sim.close()
 	d, err := startDaemon(c, r)
 	if err != nil {
 		return res, err
@@ -273,9 +263,9 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	defer d.stop()
 
 	// Cold start: exec -> every node answered a probe.
-	for r.fleet.Stats().Probed < int64(n) {
+	for r.sim.stats().Probed < int64(n) {
 		if time.Since(d.started) > 10*time.Minute {
-			return res, fmt.Errorf("cold start: %d of %d nodes probed after 10m", r.fleet.Stats().Probed, n)
+			return res, fmt.Errorf("cold start: %d of %d nodes probed after 10m", r.sim.stats().Probed, n)
 		}
 		if d.exited() {
 			return res, fmt.Errorf("daemon exited during cold start:\n%s", d.logTail())
@@ -293,19 +283,26 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	time.Sleep(c.interval / 2)
 
 	cpu0, _ := d.cpu()
-	sim0 := selfCPU()
-	st0 := r.fleet.Stats()
+	sim0 := r.sim.cpu()
+	st0 := r.sim.stats()
 	t0 := time.Now()
 	time.Sleep(c.steady)
 	res.window = time.Since(t0)
 	cpu1, _ := d.cpu()
-	res.cpu, res.simCPU = cpu1-cpu0, selfCPU()-sim0
-	res.probes = r.fleet.Stats().Probes - st0.Probes
+	res.cpu, res.simCPU = cpu1-cpu0, r.sim.cpu()-sim0
+	st1 := r.sim.stats()
+	res.probes = st1.Probes - st0.Probes
 	res.peakRSS, res.rss = d.memory()
-	res.conns = r.fleet.Stats().Open
+	res.conns = st1.Open
 	res.load = loadAvg()
 	log.Printf("steady: %.1f%% of a core, %d probes, RSS %.0f MB, simulator %.1f%% of a core", 100*res.cpuShare(), res.probes, mb(res.rss), 100*res.simCPU.Seconds()/res.window.Seconds())
 
+	if c.profileDir != "" {
+		// After the window, so profiling does not count in it.
+		if err := d.profile(c.profileDir, n, 30*time.Second); err != nil {
+			return res, err
+		}
+	}
 	res.metricsTime, res.metricsBytes, err = d.timeGet("/metrics", 5)
 	if err != nil {
 		return res, err
@@ -328,19 +325,19 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	log.Printf("event stream %.0f B/s while %d nodes changed", res.streamBytesPerSec, res.streamChanges)
 
 	// Reaction: a manifest edit -> the first action step on a node.
-	r.fleet.ArmFirstStep()
+	r.sim.arm()
 	// The stream's failures are being repaired: wait for quiet first.
 	if err := d.waitConverged(ctx, n, 3*c.interval); err != nil {
 		return res, err
 	}
-	r.fleet.ArmFirstStep()
+	r.sim.arm()
 	edit := time.Now()
 	if err := r.writeManifest("setting=2"); err != nil {
 		return res, err
 	}
 	for {
-		if at, ok := r.fleet.FirstStep(); ok {
-			res.reaction = at.Sub(edit)
+		if at := r.sim.stats().FirstStep; at != 0 {
+			res.reaction = time.Unix(0, at).Sub(edit)
 			break
 		}
 		if time.Since(edit) > time.Minute {
@@ -351,21 +348,13 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	log.Printf("manifest edit -> first step %s", res.reaction.Round(time.Millisecond))
 	// The whole rolling change, maxUnavailable 10%: every node's file
 	// rewritten, unit restarted, health waited for and receipt written.
-	if err := d.waitGeneration(ctx, n, r.fleet, edit, 10*time.Minute); err != nil {
+	if err := d.waitGeneration(ctx, n, r.sim, edit, 10*time.Minute); err != nil {
 		return res, err
 	}
 	res.rollout = time.Since(edit)
-	res.rolloutSteps = r.fleet.Stats().Steps
+	res.rolloutSteps = r.sim.stats().Steps
 	log.Printf("rolling change on every node done %s after the edit", res.rollout.Round(time.Millisecond))
 	return res, nil
-}
-
-// selfCPU is the CPU this process (the simulator and the bench's own
-// polling) has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func loadAvg() string {
@@ -469,9 +458,12 @@ func (d *daemon) stop() {
 	}
 }
 
-// cpu is the daemon's user+system CPU so far, from /proc.
-func (d *daemon) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+// cpu is the daemon's user+system CPU so far.
+func (d *daemon) cpu() (time.Duration, error) { return procCPU(d.cmd.Process.Pid) }
+
+// procCPU is a process's user+system CPU so far, from /proc.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
