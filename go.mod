@@ -19,7 +19,10 @@ require (
 )
 
 require (
+	github.com/aymanbagabas/go-udiff v0.4.2
 	github.com/kevinburke/ssh_config v1.6.0
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+	golang.org/x/mod v0.42.0
 	gonum.org/v1/plot v0.17.0
 )
 

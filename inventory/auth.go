@@ -179,5 +179,8 @@ func (a *auth) signers() ([]ssh.Signer, error) {
 }
 
 func (a *auth) methods() []ssh.AuthMethod {
+	if a == nil {
+		return nil
+	}
 	return []ssh.AuthMethod{ssh.PublicKeysCallback(a.signers)}
 }

@@ -63,6 +63,7 @@ func TestMissingIdentityFileIsNamed(t *testing.T) {
 
 func TestNoKeysAtAll(t *testing.T) {
 	noAgent(t)
+	t.Setenv("HOME", t.TempDir()) // no default identities either
 	f := sshtest.Setup(t, sshtest.Options{})
 	cfg := baseConfig(f)
 	cfg.IdentityFiles = nil

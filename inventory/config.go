@@ -1,8 +1,12 @@
 package inventory
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/drover-project/drover/manifests"
 )
@@ -51,6 +55,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Concurrency bounds dials and sessions in flight across all nodes.
 	Concurrency int
+	// Dial opens TCP connections to nodes and first jump hosts (default
+	// net.Dialer); the pool bounds it with the connect timeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Bastion is a jump host. Address may be an ssh_config alias; unset
@@ -87,6 +94,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.Dial == nil {
+		var d net.Dialer
+		c.Dial = d.DialContext
 	}
 	return c
 }
@@ -139,6 +150,20 @@ func ConfigFromManifest(s manifests.SSH) (Config, error) {
 	}
 	if b := s.Bastion; b != nil {
 		cfg.Bastion = &bastions([]manifests.Bastion{*b})[0]
+	}
+	return cfg, nil
+}
+
+// PoolConfig is ConfigFromManifest with the operator's ssh_config loaded:
+// override (--ssh-config) if set, else ssh.configFile, else ~/.ssh/config.
+func PoolConfig(s manifests.SSH, override string, log *zap.Logger) (Config, error) {
+	cfg, err := ConfigFromManifest(s)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.SSHConfig, err = LoadSSHConfig(first(override, s.ConfigFile, DefaultSSHConfigFile), log)
+	if err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ type conn struct {
 	sessions chan struct{} // MaxSessionsPerConn slots
 	dead     chan struct{} // closed once the connection has ended
 	via      *entry        // the bastion this connection goes through, kept busy
+	hostKey  ssh.PublicKey // the key the host presented (and passed)
 
 	shellMu sync.Mutex     // held by the Query using the shell
 	shell   *residentShell // see Query; nil until the first one
@@ -73,8 +75,9 @@ func (p *Pool) dial(e *entry) (*conn, error) {
 }
 
 func (p *Pool) dialDirect(e *entry) (*conn, error) {
-	d := net.Dialer{Timeout: e.hop.connectTimeout}
-	nc, err := d.DialContext(p.ctx, "tcp", e.hostport)
+	ctx, cancel := context.WithTimeout(p.ctx, e.hop.connectTimeout)
+	nc, err := p.cfg.Dial(ctx, "tcp", e.hostport)
+	cancel()
 	if err != nil {
 		return nil, connectError(e, "connect", err, false, e.hop.connectTimeout)
 	}
@@ -125,7 +128,7 @@ func (p *Pool) handshake(e *entry, nc net.Conn) (*conn, error) {
 	v := &verifier{h: e.hosts, node: e.describe(), hostport: e.hostport}
 	cfg := &ssh.ClientConfig{
 		User:              e.hop.user,
-		Auth:              e.auth.methods(),
+		Auth:              e.auth.methods(), // none when authErr
 		HostKeyCallback:   v.verify,
 		HostKeyAlgorithms: e.hosts.algorithms(e.hostport),
 		Timeout:           timeout,
@@ -148,6 +151,8 @@ func (p *Pool) handshake(e *entry, nc net.Conn) (*conn, error) {
 		return nil, fmt.Errorf("%s: %w", e.describe(), v.err)
 	case timedOut.Load():
 		return nil, fmt.Errorf("%s: ssh handshake did not finish within %s: %w", e.describe(), timeout, ErrTimeout)
+	case e.authErr != nil && strings.Contains(err.Error(), "ssh: unable to authenticate"):
+		return nil, fmt.Errorf("%s: ssh login as %s: %w: %v", e.describe(), cfg.User, ErrAuth, e.authErr)
 	default:
 		return nil, connectError(e, "ssh handshake as "+cfg.User, err, true, timeout)
 	}
@@ -156,6 +161,7 @@ func (p *Pool) handshake(e *entry, nc net.Conn) (*conn, error) {
 		sessions: make(chan struct{}, MaxSessionsPerConn),
 		dead:     make(chan struct{}),
 		via:      e.via,
+		hostKey:  v.key,
 	}
 	p.live.Add(1)
 	p.wg.Add(2)

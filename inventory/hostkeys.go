@@ -142,10 +142,12 @@ type verifier struct {
 	h        *hostKeys
 	node     string // for messages: "node m1" or "bastion"
 	hostport string
+	key      ssh.PublicKey // what the host presented
 	err      error
 }
 
 func (v *verifier) verify(_ string, remote net.Addr, key ssh.PublicKey) error {
+	v.key = key
 	v.err = v.h.verify(v.node, v.hostport, remote, key)
 	return v.err
 }
@@ -155,78 +157,124 @@ func (h *hostKeys) verify(node, hostport string, remote net.Addr, key ssh.Public
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrHostKey, err)
 	}
-	err = check(hostport, remote, key)
-	if err == nil {
+	status, want, err := classify(check, hostport, remote, key)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrHostKey, err)
+	case status == KeyKnown:
 		return nil
+	case status == KeyUnknown && h.acceptNew:
+		_, err := h.record(node, hostport, key)
+		return err
 	}
+	return h.refusal(node, hostport, key, status, want)
+}
+
+// Host key states, as a known_hosts file has them for a host.
+const (
+	KeyKnown   = "known"   // the file holds this key for the host
+	KeyUnknown = "unknown" // no key for the host
+	KeyChanged = "changed" // the file holds another key: refused
+	KeyRevoked = "revoked" // marked @revoked: refused
+)
+
+// HostKeyError is a host key refused: unknown (and not to be recorded),
+// changed or revoked. It wraps ErrHostKey and carries what the host
+// presented, for a caller that shows it to an operator to confirm.
+type HostKeyError struct {
+	HostPort string
+	Key      ssh.PublicKey
+	Status   string   // KeyUnknown, KeyChanged or KeyRevoked
+	Known    []string // for a changed key: "type SHA256:..." of each key the file holds
+	msg      string
+}
+
+func (e *HostKeyError) Error() string { return ErrHostKey.Error() + ": " + e.msg }
+func (e *HostKeyError) Unwrap() error { return ErrHostKey }
+
+// classify checks key for hostport; want lists the keys the file holds
+// for the host when they differ.
+func classify(check ssh.HostKeyCallback, hostport string, remote net.Addr, key ssh.PublicKey) (string, []knownhosts.KnownKey, error) {
+	err := check(hostport, remote, key)
 	var keyErr *knownhosts.KeyError
 	var revoked *knownhosts.RevokedError
 	switch {
+	case err == nil:
+		return KeyKnown, nil, nil
 	case errors.As(err, &revoked):
-		return fmt.Errorf("%w: %s key %s is marked @revoked in %s", ErrHostKey, key.Type(), ssh.FingerprintSHA256(key), revoked.Revoked.String())
+		return KeyRevoked, nil, nil
 	case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
-		return h.changedError(node, hostport, key, keyErr.Want)
-	case errors.As(err, &keyErr) && h.acceptNew:
-		return h.record(node, hostport, remote, key)
+		return KeyChanged, keyErr.Want, nil
 	case errors.As(err, &keyErr):
-		return h.unknownError(hostport, key)
+		return KeyUnknown, nil, nil
 	default:
-		return fmt.Errorf("%w: %v", ErrHostKey, err)
+		return "", nil, err
 	}
 }
 
-func (h *hostKeys) unknownError(hostport string, key ssh.PublicKey) error {
-	host, port, _ := net.SplitHostPort(hostport)
-	where := h.path
-	if _, err := os.Stat(h.path); errors.Is(err, fs.ErrNotExist) {
-		where += " (which does not exist)"
-	}
-	return fmt.Errorf("%w: %s key %s is not in known_hosts file %s; check the fingerprint on the node (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), then add it with `ssh-keyscan -p %s -t %s %s >> %s`, or set ssh.acceptNewHostKeys: true to record first-seen keys",
-		ErrHostKey, key.Type(), ssh.FingerprintSHA256(key), where,
-		keyFileKind(key), port, keyFileKind(key), host, h.path)
-}
-
-func (h *hostKeys) changedError(node, hostport string, key ssh.PublicKey, want []knownhosts.KnownKey) error {
-	known := make([]string, 0, len(want))
+// refusal is the HostKeyError for a key that is not known.
+func (h *hostKeys) refusal(node, hostport string, key ssh.PublicKey, status string, want []knownhosts.KnownKey) error {
+	e := &HostKeyError{HostPort: hostport, Key: key, Status: status}
 	for _, k := range want {
-		known = append(known, fmt.Sprintf("%s %s (%s:%d)", k.Key.Type(), ssh.FingerprintSHA256(k.Key), k.Filename, k.Line))
+		e.Known = append(e.Known, k.Key.Type()+" "+ssh.FingerprintSHA256(k.Key))
 	}
-	host := knownhosts.Normalize(hostport)
-	return fmt.Errorf("%w: host key CHANGED: %s presents %s key %s but known_hosts has %s; this may be a man-in-the-middle attack. If %s was reinstalled, verify the new key and remove the old one with `ssh-keygen -R '%s' -f %s`",
-		ErrHostKey, node, key.Type(), ssh.FingerprintSHA256(key), strings.Join(known, ", "), node, host, h.path)
+	switch status {
+	case KeyRevoked:
+		e.msg = fmt.Sprintf("%s key %s is marked @revoked in %s", key.Type(), ssh.FingerprintSHA256(key), h.path)
+	case KeyChanged:
+		known := make([]string, 0, len(want))
+		for _, k := range want {
+			known = append(known, fmt.Sprintf("%s %s (%s:%d)", k.Key.Type(), ssh.FingerprintSHA256(k.Key), k.Filename, k.Line))
+		}
+		e.msg = fmt.Sprintf("host key CHANGED: %s presents %s key %s but known_hosts has %s; this may be a man-in-the-middle attack. If %s was reinstalled, verify the new key and remove the old one with `ssh-keygen -R '%s' -f %s`",
+			node, key.Type(), ssh.FingerprintSHA256(key), strings.Join(known, ", "), node, knownhosts.Normalize(hostport), h.path)
+	default:
+		host, port, _ := net.SplitHostPort(hostport)
+		where := h.path
+		if _, err := os.Stat(h.path); errors.Is(err, fs.ErrNotExist) {
+			where += " (which does not exist)"
+		}
+		e.msg = fmt.Sprintf("%s key %s is not in known_hosts file %s; check the fingerprint on the node (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), then add it with `ssh-keyscan -p %s -t %s %s >> %s`, or set ssh.acceptNewHostKeys: true to record first-seen keys",
+			key.Type(), ssh.FingerprintSHA256(key), where, KeyFileKind(key), port, KeyFileKind(key), host, h.path)
+	}
+	return e
 }
 
-// record appends a first-seen key to the known_hosts file. The file is
-// created 0600 in a 0700 dir, locked (flock) against other drover
-// processes, and re-read under the lock: another writer may have just
-// recorded this host, possibly with a different key.
-func (h *hostKeys) record(node, hostport string, remote net.Addr, key ssh.PublicKey) error {
+// record appends a first-seen key to the known_hosts file. It is
+// append-only: the file is created 0600 in a 0700 dir, locked (flock)
+// against other drover processes (the daemon, the setup wizard), and
+// re-read under the lock, as another writer may have just recorded this
+// host, possibly with another key (refused). The line goes out in one
+// write(2) on an O_APPEND file, so a reader sees all of it or none, and
+// is fsynced. added is false when the key was already there.
+func (h *hostKeys) record(node, hostport string, key ssh.PublicKey) (added bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(h.path), 0o700); err != nil {
-		return fmt.Errorf("%w: record new key: %v", ErrHostKey, err)
+		return false, fmt.Errorf("%w: record new key: %v", ErrHostKey, err)
 	}
 	f, err := os.OpenFile(h.path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("%w: record new key: %v", ErrHostKey, err)
+		return false, fmt.Errorf("%w: record new key: %v", ErrHostKey, err)
 	}
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("%w: lock %s: %v", ErrHostKey, h.path, err)
+		return false, fmt.Errorf("%w: lock %s: %v", ErrHostKey, h.path, err)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 
 	h.check = nil // force a re-read
 	check, err := h.callbackLocked()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrHostKey, err)
+		return false, fmt.Errorf("%w: %v", ErrHostKey, err)
 	}
-	var keyErr *knownhosts.KeyError
-	switch err := check(hostport, remote, key); {
-	case err == nil:
-		return nil
-	case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
-		return h.changedError(node, hostport, key, keyErr.Want)
+	switch status, want, err := classify(check, hostport, fakeAddr(hostport), key); {
+	case err != nil:
+		return false, fmt.Errorf("%w: %v", ErrHostKey, err)
+	case status == KeyKnown:
+		return false, nil
+	case status != KeyUnknown:
+		return false, h.refusal(node, hostport, key, status, want)
 	}
 
 	line := knownhosts.Line([]string{hostport}, key) + "\n"
@@ -234,14 +282,17 @@ func (h *hostKeys) record(node, hostport string, remote net.Addr, key ssh.Public
 		line = "\n" + line
 	}
 	if _, err := f.WriteString(line); err != nil {
-		return fmt.Errorf("%w: record new key in %s: %v", ErrHostKey, h.path, err)
+		return false, fmt.Errorf("%w: record new key in %s: %v", ErrHostKey, h.path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return false, fmt.Errorf("%w: sync %s: %v", ErrHostKey, h.path, err)
 	}
 	h.check = nil
 	h.log.Info("recorded new host key",
 		zap.String("target", node), zap.String("address", hostport),
 		zap.String("type", key.Type()), zap.String("fingerprint", ssh.FingerprintSHA256(key)),
 		zap.String("file", h.path))
-	return nil
+	return true, nil
 }
 
 func endsWithNewline(f *os.File, size int64) bool {
@@ -252,9 +303,9 @@ func endsWithNewline(f *os.File, size int64) bool {
 	return b[0] == '\n'
 }
 
-// keyFileKind is the name sshd gives the key's host key file and
-// ssh-keyscan's -t value.
-func keyFileKind(key ssh.PublicKey) string {
+// KeyFileKind is the name sshd gives the key's host key file
+// (/etc/ssh/ssh_host_KIND_key) and ssh-keyscan's -t value.
+func KeyFileKind(key ssh.PublicKey) string {
 	switch t := key.Type(); {
 	case t == ssh.KeyAlgoED25519:
 		return "ed25519"
@@ -272,3 +323,44 @@ type fakeAddr string
 
 func (a fakeAddr) Network() string { return "tcp" }
 func (a fakeAddr) String() string  { return string(a) }
+
+// KnownHosts is one known_hosts file as the pool reads and records it,
+// for callers that show host keys to an operator (the setup wizard).
+type KnownHosts struct{ h *hostKeys }
+
+// OpenKnownHosts reads path (a missing file is empty).
+func OpenKnownHosts(path string, log *zap.Logger) (*KnownHosts, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	h, err := newHostKeys(path, false, log)
+	if err != nil {
+		return nil, err
+	}
+	return &KnownHosts{h: h}, nil
+}
+
+// Path is the file.
+func (k *KnownHosts) Path() string { return k.h.path }
+
+// Lookup classifies key for hostport: KeyKnown, KeyUnknown, KeyChanged
+// (known lists the file's keys for the host) or KeyRevoked.
+func (k *KnownHosts) Lookup(hostport string, key ssh.PublicKey) (status string, known []string, err error) {
+	check, err := k.h.callback()
+	if err != nil {
+		return "", nil, err
+	}
+	status, want, err := classify(check, hostport, fakeAddr(hostport), key)
+	for _, w := range want {
+		known = append(known, w.Key.Type()+" "+ssh.FingerprintSHA256(w.Key))
+	}
+	return status, known, err
+}
+
+// Record appends key for hostport, as the pool records a first-seen key
+// (see hostKeys.record). A different key already recorded for the host
+// is a *HostKeyError with Status KeyChanged; added is false when the key
+// was already there.
+func (k *KnownHosts) Record(hostport string, key ssh.PublicKey) (added bool, err error) {
+	return k.h.record(hostport, hostport, key)
+}

@@ -62,7 +62,11 @@ type entry struct {
 	isHop    bool   // a jump host, not a node
 	via      *entry // the jump host this connection goes through; nil: direct
 	auth     *auth
-	hosts    *hostKeys
+	// authErr: the keys for this host could not be loaded. The dial still
+	// runs, so reachability and the host key are checked, and the login
+	// fails with this error.
+	authErr error
+	hosts   *hostKeys
 
 	mu       sync.Mutex
 	conn     *conn
@@ -242,15 +246,12 @@ func (p *Pool) entryFor(t Target) (*entry, error) {
 		key += ">" + h.key()
 		e := p.entries[key]
 		if e == nil {
-			a, err := p.authFor(h.identityFiles, h.identitiesOnly)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", h.label, err)
-			}
+			a, authErr := p.authFor(h.identityFiles, h.identitiesOnly)
 			hk, err := p.hostsFor(h.knownHosts, h.acceptNew)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", h.label, err)
 			}
-			e = &entry{target: t, hop: h, hostport: h.hostport(), isHop: i < len(hops)-1, via: via, auth: a, hosts: hk}
+			e = &entry{target: t, hop: h, hostport: h.hostport(), isHop: i < len(hops)-1, via: via, auth: a, authErr: authErr, hosts: hk}
 			if e.isHop {
 				e.target = Target{Name: "bastion", Address: h.address, Port: h.port, User: h.user}
 			}

@@ -165,38 +165,13 @@ func (r resolver) proxyJump(alias string) ([]Bastion, error) {
 	}
 	var out []Bastion
 	for _, spec := range strings.Split(v, ",") {
-		b, err := parseJumpSpec(strings.TrimSpace(spec))
+		b, err := manifests.ParseJumpHost(strings.TrimSpace(spec))
 		if err != nil {
 			return nil, fmt.Errorf("ssh_config %s: ProxyJump for %s: %w", r.sc.Path(), alias, err)
 		}
-		out = append(out, b)
+		out = append(out, Bastion{Address: b.Address, Port: b.Port, User: b.User})
 	}
 	return out, nil
-}
-
-// parseJumpSpec reads [user@]host[:port], as ProxyJump and ssh -J take it
-// (ssh:// URIs too).
-func parseJumpSpec(s string) (Bastion, error) {
-	s = strings.TrimPrefix(s, "ssh://")
-	var b Bastion
-	if at := strings.LastIndex(s, "@"); at >= 0 {
-		b.User, s = s[:at], s[at+1:]
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		host = strings.Trim(s, "[]")
-	} else {
-		p, err := strconv.Atoi(port)
-		if err != nil || p < 1 || p > 65535 {
-			return Bastion{}, fmt.Errorf("jump host %q: bad port %q", s, port)
-		}
-		b.Port = p
-	}
-	if host == "" {
-		return Bastion{}, fmt.Errorf("jump host %q has no host", s)
-	}
-	b.Address = host
-	return b, nil
 }
 
 // hop resolves one host. isNode says whether the cluster's node-wide user

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func mustSSHConfig(t *testing.T, text string) *SSHConfig {
@@ -202,9 +204,16 @@ func TestSSHConfigFiles(t *testing.T) {
 		t.Errorf("Match host: User %q", got)
 	}
 
-	// Missing: ignored (a warning if unreadable, not an error).
-	if sc, err := LoadSSHConfig(filepath.Join(home, "nope"), log); err != nil || sc.get("x", "User") != "" {
+	// Missing or unreadable: ignored, with one warning when it was named.
+	core, logs := observer.New(zap.WarnLevel)
+	if sc, err := LoadSSHConfig(filepath.Join(home, "nope"), zap.New(core)); err != nil || sc.get("x", "User") != "" {
 		t.Errorf("missing config: %v", err)
+	}
+	if logs.Len() != 1 {
+		t.Errorf("missing named config: %d warnings, want 1", logs.Len())
+	}
+	if _, err := LoadSSHConfig(DefaultSSHConfigFile, zap.New(core)); err != nil || logs.Len() != 1 {
+		t.Errorf("missing ~/.ssh/config: %v, %d warnings, want none more", err, logs.Len())
 	}
 	// Syntax error: names file and line.
 	bad := filepath.Join(home, "bad")

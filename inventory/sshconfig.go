@@ -31,15 +31,17 @@ type SSHConfig struct {
 
 // LoadSSHConfig reads path (a leading ~/ expanded). A missing or
 // unreadable file is not an error: it is ignored with one warning, as
-// ssh_config is optional. A syntax error is an error naming file and line.
+// ssh_config is optional (no warning for a missing ~/.ssh/config, the
+// usual case). A syntax error is an error naming file and line.
 func LoadSSHConfig(path string, log *zap.Logger) (*SSHConfig, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	named := path != DefaultSSHConfigFile
 	path = manifests.ExpandHome(path)
 	data, err := readLocalFile(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) && !named {
 			log.Debug("no ssh_config", zap.String("file", path))
 		} else {
 			log.Warn("ssh_config unreadable; ignoring it", zap.String("file", path), zap.Error(err))

@@ -63,4 +63,5 @@ func (c *Cluster) SetDefaults() {
 	if r.OnFailure == "" {
 		r.OnFailure = OnFailureRollback
 	}
+	// r.MaxFailures stays 0 when unset: the first failed step halts.
 }

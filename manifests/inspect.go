@@ -87,12 +87,8 @@ func walkStruct(v any, t reflect.Type, path string, ps *Problems) {
 	}
 	known := map[string]bool{}
 	var names []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
+	for _, f := range jsonFields(t) {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if !f.IsExported() || name == "" || name == "-" {
-			continue
-		}
 		known[name] = true
 		names = append(names, name)
 		if e, ok := m[name]; ok {
@@ -110,6 +106,24 @@ func walkStruct(v any, t reflect.Type, path string, ps *Problems) {
 			problem(ps, join(path, key), "unknown field")
 		}
 	}
+}
+
+// jsonFields lists the fields encoding/json decodes into t, with an
+// embedded struct's (Node's Access) inlined as json inlines them.
+func jsonFields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			out = append(out, jsonFields(f.Type)...)
+		case !f.IsExported() || name == "" || name == "-":
+		default:
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // walkText checks a scalar bound for a string field.

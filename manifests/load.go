@@ -121,7 +121,10 @@ func LoadBytesContext(ctx context.Context, path string, data []byte) (*Loaded, e
 		if err != nil {
 			return nil, fmt.Errorf("%s: spec.inventoryFile: %w", path, err)
 		}
-		in, ps, err := ParseInventory(inv)
+		if looksLikeAnsibleINI(inv) {
+			return nil, fmt.Errorf("%s: %w", invPath, ErrAnsibleInventory)
+		}
+		in, ps, err := parseInventoryFile(inv)
 		if errors.As(err, &invalid) {
 			invalid.Path = invPath
 			return nil, invalid

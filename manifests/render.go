@@ -61,6 +61,8 @@ type RenderedFile struct {
 	Path    string
 	Mode    os.FileMode
 	Content []byte
+	// Sensitive files are never shown: a plan says only that they change.
+	Sensitive bool
 	// digest is the Digest a Renderer computed once for content every
 	// node shares; "" when not known.
 	digest string
@@ -407,7 +409,7 @@ func (r *Renderer) Render(node *Node, comp *Component) ([]RenderedFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("render %s/%s: %w", comp.Name, f.Path, err)
 		}
-		out = append(out, RenderedFile{Path: FilePath(r.c.Spec.InstallRoot, comp, f), Mode: mode, Content: content, digest: digest})
+		out = append(out, RenderedFile{Path: FilePath(r.c.Spec.InstallRoot, comp, f), Mode: mode, Content: content, Sensitive: f.Sensitive, digest: digest})
 	}
 	return out, nil
 }

@@ -184,6 +184,9 @@ type File struct {
 	Path     string `json:"path"`
 	Mode     string `json:"mode,omitempty"`
 	Template string `json:"template"`
+	// Sensitive keeps the content out of plans and diffs (secrets): they
+	// say only that it changed, and drover never reads it back.
+	Sensitive bool `json:"sensitive,omitempty"`
 }
 
 // Service is the systemd unit drover writes for a component.
@@ -245,6 +248,11 @@ type Rollout struct {
 	MaxUnavailable *IntOrPercent `json:"maxUnavailable,omitempty"`
 	HealthTimeout  Duration      `json:"healthTimeout,omitempty"`
 	OnFailure      string        `json:"onFailure,omitempty"`
+	// MaxFailures is how many nodes may hold an action that failed at a
+	// step (upload, unpack, a script, a hook) before the rollout halts
+	// (default 0: the first such failure halts it). A failed node keeps
+	// its slot in maxUnavailable until an action there succeeds.
+	MaxFailures int `json:"maxFailures,omitempty"`
 }
 
 // Duration is a Go duration string such as "30s". It is kept as text so

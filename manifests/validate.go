@@ -3,6 +3,8 @@ package manifests
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 )
 
 // Validate returns every problem with the manifest, errors and warnings,
@@ -76,23 +78,18 @@ func (v *validator) ssh() {
 	s := &v.c.Spec.SSH
 	v.account("spec.ssh.user", s.User, "user")
 	v.port("spec.ssh.port", s.Port, true)
-	for i, f := range s.IdentityFiles {
-		if f == "" {
-			v.errorf(fmt.Sprintf("spec.ssh.identityFiles[%d]", i), "required")
-		}
-	}
+	v.paths("spec.ssh.identityFiles", s.IdentityFiles)
 	v.duration("spec.ssh.connectTimeout", s.ConnectTimeout)
 	if s.Concurrency != 0 {
 		v.between("spec.ssh.concurrency", s.Concurrency, 1, MaxConcurrency)
 	}
-	if b := s.Bastion; b != nil {
-		if b.Address == "" {
-			v.errorf("spec.ssh.bastion.address", "required")
-		} else {
-			v.host("spec.ssh.bastion.address", b.Address)
+	v.jumpHosts("spec.ssh", s.Bastion, s.Jump)
+	for _, role := range slices.Sorted(maps.Keys(s.Roles)) {
+		p := "spec.ssh.roles." + role
+		if v.name(p, role) && !v.roles[role] {
+			v.warnf(p, "no node has role %s", role)
 		}
-		v.port("spec.ssh.bastion.port", b.Port, true)
-		v.account("spec.ssh.bastion.user", b.User, "user")
+		v.access(p, s.Roles[role])
 	}
 }
 

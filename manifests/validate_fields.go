@@ -233,3 +233,43 @@ func isEnvName(s string) bool {
 
 // at formats an indexed field path such as spec.nodes[3].
 func at(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
+// paths checks a list of file paths: none may be empty.
+func (v *validator) paths(path string, files []string) {
+	for i, f := range files {
+		if f == "" {
+			v.errorf(at(path, i), "required")
+		}
+	}
+}
+
+// access checks a node's or a role's own SSH settings.
+func (v *validator) access(path string, a Access) {
+	v.paths(path+".identityFiles", a.IdentityFiles)
+	v.jumpHosts(path, a.Bastion, a.Jump)
+}
+
+// jumpHosts checks bastion and jump under path: one or the other, and
+// each jump host's own fields.
+func (v *validator) jumpHosts(path string, b *Bastion, jump []Bastion) {
+	if b != nil && len(jump) > 0 {
+		v.errorf(path+".jump", "set bastion or jump, not both")
+	}
+	if b != nil {
+		v.bastion(path+".bastion", *b)
+	}
+	for i, j := range jump {
+		v.bastion(at(path+".jump", i), j)
+	}
+}
+
+func (v *validator) bastion(path string, b Bastion) {
+	if b.Address == "" {
+		v.errorf(path+".address", "required")
+	} else {
+		v.host(path+".address", b.Address)
+	}
+	v.port(path+".port", b.Port, true)
+	v.account(path+".user", b.User, "user")
+	v.paths(path+".identityFiles", b.IdentityFiles)
+}

@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"net"
+	"reflect"
 	"strconv"
 )
 
@@ -56,5 +57,31 @@ func (v *validator) nodes() {
 			v.name(at(p+".roles", j), r)
 		}
 		v.labelKeys(p+".labels", n.Labels)
+		v.access(p, n.Access)
+		v.roleAccess(p, n)
+	}
+}
+
+// roleAccess refuses a node whose roles give it different SSH settings
+// (spec.ssh.roles) unless the node sets its own: which would win is not
+// something to guess.
+func (v *validator) roleAccess(p string, n *Node) {
+	if len(n.IdentityFiles) > 0 && n.KnownHostsFile != "" && n.JumpHosts() != nil {
+		return
+	}
+	var first string
+	for _, r := range n.Roles {
+		a, ok := v.c.Spec.SSH.Roles[r]
+		if !ok {
+			continue
+		}
+		if first == "" {
+			first = r
+			continue
+		}
+		if !reflect.DeepEqual(a, v.c.Spec.SSH.Roles[first]) {
+			v.errorf(p+".roles", "roles %s and %s set different spec.ssh.roles settings; give the node its own identityFiles, knownHostsFile and bastion or jump", first, r)
+			return
+		}
 	}
 }

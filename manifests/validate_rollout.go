@@ -18,4 +18,7 @@ func (v *validator) rollout() {
 	v.maxUnavailable("spec.rollout.maxUnavailable", r.MaxUnavailable)
 	v.duration("spec.rollout.healthTimeout", r.HealthTimeout)
 	v.oneOf("spec.rollout.onFailure", r.OnFailure, OnFailureRollback, OnFailureHalt)
+	if r.MaxFailures < 0 {
+		v.errorf("spec.rollout.maxFailures", "%d must be 0 (halt at the first failed step) or more", r.MaxFailures)
+	}
 }

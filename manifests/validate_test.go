@@ -123,6 +123,33 @@ func TestValidateRules(t *testing.T) {
 			[]string{`spec.ssh.concurrency: must be between 1 and 10000, not -1`}},
 		{"ssh concurrency huge", func(c *Cluster) { c.Spec.SSH.Concurrency = 10001 },
 			[]string{`spec.ssh.concurrency: must be between 1 and 10000, not 10001`}},
+		{"jump host fields", func(c *Cluster) {
+			c.Spec.SSH.Jump = []Bastion{{Address: "j1"}, {Address: "j 2", Port: 70000, User: "Bad User", IdentityFiles: []string{""}}}
+		}, []string{
+			`spec.ssh.jump[1].address: "j 2" is not an IP address or host name`,
+			`spec.ssh.jump[1].port: must be between 1 and 65535, not 70000`,
+			`spec.ssh.jump[1].user: "Bad User" is not a valid user name`,
+			`spec.ssh.jump[1].identityFiles[0]: required`,
+		}},
+		{"bastion and jump both", func(c *Cluster) {
+			c.Spec.SSH.Bastion = &Bastion{Address: "b"}
+			c.Spec.SSH.Jump = []Bastion{{Address: "j"}}
+		}, []string{`spec.ssh.jump: set bastion or jump, not both`}},
+		{"node access", func(c *Cluster) {
+			node(c, 1).Jump = []Bastion{{}}
+			node(c, 1).IdentityFiles = []string{""}
+		}, []string{`spec.nodes[1].identityFiles[0]: required`, `spec.nodes[1].jump[0].address: required`}},
+		{"role access", func(c *Cluster) {
+			c.Spec.SSH.Roles = map[string]Access{"agent": {Bastion: &Bastion{Address: "x_y"}}, "nobody": {}}
+		}, []string{
+			`spec.ssh.roles.agent.bastion.address: "x_y" is not an IP address or host name`,
+			`warning: spec.ssh.roles.nobody: no node has role nobody`,
+		}},
+		{"roles with different access", func(c *Cluster) {
+			c.Spec.SSH.Roles = map[string]Access{"agent": {Bastion: &Bastion{Address: "b1"}}, "master": {Bastion: &Bastion{Address: "b2"}}}
+			node(c, 3).Roles = []string{"agent", "master"}
+		}, []string{`spec.nodes[3].roles: roles agent and master set different spec.ssh.roles settings; give the node its own identityFiles, knownHostsFile and bastion or jump`,
+			`warning: spec.components[0].quorum: 4 members tolerate no more failures than 3`}},
 		{"bastion address missing", func(c *Cluster) { c.Spec.SSH.Bastion = &Bastion{User: "core"} },
 			[]string{`spec.ssh.bastion.address: required`}},
 		{"bastion address bad", func(c *Cluster) { c.Spec.SSH.Bastion = &Bastion{Address: "jump:22"} },
@@ -390,6 +417,8 @@ func TestValidateRules(t *testing.T) {
 			[]string{`spec.rollout.healthTimeout: "5 minutes" is not a duration`}},
 		{"onFailure", func(c *Cluster) { c.Spec.Rollout.OnFailure = "panic" },
 			[]string{`spec.rollout.onFailure: must be rollback or halt, not "panic"`}},
+		{"maxFailures negative", func(c *Cluster) { c.Spec.Rollout.MaxFailures = -1 },
+			[]string{`spec.rollout.maxFailures: -1 must be 0 (halt at the first failed step) or more`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

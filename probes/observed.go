@@ -57,8 +57,9 @@ type OS struct {
 	VersionID string
 	Arch      string
 	Hostname  string
-	// FreeBytes is the free space under the install root (or its nearest
-	// existing parent); -1 when df could not tell.
+	// FreeBytes is the free space in the install root's cache dir, where
+	// artifacts are uploaded (or its nearest existing parent); -1 when df
+	// could not tell.
 	FreeBytes int64
 }
 

@@ -71,12 +71,13 @@ dp_facts() {
 	dp_tok "$host"; host=$v
 	[ -n "${dp_arch-}" ] || dp_arch=$(uname -m 2>/dev/null) || dp_arch=
 	dp_tok "$dp_arch"; arch=$v
-	d=$root
+	d=$root/cache
 	while [ ! -d "$d" ]; do
 		case $d in */*) d=${d%/*}; d=${d:-/} ;; *) d=/ ;; esac
 	done
-	# Free space is shown, never acted on, and df is a process of its own: a
-	# resident shell runs it on every tenth probe of the same dir only.
+	# Free space where artifacts are uploaded (the plan says when one will
+	# not fit); df is a process of its own, so a resident shell runs it on
+	# every tenth probe of the same dir only.
 	dp_dfn=$(( ${dp_dfn:-0} % 10 + 1 ))
 	if [ "$dp_dfn" = 1 ] || [ "${dp_dfdir-}" != "$d" ]; then
 		dp_dfn=1 dp_dfdir=$d

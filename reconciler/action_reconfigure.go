@@ -7,7 +7,8 @@ import (
 )
 
 // runReconfigure rewrites the rendered files and the unit that differ,
-// restarts the unit and waits for health, then writes the receipt. The
+// restarts the unit (unless only the environment moves out of it:
+// envMigrates) and waits for health, then writes the receipt. The
 // version stays. If the version dir is not complete on the node (someone
 // deleted it), the files have nowhere to go: it deploys instead. The
 // steps before the restart share one session.
@@ -31,7 +32,9 @@ func runReconfigure(ctx context.Context, e *Executor, j *job) error {
 	if err := e.endBatch(ctx, j); err != nil {
 		return err
 	}
-	if w.Unit != nil {
+	// A drover upgrade that only moves the environment out of the unit
+	// leaves the running service alone: it has that environment already.
+	if w.Unit != nil && !envMigrates(w, j.have) {
 		if err := e.restartUnit(ctx, j); err != nil {
 			return err
 		}

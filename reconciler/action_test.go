@@ -1051,3 +1051,29 @@ func TestActionFilesOnlyComponent(t *testing.T) {
 		t.Errorf("remove left the file: %v", err)
 	}
 }
+
+// TestActionInstallCacheFull: when df says the node's cache has less
+// room than the artifact, the upload stops before sending it and says
+// so, with both figures; a full disk does not read as a checksum
+// mismatch of a truncated file.
+func TestActionInstallCacheFull(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	df := "#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\necho 'full 1024 1024 0 100% /cache'\n"
+	if err := os.WriteFile(filepath.Join(f.n.Dir, "bin", "df"), []byte(df), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := f.component(t, "1.0.0", false)
+	err := f.do(t, ActionInstall, want)
+	if err == nil || errors.Is(err, ErrChecksum) {
+		t.Fatalf("err = %v, want the upload refused for want of space", err)
+	}
+	for _, s := range []string{"step upload artifact", "no space left on device", f.n.Root + "/cache: 0 KiB free, artifact "} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("err = %v; does not say %q", err, s)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(f.n.Root, "cache", "*")); len(left) != 0 {
+		t.Errorf("the cache holds %v after a refused upload", left)
+	}
+}

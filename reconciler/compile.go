@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -46,6 +47,7 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 			MaxUnavailable: *maxUnavailable,
 			HealthTimeout:  c.Spec.Rollout.HealthTimeout.Get(5 * time.Minute),
 			OnFailure:      c.Spec.Rollout.OnFailure,
+			MaxFailures:    c.Spec.Rollout.MaxFailures,
 		},
 	}
 	d.ProbeInterval = c.Spec.ProbeInterval.Get(30 * time.Second)
@@ -130,6 +132,7 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 	if err != nil {
 		return nil, where(err)
 	}
+	legacyConfigHash := manifests.ConfigHash(manifests.Digests(files))
 	if env != nil {
 		files = append(files, manifests.RenderedFile{
 			Path: path.Join(manifests.VersionDir(c.Spec.InstallRoot, comp.Name, comp.Version), manifests.EnvFileName),
@@ -153,6 +156,9 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 				return nil, where(err)
 			}
 			dc.ArtifactPath = p
+			if fi, err := os.Stat(p); err == nil {
+				dc.ArtifactSize = fi.Size()
+			}
 		}
 	}
 	if comp.Service != nil {
@@ -163,6 +169,13 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		sum := sha256.Sum256(unit)
 		dc.Unit = unit
 		dc.UnitHash = hex.EncodeToString(sum[:])
+		if env != nil {
+			inline, err := renderUnit(comp, c.Context(node, comp), serviceDeps(c, node, comp), true)
+			if err != nil {
+				return nil, where(err)
+			}
+			dc.EnvMigration = &EnvMigration{UnitHash: sha256Hex(inline), ConfigHash: legacyConfigHash}
+		}
 	}
 	return dc, nil
 }

@@ -68,6 +68,12 @@ type Controller struct {
 	// exec is the executor for desired (see ControllerOptions.Executor).
 	exec *Executor
 	halt RolloutStatus
+	// failed holds, by node, the action whose step failed (not a lost
+	// connection: the node was down, and its probe says so) until an
+	// action of that component succeeds there or it has nothing to do:
+	// the rollout counts the node as unavailable meanwhile, and the
+	// failures against rollout.maxFailures.
+	failed map[string]Action
 	// progress counts finished actions and desired changes; a node whose
 	// last pass saw the current progress has nothing new to react to.
 	progress uint64
@@ -121,10 +127,17 @@ type nodeTrack struct {
 	plan   NodePlan
 	probed bool
 	// probedFor is the Desired the node was last planned for; a pass
-	// under another one may plan from obs (see lastProbe).
-	probedFor    *Desired
-	seenProgress uint64
-	failures     int
+	// under another one may plan from obs (see lastProbe). req is what
+	// obs was asked for: obs is valid for another Desired only where that
+	// one wants no more (ObservationValid).
+	probedFor *Desired
+	req       probes.Request
+	// reach is what the last probes said of reaching the node, so that a
+	// change is logged once; unreachableSince is when it went.
+	reach            reachability
+	unreachableSince time.Time
+	seenProgress     uint64
+	failures         int
 	// retryAt: after a failed action, no new action starts before it
 	// (the node is still probed, so its status stays current).
 	retryAt       time.Time
@@ -137,6 +150,15 @@ type nodeTrack struct {
 	facts *NodeFacts
 }
 
+// reachability of a node, as the controller last logged it.
+type reachability int
+
+const (
+	reachUnknown reachability = iota // not probed yet
+	reachable
+	unreachable
+)
+
 // ErrHalted is returned by RunUntilSettled when the rollout halted.
 var ErrHalted = errors.New("rollout halted")
 
@@ -147,6 +169,7 @@ func (c *Controller) init() {
 	c.queue = NewQueue()
 	c.nodes = map[string]*nodeTrack{}
 	c.inflight = map[string]Action{}
+	c.failed = map[string]Action{}
 	c.changed = make(chan struct{}, 1)
 	if c.Workers <= 0 {
 		c.Workers = 16
@@ -207,6 +230,7 @@ func (c *Controller) SetDesired(d *Desired) {
 		if d.Node(name) == nil {
 			delete(c.nodes, name)
 			delete(c.inflight, name)
+			delete(c.failed, name)
 		}
 	}
 	for _, n := range d.Nodes {
@@ -343,7 +367,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		// The action's steps are idempotent and the next pass probes.
 		if plan := DiffNode(d, dn, last); len(plan.Actions) > 0 {
 			obs = last
-			a, result, next, _ = c.afterProbe(d, name, obs, plan, progress)
+			a, result, next, _ = c.afterProbe(d, name, obs, nil, plan, progress)
 			c.notify()
 			if a == nil {
 				c.record(start, result)
@@ -352,8 +376,9 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		}
 	}
 	if a == nil {
+		req := RequestFor(d, dn)
 		pctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-		obs = c.Probe(pctx, c.Runner, dn.Target, RequestFor(d, dn))
+		obs = c.Probe(pctx, c.Runner, dn.Target, req)
 		cancel()
 		if ctx.Err() != nil {
 			// Stopping: a probe cut short says nothing about the node.
@@ -364,7 +389,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		plan := DiffNode(d, dn, obs)
 
 		var freed bool
-		a, result, next, freed = c.afterProbe(d, name, obs, plan, progress)
+		a, result, next, freed = c.afterProbe(d, name, obs, &req, plan, progress)
 		if freed {
 			// The budget the node's last action held is free only now.
 			c.wakeWaiting(d, name)
@@ -380,7 +405,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 	}
 
 	err := c.runAction(actx, d, exec, dn, *a, obs)
-	failures := c.afterAction(d, name, err)
+	failures := c.afterAction(d, name, *a, err)
 	c.notify()
 	if err != nil {
 		c.record(start, resultFailure)
@@ -402,8 +427,10 @@ const (
 // lastProbe is the node's last observation when a pass may plan from it
 // instead of probing: the manifest changed since it was taken, it found
 // the node, it is no older than the longest probe interval (what the
-// rollout planner knows of every other node is no newer), and no action
-// ran on the node since.
+// rollout planner knows of every other node is no newer), no action ran
+// on the node since, and it saw everything d's plan for the node rests
+// on (ObservationValid): an observation asked for another version's
+// files knows nothing of this one's.
 func (c *Controller) lastProbe(d *Desired, name string) (probes.Observed, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -419,14 +446,18 @@ func (c *Controller) lastProbe(d *Desired, name string) (probes.Observed, bool) 
 	if age := c.Now().Sub(st.obs.ProbedAt); age < 0 || age > maxAge {
 		return probes.Observed{}, false
 	}
+	if dn := d.Node(name); dn == nil || !ObservationValid(RequestFor(d, dn), st.req, st.obs) {
+		return probes.Observed{}, false
+	}
 	return st.obs, true
 }
 
-// afterProbe records a probe and decides what the node does next: run
+// afterProbe records a probe (req is what it asked for; nil when the pass
+// plans from the last probe) and decides what the node does next: run
 // action a, or nothing and look again after next (negative: the
 // manifest changed, start over). result is for the Observer; freed says
 // the node's last action no longer holds budget.
-func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, plan NodePlan, progress uint64) (a *Action, result string, next time.Duration, freed bool) {
+func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, req *probes.Request, plan NodePlan, progress uint64) (a *Action, result string, next time.Duration, freed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// The probe has seen the effect of the node's last action.
@@ -437,15 +468,26 @@ func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, pl
 	}
 	st := c.nodes[name]
 	st.obs, st.plan, st.probed, st.probedFor = obs, plan, true, d
+	if req != nil {
+		st.req = *req
+	}
 	st.seenProgress = progress
 	if obs.Known {
 		st.facts = factsOf(obs.OS)
+	}
+	c.logReachability(name, st, obs)
+	if f, ok := c.failed[name]; ok && !slices.ContainsFunc(plan.Actions, func(a Action) bool { return a.Component == f.Component }) && obs.Known {
+		delete(c.failed, name) // nothing left to do there: the failure holds nothing
 	}
 	switch {
 	case !obs.Known:
 		st.failures++
 		st.waiting = ""
-		return nil, resultFailure, c.backoff(st.failures), freed
+		// Backoff spares a node that refuses us, but a node that is
+		// down comes back by itself, and a rollout may wait for it: it
+		// is probed again within one probe interval whatever the
+		// backoff has grown to.
+		return nil, resultFailure, min(c.backoff(st.failures), c.probeInterval(d)), freed
 	case len(plan.Actions) == 0:
 		st.failures = 0
 		st.retryAt = time.Time{}
@@ -467,9 +509,9 @@ func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, pl
 	return a, "", 0, freed
 }
 
-// afterAction records the end of an action and returns the node's
+// afterAction records the end of action a and returns the node's
 // consecutive failures.
-func (c *Controller) afterAction(d *Desired, name string, err error) int {
+func (c *Controller) afterAction(d *Desired, name string, a Action, err error) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.progress++
@@ -478,14 +520,60 @@ func (c *Controller) afterAction(d *Desired, name string, err error) int {
 		return 0
 	}
 	st.waiting = ""
-	if err != nil {
-		st.failures++
-		st.retryAt = c.Now().Add(c.backoff(st.failures))
-	} else {
+	switch {
+	case err == nil:
 		st.failures = 0
 		st.retryAt = time.Time{}
+		if f, ok := c.failed[name]; ok && f.Component == a.Component {
+			delete(c.failed, name)
+		}
+	case lostNode(err):
+		// The node went away under the action: its probes back off
+		// (capped at the probe interval), and once one finds it the
+		// action is tried again at once.
+		st.failures++
+		st.retryAt = time.Time{}
+	default:
+		st.failures++
+		st.retryAt = c.Now().Add(c.backoff(st.failures))
 	}
 	return st.failures
+}
+
+// lostNode reports whether an action failed because the connection to
+// the node failed, not because a step did.
+func lostNode(err error) bool {
+	return errors.Is(err, inventory.ErrUnreachable) || errors.Is(err, inventory.ErrTimeout)
+}
+
+// countsAsFailure reports whether a failed action counts against the
+// rollout (rollout.maxFailures): a step that ran and failed, or an
+// artifact that cannot be read, but not a lost connection (the node is
+// down, and counts as unavailable while its probes fail) nor a lock
+// another drover holds.
+func countsAsFailure(err error) bool {
+	for _, not := range []error{ErrLocked, context.Canceled, inventory.ErrAuth, inventory.ErrSudo, inventory.ErrHostKey} {
+		if errors.Is(err, not) {
+			return false
+		}
+	}
+	return !lostNode(err)
+}
+
+// logReachability logs a change in whether the node answers, once:
+// "node unreachable" with the probe's reason when it stops, "node
+// reachable again" with how long it was gone when it comes back.
+func (c *Controller) logReachability(name string, st *nodeTrack, obs probes.Observed) {
+	switch {
+	case obs.Known && st.reach == unreachable:
+		c.Log.Info("node reachable again", zap.String("node", name), zap.Duration("unreachableFor", c.Now().Sub(st.unreachableSince).Round(time.Millisecond)))
+		st.reach = reachable
+	case obs.Known:
+		st.reach = reachable
+	case st.reach != unreachable:
+		c.Log.Warn("node unreachable", zap.String("node", name), zap.String("reason", obs.Reason), zap.String("error", obs.Error))
+		st.reach, st.unreachableSince = unreachable, c.Now()
+	}
 }
 
 // admitLocked asks the rollout planner whether one of the node's actions
@@ -519,7 +607,13 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 	for _, a := range c.inflight {
 		running = append(running, a)
 	}
-	wave := NextWave(d, plan, obs, RolloutState{Halt: c.halt, InFlight: running})
+	failed := make([]Action, 0, len(c.failed))
+	for _, n := range d.Nodes {
+		if a, ok := c.failed[n.Name]; ok {
+			failed = append(failed, a)
+		}
+	}
+	wave := NextWave(d, plan, obs, RolloutState{Halt: c.halt, InFlight: running, Failed: failed})
 	for _, a := range wave.Actions {
 		if a.Node == name {
 			c.inflight[name] = a
@@ -551,48 +645,81 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionDone, Action: &a, Message: describe(a), Duration: dur})
 		return nil
 	}
-	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionFailed, Action: &a, Message: err.Error(), Duration: dur})
-	var reason string
+	// The event and the halt reason carry node and action beside the
+	// cause; err itself already says "upgrade zk on m1: ", so they take
+	// the cause alone and say it once.
+	cause := actionCause(err)
+	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionFailed, Action: &a, Message: cause.Error(), Duration: dur})
+	halt := HaltFor(d.Generation, a, cause)
 	switch {
 	case errors.Is(err, ErrChecksum):
 		// The artifact does not match the manifest: every node would fail
 		// the same way, so stop the rollout now rather than retry node by
 		// node. The check runs before anything on the node changes, so
 		// there is nothing to roll back.
-		reason = fmt.Sprintf("%s %s on %s: %v", a.Kind, a.Component, dn.Name, err)
 	case errors.Is(err, ErrUnhealthy):
 		// The health gate failed: the batch failed. Roll back if asked and
 		// possible, then halt until the manifest changes.
-		reason = fmt.Sprintf("%s %s on %s failed its health check: %v", a.Kind, a.Component, dn.Name, err)
-	default:
-		return err
-	}
-	if errors.Is(err, ErrUnhealthy) && d.Rollout.OnFailure == "rollback" && a.Kind == ActionUpgrade && a.From != "" {
-		rb := Action{Node: dn.Name, Component: a.Component, Kind: ActionRollback, From: a.To, To: a.From, Reason: "health check failed after upgrade", Disruptive: true}
-		c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventRollback, Action: &rb, Message: describe(rb)})
-		rstart := c.Now()
-		rctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-		rsteps, rerr := exec.DoSteps(rctx, dn, rb, want, have)
-		cancel()
-		c.recordAction(dn.Name, rb, rsteps, rerr, c.Now().Sub(rstart))
-		if rerr != nil {
-			reason += fmt.Sprintf("; rollback to %s failed: %v", a.From, rerr)
-		} else {
-			reason += fmt.Sprintf("; rolled back to %s", a.From)
+		if d.Rollout.OnFailure == "rollback" && a.Kind == ActionUpgrade && a.From != "" {
+			halt.Reason += c.rollback(ctx, exec, dn, a, want, have)
 		}
+	case countsAsFailure(err):
+		// A step failed (upload, unpack, a script, a hook): the node
+		// holds its slot until an action there succeeds, and the rollout
+		// halts once more nodes failed than rollout.maxFailures allows.
+		n := c.failedStep(d, dn.Name, a)
+		if n <= d.Rollout.MaxFailures {
+			c.Log.Warn("action failed within the failure budget", zap.String("node", dn.Name), zap.String("component", a.Component),
+				zap.Int("failedNodes", n), zap.Int("maxFailures", d.Rollout.MaxFailures), zap.Error(err))
+			return err
+		}
+		if d.Rollout.MaxFailures > 0 {
+			halt.Reason += fmt.Sprintf("; %d nodes failed, rollout.maxFailures is %d", n, d.Rollout.MaxFailures)
+		}
+	default:
+		// The node went away under the action: it counts as unavailable
+		// while its probes fail, and the action is retried once it is back.
+		return err
 	}
 	c.mu.Lock()
 	current := c.desired == d
 	if current { // a halt of a manifest already replaced would hold nothing
-		c.halt = RolloutStatus{Halted: true, Reason: reason, Component: a.Component, Node: dn.Name, Generation: d.Generation}
+		c.halt = halt
 	}
 	c.mu.Unlock()
 	if !current {
 		return err
 	}
-	c.Log.Error("rollout halted", zap.String("node", dn.Name), zap.String("component", a.Component), zap.String("reason", reason))
-	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventHalt, Message: reason})
+	c.Log.Error("rollout halted", zap.String("node", dn.Name), zap.String("component", a.Component), zap.String("reason", halt.Reason))
+	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventHalt, Message: halt.Reason})
 	return err
+}
+
+// rollback switches the node back to the version a upgraded from, after
+// a failed health gate, and says how that went for the halt reason.
+func (c *Controller) rollback(ctx context.Context, exec *Executor, dn *DesiredNode, a Action, want *DesiredComponent, have *probes.Component) string {
+	rb := Action{Node: dn.Name, Component: a.Component, Kind: ActionRollback, From: a.To, To: a.From, Reason: "health check failed after upgrade", Disruptive: true}
+	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventRollback, Action: &rb, Message: describe(rb)})
+	start := c.Now()
+	rctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
+	steps, err := exec.DoSteps(rctx, dn, rb, want, have)
+	cancel()
+	c.recordAction(dn.Name, rb, steps, err, c.Now().Sub(start))
+	if err != nil {
+		return fmt.Sprintf("; rollback to %s failed: %v", a.From, actionCause(err))
+	}
+	return fmt.Sprintf("; rolled back to %s", a.From)
+}
+
+// failedStep records that action a failed at a step on node and returns
+// how many nodes hold a failed action now.
+func (c *Controller) failedStep(d *Desired, node string, a Action) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.desired == d && c.nodes[node] != nil {
+		c.failed[node] = a
+	}
+	return len(c.failed)
 }
 
 func (c *Controller) recordAction(node string, a Action, steps []StepRecord, err error, d time.Duration) {
@@ -670,13 +797,18 @@ func (c *Controller) backoff(failures int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// probeInterval is the manifest's probe interval (30 s when unset).
+func (c *Controller) probeInterval(d *Desired) time.Duration {
+	if d.ProbeInterval <= 0 {
+		return 30 * time.Second
+	}
+	return d.ProbeInterval
+}
+
 // interval is the probe interval with ±20% jitter, so a thousand nodes do
 // not all connect at once.
 func (c *Controller) interval(d *Desired) time.Duration {
-	base := d.ProbeInterval
-	if base <= 0 {
-		base = 30 * time.Second
-	}
+	base := c.probeInterval(d)
 	spread := base / 5
 	return base - spread + rand.N(2*spread+1)
 }

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drover-project/drover/inventory"
@@ -116,6 +117,7 @@ type spec struct {
 	healthTimeout  string
 	extra          string // a comment, to make a new generation of the same content
 	wrongAppSHA    bool   // app's artifact declared with a sha256 it does not have
+	maxFailures    int    // rollout.maxFailures
 }
 
 func (f *fleet) manifest(s spec) string {
@@ -170,7 +172,7 @@ func (f *fleet) manifest(s spec) string {
       health: {tcp: {port: 9100}}
 `, s.app, f.arts[key], appSHA)
 	}
-	fmt.Fprintf(&b, "  rollout:\n    maxUnavailable: %s\n    healthTimeout: %s\n    onFailure: %s\n", s.maxUnavailable, s.healthTimeout, s.onFailure)
+	fmt.Fprintf(&b, "  rollout:\n    maxUnavailable: %s\n    healthTimeout: %s\n    onFailure: %s\n    maxFailures: %d\n", s.maxUnavailable, s.healthTimeout, s.onFailure, s.maxFailures)
 	return b.String()
 }
 
@@ -204,6 +206,9 @@ func (f *fleet) stoppableController(o ControllerOptions) (c *Controller, cancel 
 	f.t.Helper()
 	leaks := goleak.IgnoreCurrent()
 	log := zaptest.NewLogger(f.t, zaptest.Level(zap.WarnLevel))
+	if o.Log != nil { // the test reads the log too
+		log = zap.New(zapcore.NewTee(log.Core(), o.Log.Core()))
+	}
 	if o.Workers == 0 {
 		o.Workers = 16
 	}

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestControllerConvergesFleetWithRealScripts: a fresh fleet gets app
@@ -112,10 +115,11 @@ func TestControllerManifestChangeQueuesEveryNodeAtOnce(t *testing.T) {
 	}
 }
 
-// TestControllerFailingNodeBacksOff: n3's artifact upload always fails.
-// Its attempts are spaced by an exponential backoff that stops growing
-// at BackoffMax, while every other node converges; a new manifest retries
-// it at once, and once the fault is gone it converges.
+// TestControllerFailingNodeBacksOff: n3's artifact upload always fails,
+// within a failure budget of one (rollout.maxFailures). Its attempts are
+// spaced by an exponential backoff that stops growing at BackoffMax,
+// while every other node converges; a new manifest retries it at once,
+// and once the fault is gone it converges.
 func TestControllerFailingNodeBacksOff(t *testing.T) {
 	const base, maxB = 100 * time.Millisecond, 400 * time.Millisecond
 	// slack is what a probe can take on a loaded machine; it is well
@@ -126,7 +130,7 @@ func TestControllerFailingNodeBacksOff(t *testing.T) {
 	c, _ := f.controller(ControllerOptions{BackoffBase: base, BackoffMax: maxB})
 	// A batch as large as the cluster: n3 never waits for budget, so the
 	// gaps between its attempts are its backoff alone.
-	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "4"}))
+	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "4", maxFailures: 1}))
 	others := []string{"n1", "n2", "n4"}
 	waitFor(t, 4*time.Minute, "7 failed attempts on n3", func() bool {
 		f.mu.Lock()
@@ -174,7 +178,7 @@ func TestControllerFailingNodeBacksOff(t *testing.T) {
 
 	// A new manifest is a reason to try again now, backoff or not.
 	f.set(func() { f.failStep["n3"] = "" })
-	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "4", extra: "retry"}))
+	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "4", maxFailures: 1, extra: "retry"}))
 	waitFor(t, 4*time.Minute, "n3 converged", func() bool { return converged(c) && f.allAt("app", "1.0") })
 	if n3 := c.Status().Nodes[2]; n3.ConsecutiveFailures != 0 {
 		t.Errorf("n3 failures after success = %d", n3.ConsecutiveFailures)
@@ -182,16 +186,49 @@ func TestControllerFailingNodeBacksOff(t *testing.T) {
 	f.checkNoOverlap()
 }
 
-// TestControllerFailingNodeDoesNotHoldTheBatch: with a batch of one, a
-// node failing over and over does not keep the slot from the others.
-func TestControllerFailingNodeDoesNotHoldTheBatch(t *testing.T) {
-	f := newFleet(t, 4)
-	f.set(func() { f.failStep["n1"] = "step: upload artifact" })
-	c, _ := f.controller(ControllerOptions{BackoffBase: 200 * time.Millisecond, BackoffMax: time.Second})
-	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "1"}))
-	waitFor(t, 4*time.Minute, "n2-n4 installed", func() bool { return f.allAt("app", "1.0", "n2", "n3", "n4") })
-	if f.allAt("app", "1.0", "n1") {
-		t.Fatal("n1 installed despite its fault")
+// TestControllerFailedStepHaltsOrHoldsItsSlot: a failed step (not a
+// health gate) counts against the rollout. Every node's upload fails;
+// with no failure budget the first failure halts the rollout, naming
+// node and step once, and no other node starts; with a budget of one,
+// the failed node keeps its slot of a batch of one until it succeeds,
+// so it is retried and no other node starts either.
+func TestControllerFailedStepHaltsOrHoldsItsSlot(t *testing.T) {
+	for _, budget := range []int{0, 1} {
+		t.Run(fmt.Sprintf("maxFailures %d", budget), func(t *testing.T) {
+			f := newFleet(t, 4)
+			f.set(func() {
+				for _, n := range f.names {
+					f.failStep[n] = "step: upload artifact"
+				}
+			})
+			c, _ := f.controller(ControllerOptions{BackoffBase: 100 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+			c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "1", maxFailures: budget}))
+			tried := func() (nodes []string, most int) {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				for n, ts := range f.attempts {
+					nodes, most = append(nodes, n), max(most, len(ts))
+				}
+				return nodes, most
+			}
+			if budget == 0 {
+				waitFor(t, 4*time.Minute, "halt", func() bool { return c.Status().Rollout.Halted })
+				r := c.Status().Rollout
+				on := " on " + r.Node + " "
+				if !strings.Contains(r.Reason, on+"failed: step ") || strings.Count(r.Reason, on) != 1 {
+					t.Errorf("halt = %+v, want the node and its failed step, named once", r)
+				}
+			} else {
+				waitFor(t, 4*time.Minute, "3 attempts on the failed node", func() bool { _, most := tried(); return most >= 3 })
+				if c.Status().Rollout.Halted {
+					t.Errorf("halted within the failure budget: %+v", c.Status().Rollout)
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+			if nodes, _ := tried(); len(nodes) != 1 {
+				t.Errorf("actions started on %v, want only the first failed node: it holds the only slot", nodes)
+			}
+		})
 	}
 }
 
@@ -224,6 +261,45 @@ func TestControllerUnreachableNodeBacksOff(t *testing.T) {
 	}
 	f.set(func() { f.unreachable["n2"] = false })
 	waitFor(t, 4*time.Minute, "n2 converged", func() bool { return converged(c) && f.allAt("app", "1.0") })
+}
+
+// TestControllerUnreachableNodeProbedWithinInterval: however long a node
+// stays unreachable, its backoff never spaces its probes more than one
+// probe interval apart (it comes back by itself, and a rollout may wait
+// for it), and its going and coming back are logged once each.
+func TestControllerUnreachableNodeProbedWithinInterval(t *testing.T) {
+	const interval = 400 * time.Millisecond
+	f := newFleet(t, 3)
+	f.set(func() { f.unreachable["n2"] = true })
+	core, logs := observer.New(zap.InfoLevel)
+	c, _ := f.controller(ControllerOptions{BackoffBase: 50 * time.Millisecond, BackoffMax: time.Hour, Log: zap.New(core)})
+	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "1", probeInterval: interval.String()}))
+	waitFor(t, 4*time.Minute, "n1 and n3 converged", func() bool { return f.allAt("app", "1.0", "n1", "n3") })
+	// Past the 6th failure, an uncapped backoff is over a second.
+	time.Sleep(3 * time.Second)
+	f.resetCounts()
+	time.Sleep(2 * time.Second)
+	f.mu.Lock()
+	at := append([]time.Time(nil), f.probesOf["n2"]...)
+	f.mu.Unlock()
+	if len(at) < 3 {
+		t.Errorf("%d probes of the unreachable node in 2s, want one every %v at least", len(at), interval)
+	}
+	for k := 1; k < len(at); k++ {
+		if gap := at[k].Sub(at[k-1]); gap > interval+300*time.Millisecond {
+			t.Errorf("probe gap %d = %s, want at most the probe interval %s", k, gap, interval)
+		}
+	}
+	f.set(func() { f.unreachable["n2"] = false })
+	waitFor(t, 4*time.Minute, "n2 converged", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	gone := logs.FilterMessage("node unreachable").FilterField(zap.String("node", "n2"))
+	back := logs.FilterMessage("node reachable again").FilterField(zap.String("node", "n2"))
+	if gone.Len() != 1 || back.Len() != 1 {
+		t.Errorf("logged %d 'node unreachable' and %d 'node reachable again' for n2, want one each", gone.Len(), back.Len())
+	}
+	if gone.Len() > 0 && !strings.Contains(fmt.Sprint(gone.All()[0].ContextMap()), "refused") {
+		t.Errorf("'node unreachable' does not say why: %v", gone.All()[0].ContextMap())
+	}
 }
 
 // TestControllerMaxUnavailableIsClusterWide: 8 nodes, 16 workers, an
@@ -497,7 +573,8 @@ func TestControllerObserverResults(t *testing.T) {
 		f.failStep["n2"] = "step: upload artifact"
 	})
 	c, _ := f.controller(ControllerOptions{Observer: obs})
-	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "3"}))
+	// A failure budget of one: n2 is tried again rather than halting.
+	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "3", maxFailures: 1}))
 	waitFor(t, 4*time.Minute, "n1 converged and failures seen", func() bool {
 		obs.mu.Lock()
 		defer obs.mu.Unlock()

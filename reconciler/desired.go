@@ -47,6 +47,9 @@ type RolloutPolicy struct {
 	MaxUnavailable manifests.IntOrPercent
 	HealthTimeout  time.Duration
 	OnFailure      string // manifests.OnFailureRollback or OnFailureHalt
+	// MaxFailures is how many nodes may hold a failed step before the
+	// rollout halts.
+	MaxFailures int
 }
 
 // DesiredNode is one node and the components it should have.
@@ -69,14 +72,29 @@ type DesiredComponent struct {
 	ArtifactPath   string
 	ArtifactURL    string
 	ArtifactSHA256 string
-	Files          []manifests.RenderedFile
-	ConfigHash     string
+	// ArtifactSize is the local artifact's size in bytes, 0 when not
+	// known (a URL, or a file not there: the action says so).
+	ArtifactSize int64
+	Files        []manifests.RenderedFile
+	ConfigHash   string
 	// Unit is the systemd unit text, nil for a files-only component.
 	Unit     []byte
 	UnitHash string
 	Health   *manifests.Health
 	// Leader is a quorum component's leader check, probed with the rest.
 	Leader *manifests.Health
+	// EnvMigration is set for a service with environment (EnvMigration).
+	EnvMigration *EnvMigration
+}
+
+// EnvMigration is what the receipt of a drover from before the
+// environment file holds for a component: the unit hash with
+// service.environment inline (Environment=) and the config hash without
+// .drover-env. A node at exactly those already runs with the wanted
+// environment, so moving it into the file is a reconfigure that restarts
+// nothing (envMigrates): upgrading drover restarts no service.
+type EnvMigration struct {
+	UnitHash, ConfigHash string
 }
 
 // UnitName is the systemd unit drover manages for a component.

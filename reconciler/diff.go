@@ -3,6 +3,7 @@ package reconciler
 import (
 	"fmt"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -46,7 +47,7 @@ func Diff(d *Desired, obs map[string]probes.Observed) Plan {
 }
 
 func diffNode(d *Desired, n *DesiredNode, obs map[string]probes.Observed) NodePlan {
-	np := NodePlan{Node: n.Name, Address: n.Target.Address, Actions: []Action{}}
+	np := NodePlan{Node: n.Name, Generation: d.Generation, Address: n.Target.Address, Actions: []Action{}}
 	switch {
 	case d.Paused:
 		np.Paused, np.Reason = true, "cluster paused"
@@ -61,11 +62,35 @@ func diffNode(d *Desired, n *DesiredNode, obs map[string]probes.Observed) NodePl
 	np.Known = true
 	for _, want := range n.Components {
 		if a, ok := diffComponent(n.Name, want, o.Components[want.Name]); ok {
+			a.Reason += wontFit(a, want, o)
 			np.Actions = append(np.Actions, a)
 		}
 	}
 	np.Actions = append(np.Actions, removals(d, n, o)...)
 	return np
+}
+
+// wontFit is a note for an action that uploads an artifact larger than
+// the free space the probe last saw in the node's cache, or "".
+func wontFit(a Action, want *DesiredComponent, o probes.Observed) string {
+	if a.Kind != ActionInstall && a.Kind != ActionUpgrade || want.ArtifactPath == "" || want.ArtifactSize == 0 || o.OS.FreeBytes < 0 {
+		return ""
+	}
+	if oc := o.Components[want.Name]; oc != nil && oc.Packages[want.Version] && (oc.Receipt == nil || oc.Receipt.ArtifactSHA256 == want.ArtifactSHA256) {
+		return "" // unpacked already: nothing to upload
+	}
+	if want.ArtifactSize <= o.OS.FreeBytes {
+		return ""
+	}
+	return fmt.Sprintf("; the artifact will not fit (%s free in the cache, artifact %s)", mib(o.OS.FreeBytes), mib(want.ArtifactSize))
+}
+
+// mib is a byte count for people: "175 MiB", or KiB below 1 MiB.
+func mib(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", (n+1023)>>10)
 }
 
 // unknownReason is why a node could not be planned, e.g.
@@ -89,6 +114,7 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 	set := func(kind ActionKind, from, reason string) (Action, bool) {
 		a.Kind, a.From, a.Reason = kind, from, reason
 		a.Disruptive = unitRunning(oc)
+		a.Downgrade = kind == ActionUpgrade && IsDowngrade(from, a.To)
 		return a, true
 	}
 	if oc == nil || (oc.Receipt == nil && oc.Active == "") {
@@ -117,6 +143,11 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 	if rc.ArtifactSHA256 != want.ArtifactSHA256 {
 		return set(ActionUpgrade, rc.Version, "artifact changed in manifest")
 	}
+	if envMigrates(want, oc) {
+		a, _ := set(ActionReconfigure, rc.Version, "environment moves out of the unit (no restart)")
+		a.Disruptive = false
+		return a, true
+	}
 	if reason := configDrift(want, oc); reason != "" {
 		return set(ActionReconfigure, rc.Version, reason)
 	}
@@ -130,6 +161,20 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 		return set(ActionRestart, rc.Version, reason)
 	}
 	return a, false
+}
+
+// envMigrates reports whether the component on the node is the one want
+// describes with only the environment still inline in the unit: receipt
+// and disk at EnvMigration's hashes (the environment file not written
+// yet).
+func envMigrates(want *DesiredComponent, oc *probes.Component) bool {
+	m := want.EnvMigration
+	if m == nil || oc == nil || oc.Receipt == nil {
+		return false
+	}
+	rc := oc.Receipt
+	return rc.UnitHash == m.UnitHash && rc.ConfigHash == m.ConfigHash &&
+		oc.Unit.Exists && oc.Unit.Hash == m.UnitHash && oc.FilesHash == m.ConfigHash
 }
 
 // configDrift says why the rendered files or the unit on the node are not
@@ -249,4 +294,51 @@ func unitRunning(oc *probes.Component) bool {
 	}
 	h, _ := unitHealth(oc.Unit)
 	return h == Healthy || h == Progressing
+}
+
+// ObservationValid reports whether obs, taken for the probe request
+// taken, holds everything a plan for the request want rests on, so that
+// it may be planned from without probing again. Per component of want:
+//   - where the node runs another version than want's (by its receipt),
+//     the plan is an upgrade whatever the files say, and the upgrade
+//     writes every file: nothing more is needed;
+//   - otherwise the observation must have asked for the same version,
+//     unit and health and leader checks, and hashed every file want
+//     names: a digest missing because it was never asked for would read
+//     as a file missing on disk, and restart a healthy member for
+//     nothing.
+//
+// Both requests must name the same install root and unit dir. It is pure.
+func ObservationValid(want, taken probes.Request, obs probes.Observed) bool {
+	if !obs.Known || want.InstallRoot != taken.InstallRoot || want.UnitDir != taken.UnitDir {
+		return false
+	}
+	asked := make(map[string]probes.Want, len(taken.Components))
+	for _, w := range taken.Components {
+		asked[w.Name] = w
+	}
+	for _, w := range want.Components {
+		if oc := obs.Components[w.Name]; oc != nil && oc.Receipt != nil && oc.Receipt.Version != w.Version {
+			continue
+		}
+		t, ok := asked[w.Name]
+		if !ok || !sameWant(w, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameWant reports whether a probe asked for t saw all that w asks for:
+// the same version, service, checks, and every file of w.
+func sameWant(w, t probes.Want) bool {
+	if w.Version != t.Version || w.Service != t.Service || !reflect.DeepEqual(w.Health, t.Health) || !reflect.DeepEqual(w.Leader, t.Leader) {
+		return false
+	}
+	for _, f := range w.Files {
+		if !slices.Contains(t.Files, f) {
+			return false
+		}
+	}
+	return true
 }

@@ -349,3 +349,68 @@ func TestPlanSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestObservationValid: a last probe may be planned from under another
+// Desired only if it saw everything the new plan rests on. The case
+// that matters: converged on A, edited to B (the probe then asks for
+// B's files), edited back to A: the probe taken for B never hashed A's
+// files, and planning from it would reconfigure (restart) a healthy
+// member for files "missing on disk".
+func TestObservationValid(t *testing.T) {
+	want := func(version string, files ...string) probes.Want {
+		return probes.Want{Name: "zk", Version: version, Service: true, Files: files}
+	}
+	req := func(ws ...probes.Want) probes.Request {
+		return probes.Request{InstallRoot: "/opt/drover", Components: ws}
+	}
+	obsAt := func(version string) probes.Observed {
+		return probes.Observed{Known: true, Components: map[string]*probes.Component{"zk": oldVersion("zk", version)}}
+	}
+	aFiles := []string{"/opt/drover/packages/zk/A/conf/zoo.cfg"}
+	bFiles := []string{"/opt/drover/packages/zk/B/conf/zoo.cfg"}
+	health := &manifests.Health{TCP: &manifests.TCPCheck{Port: 2181}}
+	cases := []struct {
+		name        string
+		want, taken probes.Request
+		obs         probes.Observed
+		valid       bool
+	}{
+		{"same request", req(want("A", aFiles...)), req(want("A", aFiles...)), obsAt("A"), true},
+		{"back to A from a probe taken for B", req(want("A", aFiles...)), req(want("B", bFiles...)), obsAt("A"), false},
+		{"node on A, edit to B: an upgrade whatever the files", req(want("B", bFiles...)), req(want("A", aFiles...)), obsAt("A"), true},
+		{"a file the probe did not hash", req(want("A", append(aFiles, "/etc/zk.env")...)), req(want("A", aFiles...)), obsAt("A"), false},
+		{"fewer files than were hashed", req(want("A")), req(want("A", aFiles...)), obsAt("A"), true},
+		{"another health check", req(probes.Want{Name: "zk", Version: "A", Service: true, Health: health}), req(want("A")), obsAt("A"), false},
+		{"a component the probe did not ask for", req(want("A"), probes.Want{Name: "ne", Version: "1"}), req(want("A")), obsAt("A"), false},
+		{"another install root", probes.Request{InstallRoot: "/srv", Components: []probes.Want{want("A")}}, req(want("A")), obsAt("A"), false},
+		{"an unknown node", req(want("A")), req(want("A")), probes.Observed{}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ObservationValid(tc.want, tc.taken, tc.obs); got != tc.valid {
+				t.Errorf("ObservationValid = %v, want %v", got, tc.valid)
+			}
+		})
+	}
+}
+
+// TestDiffSaysArtifactWillNotFit: an upgrade whose artifact is larger
+// than the free space the probe saw in the cache says so in its reason.
+func TestDiffSaysArtifactWillNotFit(t *testing.T) {
+	want := &DesiredComponent{Name: "zk", Version: "2", ArtifactPath: "/srv/zk.tar.gz", ArtifactSize: 175 << 20, ArtifactSHA256: "new"}
+	up := Action{Kind: ActionUpgrade, Component: "zk", To: "2"}
+	obs := func(free int64) probes.Observed {
+		return probes.Observed{Known: true, OS: probes.OS{FreeBytes: free}, Components: map[string]*probes.Component{"zk": oldVersion("zk", "1")}}
+	}
+	if got := wontFit(up, want, obs(2<<20)); got != "; the artifact will not fit (2 MiB free in the cache, artifact 175 MiB)" {
+		t.Errorf("2 MiB free: %q", got)
+	}
+	for name, o := range map[string]probes.Observed{"room enough": obs(1 << 30), "free space unknown": obs(-1)} {
+		if got := wontFit(up, want, o); got != "" {
+			t.Errorf("%s: %q, want nothing", name, got)
+		}
+	}
+	if got := wontFit(Action{Kind: ActionReconfigure, Component: "zk", To: "2"}, want, obs(0)); got != "" {
+		t.Errorf("a reconfigure uploads nothing: %q", got)
+	}
+}

@@ -7,7 +7,8 @@ const (
 	// EventProbe: a node was probed (Message says what was found).
 	EventProbe EventKind = "probe"
 	// EventActionStart, EventActionDone, EventActionFailed: an action on
-	// a node started, ended well, or failed (Message is the error).
+	// a node started, ended well, or failed (Message is the error, without
+	// the action and node the event names).
 	EventActionStart  EventKind = "action-start"
 	EventActionDone   EventKind = "action-done"
 	EventActionFailed EventKind = "action-failed"

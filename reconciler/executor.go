@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -110,17 +111,42 @@ func (e *Executor) Do(ctx context.Context, n *DesiredNode, a Action, want *Desir
 func (e *Executor) DoSteps(ctx context.Context, n *DesiredNode, a Action, want *DesiredComponent, have *probes.Component) ([]StepRecord, error) {
 	run, ok := actionTable()[a.Kind]
 	if !ok {
-		return nil, fmt.Errorf("%s %s on %s: unknown action", a.Kind, a.Component, n.Name)
+		return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: errors.New("unknown action")}
 	}
 	j := &job{node: n, action: a, name: a.Component, want: want, have: have}
 	if err := e.check(j); err != nil {
-		return nil, fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
+		return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
 	}
 	j.log = e.logger().With(zap.String("node", n.Name), zap.String("component", a.Component), zap.String("action", string(a.Kind)))
 	if err := run(ctx, e, j); err != nil {
-		return j.steps, fmt.Errorf("%s %s on %s: %w", a.Kind, a.Component, n.Name, err)
+		return j.steps, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
 	}
 	return j.steps, nil
+}
+
+// ActionError is a failed action: "upgrade zk on m1: <Err>". Whoever
+// composes a longer message (a halt reason) takes Err, so the prefix is
+// never said twice.
+type ActionError struct {
+	Kind      ActionKind
+	Component string
+	Node      string
+	Err       error
+}
+
+func (e *ActionError) Error() string {
+	return fmt.Sprintf("%s %s on %s: %v", e.Kind, e.Component, e.Node, e.Err)
+}
+
+func (e *ActionError) Unwrap() error { return e.Err }
+
+// actionCause is what went wrong in a failed action, without the
+// action's own "upgrade zk on m1: " prefix.
+func actionCause(err error) error {
+	if ae, ok := errors.AsType[*ActionError](err); ok {
+		return ae.Err
+	}
+	return err
 }
 
 // sha256RE is an artifact digest. Names and versions become path
@@ -306,6 +332,17 @@ func (e *Executor) waitHealthy(ctx context.Context, j *job, service bool, check 
 			// or no Restart=): waiting out the timeout changes nothing.
 			return fmt.Errorf("wait for health: %w: %s", ErrUnhealthy, msg)
 		}
+		if service && obs.Known {
+			// Restart=on-failure keeps a unit that exits at once
+			// activating (auto-restart), never failed: count its exits
+			// rather than wait out healthTimeout for it. Asked on every
+			// poll that is not healthy, not only when the probe saw the
+			// unit down: RestartSec and the poll are both 2s, so a probe
+			// can catch it just restarted each time.
+			if loop := e.crashLoop(hctx, j, time.Since(start)); loop != "" {
+				return fmt.Errorf("wait for health: %w: unit %s %s", ErrUnhealthy, UnitName(j.name), loop)
+			}
+		}
 		if hctx.Err() == nil || last == "not probed yet" {
 			last = msg // a probe cut off by the deadline says less than the one before
 		}
@@ -319,6 +356,55 @@ func (e *Executor) waitHealthy(ctx context.Context, j *job, service bool, check 
 func unitGaveUp(o probes.Observed, name string) bool {
 	c := o.Components[name]
 	return o.Known && c != nil && c.Unit.ActiveState == "failed"
+}
+
+// crashLoopExits is how many exits since the restart make a crash loop:
+// with RestartSec=2s, three take about four seconds.
+const crashLoopExits = 3
+
+// crashLoop asks systemd how often the unit exited since the action
+// started it, and describes the loop ("exited 3 times in 5s: status=1")
+// once it has exited crashLoopExits times; "" otherwise, or when systemd
+// cannot tell (the health wait goes on as before). It costs one command
+// per poll, and only while the health gate waits.
+func (e *Executor) crashLoop(ctx context.Context, j *job, since time.Duration) string {
+	out, err := e.query(ctx, j, "unit restarts", "systemctl show -p NRestarts -p ExecMainCode -p ExecMainStatus -p ActiveState -p SubState "+inventory.Quote(UnitName(j.name)))
+	if err != nil {
+		j.log.Debug("unit restarts unknown", zap.Error(err))
+		return ""
+	}
+	return parseCrashLoop(out, since)
+}
+
+// parseCrashLoop reads `systemctl show` of NRestarts, ExecMainCode,
+// ExecMainStatus, ActiveState and SubState. NRestarts counts the
+// restarts Restart= made since the unit was last started by hand (the
+// action's restart), each after an exit; a unit waiting to be restarted
+// (auto-restart) or given up on (failed) has exited once more. It is pure.
+func parseCrashLoop(show string, since time.Duration) string {
+	kv := map[string]string{}
+	for _, l := range strings.Split(show, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok {
+			kv[k] = v
+		}
+	}
+	restarts, err := strconv.Atoi(kv["NRestarts"])
+	if err != nil {
+		return ""
+	}
+	exits := restarts
+	if kv["SubState"] == "auto-restart" || kv["ActiveState"] == "failed" {
+		exits++
+	}
+	if exits < crashLoopExits {
+		return ""
+	}
+	how := "status=" + kv["ExecMainStatus"]
+	switch kv["ExecMainCode"] {
+	case "2", "3": // CLD_KILLED, CLD_DUMPED: the status is the signal
+		how = "signal=" + kv["ExecMainStatus"]
+	}
+	return fmt.Sprintf("exited %d times in %s: %s", exits, since.Round(time.Second), how)
 }
 
 // healthIn reads one probe: healthy means the unit (if any) is active and

@@ -366,3 +366,29 @@ func TestExecutorReportsSteps(t *testing.T) {
 		t.Errorf("steps of a failed upgrade: %+v", steps)
 	}
 }
+
+// TestParseCrashLoop: a unit that exits at once under Restart=on-failure
+// stays activating (auto-restart); its third exit since the action's
+// restart is a crash loop, said with what systemd saw.
+func TestParseCrashLoop(t *testing.T) {
+	show := func(restarts, code, status, active, sub string) string {
+		return "NRestarts=" + restarts + "\nExecMainCode=" + code + "\nExecMainStatus=" + status + "\nActiveState=" + active + "\nSubState=" + sub + "\n"
+	}
+	cases := []struct {
+		name, show, want string
+	}{
+		{"first exit, waiting to restart", show("0", "1", "1", "activating", "auto-restart"), ""},
+		{"second exit", show("1", "1", "1", "activating", "auto-restart"), ""},
+		{"third exit", show("2", "1", "1", "activating", "auto-restart"), "exited 3 times in 5s: status=1"},
+		{"restarted twice, running now", show("2", "1", "1", "active", "running"), ""},
+		{"killed by a signal, given up", show("2", "2", "9", "failed", "failed"), "exited 3 times in 5s: signal=9"},
+		{"no NRestarts (old systemd)", "ActiveState=activating\nSubState=auto-restart\n", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := parseCrashLoop(tc.show, 5200*time.Millisecond); got != tc.want {
+				t.Errorf("parseCrashLoop = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

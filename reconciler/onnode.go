@@ -28,7 +28,8 @@ import (
 // Assumptions about the node (Debian and any systemd distro): dash or
 // another POSIX sh, GNU coreutils (head -c reads exactly N bytes from a
 // pipe, stat -c, mv -T, sync FILE, readlink -m with several operands),
-// flock(1) from util-linux, GNU tar with gzip, sha256sum, curl or wget for URL artifacts, systemctl for units.
+// flock(1) from util-linux, GNU tar with gzip, sha256sum, curl or wget
+// for URL artifacts, systemctl for units.
 //
 // Values reach scripts only through inventory.Quote; file contents and
 // artifacts only through stdin.

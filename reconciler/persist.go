@@ -52,6 +52,19 @@ type persistence struct {
 	// written is the value last put per key, so an unchanged record costs
 	// no write (under Controller.persistMu).
 	written map[string][]byte
+	// seen is what each node's record was made from last time, so a pass
+	// that changed nothing (most probes) costs no encoding (under mu).
+	seen map[string]nodeMark
+}
+
+// nodeMark tells whether a node's record may have changed: its history
+// only grows at the end (dropping at the front), so its length and last
+// time change with every action.
+type nodeMark struct {
+	actions  int
+	last     time.Time
+	failures int
+	retryAt  time.Time
 }
 
 // Restore reads the store, if there is one: call it before the first
@@ -154,7 +167,21 @@ func (c *Controller) saveNode(name string) {
 	st := c.nodes[name]
 	var rec nodeRecord
 	if st != nil {
+		mark := nodeMark{actions: len(st.history), failures: st.failures, retryAt: st.retryAt}
+		if len(st.history) > 0 {
+			mark.last = st.history[len(st.history)-1].Time
+		}
+		if old, ok := c.persist.seen[name]; ok && old == mark {
+			c.mu.Unlock()
+			return
+		}
+		if c.persist.seen == nil {
+			c.persist.seen = map[string]nodeMark{}
+		}
+		c.persist.seen[name] = mark
 		rec = nodeRecord{History: st.history, Failures: st.failures, RetryAt: st.retryAt}
+	} else {
+		delete(c.persist.seen, name)
 	}
 	v, err := json.Marshal(rec)
 	c.mu.Unlock()

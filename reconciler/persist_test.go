@@ -140,3 +140,47 @@ func (m *countingStore) count() int {
 	defer m.mu.Unlock()
 	return m.puts
 }
+
+// TestControllerStoreKeepsSuspended: the suspended flag (set by issue
+// 19's commands) comes back after a restart, before any manifest, and a
+// flag set before the first manifest does not drop node records.
+func TestControllerStoreKeepsSuspended(t *testing.T) {
+	store := state.NewMemory()
+	if err := store.Put(keyNodePrefix+"n1", []byte(`{"failures":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	c := NewController(ControllerOptions{Store: store})
+	if err := c.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Suspended() {
+		t.Fatal("suspended in a store that never said so")
+	}
+	if err := c.SetSuspended(true); err != nil {
+		t.Fatal(err)
+	}
+	c2 := NewController(ControllerOptions{Store: store})
+	if err := c2.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if !c2.Suspended() {
+		t.Error("the suspended flag did not survive a restart")
+	}
+	if _, err := store.Get(keyNodePrefix + "n1"); err != nil {
+		t.Errorf("n1's record before any manifest: %v", err)
+	}
+}
+
+// TestControllerRestoreRefusesDamagedRecord: a record that is not what
+// the controller wrote stops the start with its key, rather than
+// forgetting a halt.
+func TestControllerRestoreRefusesDamagedRecord(t *testing.T) {
+	store := state.NewMemory()
+	if err := store.Put(keyHalt, []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	err := NewController(ControllerOptions{Store: store}).Restore()
+	if err == nil || !strings.Contains(err.Error(), "record "+keyHalt) {
+		t.Errorf("Restore of a damaged halt: %v", err)
+	}
+}

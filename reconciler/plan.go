@@ -23,16 +23,28 @@ type Action struct {
 	// Disruptive actions stop or restart the unit: the node counts as
 	// unavailable for the component until its health check passes.
 	Disruptive bool `json:"disruptive"`
+	// Downgrade marks an upgrade to an older version (semantic versions
+	// only: IsDowngrade).
+	Downgrade bool `json:"downgrade,omitempty"`
 }
 
 // NodePlan is what would change on one node.
 type NodePlan struct {
-	Node    string   `json:"node"`
-	Address string   `json:"address,omitempty"`
-	Known   bool     `json:"known"`
-	Reason  string   `json:"reason,omitempty"` // why Unknown, or paused
-	Paused  bool     `json:"paused,omitempty"`
-	Actions []Action `json:"actions"`
+	Node string `json:"node"`
+	// Generation is the manifest generation the plan was made for: the
+	// daemon keeps each node's last plan, and a plan of another
+	// generation says nothing about what the current one needs.
+	Generation string   `json:"-"`
+	Address    string   `json:"address,omitempty"`
+	Known      bool     `json:"known"`
+	Reason     string   `json:"reason,omitempty"` // why Unknown, or paused
+	Paused     bool     `json:"paused,omitempty"`
+	Actions    []Action `json:"actions"`
+	// Changes are, per component, the files and unit its action would
+	// write differently, with their diffs; filled by AttachDiffs for plan
+	// and apply. (Beside the actions, not in them: an Action stays a
+	// comparable value.)
+	Changes map[string][]FileChange `json:"changes,omitempty"`
 }
 
 // Plan is every action needed to converge the cluster, per node in

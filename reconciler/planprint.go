@@ -79,7 +79,11 @@ func plural(n int, noun string) string {
 // Describe is one action as plan and apply print it, e.g.
 // "~ upgrade node-exporter 1.8.2 -> 1.9.1 (version changed in manifest)".
 func (a Action) Describe() string {
-	s := fmt.Sprintf("%s %s %s", actionSymbol(a.Kind), a.Kind, a.Component)
+	kind := string(a.Kind)
+	if a.Downgrade {
+		kind = "downgrade"
+	}
+	s := fmt.Sprintf("%s %s %s", actionSymbol(a.Kind), kind, a.Component)
 	if v := actionVersions(a); v != "" {
 		s += " " + v
 	}
@@ -139,6 +143,9 @@ func WritePlanText(w io.Writer, p Plan) error {
 		}
 		for _, a := range np.Actions {
 			fmt.Fprintf(bw, "  %s\n", a.Describe())
+			if a.Kind != ActionRemove {
+				writeChanges(bw, np.Changes[a.Component])
+			}
 		}
 		fmt.Fprintln(bw)
 	}
@@ -155,4 +162,31 @@ func WritePlanJSON(w io.Writer, p Plan) error {
 	b = append(b, '\n')
 	_, err = w.Write(b)
 	return err
+}
+
+// writeChanges prints an action's file changes under it: one line per
+// file, then its diff indented, like `ansible --check --diff`.
+func writeChanges(w io.Writer, changes []FileChange) {
+	for _, c := range changes {
+		symbol := map[string]string{ChangeCreate: "+", ChangeDelete: "-"}[c.Change]
+		if symbol == "" {
+			symbol = "~"
+		}
+		line := "      " + symbol + " " + c.Path
+		if c.ModeFrom != "" {
+			line += fmt.Sprintf(" (mode %s -> %s)", c.ModeFrom, c.ModeTo)
+		}
+		if c.Note != "" {
+			line += " " + c.Note
+		}
+		fmt.Fprintln(w, line)
+		for _, l := range strings.SplitAfter(c.Diff, "\n") {
+			if l != "" {
+				fmt.Fprint(w, "          "+l)
+				if !strings.HasSuffix(l, "\n") {
+					fmt.Fprintln(w)
+				}
+			}
+		}
+	}
 }

@@ -19,6 +19,10 @@ type RolloutState struct {
 	// a disruptive one makes its node unavailable for its component, and
 	// each counts as pending work for ordering.
 	InFlight []Action
+	// Failed are actions that failed at a step and have not succeeded
+	// since: each keeps its node unavailable for its component (a slot of
+	// maxUnavailable, a quorum's one change at a time) until it does.
+	Failed []Action
 }
 
 // Wave is the set of actions that may start now, and why the others wait.
@@ -81,7 +85,15 @@ func HaltFor(generation string, a Action, cause error) RolloutStatus {
 //     leader check finds leading changes last. Members that
 //     are down anyway (first installs, repairs of a stopped unit) are the
 //     exception: they go together, since they cannot lower the number of
-//     live members and an ensemble needs a majority up to become healthy.
+//     live members and an ensemble needs a majority up to become healthy;
+//   - a quorum component changes only from plans of the current
+//     generation for every member: a member still carrying the previous
+//     generation's plan (empty, say) hides its own change, so the leader
+//     could look like the only candidate and go first;
+//   - a node whose action failed at a step (st.Failed) is unavailable for
+//     that component until the action succeeds: it keeps its slot of
+//     maxUnavailable, and a quorum component changes nothing else
+//     meanwhile (only the failed member is retried).
 func NextWave(d *Desired, plan Plan, obs map[string]probes.Observed, st RolloutState) Wave {
 	var w Wave
 	if HaltActive(st.Halt, d.Generation) {
@@ -122,6 +134,10 @@ type rollout struct {
 	busy     map[string]bool     // nodes running or just given an action
 	deps     map[string][]string // transitive dependsOn
 	notes    []string            // about paused and unknown nodes
+	// stale are the known nodes whose plan is of another generation.
+	stale map[string]bool
+	// failed are, by component, the nodes holding a failed action.
+	failed map[string]map[string]bool
 }
 
 func newRollout(d *Desired, plan Plan, obs map[string]probes.Observed, st RolloutState, w *Wave) *rollout {
@@ -131,6 +147,14 @@ func newRollout(d *Desired, plan Plan, obs map[string]probes.Observed, st Rollou
 		inFlight: map[string][]Action{},
 		busy:     map[string]bool{},
 		deps:     map[string][]string{},
+		stale:    map[string]bool{},
+		failed:   map[string]map[string]bool{},
+	}
+	for _, a := range st.Failed {
+		if r.failed[a.Component] == nil {
+			r.failed[a.Component] = map[string]bool{}
+		}
+		r.failed[a.Component][a.Node] = true
 	}
 	running := map[[2]string]bool{}
 	for _, a := range st.InFlight {
@@ -139,6 +163,9 @@ func newRollout(d *Desired, plan Plan, obs map[string]probes.Observed, st Rollou
 		running[[2]string{a.Node, a.Component}] = true
 	}
 	for _, np := range plan.Nodes {
+		if np.Known && np.Generation != d.Generation {
+			r.stale[np.Node] = true
+		}
 		switch {
 		case !np.Known:
 			r.notes = append(r.notes, fmt.Sprintf("%s: not planned: %s", np.Node, np.Reason))
@@ -222,10 +249,26 @@ func (r *rollout) component(comp string, removals bool) {
 	cands = r.byRole(comp, cands, running)
 	info := r.d.Components[comp]
 	if info != nil && info.Quorum && !removals {
+		if stale := r.staleMembers(comp); len(stale) > 0 {
+			r.wait("%s: quorum: %s until %s %s planned for this manifest", comp, waiting(len(cands), "action"), strings.Join(stale, ", "), map[bool]string{true: "is", false: "are"}[len(stale) == 1])
+			return
+		}
 		r.quorum(comp, cands, running)
 		return
 	}
 	r.batch(comp, cands, running, removals)
+}
+
+// staleMembers are the members of comp whose plan is of another
+// generation than the desired one.
+func (r *rollout) staleMembers(comp string) []string {
+	var out []string
+	for _, m := range r.d.Components[comp].Members {
+		if r.stale[m] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // gate checks the ordering between components: dependencies first for
@@ -379,6 +422,9 @@ func (r *rollout) unavailable(comp string, running []Action) map[string]bool {
 			out[a.Node] = true
 		}
 	}
+	for n := range r.failed[comp] {
+		out[n] = true
+	}
 	return out
 }
 
@@ -404,10 +450,19 @@ func (r *rollout) batch(comp string, cands, running []Action, removals bool) {
 		group += len(cands) + len(running)
 	}
 	size := r.batchSize(comp, group)
-	quiet := 0 // non-disruptive actions in flight
+	quiet := 0 // non-disruptive actions in flight, and failed ones
 	for _, a := range running {
 		if removals || !a.Disruptive {
 			quiet++
+		}
+	}
+	var failed map[string]bool
+	if !removals {
+		failed = r.failed[comp]
+		for n := range failed {
+			if !slices.ContainsFunc(running, func(a Action) bool { return a.Node == n }) {
+				quiet++
+			}
 		}
 	}
 	blocked, busy := 0, 0
@@ -415,6 +470,8 @@ func (r *rollout) batch(comp string, cands, running []Action, removals bool) {
 		switch {
 		case r.busy[a.Node]:
 			busy++
+		case failed[a.Node]:
+			r.release(a) // it holds its slot already
 		case !removals && a.Disruptive && down[a.Node]:
 			r.release(a) // already unavailable: repairing it costs nothing
 		case !removals && a.Disruptive && len(down) < size:
@@ -456,6 +513,22 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 			r.wait("%s: quorum: %s while %s changes", comp, waiting(len(cands), "action"), a.Node)
 			return
 		}
+	}
+	if failed := r.failed[comp]; len(failed) > 0 {
+		// A member whose action failed keeps the one change at a time:
+		// only it is tried again, until it succeeds.
+		held := 0
+		for _, a := range cands {
+			if failed[a.Node] && !r.busy[a.Node] {
+				r.release(a)
+			} else {
+				held++
+			}
+		}
+		if held > 0 {
+			r.wait("%s: quorum: %s while the failed action on %s is retried", comp, waiting(held, "action"), strings.Join(slices.Sorted(maps.Keys(failed)), ", "))
+		}
+		return
 	}
 	busy, down := 0, 0
 	for _, a := range cands {

@@ -448,3 +448,69 @@ func TestWaveRemovalsLastInReverseDependencyOrder(t *testing.T) {
 		t.Fatalf("released %v", got)
 	}
 }
+
+// TestWaveQuorumCurrentGenerationOnly: the daemon keeps each node's last
+// plan, so right after an edit some members still carry the previous
+// generation's (empty) plan. A quorum component changes only once every
+// member's plan is of the current generation: otherwise the leader,
+// planned first, looks like the only candidate and goes first.
+func TestWaveQuorumCurrentGenerationOnly(t *testing.T) {
+	masters := []string{"m1", "m2", "m3"}
+	cases := []struct {
+		name     string
+		stale    []string // members whose plan is still the previous generation's, with no actions
+		released []string
+		waiting  string
+	}{
+		{"every member planned: the leader last", nil, []string{"m2/zk"}, "zk: quorum: m1 leads, so it changes last"},
+		{"only the leader planned", []string{"m2", "m3"}, nil, "zk: quorum: 1 action waits until m2, m3 are planned for this manifest"},
+		{"one member not yet", []string{"m3"}, nil, "zk: quorum: 2 actions wait until m3 is planned for this manifest"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWaveWorld(*manifests.NewCount(3), nil, masters, waveComp{name: "zk", members: masters, quorum: true})
+			w.comp("m1", "zk").Leader = probes.HealthResult{Checked: true, OK: true}
+			plan := Diff(w.d, w.obs)
+			for i, np := range plan.Nodes {
+				if slices.Contains(tc.stale, np.Node) {
+					plan.Nodes[i].Generation, plan.Nodes[i].Actions = "gen-0", []Action{}
+				}
+			}
+			got := NextWave(w.d, plan, w.obs, RolloutState{})
+			if !slices.Equal(released(got), tc.released) || !slices.Contains(got.Waiting, tc.waiting) {
+				t.Errorf("released %v, waiting %q; want %v and %q", released(got), got.Waiting, tc.released, tc.waiting)
+			}
+		})
+	}
+	// A component without quorum is not held back by another node's plan.
+	w := newWaveWorld(*manifests.NewCount(3), nil, masters, waveComp{name: "app", members: masters})
+	plan := Diff(w.d, w.obs)
+	plan.Nodes[2].Generation, plan.Nodes[2].Actions = "gen-0", []Action{}
+	if got := released(NextWave(w.d, plan, w.obs, RolloutState{})); !slices.Equal(got, []string{"m1/app", "m2/app"}) {
+		t.Errorf("released %v, want m1 and m2", got)
+	}
+}
+
+// TestWaveFailedStepHoldsItsSlot: a node whose action failed at a step
+// stays unavailable for that component until it succeeds: it takes a
+// slot of maxUnavailable, and a quorum component retries only it.
+func TestWaveFailedStepHoldsItsSlot(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3", "n4"}
+	w := newWaveWorld(*manifests.NewCount(2), nil, nodes, waveComp{name: "app", members: nodes})
+	failed := []Action{{Node: "n1", Component: "app", Kind: ActionUpgrade, Disruptive: true}}
+	got := w.wave(RolloutState{Failed: failed})
+	if !slices.Equal(released(got), []string{"n1/app", "n2/app"}) {
+		t.Errorf("maxUnavailable 2 with n1 failed: released %v, want n1 (its retry) and n2", released(got))
+	}
+	got = w.wave(RolloutState{Failed: failed, InFlight: []Action{inFlight("n2", "app", ActionUpgrade, true)}})
+	if !slices.Equal(released(got), []string{"n1/app"}) {
+		t.Errorf("maxUnavailable 2 with n1 failed and n2 in flight: released %v, want only n1's retry", released(got))
+	}
+
+	masters := []string{"m1", "m2", "m3"}
+	zk := newWaveWorld(*manifests.NewCount(3), nil, masters, waveComp{name: "zk", members: masters, quorum: true})
+	got = zk.wave(RolloutState{Failed: []Action{{Node: "m2", Component: "zk", Kind: ActionUpgrade, Disruptive: true}}})
+	if !slices.Equal(released(got), []string{"m2/zk"}) || !slices.Contains(got.Waiting, "zk: quorum: 2 actions wait while the failed action on m2 is retried") {
+		t.Errorf("quorum with m2 failed: released %v, waiting %q; want only m2", released(got), got.Waiting)
+	}
+}

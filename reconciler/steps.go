@@ -117,8 +117,20 @@ func (e *Executor) fetchArtifact(ctx context.Context, j *job) error {
 		stdin = newExactInput(f, size) // streamed, never read whole into memory; step closes it
 	}
 	src := w.ArtifactPath
-	get := fmt.Sprintf(`head -c %d > "$t"`, size)
+	// The free space in the cache is compared with the artifact before
+	// it is sent, and said when the write fails, so a full disk reads
+	// as one ("… 2 MiB free, artifact 175 MiB"), not as a checksum
+	// mismatch of a truncated file.
 	drain := fmt.Sprintf("head -c %d > /dev/null; ", size)
+	get := fmt.Sprintf(`kib() { if [ "$1" -ge 1024 ]; then echo "$(($1 / 1024)) MiB"; else echo "$1 KiB"; fi; }
+space() { echo "$root/cache: $(kib "$free") free, artifact $(kib %[1]d)"; }
+free=$(df -Pk "$root/cache" 2>/dev/null | { read -r _; read -r _ _ _ a _; echo "${a:-}"; }) || free=
+case $free in ''|*[!0-9]*) free= ;; esac
+if [ -n "$free" ] && [ "$free" -lt %[1]d ]; then %[2]secho "no space left on device ($(space))" >&2; exit 1; fi
+if ! head -c %[3]d > "$t"; then
+	free=$(df -Pk "$root/cache" 2>/dev/null | { read -r _; read -r _ _ _ a _; echo "${a:-0}"; }) || free=0
+	echo "$(space)" >&2; exit 1
+fi`, (size+1023)/1024, drain, size)
 	name := "upload artifact"
 	if w.ArtifactURL != "" {
 		src, name, drain = w.ArtifactURL, "download artifact", ""

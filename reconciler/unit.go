@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -46,6 +47,14 @@ var restartValues = []string{"no", "always", "on-success", "on-failure", "on-abn
 // dependsOn components with a unit on the same node, ordered before this
 // one with After= and pulled in with Wants=.
 func RenderUnit(comp *manifests.Component, ctx manifests.TemplateContext, serviceDeps []string) ([]byte, error) {
+	return renderUnit(comp, ctx, serviceDeps, false)
+}
+
+// renderUnit is RenderUnit; inlineEnv renders service.environment as
+// Environment= lines, as drover did before the environment file, only so
+// that Compile knows the unit hash such a drover left in a receipt
+// (EnvMigration).
+func renderUnit(comp *manifests.Component, ctx manifests.TemplateContext, serviceDeps []string, inlineEnv bool) ([]byte, error) {
 	svc := comp.Service
 	if svc == nil {
 		return nil, nil
@@ -92,6 +101,10 @@ func RenderUnit(comp *manifests.Component, ctx manifests.TemplateContext, servic
 	}
 	if env, err := RenderEnvironmentFile(svc); err != nil {
 		return nil, err
+	} else if env != nil && inlineEnv {
+		for _, k := range slices.Sorted(maps.Keys(svc.Environment)) {
+			fmt.Fprintf(&b, "Environment=\"%s=%s\"\n", k, strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`).Replace(svc.Environment[k]))
+		}
 	} else if env != nil {
 		// Through the active link, like WorkingDirectory: a version
 		// upgrade leaves the unit as it is, and a rollback's link switch

@@ -1,12 +1,17 @@
 package reconciler
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/drover-project/drover/manifests"
+	"github.com/drover-project/drover/probes"
 )
 
 // TestUnitSecretsGoToEnvironmentFile: service.environment is not in the
@@ -98,5 +103,134 @@ WantedBy=multi-user.target
 	sum := sha256.Sum256([]byte(plainUnit))
 	if string(plain.Unit) != plainUnit || plain.UnitHash != hex.EncodeToString(sum[:]) {
 		t.Errorf("unit of a service without environment changed:\n%s", plain.Unit)
+	}
+}
+
+// TestUnitInlineEnvironmentIsTheOldUnit: the unit Compile hashes for
+// EnvMigration is byte for byte what drover wrote before the
+// environment file (this text is the old TestUnitText golden), so a
+// receipt from then is recognised.
+func TestUnitInlineEnvironmentIsTheOldUnit(t *testing.T) {
+	c, app := unitFixture(&manifests.Service{
+		Exec:        `{{ .Dir }}/bin/app --listen={{ .Node.Address }}:80 --date-format=%Y "a b"`,
+		User:        "app",
+		Group:       "app",
+		Environment: map[string]string{"ZED": `say "hi" 100%`, "ALPHA": `C:\dir`},
+	})
+	n, _ := c.NodeByName("m1")
+	b, err := renderUnit(app, c.Context(n, app), serviceDeps(c, n, app), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `# Written by drover; local changes are overwritten.
+[Unit]
+Description=drover: app
+After=network-online.target
+Wants=network-online.target
+After=drover-db.service
+Wants=drover-db.service
+
+[Service]
+Type=simple
+ExecStart=/opt/drover/active/app/bin/app --listen=127.0.2.1:80 --date-format=%%Y "a b"
+User=app
+Group=app
+Environment="ALPHA=C:\\dir"
+Environment="ZED=say \"hi\" 100%%"
+WorkingDirectory=/opt/drover/active/app
+Restart=on-failure
+RestartSec=2s
+
+[Install]
+WantedBy=multi-user.target
+`
+	if string(b) != want {
+		t.Errorf("inline unit:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+// TestDiffEnvMigrationRestartsNothing: a node a drover from before the
+// environment file converged (receipt and disk at the inline unit and
+// the config without .drover-env) gets one reconfigure that is not
+// disruptive; any other change with it is an ordinary, disruptive one.
+func TestDiffEnvMigrationRestartsNothing(t *testing.T) {
+	d, err := compileYAML(t, "/srv/cluster/drover.yaml", `apiVersion: drover/v1
+kind: Cluster
+metadata: {name: t}
+spec:
+  nodes: [{name: m1, address: 127.0.2.1}]
+  components:
+    - name: app
+      version: "2.0"
+      files: [{path: conf/app.conf, template: "x"}]
+      service:
+        exec: "{{ .Dir }}/bin/app"
+        environment: {TOKEN: s3cr3t}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := d.Nodes[0].Components[0]
+	m := want.EnvMigration
+	if m == nil {
+		t.Fatal("no EnvMigration for a service with environment")
+	}
+	legacy := func() map[string]probes.Observed {
+		oc := observedSynced(want)
+		oc.Receipt.UnitHash, oc.Receipt.ConfigHash, oc.Unit.Hash, oc.FilesHash = m.UnitHash, m.ConfigHash, m.UnitHash, m.ConfigHash
+		return map[string]probes.Observed{"m1": {Node: "m1", Known: true, Components: map[string]*probes.Component{"app": oc}}}
+	}
+	acts := Diff(d, legacy()).Nodes[0].Actions
+	if len(acts) != 1 || acts[0].Kind != ActionReconfigure || acts[0].Disruptive {
+		t.Errorf("plan for a node at the inline environment: %+v, want one reconfigure that is not disruptive", acts)
+	}
+	changed := legacy()
+	changed["m1"].Components["app"].Receipt.ConfigHash = "other"
+	changed["m1"].Components["app"].FilesHash = "other"
+	if acts := Diff(d, changed).Nodes[0].Actions; len(acts) != 1 || acts[0].Kind != ActionReconfigure || !acts[0].Disruptive {
+		t.Errorf("plan for a node with another config too: %+v, want one disruptive reconfigure", acts)
+	}
+}
+
+// TestActionEnvMigrationRestartsNothing: on the node, that reconfigure
+// writes the environment file (0600) and the new unit, reloads systemd
+// and writes the receipt, but does not restart the service.
+func TestActionEnvMigrationRestartsNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	base := f.component(t, "1.0.0", false)
+	legacy := *base
+	legacy.Unit = append(slices.Clone(base.Unit), "Environment=\"TOKEN=s3cr3t\"\n"...)
+	f.withFiles(&legacy, base.Files)
+	f.mustDo(t, ActionInstall, &legacy)
+
+	migrated := *base
+	migrated.Unit = append(slices.Clone(base.Unit), "EnvironmentFile=/x/.drover-env\n"...)
+	env := manifests.RenderedFile{Path: manifests.VersionDir(f.n.Root, "app", "1.0.0") + "/" + manifests.EnvFileName, Mode: 0o600, Content: []byte("TOKEN=\"s3cr3t\"\n")}
+	f.withFiles(&migrated, append(slices.Clone(base.Files), env))
+	migrated.EnvMigration = &EnvMigration{UnitHash: legacy.UnitHash, ConfigHash: legacy.ConfigHash}
+
+	have := f.n.Observe(t, "app")
+	have.FilesHash = legacy.ConfigHash // what the probe hashes of the wanted files present on disk
+	f.n.ResetCalls(t)
+	a := Action{Node: "local", Component: "app", Kind: ActionReconfigure, From: "1.0.0", To: "1.0.0"}
+	if err := f.e.Do(context.Background(), f.n.DesiredNode(), a, &migrated, have); err != nil {
+		t.Fatalf("reconfigure: %v", err)
+	}
+	calls := f.n.SystemctlCalls(t)
+	if slices.Contains(calls, "restart drover-app.service") || !slices.Contains(calls, "daemon-reload") {
+		t.Errorf("systemctl calls %q: want a daemon-reload and no restart", calls)
+	}
+	if fi, err := os.Stat(env.Path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("environment file: %v, mode %v", err, fi)
+	}
+	if got := readFile(t, filepath.Join(f.n.UnitDir, "drover-app.service")); got != string(migrated.Unit) {
+		t.Errorf("unit after the migration:\n%s", got)
+	}
+	if r := f.receipt(t); r.UnitHash != migrated.UnitHash || r.ConfigHash != migrated.ConfigHash {
+		t.Errorf("receipt hashes %s %s, want %s %s", r.UnitHash, r.ConfigHash, migrated.UnitHash, migrated.ConfigHash)
+	}
+	if s := f.n.UnitActiveState("drover-app.service"); s != "active" {
+		t.Errorf("unit %s after the migration", s)
 	}
 }

@@ -40,8 +40,8 @@ rollback or halt on failure. It exits 0 only when the cluster converged.`,
 			defer pool.Close()
 			out := cmd.OutOrStdout()
 			ctx := cmd.Context()
-			plan := reconciler.ProbeAndDiff(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
-			if err := reconciler.WritePlanText(out, plan); err != nil {
+			plan, _ := reconciler.PlanWithDiffs(ctx, pool, d, l.Cluster.Spec.SSH.Concurrency)
+			if err := writePlan(out, outputText, plan); err != nil {
 				return err
 			}
 			if plan.Empty() && allKnown(plan) {

@@ -14,10 +14,14 @@ import (
 	"github.com/drover-project/drover/reconciler"
 )
 
-// addManifestFlag adds the -f flag every cluster command takes.
+// addManifestFlag adds the -f flag every cluster command takes; DROVER_FILE
+// stands in for it.
 func addManifestFlag(cmd *cobra.Command, file *string) {
-	cmd.Flags().StringVarP(file, "file", "f", "", "path of the cluster manifest (required)")
-	_ = cmd.MarkFlagRequired("file")
+	def := os.Getenv(envFile)
+	cmd.Flags().StringVarP(file, "file", "f", def, "path of the cluster manifest (required; env "+envFile+")")
+	if def == "" {
+		_ = cmd.MarkFlagRequired("file")
+	}
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 }
 
@@ -25,7 +29,7 @@ func addManifestFlag(cmd *cobra.Command, file *string) {
 func compile(path string) (*manifests.Loaded, *reconciler.Desired, error) {
 	l, err := manifests.Load(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, describeLoadError(path, err)
 	}
 	d, err := reconciler.Compile(l)
 	if err != nil {
@@ -34,9 +38,13 @@ func compile(path string) (*manifests.Loaded, *reconciler.Desired, error) {
 	return l, d, nil
 }
 
-// newPool builds the SSH pool the manifest's ssh settings describe.
+// sshConfigFile is --ssh-config, which every command takes.
+var sshConfigFile string
+
+// newPool builds the SSH pool the manifest's ssh settings describe, with
+// the operator's ssh_config for what they leave unset.
 func newPool(c *manifests.Cluster, log *zap.Logger) (*inventory.Pool, error) {
-	cfg, err := inventory.ConfigFromManifest(c.Spec.SSH)
+	cfg, err := inventory.PoolConfig(c.Spec.SSH, sshConfigFile, log)
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ whole and the last good manifest stays in force; a deleted or emptied
 manifest never means "remove everything".
 
 It serves the web console (/), /metrics, /healthz, /readyz, /api/v1/status,
-/api/v1/plan and /api/v1/events on --listen. Reads need no token; anything
+/api/v1/plan and /api/v1/events on --addr. Reads need no token; anything
 that changes something needs the console token, read from --token-file or
 generated at start and printed once, as part of the console's URL. SIGHUP re-reads the manifest; SIGTERM or Ctrl-C stops taking new
 work and lets in-flight actions finish for up to --grace.`,
@@ -64,13 +64,16 @@ work and lets in-flight actions finish for up to --grace.`,
 	}
 	addDaemonManifestFlag(cmd, &file)
 	addServiceFlags(cmd, &svc, &lockDir)
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9464", "address of the metrics and status HTTP server")
+	// --listen was the daemon's own name for what every client calls --addr.
+	cmd.Flags().StringVar(&listen, "listen", defaultAddr, "address of the metrics and status HTTP server")
+	_ = cmd.Flags().MarkDeprecated("listen", "use --addr")
+	addAddrFlag(cmd, &listen, "address of the console, metrics and status HTTP server")
 	cmd.Flags().DurationVar(&grace, "grace", time.Minute, "on stop, how long in-flight actions may take to finish")
 	cmd.Flags().IntVar(&workers, "workers", 0, "nodes reconciled at once (default: ssh.concurrency)")
 	cmd.Flags().IntVar(&cpus, "cpus", 1, "CPUs the daemon's Go code may use at once (GOMAXPROCS; 0: Go's default)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the console token (mode 0600); default: a new token each start, printed to stderr")
 	cmd.Flags().StringVar(&artifactsDir, "artifacts-dir", "", "folder the setup wizard offers artifacts from (<name>-<version>.tar.gz)")
-	cmd.Flags().BoolVar(&pprof, "pprof", false, "also serve Go's profiles on --listen under /debug/pprof/ (no token: anyone who reaches --listen can take them)")
+	cmd.Flags().BoolVar(&pprof, "pprof", false, "also serve Go's profiles on --addr under /debug/pprof/ (no token: anyone who reaches --addr can take them)")
 	cmd.Flags().StringVar(&knownHosts, "known-hosts", "", "known_hosts file the setup wizard records accepted host keys in (default: the manifest's ssh.knownHostsFile)")
 	return cmd
 }
@@ -163,7 +166,7 @@ func (d *daemon) run(ctx context.Context) error {
 		Store:    store,
 	})
 	if err := d.ctrl.Restore(); err != nil {
-		return err
+		return fmt.Errorf("%s: %w", store.Path(), err)
 	}
 	m := metrics.New(reg, d.ctrl.Status, d.runner.connections, metrics.WithBuildInfo(version, revision()))
 	d.ctrl.Observer = m
@@ -199,7 +202,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// Every write of the wizard (host keys, the manifest) goes through
 	// the console's guard.
-	setup := wizard.New(wizard.Options{ManifestPath: abs, ArtifactsDir: d.artifactsDir, KnownHostsFile: knownHosts,
+	setup := wizard.New(wizard.Options{ManifestPath: abs, ArtifactsDir: d.artifactsDir, KnownHostsFile: knownHosts, SSHConfigFile: sshConfigFile,
 		Log: d.log.Named("wizard"), Guard: guard.Require})
 	opts := console.Options{Source: d.ctrl, Log: d.log.Named("console"), SetupPath: setupPath}
 	con := console.New(opts)
@@ -221,8 +224,7 @@ func (d *daemon) run(ctx context.Context) error {
 		fields = append(fields, zap.Int("nodes", len(desired.Nodes)), zap.String("generation", desired.Generation))
 	}
 	d.log.Info("drover daemon started", fields...)
-	announceConsole(d.log, d.stderr, ln.Addr(), token, generated)
-	webCfg.warnPlain(d.log, ln.Addr())
+	announceConsole(d.log, d.stderr, ln.Addr(), token, generated, webCfg)
 	stopNotify := d.notifySystemd(ctx)
 	defer stopNotify()
 

@@ -27,7 +27,7 @@ func consoleToken(tokenFile string) (token string, generated bool, err error) {
 	return token, true, err
 }
 
-// httpMux is everything the daemon serves on --listen: the API (metrics,
+// httpMux is everything the daemon serves on --addr: the API (metrics,
 // health, status, plan), the web console and, when setup is not nil, the
 // setup wizard on /setup, /setup/ and /api/v1/wizard/ (its writes behind
 // the console's guard: wizard.Options.Guard = guard.Require).
@@ -61,10 +61,14 @@ const setupPath = "/setup"
 // consoleURL is where an operator opens the console: the listen address,
 // with a loopback host for an unspecified one (0.0.0.0 is no address to
 // browse to), and the token when there is one to hand over.
-func consoleURL(addr net.Addr, token string) string {
+func consoleURL(addr net.Addr, token string, tls bool) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
 	host, port, err := net.SplitHostPort(addr.String())
 	if err != nil {
-		return "http://" + addr.String() + "/"
+		return scheme + "://" + addr.String() + "/"
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
@@ -72,7 +76,7 @@ func consoleURL(addr net.Addr, token string) string {
 			host = "::1"
 		}
 	}
-	u := url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: "/"}
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port), Path: "/"}
 	if token != "" {
 		u.RawQuery = url.Values{"token": {token}}.Encode()
 	}
@@ -82,16 +86,13 @@ func consoleURL(addr net.Addr, token string) string {
 // announceConsole prints the console's URL once. A generated token is
 // printed to stderr, not logged: logs are often shipped and kept where
 // more people read them than should change the cluster.
-func announceConsole(log *zap.Logger, stderr io.Writer, addr net.Addr, token string, generated bool) {
+func announceConsole(log *zap.Logger, stderr io.Writer, addr net.Addr, token string, generated bool, w webListen) {
 	if stderr == nil {
 		stderr = os.Stderr
 	}
 	if generated {
-		fmt.Fprintf(stderr, "drover: web console: %s\n", consoleURL(addr, token))
+		fmt.Fprintf(stderr, "drover: web console: %s\n", consoleURL(addr, token, w.tls))
 	}
-	log.Info("web console", zap.String("url", consoleURL(addr, "")), zap.Bool("tokenGenerated", generated))
-	if tcp, ok := addr.(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-		log.Warn("the console and API listen beyond loopback: anyone who can reach them reads the cluster's status (changes still need the token)",
-			zap.String("listen", addr.String()))
-	}
+	log.Info("web console", zap.String("url", consoleURL(addr, "", w.tls)), zap.Bool("tokenGenerated", generated))
+	w.warnBeyondLoopback(log, addr)
 }

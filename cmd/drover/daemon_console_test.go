@@ -82,7 +82,7 @@ func TestDaemonTokenFile(t *testing.T) {
 	if err := os.Chmod(tokenFile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", filepath.Join(dir, "run"), "--state-dir", filepath.Join(dir, "run"), "--listen", "127.0.0.1:0", "--token-file", tokenFile)
+	code, _, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", filepath.Join(dir, "run"), "--state-dir", filepath.Join(dir, "run"), "--addr", "127.0.0.1:0", "--token-file", tokenFile)
 	if code != 1 || !strings.Contains(errs, "chmod 600") {
 		t.Errorf("exit %d, stderr %q", code, errs)
 	}
@@ -101,14 +101,16 @@ func TestConsoleURL(t *testing.T) {
 	for _, c := range []struct {
 		addr  net.Addr
 		token string
+		tls   bool
 		want  string
 	}{
-		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9464}, "abc_-XYZ", "http://127.0.0.1:9464/?token=abc_-XYZ"},
-		{&net.TCPAddr{IP: net.IPv4zero, Port: 9464}, "", "http://127.0.0.1:9464/"},
-		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 80}, "", "http://[::1]:80/"},
-		{&net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 9464}, "a+b", "http://10.0.0.5:9464/?token=a%2Bb"},
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9464}, "abc_-XYZ", false, "http://127.0.0.1:9464/?token=abc_-XYZ"},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 9464}, "", false, "http://127.0.0.1:9464/"},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 80}, "", false, "http://[::1]:80/"},
+		{&net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 9464}, "a+b", false, "http://10.0.0.5:9464/?token=a%2Bb"},
+		{&net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 9464}, "t", true, "https://10.0.0.5:9464/?token=t"},
 	} {
-		if got := consoleURL(c.addr, c.token); got != c.want {
+		if got := consoleURL(c.addr, c.token, c.tls); got != c.want {
 			t.Errorf("consoleURL(%s, %q) = %q, want %q", c.addr, c.token, got, c.want)
 		}
 	}
@@ -119,7 +121,7 @@ func TestAnnounceConsole(t *testing.T) {
 	var stderr, logs bytes.Buffer
 	log := zap.New(zapNewJSONCore(&logs))
 	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9464}
-	announceConsole(log, &stderr, addr, "s3cret-s3cret-s3cret", true)
+	announceConsole(log, &stderr, addr, "s3cret-s3cret-s3cret", true, webListen{})
 	if !strings.Contains(stderr.String(), "http://127.0.0.1:9464/?token=s3cret-s3cret-s3cret") {
 		t.Errorf("stderr: %q", stderr.String())
 	}
@@ -127,7 +129,7 @@ func TestAnnounceConsole(t *testing.T) {
 		t.Errorf("log: %q", logs.String())
 	}
 	stderr.Reset()
-	announceConsole(log, &stderr, addr, "from-a-file-from-a-file", false)
+	announceConsole(log, &stderr, addr, "from-a-file-from-a-file", false, webListen{})
 	if stderr.Len() != 0 {
 		t.Errorf("a token from a file was printed: %q", stderr.String())
 	}

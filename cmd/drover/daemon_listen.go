@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.uber.org/zap"
@@ -26,6 +27,8 @@ import (
 type webListen struct {
 	path string // --web.config.file; "" for plain HTTP with no auth
 	tls  bool
+	// auth: reads need a password or a client certificate.
+	auth bool
 }
 
 // loadWebConfig checks the web config at start, so a bad file stops the
@@ -46,15 +49,25 @@ func loadWebConfig(path string) (webListen, error) {
 	if err := yaml.Unmarshal(raw, &c); err != nil {
 		return webListen{}, fmt.Errorf("--web.config.file %s: %w", path, err)
 	}
-	return webListen{path: path, tls: c.TLSConfig.TLSCertPath != "" || c.TLSConfig.TLSCert != ""}, nil
+	tls := c.TLSConfig.TLSCertPath != "" || c.TLSConfig.TLSCert != ""
+	clientCerts := tls && strings.HasPrefix(c.TLSConfig.ClientAuth, "RequireAndVerify")
+	return webListen{path: path, tls: tls, auth: len(c.Users) > 0 || clientCerts}, nil
 }
 
-// warnPlain warns when the daemon serves plain HTTP beyond loopback:
-// status, plans and the token's holder's requests cross the network in
-// the clear.
-func (w webListen) warnPlain(log *zap.Logger, addr net.Addr) {
-	if tcp, ok := addr.(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && !w.tls {
+// warnBeyondLoopback warns, when the daemon listens beyond loopback, of
+// plain HTTP (status, plans and the token cross the network in the
+// clear) and of reads open to anyone who reaches the address.
+func (w webListen) warnBeyondLoopback(log *zap.Logger, addr net.Addr) {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || tcp.IP.IsLoopback() {
+		return
+	}
+	if !w.tls {
 		log.Warn("listening beyond loopback without TLS: set tls_server_config in --web.config.file",
+			zap.String("listen", addr.String()))
+	}
+	if !w.auth {
+		log.Warn("the console and API listen beyond loopback: anyone who can reach them reads the cluster's status (changes still need the token); set basic_auth_users or client certificates in --web.config.file",
 			zap.String("listen", addr.String()))
 	}
 }

@@ -41,7 +41,7 @@ type serviceOptions struct {
 // addDaemonManifestFlag is -f for the daemon, which defaults to the
 // packaged service's manifest instead of being required.
 func addDaemonManifestFlag(cmd *cobra.Command, file *string) {
-	cmd.Flags().StringVarP(file, "file", "f", defaultManifest, "path of the cluster manifest")
+	cmd.Flags().StringVarP(file, "file", "f", envDefault(envFile, defaultManifest), "path of the cluster manifest (env "+envFile+")")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 }
 

@@ -265,7 +265,7 @@ func TestDaemonSecondInstanceRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	code, _, errs := runDrover(t, "daemon", "-f", filepath.Join(link, "cluster.yaml"), "--lock-dir", lockDir, "--state-dir", lockDir, "--listen", "127.0.0.1:0")
+	code, _, errs := runDrover(t, "daemon", "-f", filepath.Join(link, "cluster.yaml"), "--lock-dir", lockDir, "--state-dir", lockDir, "--addr", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(errs, "another drover daemon already manages "+filepath.Join(link, "cluster.yaml")) ||
 		!strings.Contains(errs, fmt.Sprintf("held by pid %d", os.Getpid())) {
 		t.Errorf("second daemon: exit %d, stderr %q", code, errs)
@@ -289,7 +289,7 @@ func TestDaemonInvalidFirstManifest(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", filepath.Join(dir, "run"), "--state-dir", filepath.Join(dir, "run"), "--listen", "127.0.0.1:0")
+	code, out, errs := runDrover(t, "daemon", "-f", manifest, "--lock-dir", filepath.Join(dir, "run"), "--state-dir", filepath.Join(dir, "run"), "--addr", "127.0.0.1:0")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errs)
 	}

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,12 +19,12 @@ func newPlanCommand() *cobra.Command {
 and prints each action apply would take, per node, with its reason.
 It changes nothing on any node.
 
-Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
+Exit status: 0 when every node was probed and nothing would change, 2 when
+every node was probed and something would change, 1 when any node could
+not be probed (even if others have changes: a node drover cannot see must
+never pass for one with nothing to do) or on error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: must be text or json", output)
-			}
 			log := cliLogger(verbose)
 			l, d, err := compile(file)
 			if err != nil {
@@ -35,32 +35,72 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
 				return err
 			}
 			defer pool.Close()
-			plan := reconciler.ProbeAndDiff(cmd.Context(), pool, d, l.Cluster.Spec.SSH.Concurrency)
-			out := cmd.OutOrStdout()
-			if output == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(plan); err != nil {
-					return err
-				}
-			} else {
-				if err := reconciler.WritePlanText(out, plan); err != nil {
-					return err
-				}
+			plan, _ := reconciler.PlanWithDiffs(cmd.Context(), pool, d, l.Cluster.Spec.SSH.Concurrency)
+			if err := writePlan(cmd.OutOrStdout(), output, plan); err != nil {
+				return err
 			}
-			if !plan.Empty() {
-				return &exitError{code: 2}
-			}
-			for _, n := range plan.Nodes {
-				if !n.Known {
-					return &exitError{code: 1}
-				}
+			if code := planExitCode(plan); code != 0 {
+				return &exitError{code: code}
 			}
 			return nil
 		},
 	}
 	addManifestFlag(cmd, &file)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(cmd, &output)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
 	return cmd
+}
+
+// planExitCode is plan's exit status: 1 when any node could not be
+// probed, whatever the others would do, else 2 when something would
+// change, else 0.
+func planExitCode(p reconciler.Plan) int {
+	switch {
+	case len(unprobedNodes(p)) > 0:
+		return 1
+	case !p.Empty():
+		return 2
+	}
+	return 0
+}
+
+// planReport is `drover plan -o json|yaml` (docs/CLI.md): the plan, and
+// the nodes it could not see with why, listed apart so a script need not
+// scan every node's known flag to learn the plan is incomplete.
+type planReport struct {
+	reconciler.Plan
+	Unprobed []unprobedNode `json:"unprobed"`
+	Summary  string         `json:"summary"`
+}
+
+type unprobedNode struct {
+	Node   string `json:"node"`
+	Reason string `json:"reason"`
+}
+
+func unprobedNodes(p reconciler.Plan) []unprobedNode {
+	out := []unprobedNode{}
+	for _, n := range p.Nodes {
+		if !n.Known {
+			out = append(out, unprobedNode{Node: n.Node, Reason: n.Reason})
+		}
+	}
+	return out
+}
+
+// writePlan prints the plan in format; text is coloured on a terminal.
+func writePlan(w io.Writer, format string, p reconciler.Plan) error {
+	if format != outputText {
+		return writeStructured(w, format, planReport{Plan: p, Unprobed: unprobedNodes(p), Summary: p.Summary()})
+	}
+	var b strings.Builder
+	if err := reconciler.WritePlanText(&b, p); err != nil {
+		return err
+	}
+	text := b.String()
+	if useColor(w) {
+		text = colorizePlan(text)
+	}
+	_, err := w.Write([]byte(text))
+	return err
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -24,7 +23,7 @@ func newProbeCommand() *cobra.Command {
 		verbose      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "probe -f FILE [--node N] [-o table|json]",
+		Use:   "probe -f FILE [--node N] [-o text|json|yaml]",
 		Short: "Probe nodes over SSH and show what each has against the manifest",
 		Long: `probe connects to every node (or the ones named with --node) in parallel and
 prints, per node and component, the desired and observed version, whether it
@@ -35,9 +34,6 @@ It changes nothing on any node.
 Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("-o %q: must be table or json", output)
-			}
 			l, d, err := compile(file)
 			if err != nil {
 				return err
@@ -68,7 +64,7 @@ Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 	}
 	addManifestFlag(cmd, &file)
 	cmd.Flags().StringArrayVar(&nodes, "node", nil, "probe only this node (repeatable)")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(cmd, &output)
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "give up on nodes not probed by then")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
 	return cmd
@@ -109,12 +105,10 @@ func probeReport(d *reconciler.Desired, nodes []*reconciler.DesiredNode, obs map
 }
 
 func writeProbeReport(w io.Writer, format string, report []reconciler.NodeStatus) error {
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(report)
+	if format == outputText {
+		return writeNodeTable(w, report)
 	}
-	return writeNodeTable(w, report)
+	return writeStructured(w, format, report)
 }
 
 // writeNodeTable is the per node and component table of `drover probe`

@@ -105,7 +105,7 @@ func TestProbeAndStatusAgree(t *testing.T) {
 
 			var probeOut bytes.Buffer
 			report := probeReport(d, d.Nodes, map[string]probes.Observed{"m1": obs})
-			if err := writeProbeReport(&probeOut, "table", report); err != nil {
+			if err := writeProbeReport(&probeOut, "text", report); err != nil {
 				t.Fatal(err)
 			}
 

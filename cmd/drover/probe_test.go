@@ -176,7 +176,7 @@ func TestProbeCommandFlags(t *testing.T) {
 	if code, _, errOut := runProbe(t, "-f", fx.manifest, "--node", "nope"); code != 1 || !strings.Contains(errOut, "no such node") {
 		t.Errorf("unknown node: exit %d, %s", code, errOut)
 	}
-	if code, _, errOut := runProbe(t, "-f", fx.manifest, "-o", "yaml"); code != 1 || !strings.Contains(errOut, "must be table or json") {
+	if code, _, errOut := runProbe(t, "-f", fx.manifest, "-o", "table"); code != 1 || !strings.Contains(errOut, "must be one of text, json, yaml") {
 		t.Errorf("bad -o: exit %d, %s", code, errOut)
 	}
 	if code, _, errOut := runProbe(t); code != 1 || !strings.Contains(errOut, "file") {

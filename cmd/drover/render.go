@@ -9,7 +9,7 @@ import (
 )
 
 func newRenderCommand() *cobra.Command {
-	var file, node, component string
+	var file, node, component, output string
 	cmd := &cobra.Command{
 		Use:   "render -f FILE --node NAME [--component C]",
 		Short: "Print the files one node would receive",
@@ -29,10 +29,14 @@ writes those.`,
 			if err != nil {
 				return err
 			}
-			return manifests.WriteNodeFiles(cmd.OutOrStdout(), files)
+			if output == outputText {
+				return manifests.WriteNodeFiles(cmd.OutOrStdout(), files)
+			}
+			return writeStructured(cmd.OutOrStdout(), output, renderReportOf(node, files))
 		},
 	}
 	addManifestFlag(cmd, &file)
+	addOutputFlag(cmd, &output)
 	cmd.Flags().StringVar(&node, "node", "", "name of the node (required)")
 	cmd.Flags().StringVar(&component, "component", "", "only this component's files")
 	_ = cmd.MarkFlagRequired("node")
@@ -90,4 +94,27 @@ func nodeFiles(c *manifests.Cluster, node, component string) ([]manifests.NodeFi
 		}
 	}
 	return out, nil
+}
+
+// renderReport is `drover render -o json|yaml` (docs/CLI.md).
+type renderReport struct {
+	Node  string           `json:"node"`
+	Files []renderFileJSON `json:"files"`
+}
+
+type renderFileJSON struct {
+	Path      string `json:"path"`
+	Component string `json:"component"`
+	Mode      string `json:"mode"` // octal, e.g. "0644"
+	SHA256    string `json:"sha256"`
+	Content   string `json:"content"`
+}
+
+func renderReportOf(node string, files []manifests.NodeFile) renderReport {
+	r := renderReport{Node: node, Files: make([]renderFileJSON, 0, len(files))}
+	for _, f := range files {
+		r.Files = append(r.Files, renderFileJSON{Path: f.Path, Component: f.Component,
+			Mode: fmt.Sprintf("%04o", f.Mode&manifests.ModeBits), SHA256: f.Digest(), Content: string(f.Content)})
+	}
+	return r
 }

@@ -42,7 +42,12 @@ over SSH, and repairs any difference with idempotent install, upgrade,
 reconfigure and remove actions, rolled out so quorum services keep their majority.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `drover version` does.
+		Version: versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentFlags().StringVar(&sshConfigFile, "ssh-config", "",
+		"OpenSSH client config to read for what the manifest leaves unset (default: ssh.configFile, else ~/.ssh/config)")
 	// One constructor per command, each in its own file.
 	root.AddCommand(
 		newVersionCommand(),
@@ -53,6 +58,10 @@ reconfigure and remove actions, rolled out so quorum services keep their majorit
 		newDaemonCommand(),
 		newStatusCommand(),
 		newProbeCommand(),
+		newSchemaCommand(),
+		newRulesCommand(),
+		newDashboardCommand(),
+		newImportCommand(),
 		newManCommand(),
 	)
 	return root

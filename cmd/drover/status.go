@@ -13,11 +13,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drover-project/drover/api"
+	"github.com/drover-project/drover/console"
 	"github.com/drover-project/drover/reconciler"
 )
 
 func newStatusCommand() *cobra.Command {
-	var addr, output string
+	var addr, output, tokenFile string
+	var access statusAccess
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the status of a running daemon",
@@ -26,8 +28,20 @@ generation and any load error, the rollout state, and per node and component
 sync, health, versions and the reason a node has not converged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client := &http.Client{Timeout: 10 * time.Second}
-			resp, err := client.Get("http://" + addr + api.PathStatus)
+			client, req, err := access.request(addr, api.PathStatus)
+			if err != nil {
+				return err
+			}
+			token, err := clientToken(tokenFile)
+			if err != nil {
+				return err
+			}
+			if token != "" {
+				// Not Authorization: basic auth of the web config may use it.
+				req.Header.Set(console.HeaderToken, token)
+			}
+			req = req.WithContext(cmd.Context())
+			resp, err := client.Do(req)
 			if err != nil {
 				return fmt.Errorf("no drover daemon answering on %s: %w", addr, err)
 			}
@@ -39,9 +53,11 @@ sync, health, versions and the reason a node has not converged.`,
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("%s: %s", addr, resp.Status)
 			}
-			if output == "json" {
-				_, err := cmd.OutOrStdout().Write(body)
-				return err
+			if output != outputText {
+				if !json.Valid(body) {
+					return fmt.Errorf("%s: the daemon's status is not JSON", addr)
+				}
+				return writeStructuredJSON(cmd.OutOrStdout(), output, body)
 			}
 			var st reconciler.ClusterStatus
 			if err := json.Unmarshal(body, &st); err != nil {
@@ -51,8 +67,10 @@ sync, health, versions and the reason a node has not converged.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:9464", "address the daemon listens on")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	addAddrFlag(cmd, &addr, "address the daemon listens on (HOST:PORT, or https://HOST:PORT under TLS)")
+	access.addFlags(cmd)
+	addTokenFlag(cmd, &tokenFile)
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 

@@ -134,3 +134,43 @@ func TestValidateUsage(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 }
+
+// TestInventoryProblemsNameTheirFile: a problem in the nodes of an
+// inventoryFile is reported with the inventory's path, by validate (text
+// and json) and by the commands that compile the manifest.
+func TestInventoryProblemsNameTheirFile(t *testing.T) {
+	dir := t.TempDir()
+	example, err := os.ReadFile("../../examples/demo/cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := regexp.MustCompile(`(?s)  nodes:\n.*?\n\n`).ReplaceAllString(string(example), "  inventoryFile: hosts.yaml\n\n")
+	path := filepath.Join(dir, "cluster.yaml")
+	hosts := filepath.Join(dir, "hosts.yaml")
+	if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, hosts, want string }{
+		{"bad node", "nodes: [{name: N1, address: 127.0.2.1, roles: [master]}]\n", hosts + `: nodes[0].name: "N1" must match`},
+		{"unknown field", "nodes: [{name: n1, adress: 127.0.2.1}]\n", hosts + ": nodes[0].adress: unknown field"},
+		{"ansible", "[masters]\nn1 ansible_host=127.0.2.1\n", hosts + ": this looks like an Ansible INI inventory, not drover's YAML: see `drover import ansible`"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(hosts, []byte(tc.hosts), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, _, errOut := runDrover(t, "validate", "-f", path)
+			if code != 1 || !strings.HasPrefix(errOut, tc.want) {
+				t.Errorf("validate: exit %d, stderr:\n%s\nwant it to start with:\n%s", code, errOut, tc.want)
+			}
+			code, out, _ := runDrover(t, "validate", "-f", path, "-o", "json")
+			if code != 1 || !strings.Contains(out, `"file": "`+hosts+`"`) && !strings.Contains(out, hosts+": this looks like") {
+				t.Errorf("validate -o json: exit %d, the inventory file is not named:\n%s", code, out)
+			}
+			code, _, errOut = runDrover(t, "plan", "-f", path)
+			if code != 1 || !strings.HasPrefix(errOut, "drover: "+tc.want) {
+				t.Errorf("plan: exit %d, stderr:\n%s", code, errOut)
+			}
+		})
+	}
+}

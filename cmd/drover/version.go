@@ -29,8 +29,13 @@ func newVersionCommand() *cobra.Command {
 		Short: "Print drover's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "drover %s (revision %s, %s)\n", version, revision(), runtime.Version())
+			fmt.Fprintln(cmd.OutOrStdout(), versionLine())
 			return nil
 		},
 	}
+}
+
+// versionLine is what `drover version` and `drover --version` print.
+func versionLine() string {
+	return fmt.Sprintf("drover %s (revision %s, %s)", version, revision(), runtime.Version())
 }

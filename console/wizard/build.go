@@ -40,6 +40,14 @@ func (w *Wizard) build(s Setup) (*manifests.Cluster, manifests.Problems) {
 	if id := strings.TrimSpace(s.SSH.IdentityFile); id != "" {
 		c.Spec.SSH.IdentityFiles = []string{id}
 	}
+	if spec := strings.TrimSpace(s.SSH.Bastion); spec != "" {
+		b, err := manifests.ParseJumpHost(spec)
+		if err != nil {
+			ps = append(ps, manifests.Problem{Path: "spec.ssh.bastion", Message: err.Error(), Severity: manifests.SeverityError})
+		} else {
+			c.Spec.SSH.Bastion = &b
+		}
+	}
 	for _, n := range s.Nodes {
 		node := manifests.Node{Name: strings.TrimSpace(n.Name), Address: strings.TrimSpace(n.Address), Roles: cleanList(n.Roles)}
 		if n.Port != 0 && n.Port != s.SSH.Port {

@@ -1,6 +1,7 @@
 package wizard
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -165,6 +166,28 @@ func TestArtifactsEndpoint(t *testing.T) {
 	}
 	if resp.Defaults.ManifestPath != f.manifestPath || resp.Defaults.ManifestExists {
 		t.Errorf("defaults: %+v", resp.Defaults)
+	}
+	if len(resp.Defaults.SSHConfigHosts) != 0 {
+		t.Errorf("an empty ssh_config offers hosts: %v", resp.Defaults.SSHConfigHosts)
+	}
+}
+
+// TestArtifactsOffersSSHConfigHosts: the node step lists the concrete
+// Host aliases of the ssh_config (patterns left out).
+func TestArtifactsOffersSSHConfigHosts(t *testing.T) {
+	f := newFixture(t, nil)
+	os.WriteFile(f.w.opts.SSHConfigFile, []byte("Host web-1 web-2\n  User ops\nHost *.prod !bad\n  Port 2\nHost db\n"), 0o600)
+	var resp ArtifactsResponse
+	r, err := f.srv.Client().Get(f.srv.URL + "/api/v1/wizard/artifacts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	if err := decode(r.Body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(resp.Defaults.SSHConfigHosts, " "); got != "web-1 web-2 db" {
+		t.Errorf("ssh_config hosts %q, want web-1 web-2 db", got)
 	}
 }
 

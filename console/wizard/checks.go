@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
 )
 
@@ -71,21 +72,24 @@ func needsOf(c *manifests.Cluster, node *manifests.Node, sizes map[string]int64)
 	return n
 }
 
-func hostKeyCheck(v visit, hostport string) Check {
-	c := Check{Name: "host key"}
+func hostKeyCheck(v visit, hostport string) (c Check) {
+	c = Check{Name: "host key"}
 	if v.key == nil {
 		c.Status, c.Message = Skip, "no key seen: the SSH handshake did not get that far"
 		return c
 	}
 	fp := v.key.Type() + " " + ssh.FingerprintSHA256(v.key)
+	if v.keyHostPort != "" && v.keyHostPort != hostport && v.keyStatus != KeyKnown {
+		// A jump host on the way presented it: that key is the one to confirm.
+		hostport = v.keyHostPort
+		defer func() { c.Message = "jump host " + hostport + ": " + c.Message }()
+	}
 	switch {
-	case v.keyErr != nil:
-		c.Status, c.Message = Fail, fmt.Sprintf("cannot read known_hosts: %v", v.keyErr)
 	case v.keyStatus == KeyKnown:
 		c.Status, c.Message = Pass, v.key.Type()+" key is in known_hosts"
 	case v.keyStatus == KeyUnknown:
 		c.Status, c.Message = Warn, fmt.Sprintf("%s is not in known_hosts yet: compare it with `ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub` run on the node, then accept it",
-			v.key.Type(), keyFileKind(v.key))
+			v.key.Type(), inventory.KeyFileKind(v.key))
 	case v.keyStatus == KeyChanged:
 		c.Status, c.Message = Fail, fmt.Sprintf("host key CHANGED: %s now presents %s but known_hosts holds %s. This may be a man-in-the-middle attack; if the node was reinstalled, check the new key on it and remove the old one with ssh-keygen -R.",
 			hostport, fp, strings.Join(v.knownKeys, ", "))
@@ -98,10 +102,8 @@ func hostKeyCheck(v visit, hostport string) Check {
 func reachableCheck(v visit, hostport string) Check {
 	c := Check{Name: "reachable"}
 	switch {
-	case v.dialErr != nil:
-		c.Status, c.Message = Fail, fmt.Sprintf("cannot connect to %s: %v", hostport, v.dialErr)
-	case v.handshakeErr != nil:
-		c.Status, c.Message = Fail, fmt.Sprintf("SSH handshake with %s failed: %v", hostport, v.handshakeErr)
+	case v.connErr != nil:
+		c.Status, c.Message = Fail, fmt.Sprintf("cannot reach %s over SSH: %v", hostport, v.connErr)
 	default:
 		c.Status, c.Message = Pass, "SSH server answers on "+hostport
 	}
@@ -110,15 +112,13 @@ func reachableCheck(v visit, hostport string) Check {
 
 // loginCheck says whether the facts could be gathered; ok is true when
 // the remaining checks can run on them.
-func loginCheck(v visit, user string, authProblem error) (Check, bool) {
+func loginCheck(v visit, user string) (Check, bool) {
 	c := Check{Name: "login"}
 	switch {
-	case v.dialErr != nil || v.handshakeErr != nil:
+	case v.connErr != nil:
 		c.Status, c.Message = Skip, "not reachable"
 	case v.key != nil && v.keyStatus != KeyKnown:
 		c.Status, c.Message = Skip, "waits for a trusted host key: nothing is sent to a host before its key is accepted"
-	case authProblem != nil:
-		c.Status, c.Message = Fail, authProblem.Error()
 	case v.authErr != nil:
 		c.Status, c.Message = Fail, fmt.Sprintf("%s cannot log in with the key: %v", user, v.authErr)
 	case v.sudoErr != nil:
@@ -259,20 +259,6 @@ func clockCheck(samples []clockSample) Check {
 		c.Status, c.Message = Pass, msg
 	}
 	return c
-}
-
-// keyFileKind is the name sshd gives the key's host key file.
-func keyFileKind(key ssh.PublicKey) string {
-	switch t := key.Type(); {
-	case t == ssh.KeyAlgoED25519:
-		return "ed25519"
-	case strings.HasPrefix(t, "ecdsa-"):
-		return "ecdsa"
-	case t == ssh.KeyAlgoRSA:
-		return "rsa"
-	default:
-		return t
-	}
 }
 
 func bytesText(n int64) string {

@@ -72,7 +72,13 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 			t.Fatal(err)
 		}
 	}
+	// An empty ssh_config: the operator's own ~/.ssh/config stays out of tests.
+	sshConfig := filepath.Join(dir, "ssh_config")
+	if err := os.WriteFile(sshConfig, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	opts := Options{
+		SSHConfigFile:  sshConfig,
 		ManifestPath:   f.manifestPath,
 		ArtifactsDir:   f.artifacts,
 		KnownHostsFile: f.knownHosts,

@@ -1,7 +1,6 @@
 package wizard
 
 import (
-	"cmp"
 	"context"
 	"sync"
 
@@ -22,8 +21,10 @@ type NodeReport struct {
 	Facts    *Facts   `json:"facts,omitempty"`
 }
 
-// KeyInfo is the host key a node presented, for the operator to confirm.
+// KeyInfo is the host key a node presented, for the operator to confirm,
+// or a jump host on its way did (HostPort says whose).
 type KeyInfo struct {
+	HostPort    string   `json:"hostport"`
 	Type        string   `json:"type"`
 	Fingerprint string   `json:"fingerprint"` // SHA256:...
 	Status      string   `json:"status"`      // known, unknown, changed, revoked
@@ -51,19 +52,10 @@ func (w *Wizard) preflight(ctx context.Context, s Setup) PreflightReport {
 			sizes[cs.Name] = a.Size
 		}
 	}
-	auth, closeAuth, authErr := loadAuth(manifests.ExpandHome(firstIdentity(c)))
-	defer closeAuth()
 	script := factsScript(c.Spec.InstallRoot)
-	targets := inventory.TargetsFromManifest(c)
-	// Stopgap until preflight dials through inventory's route resolution:
-	// a node's target leaves the cluster's user and port to that resolution.
-	for i := range targets {
-		if targets[i].Port == 0 {
-			targets[i].Port = cmp.Or(c.Spec.SSH.Port, manifests.DefaultSSHPort)
-		}
-		if targets[i].User == "" {
-			targets[i].User = cmp.Or(c.Spec.SSH.User, manifests.DefaultSSHUser)
-		}
+	pool, targets, poolErr := w.preflightPool(c)
+	if pool != nil {
+		defer pool.Close()
 	}
 
 	report := PreflightReport{Nodes: make([]NodeReport, len(targets)), Counts: map[string]int{}}
@@ -74,7 +66,7 @@ func (w *Wizard) preflight(ctx context.Context, s Setup) PreflightReport {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			node := &c.Spec.Nodes[i]
-			report.Nodes[i] = w.checkNode(ctx, t, node, needsOf(c, node, sizes), auth, authErr, script)
+			report.Nodes[i] = w.checkNode(ctx, pool, poolErr, t, node, needsOf(c, node, sizes), script)
 		})
 	}
 	wg.Wait()
@@ -86,18 +78,29 @@ func (w *Wizard) preflight(ctx context.Context, s Setup) PreflightReport {
 	return report
 }
 
-func (w *Wizard) checkNode(ctx context.Context, t inventory.Target, node *manifests.Node, n need, auth []ssh.AuthMethod, authErr error, script string) NodeReport {
+func (w *Wizard) checkNode(ctx context.Context, pool *inventory.Pool, poolErr error, t inventory.Target, node *manifests.Node, n need, script string) NodeReport {
 	ctx, cancel := context.WithTimeout(ctx, w.opts.ConnectTimeout+w.opts.FactsTimeout)
 	defer cancel()
+	var v visit
+	if poolErr == nil {
+		var err error
+		if t, err = pool.Resolved(t); err != nil {
+			poolErr = err
+		}
+	}
+	if poolErr != nil {
+		v.connErr = poolErr
+	} else {
+		v = w.visitNode(ctx, pool, t, script)
+	}
 	hostport := t.HostPort()
-	r := NodeReport{Name: t.Name, Address: t.Address, HostPort: hostport}
-	v := w.visitNode(ctx, t, auth, script)
+	r := NodeReport{Name: node.Name, Address: node.Address, HostPort: hostport}
 	if v.key != nil {
-		w.rememberKey(hostport, v.key)
-		r.HostKey = &KeyInfo{Type: v.key.Type(), Fingerprint: ssh.FingerprintSHA256(v.key), Status: v.keyStatus, Known: v.knownKeys}
+		w.rememberKey(v.keyHostPort, v.key)
+		r.HostKey = &KeyInfo{HostPort: v.keyHostPort, Type: v.key.Type(), Fingerprint: ssh.FingerprintSHA256(v.key), Status: v.keyStatus, Known: v.knownKeys}
 	}
 	r.Checks = append(r.Checks, reachableCheck(v, hostport), hostKeyCheck(v, hostport))
-	login, ok := loginCheck(v, t.User, authErr)
+	login, ok := loginCheck(v, t.User)
 	r.Checks = append(r.Checks, login)
 	rest := []string{"os", "systemd", "disk", "ports", "clock"}
 	if !ok {
@@ -140,9 +143,42 @@ func (w *Wizard) seenKey(hostport string) (ssh.PublicKey, bool) {
 	return k, ok
 }
 
-func firstIdentity(c *manifests.Cluster) string {
-	if len(c.Spec.SSH.IdentityFiles) == 0 {
-		return ""
+// preflightPool is the SSH pool preflight visits the nodes with: the
+// daemon's transport (ssh_config, jump hosts, per-node keys), checking
+// against the wizard's known_hosts and never recording a key itself (the
+// operator accepts each one). The identity file given in the form is
+// each node's, so a missing one fails that node's login with its name
+// after its host key is shown, not the whole preflight.
+func (w *Wizard) preflightPool(c *manifests.Cluster) (*inventory.Pool, []inventory.Target, error) {
+	targets := inventory.TargetsFromManifest(c)
+	cfg, err := inventory.PoolConfig(c.Spec.SSH, w.opts.SSHConfigFile, w.log.Named("ssh"))
+	if err != nil {
+		return nil, targets, err
 	}
-	return c.Spec.SSH.IdentityFiles[0]
+	ownKeys := func(ids *[]string) {
+		if *ids == nil {
+			*ids = cfg.IdentityFiles
+		}
+	}
+	for i := range targets {
+		ownKeys(&targets[i].IdentityFiles)
+		for j := range targets[i].Jump {
+			ownKeys(&targets[i].Jump[j].IdentityFiles)
+		}
+	}
+	if cfg.Bastion != nil {
+		ownKeys(&cfg.Bastion.IdentityFiles)
+	}
+	for j := range cfg.Jump {
+		ownKeys(&cfg.Jump[j].IdentityFiles)
+	}
+	cfg.IdentityFiles = nil
+	cfg.KnownHostsFile = w.knownHosts
+	cfg.AcceptNewHostKeys = false
+	cfg.ConnectTimeout = w.opts.ConnectTimeout
+	cfg.Concurrency = preflightParallel
+	cfg.IdleTimeout = -1
+	cfg.Dial = w.opts.Dial
+	pool, err := inventory.NewPool(cfg, w.log.Named("ssh"))
+	return pool, targets, err
 }

@@ -256,3 +256,68 @@ func TestPreflightDeadNodeCostsOneConnectTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestPreflightThroughBastion: preflight reaches a node only through a
+// forwarding bastion, over inventory's transport. The bastion's key is
+// shown and accepted first (nothing goes past an untrusted bastion), then
+// the node's, then the facts come through the tunnel.
+func TestPreflightThroughBastion(t *testing.T) {
+	f := newFixture(t, nil)
+	srv, s := sshNode(t, f)
+	key, err := os.ReadFile(s.SSH.IdentityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bastion := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{signer.PublicKey()}})
+	s.SSH.Bastion = "jump@" + bastion.Addr()
+
+	preflight := func() NodeReport {
+		t.Helper()
+		var rep PreflightReport
+		if code := f.post(t, "/api/v1/wizard/preflight", s, &rep); code != 200 {
+			t.Fatalf("preflight: %d", code)
+		}
+		return rep.Nodes[0]
+	}
+	accept := func(n NodeReport) {
+		t.Helper()
+		if code := f.post(t, "/api/v1/wizard/hostkeys/accept", AcceptRequest{HostPort: n.HostKey.HostPort, Fingerprint: n.HostKey.Fingerprint}, nil); code != 200 {
+			t.Fatalf("accept %s: %d", n.HostKey.HostPort, code)
+		}
+	}
+
+	n := preflight()
+	if n.HostKey == nil || n.HostKey.HostPort != bastion.Addr() || n.HostKey.Status != KeyUnknown || n.HostKey.Fingerprint != ssh.FingerprintSHA256(bastion.HostKey()) {
+		t.Fatalf("first preflight: host key %+v, want the bastion's, unknown", n.HostKey)
+	}
+	if c := checkOf(t, n, "host key"); c.Status != Warn || !strings.Contains(c.Message, "jump host "+bastion.Addr()) {
+		t.Errorf("host key check: %+v", c)
+	}
+	if bastion.Stats().Authenticated != 0 || srv.Stats().Accepted != 0 {
+		t.Fatalf("went past an untrusted bastion: bastion %+v node %+v", bastion.Stats(), srv.Stats())
+	}
+	accept(n)
+
+	n = preflight()
+	if n.HostKey == nil || n.HostKey.HostPort != srv.Addr() || n.HostKey.Status != KeyUnknown {
+		t.Fatalf("second preflight: host key %+v, want the node's, unknown; checks %+v", n.HostKey, n.Checks)
+	}
+	accept(n)
+
+	n = preflight()
+	for _, name := range []string{"reachable", "host key", "login", "os", "disk", "clock"} {
+		if c := checkOf(t, n, name); c.Status != Pass {
+			t.Errorf("%s: %+v", name, c)
+		}
+	}
+	if st := bastion.Stats(); st.DirectTCPIP != 2 || st.Sessions != 0 {
+		t.Errorf("bastion %+v: want the node reached through it twice, no session on it", st)
+	}
+	if st := srv.Stats(); st.Sessions != 1 {
+		t.Errorf("node %+v: want one preflight session", st)
+	}
+}

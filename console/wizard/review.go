@@ -117,7 +117,7 @@ func (w *Wizard) plan(ctx context.Context, ck *checked) (string, error) {
 // poolRunner is the default Options.NewRunner: the SSH pool the daemon
 // would build from the same settings.
 func poolRunner(s manifests.SSH, opts Options) (inventory.Runner, func(), error) {
-	cfg, err := inventory.ConfigFromManifest(s)
+	cfg, err := inventory.PoolConfig(s, opts.SSHConfigFile, opts.Log.Named("ssh"))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -18,6 +18,9 @@ type SSHSetup struct {
 	User         string `json:"user"`
 	Port         int    `json:"port"`
 	IdentityFile string `json:"identityFile"`
+	// Bastion is the jump host every node is reached through:
+	// [user@]host[:port], or an ssh_config alias ("" for none).
+	Bastion string `json:"bastion,omitempty"`
 }
 
 // NodeSetup is one pasted node.

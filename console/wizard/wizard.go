@@ -16,6 +16,7 @@
 package wizard
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -52,6 +53,9 @@ type Options struct {
 	// is refused: the wizard never runs unguarded.
 	Guard func(http.Handler) http.Handler
 
+	// SSHConfigFile is the OpenSSH client config preflight reads, as the
+	// daemon's --ssh-config ("": the manifest's ssh.configFile, else ~/.ssh/config).
+	SSHConfigFile string
 	// Dial opens preflight's TCP connections (default net.Dialer).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now is the clock preflight compares node clocks with.
@@ -72,7 +76,7 @@ type Wizard struct {
 	opts       Options
 	log        *zap.Logger
 	artifacts  *artifactScanner
-	knownHosts *knownHostsFile
+	knownHosts string // drover's known_hosts, ~ expanded
 	mux        *http.ServeMux
 
 	mu   sync.Mutex
@@ -122,7 +126,7 @@ func newWizard(opts Options) *Wizard {
 		opts:       opts,
 		log:        opts.Log,
 		artifacts:  &artifactScanner{dir: opts.ArtifactsDir},
-		knownHosts: &knownHostsFile{path: manifests.ExpandHome(opts.KnownHostsFile)},
+		knownHosts: manifests.ExpandHome(opts.KnownHostsFile),
 		seen:       map[string]ssh.PublicKey{},
 	}
 	static, _ := fs.Sub(assets, "assets")
@@ -192,6 +196,9 @@ type Defaults struct {
 	ProbeInterval  string `json:"probeInterval"`
 	User           string `json:"user"`
 	Port           int    `json:"port"`
+	// SSHConfigHosts are the Host aliases of the operator's ssh_config,
+	// offered as node addresses (preflight resolves them as the daemon does).
+	SSHConfigHosts []string `json:"sshConfigHosts"`
 }
 
 func (w *Wizard) handleArtifacts(rw http.ResponseWriter, r *http.Request) {
@@ -208,6 +215,7 @@ func (w *Wizard) handleArtifacts(rw http.ResponseWriter, r *http.Request) {
 		ManifestPath: w.opts.ManifestPath, ManifestExists: exists, KnownHostsFile: w.opts.KnownHostsFile,
 		InstallRoot: manifests.DefaultInstallRoot, ProbeInterval: manifests.DefaultProbeInterval,
 		User: manifests.DefaultSSHUser, Port: manifests.DefaultSSHPort,
+		SSHConfigHosts: w.sshConfigHosts(),
 	}
 	writeJSON(rw, http.StatusOK, resp)
 }
@@ -246,9 +254,11 @@ func (w *Wizard) handleAccept(rw http.ResponseWriter, r *http.Request) {
 		writeJSONError(rw, http.StatusConflict, fmt.Sprintf("%s last presented %s, not %s: run preflight again", req.HostPort, ssh.FingerprintSHA256(key), req.Fingerprint))
 		return
 	}
-	added, err := w.knownHosts.accept(req.HostPort, key)
+	added, err := w.acceptKey(req.HostPort, key)
+	var refused *inventory.HostKeyError
 	switch {
-	case errors.Is(err, ErrKeyChanged):
+	case errors.As(err, &refused):
+		// Another key is recorded (or this one revoked): never replaced here.
 		writeJSONError(rw, http.StatusConflict, err.Error())
 		return
 	case err != nil:
@@ -258,9 +268,31 @@ func (w *Wizard) handleAccept(rw http.ResponseWriter, r *http.Request) {
 	}
 	if added {
 		w.log.Info("host key accepted in the setup wizard", zap.String("hostport", req.HostPort),
-			zap.String("type", key.Type()), zap.String("fingerprint", req.Fingerprint), zap.String("file", w.knownHosts.path))
+			zap.String("type", key.Type()), zap.String("fingerprint", req.Fingerprint), zap.String("file", w.knownHosts))
 	}
-	writeJSON(rw, http.StatusOK, map[string]any{"hostport": req.HostPort, "fingerprint": req.Fingerprint, "added": added, "file": w.knownHosts.path})
+	writeJSON(rw, http.StatusOK, map[string]any{"hostport": req.HostPort, "fingerprint": req.Fingerprint, "added": added, "file": w.knownHosts})
+}
+
+// sshConfigHosts lists the ssh_config's concrete Host aliases; an
+// unusable config offers none (preflight reports what is wrong with it).
+func (w *Wizard) sshConfigHosts() []string {
+	path := cmp.Or(w.opts.SSHConfigFile, inventory.DefaultSSHConfigFile)
+	sc, err := inventory.LoadSSHConfig(path, w.log.Named("ssh"))
+	if err != nil {
+		return []string{}
+	}
+	return append([]string{}, sc.Hosts()...)
+}
+
+// acceptKey records key for hostport in drover's known_hosts, as the
+// daemon records a first-seen key (inventory.KnownHosts: flock, re-read
+// under the lock, one fsynced append).
+func (w *Wizard) acceptKey(hostport string, key ssh.PublicKey) (bool, error) {
+	kh, err := inventory.OpenKnownHosts(w.knownHosts, w.log)
+	if err != nil {
+		return false, err
+	}
+	return kh.Record(hostport, key)
 }
 
 // ReviewRequest is the setup to build a manifest from, or a manifest the

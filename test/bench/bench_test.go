@@ -271,3 +271,25 @@ func TestFmtWall(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptSectionsSurviveARun: hand-written sections of BENCHMARKS.md
+// come back from keptSections with their markers, and nothing else does.
+func TestKeptSectionsSurviveARun(t *testing.T) {
+	old := "# drover benchmarks\ngenerated text\n" + keptBegin + "ssh -->\n## SSH\n| a | b |\n" + keptEnd + "\nmore generated\n" +
+		keptBegin + "two -->\nsecond\n" + keptEnd + "\n" + keptBegin + "unterminated -->\n"
+	want := "\n" + keptBegin + "ssh -->\n## SSH\n| a | b |\n" + keptEnd + "\n\n" + keptBegin + "two -->\nsecond\n" + keptEnd + "\n"
+	if got := keptSections(old); got != want {
+		t.Errorf("keptSections:\n%q\nwant\n%q", got, want)
+	}
+	if got := keptSections("no sections"); got != "" {
+		t.Errorf("no sections: %q", got)
+	}
+	// The real file's kept sections are found (the SSH one at least).
+	data, err := os.ReadFile("../../docs/BENCHMARKS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(keptSections(string(data)), "100 nodes behind one bastion") {
+		t.Error("docs/BENCHMARKS.md has no kept SSH section")
+	}
+}

@@ -56,7 +56,7 @@ func startDaemon(ctx context.Context, bin, manifest, lockDir, logPath string, ex
 		logFile.Close()
 		return nil, err
 	}
-	args := append([]string{"daemon", "-f", manifest, "--listen", "127.0.0.1:0", "--lock-dir", lockDir, "--state-dir", lockDir, "--grace", "10s"}, extra...)
+	args := append([]string{"daemon", "-f", manifest, "--addr", "127.0.0.1:0", "--lock-dir", lockDir, "--state-dir", lockDir, "--grace", "10s"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = w, w
 	// The daemon dies with the bench, whatever happens to the bench.

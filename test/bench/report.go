@@ -95,11 +95,38 @@ func (b *bench) writeReport() error {
 	b.writeReaction(&w)
 	b.writeGoBench(&w)
 	b.writeNotes(&w)
+	old, _ := os.ReadFile(b.cfg.out)
+	w.WriteString(keptSections(string(old)))
 
 	if err := os.MkdirAll(filepath.Dir(b.cfg.out), 0o755); err != nil {
 		return err
 	}
 	return writeAtomic(b.cfg.out, []byte(w.String()))
+}
+
+// Hand-written sections of the report (measurements made by other means,
+// such as inventory's Go benchmarks) sit between these markers; a new
+// run keeps them, in order, at the end of the file it writes.
+const (
+	keptBegin = "<!-- kept: "
+	keptEnd   = "<!-- /kept -->"
+)
+
+// keptSections is every kept section of a previous report, markers included.
+func keptSections(old string) string {
+	var out strings.Builder
+	for {
+		i := strings.Index(old, keptBegin)
+		if i < 0 {
+			return out.String()
+		}
+		j := strings.Index(old[i:], keptEnd)
+		if j < 0 {
+			return out.String()
+		}
+		out.WriteString("\n" + old[i:i+j+len(keptEnd)] + "\n")
+		old = old[i+j+len(keptEnd):]
+	}
 }
 
 func yesNo(ok bool) string {

@@ -80,7 +80,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 		opts.LogPath = newLogPath(t, opts.LogDir)
 	}
 	d := &Daemon{addr: FreeAddr(t), token: opts.Token}
-	args := []string{"daemon", "-f", opts.Manifest, "--listen", d.addr, "--lock-dir", opts.LockDir, "--state-dir", opts.StateDir, "--grace", opts.Grace.String()}
+	args := []string{"daemon", "-f", opts.Manifest, "--addr", d.addr, "--lock-dir", opts.LockDir, "--state-dir", opts.StateDir, "--grace", opts.Grace.String()}
 	if opts.Token != "" {
 		tokenFile := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(tokenFile, []byte(opts.Token+"\n"), 0o600); err != nil {

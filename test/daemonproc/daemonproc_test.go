@@ -111,7 +111,7 @@ func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
 	bin := useFake(t, "stubborn")
 	r := newRecorder(t)
 	p := StartProc(r, ProcOptions{Name: "stubborn", Path: bin, LogPath: filepath.Join(t.TempDir(), "log"),
-		Args: []string{"daemon", "--listen", FreeAddr(t)}, StopAfter: 300 * time.Millisecond})
+		Args: []string{"daemon", "--addr", FreeAddr(t)}, StopAfter: 300 * time.Millisecond})
 	WaitFor(t, 10*time.Second, "the fake to start", func() bool { return strings.Contains(p.Tail(5), "drover daemon started") })
 	start := time.Now()
 	r.run(p.Stop)

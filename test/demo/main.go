@@ -89,7 +89,13 @@ Ctrl-C stops the daemon and the nodes.
 `, cluster.Nodes[0].Address, cluster.Nodes[1].Address, cluster.Nodes[2].Address, manifest, listen,
 		old.SHA256, next.SHA256, cluster.IdentityFile, cluster.KnownHostsFile)
 
-	cmd := exec.Command(binary, "daemon", "-f", manifest, "--listen", listen)
+	// The nodes are new each time, so is what the daemon decided about
+	// them: a halt or a history of the last demo's nodes would mislead.
+	stateDir := filepath.Join(dir, "state")
+	if err := os.RemoveAll(stateDir); err != nil {
+		return err
+	}
+	cmd := exec.Command(binary, "daemon", "-f", manifest, "--addr", listen, "--state-dir", stateDir)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// The daemon gets its own process group: Ctrl-C reaches us, and we
 	// forward SIGTERM so it can finish in-flight actions before the nodes stop.

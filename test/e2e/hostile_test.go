@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-project/drover/manifests"
+	"github.com/drover-project/drover/probes"
 	"github.com/drover-project/drover/test/harness"
 )
 
@@ -40,7 +43,10 @@ rm -f /etc/systemd/system/drover-hostile*.service
 systemctl daemon-reload
 systemctl reset-failed drover-hostile-env.service > /dev/null 2>&1 || true
 rm -rf ` + hostileRoot + " " + hostileForeign + " " + hostileElsewhere + " " + hostileOutside + " " + hostileSUID + `
-mkdir -p ` + hostileElsewhere + `
+`
+
+// hostileReset is hostileCleanup, then the stand-in system dir with its victim.
+const hostileReset = hostileCleanup + `mkdir -p ` + hostileElsewhere + `
 echo ` + hostileVictim + " > " + hostileElsewhere + `/victim
 `
 
@@ -142,7 +148,7 @@ func (s *suite) requireElsewhereUntouched(t *testing.T, n harness.Node) {
 func TestHostileNode(t *testing.T) {
 	s := setup(t)
 	n := s.agents[len(s.agents)-1]
-	s.exec(t, n, hostileCleanup)
+	s.exec(t, n, hostileReset)
 	t.Cleanup(func() { s.exec(t, n, hostileCleanup) })
 
 	// Symlinked artifacts: a manifest file, tar itself, and drover's own
@@ -157,7 +163,7 @@ func TestHostileNode(t *testing.T) {
 		{"completion mark is a link", []hostileEntry{{name: ".complete", link: hostileElsewhere + "/victim"}}, ""},
 	} {
 		t.Run("symlinked artifact/"+tc.name, func(t *testing.T) {
-			s.exec(t, n, hostileCleanup)
+			s.exec(t, n, hostileReset)
 			art, sha := hostileArtifact(t, "linked", append([]hostileEntry{checkScript(true)}, tc.entries...)...)
 			m := s.hostileManifest(t, n, hostileRoot, hostileComponent("hostile", "1", art, sha,
 				"        - {path: conf/app.conf, template: \"pwned\\n\"}\n"))
@@ -196,7 +202,7 @@ func TestHostileNode(t *testing.T) {
 	})
 
 	t.Run("rollback restores only recorded files", func(t *testing.T) {
-		s.exec(t, n, hostileCleanup)
+		s.exec(t, n, hostileReset)
 		outside := "        - {path: " + hostileOutside + "/app.conf, template: \"version={{ .Component.Version }}\\n\"}\n"
 		good, goodSHA := hostileArtifact(t, "good", checkScript(true))
 		s.mustApply(t, s.hostileManifest(t, n, hostileRoot, hostileComponent("hostile", "1", good, goodSHA, outside)))
@@ -232,7 +238,7 @@ func TestHostileNode(t *testing.T) {
 	})
 
 	t.Run("environment file", func(t *testing.T) {
-		s.exec(t, n, hostileCleanup)
+		s.exec(t, n, hostileReset)
 		const secret = `s3 "cr$et\ 100%`
 		art, sha := hostileArtifact(t, "env", checkScript(true))
 		m := s.hostileManifest(t, n, hostileRoot, fmt.Sprintf(`    - name: hostile-env
@@ -254,5 +260,44 @@ func TestHostileNode(t *testing.T) {
 			t.Errorf("the service's environment lacks HOSTILE_SECRET=%s:\n%s", secret, env)
 		}
 		s.mustPlanEmpty(t, m)
+
+		// The same service as a drover before the environment file left
+		// it: values inline in the unit, no file, the receipt's hashes of
+		// those. Upgrading drover moves them without a restart.
+		unitPath := "/etc/systemd/system/drover-hostile-env.service"
+		unit := s.exec(t, n, "cat "+unitPath)
+		fileLine := "EnvironmentFile=" + hostileRoot + "/active/hostile-env/.drover-env\n"
+		if !strings.Contains(unit, fileLine) {
+			t.Fatalf("unit without %q:\n%s", fileLine, unit)
+		}
+		inline := strings.Replace(unit, fileLine, `Environment="HOSTILE_SECRET=`+strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`).Replace(secret)+"\"\n", 1)
+		var rc probes.Receipt
+		if err := json.Unmarshal([]byte(s.exec(t, n, "cat "+hostileRoot+"/receipts/hostile-env.json")), &rc); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(inline))
+		rc.UnitHash, rc.ConfigHash = hex.EncodeToString(sum[:]), manifests.ConfigHash(nil)
+		rj, err := json.Marshal(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.exec(t, n, fmt.Sprintf("printf '%%s' %s > %s && printf '%%s\\n' %s > %s/receipts/hostile-env.json && rm %s/active/hostile-env/.drover-env && systemctl daemon-reload && systemctl restart drover-hostile-env.service",
+			shQuote(inline), unitPath, shQuote(string(rj)), hostileRoot, hostileRoot))
+		_, _, pid := s.unitState(t, n, "hostile-env")
+		r := s.mustApply(t, m)
+		if !strings.Contains(r.Stdout, "reconfigure hostile-env") {
+			t.Errorf("apply did not reconfigure hostile-env")
+		}
+		if _, _, after := s.unitState(t, n, "hostile-env"); after != pid || pid == "0" {
+			t.Errorf("moving the environment into its file restarted the service: main pid %s, then %s", pid, after)
+		}
+		if got := s.exec(t, n, "cat "+unitPath); got != unit {
+			t.Errorf("unit after the move:\n%s\nwant:\n%s", got, unit)
+		}
+		s.exec(t, n, "test -f "+hostileRoot+"/active/hostile-env/.drover-env")
+		s.mustPlanEmpty(t, m)
 	})
 }
+
+// shQuote quotes s for a POSIX shell.
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

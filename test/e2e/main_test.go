@@ -1,8 +1,10 @@
 // Package e2e runs the real drover binary against real systemd nodes
 // (test/harness): fresh install of a DC/OS-like cluster, plan, upgrades
 // within maxUnavailable, drift repair, failed upgrades rolled back, a bad
-// checksum, removal, idempotence, a killed apply, and a ZooKeeper ensemble
-// that keeps its quorum through a rolling change.
+// checksum, removal, idempotence, a killed apply, a ZooKeeper ensemble
+// that keeps its quorum through a rolling change, and hostile artifacts,
+// manifests and install roots that must not make drover write outside
+// its paths.
 //
 // One cluster of five nodes (three masters, two agents) is booted once in
 // TestMain and shared; every test first puts the cluster into the state it

@@ -28,6 +28,11 @@ type spec struct {
 	MaxUnavailable string
 	HealthTimeout  string
 	OnFailure      string
+	// Order, when set, lists the nodes in the manifest in this order (by
+	// index): the ensemble's ids, server list and the master list are
+	// then written out for the nodes' own order, so they render exactly
+	// as in any other order and only the rollout's node order changes.
+	Order []int
 }
 
 // component is the part of a component a test changes.
@@ -78,14 +83,35 @@ spec:
   probeInterval: 10s
 `, installRoot)
 	b.WriteString(harness.Indent(s.c.SSHYAML(), 2))
-	b.WriteString(harness.Indent(s.c.NodesYAML(func(i int) []string {
+	roles := func(i int) []string {
 		if i < numMasters {
 			return []string{"master"}
 		}
 		return []string{"agent"}
-	}), 2))
+	}
+	servers := `{{- range $i, $m := nodesWithRole "master" }}
+            server.{{ add $i 1 }}={{ $m.Address }}:2888:3888
+            {{- end }}`
+	myid := "{{ add .Node.Index.master 1 }}"
+	masterList := `{{ join "," (nodesWithRole "master") }}`
+	if sp.Order != nil {
+		b.WriteString("  nodes:\n")
+		for _, i := range sp.Order {
+			n := s.c.Nodes[i]
+			fmt.Fprintf(&b, "    - name: %s\n      address: %s\n      port: %d\n      roles: [%s]\n", n.Name, n.Address, n.Port, strings.Join(roles(i), ", "))
+		}
+		var sv, id, ml strings.Builder
+		for i, m := range s.masters {
+			fmt.Fprintf(&sv, "\n            server.%d=%s:2888:3888", i+1, m.Address)
+			fmt.Fprintf(&id, `{{ if eq .Node.Name %q }}%d{{ end }}`, m.Name, i+1)
+			ml.WriteString(map[bool]string{true: ",", false: ""}[i > 0] + m.Address)
+		}
+		servers, myid, masterList = strings.TrimPrefix(sv.String(), "\n            "), id.String(), ml.String()
+	} else {
+		b.WriteString(harness.Indent(s.c.NodesYAML(roles), 2))
+	}
 	b.WriteString("  components:\n")
-	b.WriteString(zookeeperYAML(sp.ZooKeeper, sp.ZKComment))
+	b.WriteString(zookeeperYAML(sp.ZooKeeper, sp.ZKComment, servers, myid))
 	b.WriteString(nodeExporterYAML(sp.NodeExporter))
 	fmt.Fprintf(&b, `    - name: master-list
       version: "1"
@@ -95,8 +121,8 @@ spec:
         - path: /etc/dcos/master_list
           mode: "0644"
           template: |
-            {{ join "," (nodesWithRole "master") }}
-`, orDefault(sp.MasterListState, "present"))
+            %s
+`, orDefault(sp.MasterListState, "present"), masterList)
 	fmt.Fprintf(&b, `  rollout:
     roleOrder: [master, agent]
     maxUnavailable: %s
@@ -111,7 +137,9 @@ spec:
 // (srvr over bash's /dev/tcp), not merely when its client port accepts a
 // connection, which it does before it has joined the quorum; the member
 // that leads changes last.
-func zookeeperYAML(c component, comment string) string {
+//
+// servers and myid are the templates of the server list and of myid.
+func zookeeperYAML(c component, comment, servers, myid string) string {
 	return fmt.Sprintf(`    - name: zookeeper
       version: %q
       roles: [master]
@@ -133,13 +161,11 @@ func zookeeperYAML(c component, comment string) string {
             clientPortAddress={{ .Node.Address }}
             admin.enableServer=false
             4lw.commands.whitelist=ruok,srvr,mntr
-            {{- range $i, $m := nodesWithRole "master" }}
-            server.{{ add $i 1 }}={{ $m.Address }}:2888:3888
-            {{- end }}
+            %[8]s
         - path: conf/myid
           mode: "0644"
           template: |
-            {{ add .Node.Index.master 1 }}
+            %[9]s
         - path: bin/zk-mode
           mode: "0755"
           template: |
@@ -151,7 +177,7 @@ func zookeeperYAML(c component, comment string) string {
             for m; do [ "$mode" = "$m" ] && exit 0; done
             exit 1
       service:
-        exec: %q
+        exec: %[6]q
         environment:
           JAVA_OPTS: "-Xmx96m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k"
         restart: on-failure
@@ -161,7 +187,7 @@ func zookeeperYAML(c component, comment string) string {
       leader:
         exec: {command: ["%[7]s/active/zookeeper/bin/zk-mode", leader]}
         timeout: 5s
-`, c.Version, orDefault(c.State, "present"), c.Artifact.Path, c.Artifact.SHA256, comment, c.Exec, installRoot)
+`, c.Version, orDefault(c.State, "present"), c.Artifact.Path, c.Artifact.SHA256, comment, c.Exec, installRoot, servers, myid)
 }
 
 func nodeExporterYAML(c component) string {

@@ -69,7 +69,7 @@ func TestKilledMidRolloutFinishesOnRestart(t *testing.T) {
 	// A second daemon on the same manifest, while the first runs.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, s.drover, "daemon", "-f", m, "--listen", daemonproc.FreeAddr(t), "--lock-dir", s.lockDir, "--state-dir", s.lockDir).CombinedOutput()
+	out, err := exec.CommandContext(ctx, s.drover, "daemon", "-f", m, "--addr", daemonproc.FreeAddr(t), "--lock-dir", s.lockDir, "--state-dir", s.lockDir).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "another drover daemon already manages") {
 		t.Errorf("second daemon: %v\n%s", err, out)
 	}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -96,16 +97,17 @@ func TestPackagedService(t *testing.T) {
 		t.Errorf("systemd-analyze security: %v, want OK or better", m)
 	}
 
-	// The operator's part: the key on the nodes, their host keys, the
-	// artifacts, a manifest. The drop-in moves the listener to this test's
-	// address and shortens the watchdog for the SIGSTOP below.
+	// The operator's part: the key on the nodes, the artifacts, a
+	// manifest. Host keys are learnt on first sight (acceptNewHostKeys),
+	// so the hardened unit must let drover write known_hosts. The drop-in
+	// moves the listener to this test's address and shortens the watchdog
+	// for the SIGSTOP below.
 	pub := e.run(ctx, "cat /var/lib/drover/.ssh/id_ed25519.pub")
 	for _, n := range e.nodes {
 		if _, err := c.Exec(ctx, n.Name, "umask 077; mkdir -p ~/.ssh; printf '%s' '"+strings.TrimSpace(pub)+"\n' >> ~/.ssh/authorized_keys"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e.push(ctx, c.KnownHostsFile, "/var/lib/drover/.ssh/known_hosts", "0600")
 	e.run(ctx, "mkdir -p "+e.artDir)
 	for _, a := range []string{harness.ArtifactNodeExporterOld, harness.ArtifactNodeExporterNew, harness.ArtifactFailing} {
 		e.push(ctx, arts[a].Path, e.artDir+"/"+filepath.Base(arts[a].Path), "0644")
@@ -113,7 +115,7 @@ func TestPackagedService(t *testing.T) {
 	e.run(ctx, "chown -R drover:drover /var/lib/drover/.ssh "+e.artDir)
 	e.write(ctx, "/etc/systemd/system/drover.service.d/test.conf", fmt.Sprintf(`[Service]
 ExecStart=
-ExecStart=/usr/bin/drover daemon --listen %s --web.config.file /etc/drover/web-config.yml --token-file /var/lib/drover/console-token
+ExecStart=/usr/bin/drover daemon --addr %s --web.config.file /etc/drover/web-config.yml --token-file /var/lib/drover/console-token
 WatchdogSec=4s
 RestartSec=1s
 `, e.addr))
@@ -138,6 +140,12 @@ done`, e.addr))
 	}
 	old := arts[harness.ArtifactNodeExporterOld].Version
 	e.waitStatus(ctx, 3*time.Minute, "converged on "+old, func(st reconciler.ClusterStatus) bool { return convergedOn(st, old) })
+	knownHosts := e.run(ctx, "cat /var/lib/drover/.ssh/known_hosts")
+	for _, n := range e.nodes {
+		if !strings.Contains(knownHosts, n.Address) {
+			t.Errorf("known_hosts lacks %s's key:\n%s", n.Name, knownHosts)
+		}
+	}
 
 	// An edit rolls out.
 	next := arts[harness.ArtifactNodeExporterNew].Version
@@ -211,7 +219,7 @@ func (e *env) manifest(a, execCmd string) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: drover/v1\nkind: Cluster\nmetadata: {name: e2eservice}\nspec:\n  installRoot: /opt/drover\n  probeInterval: 5s\n")
-	fmt.Fprintf(&b, "  ssh:\n    user: %s\n    identityFiles: [/var/lib/drover/.ssh/id_ed25519]\n    knownHostsFile: /var/lib/drover/.ssh/known_hosts\n", e.c.User)
+	fmt.Fprintf(&b, "  ssh:\n    user: %s\n    identityFiles: [/var/lib/drover/.ssh/id_ed25519]\n    knownHostsFile: /var/lib/drover/.ssh/known_hosts\n    acceptNewHostKeys: true\n", e.c.User)
 	b.WriteString("  nodes:\n")
 	for _, n := range e.nodes {
 		fmt.Fprintf(&b, "    - {name: %s, address: %s, port: %d}\n", n.Name, n.Address, n.Port)
@@ -269,7 +277,7 @@ func (e *env) write(ctx context.Context, path, content string) {
 	e.pipe(ctx, strings.NewReader(content), path, "0644")
 }
 
-func (e *env) pipe(ctx context.Context, in interface{ Read([]byte) (int, error) }, path, mode string) {
+func (e *env) pipe(ctx context.Context, in io.Reader, path, mode string) {
 	e.t.Helper()
 	args, err := e.c.SSHArgs(e.boot)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,6 +107,9 @@ func (c *Cluster) writeLightNode(n *nodeState, hostKey keyPair) error {
 	if err := os.MkdirAll(filepath.Join(n.dir, "home"), 0o700); err != nil {
 		return fmt.Errorf("harness: node %s: %w", n.Name, err)
 	}
+	if err := os.WriteFile(filepath.Join(n.dir, "authorized_keys"), nil, 0o600); err != nil {
+		return fmt.Errorf("harness: node %s: %w", n.Name, err)
+	}
 	keyPath := filepath.Join(n.dir, "ssh_host_ed25519_key")
 	if err := hostKey.write(keyPath); err != nil {
 		return err
@@ -114,7 +118,8 @@ func (c *Cluster) writeLightNode(n *nodeState, hostKey keyPair) error {
 		"# Written by the drover test harness; sshd reads only this file (-f).",
 		"ListenAddress " + hostPort(n.Address, n.Port),
 		"HostKey " + keyPath,
-		"AuthorizedKeysFile " + filepath.Join(c.Dir, "authorized_keys"),
+		// The cluster's client key, then keys for this node alone (AuthorizeKey).
+		"AuthorizedKeysFile " + filepath.Join(c.Dir, "authorized_keys") + " " + filepath.Join(n.dir, "authorized_keys"),
 		// No pid file: nodes must not fight over /run/sshd.pid; the harness
 		// tracks pids itself. No PAM: no login sessions for hundreds of
 		// logins, and PAM's account checks are not what these nodes test.
@@ -219,4 +224,49 @@ func ensureNofile(want uint64) error {
 		return fmt.Errorf("harness: raise open-file limit to %d: %w", want, err)
 	}
 	return nil
+}
+
+// AuthorizeKey lets the public key (an authorized_keys line) log in to
+// the light node name only, beside the cluster's client key: tests of
+// per-node and per-hop keys give each node a key no other accepts.
+func (c *Cluster) AuthorizeKey(name, authorizedKey string) error {
+	n, err := c.node(name)
+	if err != nil {
+		return err
+	}
+	if c.Kind != KindLight {
+		return fmt.Errorf("harness: AuthorizeKey: node %s is not a light node", name)
+	}
+	f, err := os.OpenFile(filepath.Join(n.dir, "authorized_keys"), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("harness: node %s: %w", name, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(strings.TrimSpace(authorizedKey) + "\n"); err != nil {
+		return fmt.Errorf("harness: node %s: %w", name, err)
+	}
+	return nil
+}
+
+// KnownHostsLine is name's line of KnownHostsFile, for a test that gives
+// each node a known_hosts file of its own.
+func (c *Cluster) KnownHostsLine(name string) (string, error) {
+	n, err := c.node(name)
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(c.KnownHostsFile)
+	if err != nil {
+		return "", err
+	}
+	prefix := "[" + n.Address + "]:" + strconv.Itoa(n.Port) + " "
+	if n.Port == 22 {
+		prefix = n.Address + " "
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return line, nil
+		}
+	}
+	return "", fmt.Errorf("harness: no known_hosts line for node %s", name)
 }

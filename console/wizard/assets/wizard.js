@@ -181,6 +181,23 @@
     return { address: addr, port: port, name: parts[1] || "", roles: [] };
   }
 
+  // initSSHHosts offers the ssh_config's aliases: a click adds one to the
+  // paste box (named after it when that is a valid node name).
+  function initSSHHosts(hosts) {
+    if (!hosts.length) return;
+    const box = $("#ssh-hosts");
+    box.querySelector("span").replaceChildren(...hosts.map((h) => el("button", {
+      type: "button", class: "small", text: h,
+      onclick: () => {
+        const name = h.toLowerCase();
+        const line = /^[a-z0-9][a-z0-9._-]*$/.test(name) ? h + " " + name : h;
+        const ta = $("#nodes-paste");
+        ta.value = (ta.value.trim() ? ta.value.trim() + "\n" : "") + line;
+      },
+    })));
+    box.hidden = false;
+  }
+
   function addNodes() {
     collect();
     const lines = $("#nodes-paste").value.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
@@ -370,6 +387,7 @@
         user: $("#ssh-user").value.trim(),
         port: Number($("#ssh-port").value) || 0,
         identityFile: $("#identity-file").value.trim(),
+        bastion: $("#ssh-bastion").value.trim(),
       },
       nodes: state.nodes.map((n) => ({ name: n.name, address: n.address, port: n.port || 0, roles: n.roles })),
       components: state.components.filter((c) => c.include).map((c) => {
@@ -468,7 +486,7 @@
     show($("#preflight-error"), "");
     try {
       for (const n of nodes) {
-        await api("/api/v1/wizard/hostkeys/accept", { hostport: n.hostport, fingerprint: n.hostKey.fingerprint });
+        await api("/api/v1/wizard/hostkeys/accept", { hostport: n.hostKey.hostport || n.hostport, fingerprint: n.hostKey.fingerprint });
       }
     } catch (e) {
       show($("#preflight-error"), "Accepting the key failed: " + e.message);
@@ -627,6 +645,7 @@
     }
     const info = state.info;
     initSSH(info.defaults);
+    initSSHHosts(info.defaults.sshConfigHosts || []);
     $("#artifacts-dir").textContent = info.dir || "(no artifacts folder configured)";
     $("#artifacts-convention").textContent = info.convention;
     if (info.error) show($("#load-error"), info.error);
