@@ -33,49 +33,60 @@ func (d *daemon) status(ctx context.Context) (reconciler.ClusterStatus, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-// streamRate reads the console's event stream for window while one node
-// a second starts failing its health check (which the daemon sees at its
-// next probe and repairs with a restart), and returns the stream's bytes
-// per second and how many nodes were made to change.
-func (d *daemon) streamRate(ctx context.Context, r *run, window time.Duration) (float64, int, error) {
+// streamRates reads the console's event stream, whole-document and
+// delta views at once, for window while one node a second starts failing
+// its health check (which the daemon sees at its next probe and repairs
+// with a restart), and returns each view's bytes per second and how many
+// nodes were made to change.
+func (d *daemon) streamRates(ctx context.Context, r *run, window time.Duration) (whole, delta float64, changed int, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/api/v1/events", nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	client := &http.Client{} // no timeout: a stream
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("events: HTTP %d", resp.StatusCode)
-	}
-	var total atomic.Int64
-	var events atomic.Int64
-	go func() {
-		br := bufio.NewReaderSize(resp.Body, 1<<20)
-		for {
-			line, err := br.ReadSlice('\n')
-			total.Add(int64(len(line)))
-			if strings.HasPrefix(string(line), "event:") {
-				events.Add(1)
-			}
-			if err != nil && err != bufio.ErrBufferFull {
-				return
-			}
+	type stream struct{ total, events atomic.Int64 }
+	open := func(query string) (*stream, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/api/v1/events"+query, nil)
+		if err != nil {
+			return nil, err
 		}
-	}()
-	// The first event is the whole document: count from after it.
+		resp, err := (&http.Client{}).Do(req) // no timeout: a stream
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fmt.Errorf("events%s: HTTP %d", query, resp.StatusCode)
+		}
+		s := &stream{}
+		go func() {
+			defer resp.Body.Close()
+			br := bufio.NewReaderSize(resp.Body, 1<<20)
+			for {
+				line, err := br.ReadSlice('\n')
+				s.total.Add(int64(len(line)))
+				if strings.HasPrefix(string(line), "event:") {
+					s.events.Add(1)
+				}
+				if err != nil && err != bufio.ErrBufferFull {
+					return
+				}
+			}
+		}()
+		return s, nil
+	}
+	all, err := open("")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	deltas, err := open("?view=delta")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	// The first event of each is the whole document: count from after it.
 	deadline := time.Now().Add(time.Minute)
-	for events.Load() == 0 && time.Now().Before(deadline) {
+	for (all.events.Load() == 0 || deltas.events.Load() == 0) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second)
-	start, b0 := time.Now(), total.Load()
-	changed := 0
+	start, a0, d0 := time.Now(), all.total.Load(), deltas.total.Load()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for time.Since(start) < window {
@@ -83,38 +94,36 @@ func (d *daemon) streamRate(ctx context.Context, r *run, window time.Duration) (
 		r.sim.fail((changed * 7919) % r.nodes)
 		changed++
 	}
-	took := time.Since(start)
-	return float64(total.Load()-b0) / took.Seconds(), changed, nil
+	took := time.Since(start).Seconds()
+	return float64(all.total.Load()-a0) / took, float64(deltas.total.Load()-d0) / took, changed, nil
 }
 
 // waitGeneration waits until every node is converged on a manifest
-// loaded after edit: its observed generation is the new one.
-func (d *daemon) waitGeneration(ctx context.Context, n int, sim shards, edit time.Time, timeout time.Duration) error {
+// loaded after edit (its observed generation is the new one), or timeout
+// passes, and returns how many nodes are.
+func (d *daemon) waitGeneration(ctx context.Context, n int, sim shards, edit time.Time, timeout time.Duration) (int, error) {
 	deadline := edit.Add(timeout)
-	var last string
+	done := 0
 	for {
 		st, err := d.status(ctx)
 		if err == nil && st.LastLoadTime.After(edit) {
-			done := 0
+			done = 0
 			for _, node := range st.Nodes {
 				if node.Converged && node.ObservedGeneration == st.Hash {
 					done++
 				}
 			}
 			if done == n && len(st.Nodes) == n {
-				return nil
+				return done, nil
 			}
-			last = fmt.Sprintf("%d of %d nodes on the new manifest, %d steps so far", done, n, sim.stats().Steps)
-		} else if err != nil {
-			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("rolling change not done after %s: %s\n%s", timeout, last, d.logTail())
+			return done, nil
 		}
 		if d.exited() {
-			return fmt.Errorf("daemon exited:\n%s", d.logTail())
+			return done, fmt.Errorf("daemon exited:\n%s", d.logTail())
 		}
-		time.Sleep(time.Second)
+		time.Sleep(2 * time.Second)
 	}
 }
 

@@ -49,6 +49,7 @@ type config struct {
 	listen     string
 	keep       bool
 	profileDir string
+	rolloutFor time.Duration
 }
 
 func main() {
@@ -63,6 +64,7 @@ func main() {
 	flag.StringVar(&c.out, "out", "docs/BENCHMARKS-SCALE.md", "report to write")
 	flag.StringVar(&c.plot, "plot", "docs/bench-scale.png", "plot to write")
 	flag.StringVar(&c.profileDir, "profile-dir", "", "after each steady window, save the daemon's 30 s CPU profile, heap and goroutines here")
+	flag.DurationVar(&c.rolloutFor, "rollout", 0, "after the edit, wait up to this long for the whole rolling change (0: do not wait)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work dir (daemon logs, manifests) and say where")
 	flag.StringVar(&c.listen, "listen", "127.4.255.254:0", "the daemon's --listen (in the bench's loopback range)")
 	shard := flag.String("shard", "", "internal: serve nodes FROM:TO as a shard process (see shard.go)")
@@ -144,11 +146,13 @@ type result struct {
 	statusBytes       int
 	notConvTime       time.Duration
 	notConvBytes      int
-	streamBytesPerSec float64
+	streamBytesPerSec float64 // the whole-document view
+	deltaBytesPerSec  float64 // ?view=delta
 	streamChanges     int
 	reaction          time.Duration // manifest write -> first step on a node
 	rollout           time.Duration // manifest write -> every node has the new file
-	rolloutSteps      int64
+	rolloutDone       bool          // else rollout is when the bench stopped waiting
+	rolloutNodes      int           // nodes done by then
 	load              string
 }
 
@@ -299,7 +303,7 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 
 	if c.profileDir != "" {
 		// After the window, so profiling does not count in it.
-		if err := d.profile(c.profileDir, n, 30*time.Second); err != nil {
+		if err := d.profile(c.profileDir, n, 20*time.Second); err != nil {
 			return res, err
 		}
 	}
@@ -318,11 +322,11 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	}
 	log.Printf("/metrics %s %d B; /api/v1/status %s %d B; ?state=notConverged %s %d B", res.metricsTime, res.metricsBytes, res.statusTime, res.statusBytes, res.notConvTime, res.notConvBytes)
 
-	res.streamBytesPerSec, res.streamChanges, err = d.streamRate(ctx, r, c.stream)
+	res.streamBytesPerSec, res.deltaBytesPerSec, res.streamChanges, err = d.streamRates(ctx, r, c.stream)
 	if err != nil {
 		return res, err
 	}
-	log.Printf("event stream %.0f B/s while %d nodes changed", res.streamBytesPerSec, res.streamChanges)
+	log.Printf("event stream %.0f B/s whole, %.0f B/s ?view=delta, while %d nodes changed", res.streamBytesPerSec, res.deltaBytesPerSec, res.streamChanges)
 
 	// Reaction: a manifest edit -> the first action step on a node.
 	r.sim.arm()
@@ -346,14 +350,18 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	log.Printf("manifest edit -> first step %s", res.reaction.Round(time.Millisecond))
+	if c.rolloutFor <= 0 {
+		return res, nil
+	}
 	// The whole rolling change, maxUnavailable 10%: every node's file
 	// rewritten, unit restarted, health waited for and receipt written.
-	if err := d.waitGeneration(ctx, n, r.sim, edit, 10*time.Minute); err != nil {
+	done, err := d.waitGeneration(ctx, n, r.sim, edit, c.rolloutFor)
+	if err != nil {
 		return res, err
 	}
+	res.rolloutDone, res.rolloutNodes = done == n, done
 	res.rollout = time.Since(edit)
-	res.rolloutSteps = r.sim.stats().Steps
-	log.Printf("rolling change on every node done %s after the edit", res.rollout.Round(time.Millisecond))
+	log.Printf("rolling change: %d of %d nodes done %s after the edit", done, n, res.rollout.Round(time.Millisecond))
 	return res, nil
 }
 

@@ -84,18 +84,24 @@ func (rep report) write(c config) error {
 			100*med(r, func(x result) float64 { return x.simCPU.Seconds() / x.window.Seconds() }), r[len(r)-1].load)
 	}
 	b.WriteString("\n## Endpoints, event stream and reaction\n\n")
-	b.WriteString("| nodes | `/metrics` | `/metrics` size | `/api/v1/status` | status size | `?state=notConverged` | its size | event stream (one node a second changes) | manifest edit → first action |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| nodes | `/metrics` | `/metrics` size | `/api/v1/status` | status size | `?state=notConverged` | its size | event stream, whole document (one node a second changes) | event stream, `?view=delta` | manifest edit → first action | whole rolling change (maxUnavailable 10%) |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range rep.points {
 		r := p.runs
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s/s | %s |\n", p.nodes,
+		rollout := "not measured"
+		if last := r[len(r)-1]; last.rollout > 0 && last.rolloutDone {
+			rollout = fmt.Sprintf("%.0f s", med(r, func(x result) time.Duration { return x.rollout }).Seconds())
+		} else if last.rollout > 0 {
+			rollout = fmt.Sprintf("%d of %d nodes after %.0f s", last.rolloutNodes, p.nodes, last.rollout.Seconds())
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s/s | %s/s | %s | %s |\n", p.nodes,
 			ms(med(r, func(x result) time.Duration { return x.metricsTime })), size(med(r, func(x result) int { return x.metricsBytes })),
 			ms(med(r, func(x result) time.Duration { return x.statusTime })), size(med(r, func(x result) int { return x.statusBytes })),
 			ms(med(r, func(x result) time.Duration { return x.notConvTime })), size(med(r, func(x result) int { return x.notConvBytes })),
-			size(int(med(r, func(x result) float64 { return x.streamBytesPerSec }))),
-			ms(med(r, func(x result) time.Duration { return x.reaction })))
+			size(int(med(r, func(x result) float64 { return x.streamBytesPerSec }))), size(int(med(r, func(x result) float64 { return x.deltaBytesPerSec }))),
+			ms(med(r, func(x result) time.Duration { return x.reaction })), rollout)
 	}
-	b.WriteString("\nEndpoint times are medians of 3–5 GETs from the bench over loopback (whole body read). The event stream is read for the window after its first event; a node a second is made to fail its health check, which the daemon sees at its next probe and repairs. The reaction is from the manifest's rename into place to the first action step reaching a node.\n")
+	b.WriteString("\nEndpoint times are medians of 3–5 GETs from the bench over loopback (whole body read). Both event stream views are read at once for the window after their first event (the whole status); a node a second is made to fail its health check, which the daemon sees at its next probe and repairs. The reaction is from the manifest's rename into place to the first action step reaching a node.\n")
 	if err := os.WriteFile(c.out, []byte(b.String()), 0o644); err != nil {
 		return err
 	}
