@@ -66,7 +66,7 @@ func main() {
 	flag.StringVar(&c.profileDir, "profile-dir", "", "after each steady window, save the daemon's 30 s CPU profile, heap and goroutines here")
 	flag.DurationVar(&c.rolloutFor, "rollout", 0, "after the edit, wait up to this long for the whole rolling change (0: do not wait)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work dir (daemon logs, manifests) and say where")
-	flag.StringVar(&c.listen, "listen", "127.4.255.254:0", "the daemon's --listen (in the bench's loopback range)")
+	flag.StringVar(&c.listen, "addr", "127.4.255.254:0", "the daemon's --addr (in the bench's loopback range)")
 	shard := flag.String("shard", "", "internal: serve nodes FROM:TO as a shard process (see shard.go)")
 	shardPub := flag.String("shard-pub", "", "internal: the shard's authorized key file")
 	shardKnown := flag.String("shard-known", "", "internal: where the shard writes its known_hosts")
@@ -139,6 +139,8 @@ type result struct {
 	probes            int64         // in the steady window
 	rss, peakRSS      int64
 	goroutines        float64
+	heapInuse         int64 // go_memstats_heap_inuse_bytes after the window
+	stackInuse        int64 // go_memstats_stack_inuse_bytes: goroutine stacks
 	conns             int64
 	metricsTime       time.Duration
 	metricsBytes      int
@@ -312,6 +314,8 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 		return res, err
 	}
 	res.goroutines = d.gauge("go_goroutines")
+	res.heapInuse = int64(d.gauge("go_memstats_heap_inuse_bytes"))
+	res.stackInuse = int64(d.gauge("go_memstats_stack_inuse_bytes"))
 	res.statusTime, res.statusBytes, err = d.timeGet("/api/v1/status", 3)
 	if err != nil {
 		return res, err
@@ -397,7 +401,7 @@ func startDaemon(c config, r *run) (*daemon, error) {
 		return nil, err
 	}
 	state := filepath.Join(r.dir, "state")
-	cmd := exec.Command(c.bin, "daemon", "-f", r.manifest, "--listen", c.listen, "--lock-dir", state, "--state-dir", state, "--grace", "5s", "--pprof")
+	cmd := exec.Command(c.bin, "daemon", "-f", r.manifest, "--addr", c.listen, "--lock-dir", state, "--state-dir", state, "--grace", "5s", "--pprof")
 	cmd.Stdout, cmd.Stderr = pw, pw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	d := &daemon{cmd: cmd, logPath: logPath, done: make(chan struct{}), http: &http.Client{Timeout: time.Minute}}

@@ -70,16 +70,17 @@ func (rep report) write(c config) error {
 	b.WriteString("![daemon CPU and RSS against fleet size](bench-scale.png)\n\n")
 
 	b.WriteString("## Daemon cost\n\n")
-	b.WriteString("| nodes | cold start (exec → every node probed) | cold-start CPU | steady CPU (% of one core) | CPU per minute | CPU per probe | RSS | peak RSS | RSS per node | goroutines | open SSH connections | simulator CPU (% of one core) | load during window |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| nodes | cold start (exec → every node probed) | cold-start CPU | steady CPU (% of one core) | CPU per minute | CPU per probe | RSS | peak RSS | RSS per node | Go heap in use | goroutine stacks | goroutines | open SSH connections | simulator CPU (% of one core) | load during window |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, p := range rep.points {
 		r := p.runs
 		share := med(r, func(x result) float64 { return x.cpuShare() })
 		perProbe := med(r, func(x result) float64 { return x.cpu.Seconds() / float64(max(x.probes, 1)) })
 		rss := med(r, func(x result) int64 { return x.rss })
-		fmt.Fprintf(&b, "| %d | %.1f s | %.1f s | %.1f%% | %.1f s | %.2f ms | %.0f MB | %.0f MB | %.1f kB | %.0f | %d | %.1f%% | %s |\n",
+		fmt.Fprintf(&b, "| %d | %.1f s | %.1f s | %.1f%% | %.1f s | %.2f ms | %.0f MB | %.0f MB | %.1f kB | %.0f MB | %.0f MB | %.0f | %d | %.1f%% | %s |\n",
 			p.nodes, med(r, func(x result) time.Duration { return x.coldStart }).Seconds(), med(r, func(x result) time.Duration { return x.coldCPU }).Seconds(),
 			100*share, 60*share, 1000*perProbe, mb(rss), mb(med(r, func(x result) int64 { return x.peakRSS })), float64(rss)/float64(p.nodes)/1e3,
+			mb(med(r, func(x result) int64 { return x.heapInuse })), mb(med(r, func(x result) int64 { return x.stackInuse })),
 			med(r, func(x result) float64 { return x.goroutines }), med(r, func(x result) int64 { return x.conns }),
 			100*med(r, func(x result) float64 { return x.simCPU.Seconds() / x.window.Seconds() }), r[len(r)-1].load)
 	}
