@@ -13,7 +13,9 @@ DEB_PKGS  := openssh-server openssh-client debootstrap systemd-container nftable
 BENCH_PKGS := ansible pssh
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT ?= 70m
+# make test fuzzes each target for FUZZTIME; make fuzz for FUZZTIME_LONG.
 FUZZTIME  ?= 20s
+FUZZTIME_LONG ?= 5m
 
 # The Debian package: a version dpkg accepts (v1.2.3 -> 1.2.3; a bare
 # commit -> 0.0.0~git<commit>), for the Go architecture (amd64 and arm64
@@ -23,7 +25,7 @@ PKG_ARCH    := $(shell $(GO) env GOARCH)
 NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
 DEB         := bin/drover_$(PKG_VERSION)_$(PKG_ARCH).deb
 
-.PHONY: all build test unit e2e demo bench bench-scale lint deps clean package
+.PHONY: all build test unit e2e demo bench bench-scale lint deps clean package fuzz
 
 all: build
 
@@ -56,7 +58,13 @@ test: deps
 	$(GO) run ./test/harness/cmd/drover-nodes image
 	$(GO) run ./test/harness/cmd/drover-nodes artifacts
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifests
+	$(MAKE) --no-print-directory fuzz FUZZTIME_LONG=$(FUZZTIME)
+
+# fuzz runs every fuzz target (the manifest parser, the probe output
+# parser) for FUZZTIME_LONG each; go test fuzzes one target at a time.
+fuzz:
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_LONG) ./manifests
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_LONG) ./probes
 
 # unit runs only the tests that need no root and no test nodes.
 unit:

@@ -42,6 +42,13 @@ func (c *Console) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
+	if c.open.Add(1) > int64(c.opts.MaxStreams) {
+		c.open.Add(-1)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("more than %d event streams open; poll %s instead", c.opts.MaxStreams, "/api/v1/status"), http.StatusServiceUnavailable)
+		return
+	}
+	defer c.open.Add(-1)
 	c.streams.Add(1)
 	defer c.streams.Done()
 	rc := http.NewResponseController(w)

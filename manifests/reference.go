@@ -123,7 +123,7 @@ var fieldDocs = map[string]FieldDoc{
 
 	"File.path": {Description: "Where the file goes: relative to the version's directory, or absolute.", Example: "conf/zoo.cfg", Required: true,
 		Effect: effectReconfigure},
-	"File.mode":     {Description: "Octal file mode.", Default: DefaultFileMode, Example: "0600", Pattern: "^0?[0-7]{3,4}$", Effect: effectReconfigure},
+	"File.mode": {Description: "Octal file mode.", Default: DefaultFileMode, Example: "0600", Pattern: "^0?[0-7]{3,4}$", Effect: effectReconfigure},
 	"File.sensitive": {Description: "The content is secret: plan and apply show only \"(sensitive content changed)\", never the content or a diff, and drover never reads it back from the node.", Default: "false", Example: "true",
 		Effect: "Nothing on the nodes: only what plans show."},
 	"File.template": {Description: "Go text/template of the content; sees .Node, .Cluster, .Dir and helpers such as nodesWithRole.", Example: "clientPort=2181", Required: true, Effect: effectReconfigure},

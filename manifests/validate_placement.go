@@ -1,6 +1,9 @@
 package manifests
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // placement checks what depends on which nodes a present component lands
 // on: that it lands somewhere, quorum sizes, templates rendering for every
@@ -82,6 +85,10 @@ func (v *validator) renders(r *Renderer, p string, comp *Component, nodes []*Nod
 		}
 		if hasControl(string(out)) {
 			v.errorf(p+".service.exec", "node %s: must render to one line without control characters", n.Name)
+			break
+		}
+		if err := CheckCommandLine(strings.TrimSpace(string(out))); err != nil && (err != ErrCommandEmpty || strings.TrimSpace(s.Exec) != "") {
+			v.errorf(p+".service.exec", "node %s: %q %v", n.Name, strings.TrimSpace(string(out)), err)
 			break
 		}
 	}

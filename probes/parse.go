@@ -284,7 +284,7 @@ func parseReceiptState(c *Component, v string) error {
 		c.ReceiptError = "receipt file is unreadable or empty"
 		return nil
 	}
-	return errors.New("want: receipt = LINE|-|!")
+	return errors.New("want: receipt = LINE, - or ! (unreadable)")
 }
 
 // parseReceipt reads the receipt's text. What the file says is a fact

@@ -134,7 +134,7 @@ func TestParseMalformed(t *testing.T) {
 		{"line outside block", head + "receipt -\n", "line 3: unknown line outside a component block"},
 		{"bad package state", block("package 1.0 half"), "line 6: want: package VERSION complete|incomplete"},
 		{"package twice", block("package 1.0 complete", "package 1.0 incomplete"), "line 7: package listed twice"},
-		{"bad receipt state", head + "component zk\nreceipt %%%\n", "line 4: want: receipt = LINE|-|!"},
+		{"bad receipt state", head + "component zk\nreceipt %%%\n", "line 4: want: receipt = LINE, - or ! (unreadable)"},
 		{"receipt text after state", head + "component zk\nreceipt -\nreceipt = {}\n", "line 5: receipt line out of order"},
 		{"receipt state after text", head + "component zk\nreceipt = {}\nreceipt !\n", "line 5: receipt line out of order"},
 		{"receipt after active", head + "component zk\nreceipt = {}\nactive -\nreceipt = {}\n", "line 6: receipt line out of order"},

@@ -170,7 +170,7 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		dc.Unit = unit
 		dc.UnitHash = hex.EncodeToString(sum[:])
 		if env != nil {
-			inline, err := renderUnit(comp, c.Context(node, comp), serviceDeps(c, node, comp), true)
+			inline, err := renderUnit(comp, r.Context(node, comp), serviceDeps(c, node, comp), true)
 			if err != nil {
 				return nil, where(err)
 			}

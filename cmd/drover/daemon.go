@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,6 +33,7 @@ func newDaemonCommand() *cobra.Command {
 	var grace time.Duration
 	var workers, cpus int
 	var pprof, perNodeMetrics bool
+	var allowedHosts []string
 	var svc serviceOptions
 	cmd := &cobra.Command{
 		Use:   "daemon [-f FILE]",
@@ -58,7 +58,7 @@ work and lets in-flight actions finish for up to --grace.`,
 			defer log.Sync()
 			setCPUs(cmd, cpus)
 			d := &daemon{svc: svc, file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
-				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, perNodeMetrics: perNodeMetrics, log: log, stderr: cmd.ErrOrStderr()}
+				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, perNodeMetrics: perNodeMetrics, allowedHosts: allowedHosts, log: log, stderr: cmd.ErrOrStderr()}
 			return d.run(cmd.Context())
 		},
 	}
@@ -75,6 +75,7 @@ work and lets in-flight actions finish for up to --grace.`,
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the console token (mode 0600); default: a new token each start, printed to stderr")
 	cmd.Flags().StringVar(&artifactsDir, "artifacts-dir", "", "folder the setup wizard offers artifacts from (<name>-<version>.tar.gz)")
 	cmd.Flags().BoolVar(&pprof, "pprof", false, "also serve Go's profiles on --addr under /debug/pprof/ (no token: anyone who reaches --addr can take them)")
+	cmd.Flags().StringSliceVar(&allowedHosts, "allowed-host", nil, "a host name the console and API may be reached by, besides localhost and IP addresses (repeatable; requests naming any other host are refused, against DNS rebinding)")
 	cmd.Flags().StringVar(&knownHosts, "known-hosts", "", "known_hosts file the setup wizard records accepted host keys in (default: the manifest's ssh.knownHostsFile)")
 	return cmd
 }
@@ -85,6 +86,7 @@ type daemon struct {
 	tokenFile             string
 	artifactsDir          string
 	knownHosts            string
+	allowedHosts          []string
 	grace                 time.Duration
 	workers               int
 	pprof                 bool
@@ -127,8 +129,11 @@ func (d *daemon) run(ctx context.Context) error {
 	// The first manifest must be good: there is no last good one yet. A
 	// missing one is a new cluster: the daemon serves the console and the
 	// setup wizard, and takes the manifest up once it is written.
-	l, desired, err := compile(abs)
+	l, desired, err := loadFirst(ctx, abs)
 	missing := errors.Is(err, fs.ErrNotExist)
+	if ctx.Err() != nil {
+		return nil // stopped while loading
+	}
 	if err != nil && !missing {
 		return err
 	}
@@ -216,7 +221,7 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.pprof {
 		registerPprof(mux)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := newHTTPServer(mux, d.listen, d.allowedHosts)
 	// Shutdown waits for requests to end, and an open page's event stream
 	// never does by itself.
 	srv.RegisterOnShutdown(con.Close)
@@ -237,7 +242,7 @@ func (d *daemon) run(ctx context.Context) error {
 	changes := make(chan manifests.Change)
 	w := &manifests.Watcher{Path: abs, Log: d.log.Named("watch")}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		if err := w.Run(ctx, changes); err != nil {
@@ -248,18 +253,11 @@ func (d *daemon) run(ctx context.Context) error {
 		defer wg.Done()
 		d.ctrl.Run(ctx, d.grace)
 	}()
-	for done := false; !done; {
-		select {
-		case <-ctx.Done():
-			done = true
-		case c := <-changes:
-			d.reload(abs, c)
-		case <-hup:
-			d.log.Info("SIGHUP: re-reading the manifest")
-			data, err := os.ReadFile(abs)
-			d.reload(abs, manifests.Change{Data: data, Err: err})
-		}
-	}
+	go func() {
+		defer wg.Done()
+		d.loadManifests(ctx, abs, changes, hup)
+	}()
+	<-ctx.Done()
 	// From here a second SIGTERM or Ctrl-C kills at once: every on-node
 	// step is safe to cut, so an operator who will not wait need not.
 	stop()
@@ -274,14 +272,18 @@ func (d *daemon) run(ctx context.Context) error {
 
 // reload parses, validates and compiles a new manifest; on any failure
 // the last good manifest stays in force and the error is exported.
-func (d *daemon) reload(path string, c manifests.Change) {
+func (d *daemon) reload(ctx context.Context, path string, c manifests.Change) {
 	d.loadMu.Lock()
 	defer d.loadMu.Unlock()
 	err := c.Err
 	var l *manifests.Loaded
 	var desired *reconciler.Desired
 	if err == nil {
-		l, err = manifests.LoadBytes(path, c.Data)
+		l, err = manifests.LoadBytesContext(ctx, path, c.Data)
+	}
+	if ctx.Err() != nil {
+		d.logStopped(err)
+		return
 	}
 	if err == nil {
 		desired, err = reconciler.Compile(l)
@@ -296,7 +298,7 @@ func (d *daemon) reload(path string, c manifests.Change) {
 			msg = "manifest rejected; no manifest is in force yet"
 		}
 		d.log.Error(msg, zap.Error(err))
-		d.ctrl.SetLoadError(err)
+		d.ctrl.SetLoadError(publicLoadError(err))
 		return
 	}
 	d.apply(l, desired)

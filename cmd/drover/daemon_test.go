@@ -293,10 +293,14 @@ func TestDaemonInvalidFirstManifest(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errs)
 	}
-	for _, want := range []string{"3 problem(s)", "spec.probeInterval", "spec.nodes[1].address", "spec.components[0].version"} {
-		if !strings.Contains(errs, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, errs)
+	// One line a problem, each naming the file, as compilers print them.
+	for _, want := range []string{"spec.probeInterval", "spec.nodes[1].address", "spec.components[0].version"} {
+		if !strings.Contains(errs, manifest+": "+want) {
+			t.Errorf("stderr lacks %q:\n%s", manifest+": "+want, errs)
 		}
+	}
+	if n := strings.Count(errs, manifest+": "); n != 3 {
+		t.Errorf("stderr names the file %d times, want 3 (one line a problem):\n%s", n, errs)
 	}
 	if out != "" {
 		t.Errorf("stdout: %q", out)
