@@ -80,6 +80,7 @@ func BenchmarkSetDesired10k(b *testing.B) {
 // a stranger, and nodes added or replaced after the first call.
 func TestDesiredNodeIndex(t *testing.T) {
 	d := scaleDesired(100, "g1")
+	d.IndexNodes()
 	for _, n := range d.Nodes {
 		if d.Node(n.Name) != n {
 			t.Fatalf("Node(%s) is not the manifest's node", n.Name)
@@ -103,6 +104,7 @@ func TestDesiredNodeIndex(t *testing.T) {
 // BenchmarkDesiredNode10k is one lookup at 10,000 nodes (per probe).
 func BenchmarkDesiredNode10k(b *testing.B) {
 	d := scaleDesired(10000, "g1")
+	d.IndexNodes()
 	for i := 0; b.Loop(); i++ {
 		d.Node(d.Nodes[i%len(d.Nodes)].Name)
 	}
