@@ -26,7 +26,7 @@ PKG_ARCH    := $(shell $(GO) env GOARCH)
 NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
 DEB         := bin/drover_$(PKG_VERSION)_$(PKG_ARCH).deb
 
-.PHONY: all build test unit e2e demo bench lint deps clean package fuzz
+.PHONY: all build test unit e2e demo bench bench-scale lint deps clean package fuzz
 
 all: build
 
@@ -87,6 +87,15 @@ demo: deps build
 bench: deps build
 	@./test/deps.sh $(BENCH_PKGS)
 	$(GO) run ./test/bench -out docs/BENCHMARKS.md
+
+# bench-scale runs the daemon binary against simulated fleets of 1k to
+# 10k nodes (test/fleetsim, in-process SSH endpoints on 127.1-127.4.x.y
+# port 22: needs root for the port and the open files limit) and rewrites
+# docs/BENCHMARKS-SCALE.md and its plot, docs/bench-scale.png.
+SCALE_NODES ?= 1000,2000,5000,10000
+SCALE_RUNS  ?= 1
+bench-scale: build
+	$(GO) run ./test/fleetsim/cmd/fleetbench -nodes $(SCALE_NODES) -runs $(SCALE_RUNS) -out docs/BENCHMARKS-SCALE.md -plot docs/bench-scale.png $(SCALE_FLAGS)
 
 clean:
 	rm -rf bin

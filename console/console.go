@@ -74,6 +74,10 @@ type Console struct {
 	snapMu sync.Mutex
 	snap   []byte
 	snapAt time.Time
+	// nodeSnap is the status cut for delta streams (events.go), read at
+	// most once per half poll period like snap.
+	nodeSnapMu sync.Mutex
+	nodeSnap   *nodeSnapshot
 }
 
 //go:embed web

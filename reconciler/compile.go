@@ -93,6 +93,7 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 		}
 		d.Nodes = append(d.Nodes, n)
 	}
+	d.IndexNodes()
 	return d, nil
 }
 

@@ -32,7 +32,7 @@ func newDaemonCommand() *cobra.Command {
 	var file, listen, lockDir, tokenFile, artifactsDir, knownHosts string
 	var grace time.Duration
 	var workers, cpus int
-	var pprof bool
+	var pprof, perNodeMetrics bool
 	var allowedHosts []string
 	var svc serviceOptions
 	var haOpts haOptions
@@ -59,7 +59,7 @@ work and lets in-flight actions finish for up to --grace.`,
 			defer log.Sync()
 			setCPUs(cmd, cpus)
 			d := &daemon{svc: svc, file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
-				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, allowedHosts: allowedHosts, log: log, stderr: cmd.ErrOrStderr(), ha: haOpts}
+				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, perNodeMetrics: perNodeMetrics, allowedHosts: allowedHosts, log: log, stderr: cmd.ErrOrStderr(), ha: haOpts}
 			return d.run(cmd.Context())
 		},
 	}
@@ -71,6 +71,7 @@ work and lets in-flight actions finish for up to --grace.`,
 	_ = cmd.Flags().MarkDeprecated("listen", "use --addr")
 	addAddrFlag(cmd, &listen, "address of the console, metrics and status HTTP server")
 	cmd.Flags().DurationVar(&grace, "grace", time.Minute, "on stop, how long in-flight actions may take to finish")
+	cmd.Flags().BoolVar(&perNodeMetrics, "per-node-metrics", true, "export the series with a node label (drover_node_*, drover_component_info); false for a large fleet keeps only the aggregates")
 	cmd.Flags().IntVar(&workers, "workers", 0, "nodes reconciled at once (default: ssh.concurrency)")
 	cmd.Flags().IntVar(&cpus, "cpus", 1, "CPUs the daemon's Go code may use at once (GOMAXPROCS; 0: Go's default)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the console token (mode 0600); default: a new token each start, printed to stderr")
@@ -91,6 +92,7 @@ type daemon struct {
 	grace                 time.Duration
 	workers               int
 	pprof                 bool
+	perNodeMetrics        bool
 	log                   *zap.Logger
 	stderr                io.Writer
 	ha                    haOptions // several daemons on etcd (daemon_ha.go)
@@ -189,7 +191,11 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := d.ctrl.Restore(); err != nil {
 		return fmt.Errorf("%s: %w", store.Path(), err)
 	}
-	m := metrics.New(reg, d.ctrl.Status, d.runner.connections, metrics.WithBuildInfo(version, revision()))
+	mopts := []metrics.Option{metrics.WithBuildInfo(version, revision())}
+	if !d.perNodeMetrics {
+		mopts = append(mopts, metrics.WithoutNodeSeries())
+	}
+	m := metrics.New(reg, d.ctrl.Status, d.runner.connections, mopts...)
 	d.ctrl.Observer = m
 	d.metrics = m
 	if missing {
