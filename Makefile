@@ -7,13 +7,16 @@ BIN       := bin/drover
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Debian packages the tests, the demo and the benchmarks need.
+# etcd-server: the real etcd members of the HA tests (issue 22).
 DEB_PKGS  := openssh-server openssh-client debootstrap systemd-container nftables \
              iproute2 prometheus zookeeper etcd-server etcd-client default-jre-headless curl util-linux ca-certificates busybox unzip \
              chromium fonts-dejavu-core
 BENCH_PKGS := ansible pssh
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT ?= 70m
+# make test fuzzes each target for FUZZTIME; make fuzz for FUZZTIME_LONG.
 FUZZTIME  ?= 20s
+FUZZTIME_LONG ?= 5m
 
 # The Debian package: a version dpkg accepts (v1.2.3 -> 1.2.3; a bare
 # commit -> 0.0.0~git<commit>), for the Go architecture (amd64 and arm64
@@ -23,7 +26,7 @@ PKG_ARCH    := $(shell $(GO) env GOARCH)
 NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
 DEB         := bin/drover_$(PKG_VERSION)_$(PKG_ARCH).deb
 
-.PHONY: all build test unit e2e demo bench lint deps clean package
+.PHONY: all build test unit e2e demo bench bench-scale lint deps clean package fuzz
 
 all: build
 
@@ -56,7 +59,13 @@ test: deps
 	$(GO) run ./test/harness/cmd/drover-nodes image
 	$(GO) run ./test/harness/cmd/drover-nodes artifacts
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifests
+	$(MAKE) --no-print-directory fuzz FUZZTIME_LONG=$(FUZZTIME)
+
+# fuzz runs every fuzz target (the manifest parser, the probe output
+# parser) for FUZZTIME_LONG each; go test fuzzes one target at a time.
+fuzz:
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_LONG) ./manifests
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_LONG) ./probes
 
 # unit runs only the tests that need no root and no test nodes.
 unit:
@@ -78,6 +87,15 @@ demo: deps build
 bench: deps build
 	@./test/deps.sh $(BENCH_PKGS)
 	$(GO) run ./test/bench -out docs/BENCHMARKS.md
+
+# bench-scale runs the daemon binary against simulated fleets of 1k to
+# 10k nodes (test/fleetsim, in-process SSH endpoints on 127.1-127.4.x.y
+# port 22: needs root for the port and the open files limit) and rewrites
+# docs/BENCHMARKS-SCALE.md and its plot, docs/bench-scale.png.
+SCALE_NODES ?= 1000,2000,5000,10000
+SCALE_RUNS  ?= 1
+bench-scale: build
+	$(GO) run ./test/fleetsim/cmd/fleetbench -nodes $(SCALE_NODES) -runs $(SCALE_RUNS) -out docs/BENCHMARKS-SCALE.md -plot docs/bench-scale.png $(SCALE_FLAGS)
 
 clean:
 	rm -rf bin

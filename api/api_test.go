@@ -233,3 +233,65 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s differs from the golden file (go test ./api -update rewrites it):\ngot:\n%s\nwant:\n%s", name, got, want)
 	}
 }
+
+// TestStatusQuery: the status filters by state and node and pages, in
+// manifest order, keeping the cluster-level fields.
+func TestStatusQuery(t *testing.T) {
+	srv := server(t, &fakeSource{})
+	for _, tc := range []struct {
+		query string
+		want  []string
+		total string // X-Drover-Total-Nodes, "" when unfiltered
+	}{
+		{"", []string{"m1", "a1"}, ""},
+		{"?state=notConverged", []string{"a1"}, "1"},
+		{"?state=converged", []string{"m1"}, "1"},
+		{"?state=unreachable", []string{"a1"}, "1"},
+		{"?node=m1", []string{"m1"}, "1"},
+		{"?node=a1&node=m1", []string{"m1", "a1"}, "2"},
+		{"?node=nope", []string{}, "0"},
+		{"?state=converged&node=a1", []string{}, "0"},
+		{"?limit=1", []string{"m1"}, "2"},
+		{"?offset=1&limit=1", []string{"a1"}, "2"},
+		{"?offset=5", []string{}, "2"},
+	} {
+		resp, body := get(t, srv.URL+PathStatus+tc.query)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: HTTP %d: %s", tc.query, resp.StatusCode, body)
+		}
+		var st reconciler.ClusterStatus
+		if err := json.Unmarshal(body, &st); err != nil {
+			t.Fatal(err)
+		}
+		got := []string{}
+		for _, n := range st.Nodes {
+			got = append(got, n.Name)
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") || st.Cluster != "prod-east" || !st.Rollout.Halted {
+			t.Errorf("%s: nodes %v (cluster %q), want %v", tc.query, got, st.Cluster, tc.want)
+		}
+		if h := resp.Header.Get(HeaderTotalNodes); h != tc.total {
+			t.Errorf("%s: %s %q, want %q", tc.query, HeaderTotalNodes, h, tc.total)
+		}
+	}
+}
+
+// TestStatusQueryRefused: a query the API cannot answer says what is
+// wrong instead of serving every node.
+func TestStatusQueryRefused(t *testing.T) {
+	srv := server(t, &fakeSource{})
+	for query, want := range map[string]string{
+		"?state=broken":                      `state="broken": want converged, notConverged or unreachable`,
+		"?state=converged&state=unreachable": "state given 2 times",
+		"?node=":                             "node= is empty",
+		"?limit=-1":                          `limit="-1": want a whole number`,
+		"?limit=0":                           "limit=0: want 1 or more",
+		"?offset=x":                          `offset="x"`,
+		"?nodes=m1":                          `unknown parameter "nodes"`,
+	} {
+		resp, body := get(t, srv.URL+PathStatus+query)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), want) {
+			t.Errorf("%s: HTTP %d %q, want 400 with %q", query, resp.StatusCode, body, want)
+		}
+	}
+}

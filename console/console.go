@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -44,7 +45,16 @@ type Options struct {
 	Poll, Heartbeat time.Duration
 	// SetupPath, when set, is linked from every page as the setup wizard.
 	SetupPath string
+	// MaxStreams bounds the event streams open at once (default
+	// DefaultMaxStreams); one more is refused with 503. Each holds a
+	// connection and a goroutine for as long as its page is open.
+	MaxStreams int
 }
+
+// DefaultMaxStreams is enough for every operator's tabs and a few
+// dashboards, and few enough that opening streams cannot exhaust the
+// daemon's descriptors.
+const DefaultMaxStreams = 64
 
 // Console serves the web console: the cluster page, the node pages, their
 // fragments, the status event stream and the embedded assets. Close it
@@ -58,10 +68,16 @@ type Console struct {
 	closeOnce sync.Once
 	// streams counts open event streams (tests, and the shutdown log).
 	streams sync.WaitGroup
+	// open is how many event streams are open, for MaxStreams.
+	open atomic.Int64
 
 	snapMu sync.Mutex
 	snap   []byte
 	snapAt time.Time
+	// nodeSnap is the status cut for delta streams (events.go), read at
+	// most once per half poll period like snap.
+	nodeSnapMu sync.Mutex
+	nodeSnap   *nodeSnapshot
 }
 
 //go:embed web
@@ -77,6 +93,9 @@ func New(o Options) *Console {
 	}
 	if o.Log == nil {
 		o.Log = zap.NewNop()
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = DefaultMaxStreams
 	}
 	return &Console{
 		opts:  o,

@@ -299,3 +299,60 @@ func TestHostileStrings(t *testing.T) {
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
+
+// TestValidateRunsLaterChecks: what the unit writer and the probe refuse
+// later, validate refuses now, with the field's path.
+func TestValidateRunsLaterChecks(t *testing.T) {
+	base := string(hostileManifest("/bin/true"))
+	cases := []struct {
+		name, manifest, wantPath, wantMsg string
+	}{
+		{"an unbalanced quote in service.exec", strings.Replace(base, `exec: "/bin/true"`, `exec: "/bin/app --name='x"`, 1),
+			"spec.components[0].service.exec", "unbalanced quote"},
+		{"a quote left open by a template", strings.Replace(base, `exec: "/bin/true"`, `exec: "/bin/app {{ printf \"%c\" 34 }}"`, 1),
+			"spec.components[0].service.exec", "unbalanced quote"},
+		{"a trailing backslash in service.exec", strings.Replace(base, `exec: "/bin/true"`, `exec: "/bin/app \\\\"`, 1),
+			"spec.components[0].service.exec", "backslash"},
+		{"a backslash in a file path", strings.Replace(base, "path: conf/f0", `path: 'conf\f0'`, 1),
+			"spec.components[0].files[0].path", "backslash"},
+		{"a backslash in an absolute file path", strings.Replace(base, "path: conf/f0", `path: '/etc/a\b'`, 1),
+			"spec.components[0].files[0].path", "backslash"},
+		{"a NUL in a health argument", strings.Replace(base, `      service:`, `      health: {exec: {command: [/bin/check, "a\0b"]}}`+"\n      service:", 1),
+			"spec.components[0].health.exec.command[1]", "NUL"},
+		{"a backslash in installRoot", strings.Replace(base, "  nodes:\n", "  installRoot: '/opt/dro\\ver'\n  nodes:\n", 1),
+			"spec.installRoot", "backslash"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := loadWithin(t, 10*time.Second, "later.yaml", []byte(tc.manifest))
+			var invalid *InvalidError
+			if !errors.As(err, &invalid) {
+				t.Fatalf("err = %v, want a validation error", err)
+			}
+			for _, p := range invalid.Problems {
+				if p.Path == tc.wantPath && strings.Contains(p.Message, tc.wantMsg) {
+					return
+				}
+			}
+			t.Errorf("no problem at %s with %q:\n%v", tc.wantPath, tc.wantMsg, err)
+		})
+	}
+}
+
+// TestMissingArtifactsNamesSpecialFiles: validate warns about an
+// artifact that is a FIFO or a directory, which an install refuses.
+func TestMissingArtifactsNamesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "app.tar.gz"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := strings.Replace(string(hostileManifest("/bin/true")), `artifact: {url: "https://example.com/app.tar.gz"`, `artifact: {path: app.tar.gz`, 1)
+	l, err := LoadBytes(filepath.Join(dir, "cluster.yaml"), []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := MissingArtifacts(l)
+	if len(ps) != 1 || ps[0].Path != "spec.components[0].artifact.path" || !strings.Contains(ps[0].Message, "it is a FIFO") {
+		t.Errorf("problems: %v", ps)
+	}
+}

@@ -11,6 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 )
@@ -192,10 +195,10 @@ func LoadBytesContext(ctx context.Context, path string, data []byte) (*Loaded, e
 		in, ps, err := parseInventoryFile(inv)
 		if errors.As(err, &invalid) {
 			invalid.Path = invPath
-			return nil, invalid
+			return nil, &InventoryError{File: invPath, Err: invalid}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", invPath, err)
+			return nil, &InventoryError{File: invPath, Err: fmt.Errorf("%s: %w", invPath, err)}
 		}
 		c.Spec.Nodes = in.Nodes
 		c.nodesFromInventory = true
@@ -280,13 +283,68 @@ func MissingArtifacts(l *Loaded) Problems {
 		if a == nil || a.Path == "" || comp.State == StateAbsent {
 			continue
 		}
-		if _, err := os.Stat(resolve(l.Dir, a.Path)); err != nil {
+		st, err := os.Stat(resolve(l.Dir, a.Path))
+		switch {
+		case err != nil:
 			ps = append(ps, Problem{
 				Path:     componentPath(i) + ".artifact.path",
 				Message:  fmt.Sprintf("%s: %v", a.Path, errors.Unwrap(err)),
 				Severity: SeverityWarning,
 			})
+		case !st.Mode().IsRegular():
+			// The install would refuse it (OpenRegular): say so now.
+			ps = append(ps, Problem{
+				Path:     componentPath(i) + ".artifact.path",
+				Message:  regular(a.Path, st).Error(),
+				Severity: SeverityWarning,
+			})
 		}
 	}
 	return ps
+}
+
+// InventoryError is an inventoryFile that could not be decoded. Error
+// is in full (keys, values), for the operator's terminal and log; Public
+// names only the file, the line and the kinds of problem, for the status
+// anyone who reaches the daemon may read: the file may be any file the
+// daemon can read (spec.inventoryFile: /etc/shadow), and what it holds
+// must not be repeated there.
+type InventoryError struct {
+	File string
+	Err  error
+}
+
+func (e *InventoryError) Error() string { return e.Err.Error() }
+func (e *InventoryError) Unwrap() error { return e.Err }
+
+// yamlLine finds the line a YAML error names.
+var yamlLine = regexp.MustCompile(`line (\d+)`)
+
+// Public is the error without any of the file's contents.
+func (e *InventoryError) Public() string {
+	var invalid *InvalidError
+	if errors.As(e.Err, &invalid) {
+		kinds := map[string]bool{}
+		for _, p := range invalid.Problems {
+			switch {
+			case strings.Contains(p.Message, "unknown field"):
+				kinds["unknown fields"] = true
+			case strings.Contains(p.Message, "must be"):
+				kinds["values of the wrong kind"] = true
+			default:
+				kinds["invalid values"] = true
+			}
+		}
+		list := make([]string, 0, len(kinds))
+		for k := range kinds {
+			list = append(list, k)
+		}
+		slices.Sort(list)
+		return fmt.Sprintf("inventory file %s: %d problem(s): %s (run drover validate for details)", e.File, len(invalid.Problems), strings.Join(list, ", "))
+	}
+	where := ""
+	if m := yamlLine.FindStringSubmatch(e.Err.Error()); m != nil {
+		where = " at line " + m[1]
+	}
+	return fmt.Sprintf("inventory file %s: not a valid inventory%s (run drover validate for details)", e.File, where)
 }

@@ -32,6 +32,7 @@ func (c *Cluster) ValidateContext(ctx context.Context) Problems {
 	v.components()
 	v.dependencies()
 	v.placement()
+	v.later()
 	v.rollout()
 	return v.problems
 }

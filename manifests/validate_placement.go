@@ -1,6 +1,9 @@
 package manifests
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // placement checks what depends on which nodes a present component lands
 // on: that it lands somewhere, quorum sizes, templates rendering for every
@@ -102,6 +105,14 @@ func (v *validator) renderCommand(r *Renderer, p, line string, args []string, co
 			if hasControl(string(out)) {
 				v.errorf(paths[i], "node %s: must render to one line without control characters", n.Name)
 				break
+			}
+			// One line is systemd's syntax (quotes, backslashes); a list
+			// is quoted by drover.
+			if args == nil {
+				if err := CheckCommandLine(strings.TrimSpace(string(out))); err != nil && (err != ErrCommandEmpty || strings.TrimSpace(line) != "") {
+					v.errorf(paths[i], "node %s: %q %v", n.Name, strings.TrimSpace(string(out)), err)
+					break
+				}
 			}
 		}
 	}

@@ -15,6 +15,8 @@ type statusCollector struct {
 	descs    statusDescs
 	snapshot func() reconciler.ClusterStatus
 	sshConns func() int
+	// noNodeSeries: no series with a node label (WithoutNodeSeries).
+	noNodeSeries bool
 }
 
 var _ prometheus.Collector = (*statusCollector)(nil)
@@ -59,6 +61,9 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, n := range s.Nodes {
 		state := nodeState(n, s.Paused)
 		counts[state]++
+		if c.noNodeSeries {
+			continue
+		}
 		gauge(d.nodeConverged, boolValue(state == StateConverged), n.Name)
 		gauge(d.nodeReachable, boolValue(n.Reachable), n.Name)
 		gauge(d.nodeLastConverged, unixSeconds(n.LastConverged), n.Name)

@@ -403,3 +403,45 @@ func TestNewPanicsOnSecondRegistration(t *testing.T) {
 	}()
 	New(reg, sampleStatus, nil)
 }
+
+// TestWithoutNodeSeries: for a huge fleet the node-labelled series go and
+// the aggregates stay, with the same values.
+func TestWithoutNodeSeries(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	New(reg, sampleStatus, func() int { return 3 }, WithoutNodeSeries())
+	for _, name := range []string{"drover_node_converged", "drover_node_reachable", "drover_node_last_probe_timestamp_seconds",
+		"drover_node_last_converged_timestamp_seconds", "drover_component_info"} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != 0 {
+			t.Errorf("%s: %d series (%v), want none", name, n, err)
+		}
+	}
+	full := prometheus.NewPedanticRegistry()
+	New(full, sampleStatus, func() int { return 3 })
+	for _, name := range []string{"drover_nodes", "drover_ssh_connections", "drover_manifest_generation"} {
+		want, err := testutil.GatherAndCount(full, name)
+		if err != nil || want == 0 {
+			t.Fatalf("%s: %d series in the full registry (%v)", name, want, err)
+		}
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != want {
+			t.Errorf("%s: %d series (%v), want %d", name, n, err, want)
+		}
+	}
+	var got, want strings.Builder
+	for _, r := range []struct {
+		reg *prometheus.Registry
+		out *strings.Builder
+	}{{reg, &got}, {full, &want}} {
+		mfs, err := r.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "drover_nodes" {
+				fmt.Fprint(r.out, mf.GetMetric())
+			}
+		}
+	}
+	if got.String() != want.String() {
+		t.Errorf("drover_nodes differs without node series:\n got %s\nwant %s", got.String(), want.String())
+	}
+}

@@ -2,7 +2,6 @@ package probes
 
 import (
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 
@@ -443,7 +442,7 @@ func checkExec(comp, what string, h *manifests.Health) error {
 		return fmt.Errorf("component %s: %s exec command is empty", comp, what)
 	}
 	for _, a := range h.Exec.Command {
-		if strings.IndexByte(a, 0) >= 0 {
+		if !manifests.GoodExecArg(a) {
 			return fmt.Errorf("component %s: %s exec argument contains NUL", comp, what)
 		}
 	}
@@ -461,14 +460,4 @@ func checkPath(what, p string) error {
 // goodPath accepts absolute paths without control characters or
 // backslashes: sha256sum escapes those in its output, which would break
 // the one-line-per-file protocol.
-func goodPath(p string) bool {
-	if !path.IsAbs(p) {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
+func goodPath(p string) bool { return manifests.GoodNodePath(p) }

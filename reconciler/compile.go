@@ -93,6 +93,7 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 		}
 		d.Nodes = append(d.Nodes, n)
 	}
+	d.IndexNodes()
 	return d, nil
 }
 
@@ -190,7 +191,7 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		dc.UnitHash = hex.EncodeToString(sum[:])
 		dc.Reload = comp.Service.Reload != "" || comp.Service.ReloadArgs != nil
 		if env != nil {
-			inline, err := renderUnit(comp, c.Context(node, comp), serviceDeps(c, node, comp), true)
+			inline, err := renderUnit(comp, r.Context(node, comp), serviceDeps(c, node, comp), true)
 			if err != nil {
 				return nil, where(err)
 			}

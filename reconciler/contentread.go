@@ -88,8 +88,14 @@ func ReadNodeFiles(ctx context.Context, r inventory.Runner, t inventory.Target, 
 // extra read per node that has files changed on it (only those files;
 // never sensitive ones), then AttachDiffs. A node whose read fails keeps
 // its plan; its diffs say the node's copy was not read.
-func PlanWithDiffs(ctx context.Context, r inventory.Runner, d *Desired, parallel int) (Plan, map[string]probes.Observed) {
-	obs := ProbeNodes(ctx, r, d, d.Nodes, parallel)
+//
+// Only nodes are probed (all of d's when nil); the plan's other nodes are
+// "not probed yet".
+func PlanWithDiffs(ctx context.Context, r inventory.Runner, d *Desired, nodes []*DesiredNode, parallel int) (Plan, map[string]probes.Observed) {
+	if nodes == nil {
+		nodes = d.Nodes
+	}
+	obs := ProbeNodes(ctx, r, d, nodes, parallel)
 	p := Diff(d, obs)
 	req := ContentRequest(d, p, obs, "")
 	current := CurrentFiles{}

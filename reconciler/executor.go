@@ -61,6 +61,8 @@ type Executor struct {
 	// Probe re-probes a node while waiting for health (default probes.Probe).
 	Probe ProbeFunc
 	Now   func() time.Time
+	// Fence, if set, is asked before every step (fence.go).
+	Fence Fence
 
 	hashMu sync.Mutex
 	hashes map[fileStamp]string
@@ -118,7 +120,20 @@ func (e *Executor) DoSteps(ctx context.Context, n *DesiredNode, a Action, want *
 		return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
 	}
 	j.log = e.logger().With(zap.String("node", n.Name), zap.String("component", a.Component), zap.String("action", string(a.Kind)))
-	if err := run(ctx, e, j); err != nil {
+	// One of several daemons leaves a record of the action on the node
+	// while it runs, for a successor to count (takeover.go).
+	if e.Fence != nil && !e.DryRun {
+		if err := e.markInflight(ctx, j); err != nil {
+			return j.steps, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
+		}
+	}
+	err := run(ctx, e, j)
+	if e.Fence != nil && !e.DryRun && !errors.Is(err, ErrFenced) {
+		if cerr := e.clearInflight(ctx, j); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		return j.steps, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
 	}
 	return j.steps, nil

@@ -95,6 +95,10 @@ func (e *Executor) step(ctx context.Context, j *job, name, script string, stdin 
 
 // runStep runs one step in a session of its own and records it.
 func (e *Executor) runStep(ctx context.Context, j *job, name, script string, stdin io.Reader) (changed bool, err error) {
+	if err := e.fenced(name); err != nil {
+		j.steps = append(j.steps, StepRecord{Name: name, Result: StepFailed})
+		return false, err
+	}
 	start := time.Now()
 	res, err := e.Runner.Run(ctx, j.node.Target, stepLabel(name)+script, stdin)
 	return e.record(j, name, res, time.Since(start), err)

@@ -154,7 +154,7 @@ func lockedPreamble(root string, wait time.Duration) string {
 		[ -n "$_seen" ] || _seen=${_e##*/}
 		case "${_e##*/}" in
 		lock) _lock=1 ;;
-		packages | active | receipts | cache) ;;
+		packages | active | receipts | cache | .inflight) ;;
 		*) _other=${_e##*/}; break ;;
 		esac
 	done

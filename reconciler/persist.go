@@ -55,6 +55,12 @@ type persistence struct {
 	// seen is what each node's record was made from last time, so a pass
 	// that changed nothing (most probes) costs no encoding (under mu).
 	seen map[string]nodeMark
+	// sweptFor is the manifest for which the records of nodes it does not
+	// have were last dropped (under persistMu): the sweep reads every key
+	// written, so it runs once per manifest, not after every probe (at
+	// 10,000 nodes that was 10,000 keys per probe, most of the daemon's CPU).
+	sweptFor *Desired
+	sweeps   int // how many sweeps ran (tests)
 }
 
 // nodeMark tells whether a node's record may have changed: its history
@@ -212,9 +218,11 @@ func (c *Controller) saveCluster() error {
 		halt, _ = json.Marshal(c.halt)
 	}
 	var gone []string
-	if c.desired != nil {
+	sweep := c.desired
+	if sweep != nil && sweep != c.persist.sweptFor {
 		// Restored records of nodes the manifest does not have are
 		// forgotten, as the nodes are.
+		c.persist.sweeps++
 		c.persist.restored = nil
 		for k := range c.persist.written {
 			if name, ok := strings.CutPrefix(k, keyNodePrefix); ok && c.nodes[name] == nil {
@@ -227,8 +235,14 @@ func (c *Controller) saveCluster() error {
 	if herr := c.writeLocked(keyHalt, halt); err == nil {
 		err = herr
 	}
+	swept := true
 	for _, k := range gone {
-		c.writeLocked(k, nil)
+		if c.writeLocked(k, nil) != nil {
+			swept = false // tried again at the next save
+		}
+	}
+	if sweep != nil && swept {
+		c.persist.sweptFor = sweep
 	}
 	return err
 }

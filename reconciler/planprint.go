@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/drover-project/drover/internal/safetext"
 )
 
 // PlanCounts is how many actions of each kind a plan holds, and how many
@@ -140,12 +142,13 @@ func WritePlanText(w io.Writer, p Plan) error {
 		if np.Paused && !p.Paused {
 			header += " [paused: changes are held]"
 		}
-		fmt.Fprintln(bw, header)
+		// Reasons and observed versions come from the node.
+		fmt.Fprintln(bw, safetext.Line(header))
 		if !np.Known {
-			fmt.Fprintf(bw, "  ! unknown: %s\n", np.Reason)
+			fmt.Fprintf(bw, "  ! unknown: %s\n", safetext.Line(np.Reason))
 		}
 		for _, a := range np.Actions {
-			fmt.Fprintf(bw, "  %s\n", a.Describe())
+			fmt.Fprintf(bw, "  %s\n", safetext.Line(a.Describe()))
 			if a.Kind != ActionRemove {
 				writeChanges(bw, np.Changes[a.Component])
 			}
@@ -182,13 +185,12 @@ func writeChanges(w io.Writer, changes []FileChange) {
 		if c.Note != "" {
 			line += " " + c.Note
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, safetext.Line(line))
+		// The diff shows the node's copy of the file: its text is the
+		// node's, escaped line by line.
 		for _, l := range strings.SplitAfter(c.Diff, "\n") {
 			if l != "" {
-				fmt.Fprint(w, "          "+l)
-				if !strings.HasSuffix(l, "\n") {
-					fmt.Fprintln(w)
-				}
+				fmt.Fprintln(w, "          "+safetext.Line(strings.TrimSuffix(l, "\n")))
 			}
 		}
 	}

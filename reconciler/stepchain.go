@@ -121,6 +121,10 @@ func (e *Executor) runBatch(ctx context.Context, j *job) error {
 	steps := j.batch.steps
 	j.batch.steps = nil
 	defer closeInputs(steps)
+	if err := e.fenced(stepNames(steps)); err != nil {
+		j.steps = append(j.steps, StepRecord{Name: steps[0].name, Result: StepFailed})
+		return err
+	}
 	if len(steps) == 1 {
 		_, err := e.runStep(ctx, j, steps[0].name, steps[0].script, steps[0].stdin)
 		return err

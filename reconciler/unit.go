@@ -15,11 +15,11 @@ import (
 
 // Errors from rendering a unit; the wrapping error says which field.
 var (
-	ErrUnitNewline   = errors.New("must be a single line")
-	ErrUnitControl   = errors.New("must not contain control characters")
-	ErrUnitQuote     = errors.New("has an unbalanced quote")
-	ErrUnitBackslash = errors.New("ends with a backslash, which would join the next line")
-	ErrUnitEmpty     = errors.New("is empty")
+	ErrUnitNewline   = manifests.ErrCommandNewline
+	ErrUnitControl   = manifests.ErrCommandControl
+	ErrUnitQuote     = manifests.ErrCommandQuote
+	ErrUnitBackslash = manifests.ErrCommandBackslash
+	ErrUnitEmpty     = manifests.ErrCommandEmpty
 	ErrUnitName      = errors.New("is not a valid name")
 	ErrUnitRestart   = errors.New("is not a systemd Restart= value")
 )
@@ -209,42 +209,7 @@ func escapeSpecifiers(s string) string { return strings.ReplaceAll(s, "%", "%%")
 // checkCommandLine rejects what systemd would misread: more than one line,
 // control characters, a trailing backslash (a line continuation in unit
 // files) and unbalanced quotes.
-func checkCommandLine(s string) error {
-	if s == "" {
-		return ErrUnitEmpty
-	}
-	if strings.ContainsAny(s, "\n\r") {
-		return ErrUnitNewline
-	}
-	if hasControl(s) {
-		return ErrUnitControl
-	}
-	// Even an escaped final backslash reads as a continuation to some
-	// unit parsers; nobody needs one, so refuse it outright.
-	if strings.HasSuffix(s, `\`) {
-		return ErrUnitBackslash
-	}
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\':
-			i++
-			if i == len(s) {
-				return ErrUnitBackslash
-			}
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			quote = c
-		}
-	}
-	if quote != 0 {
-		return ErrUnitQuote
-	}
-	return nil
-}
+func checkCommandLine(s string) error { return manifests.CheckCommandLine(s) }
 
 // hasControl reports ASCII control characters other than tab.
 func hasControl(s string) bool {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/drover-project/drover/internal/etcdtest"
 )
 
 // stores runs a test against every implementation: they keep one contract.
@@ -20,7 +22,19 @@ func stores(t *testing.T, f func(t *testing.T, s Store)) {
 		f(t, b)
 	})
 	t.Run("memory", func(t *testing.T) { f(t, NewMemory()) })
+	t.Run("etcd", func(t *testing.T) {
+		cli := etcdtest.Start(t, etcdAddr).Client()
+		e, err := NewEtcd(cli, EtcdOptions{Prefix: "/drover/test/state/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(t, e)
+	})
 }
+
+// etcdAddr is this package's etcd member (the state tests' own loopback
+// address).
+const etcdAddr = "127.5.1.1"
 
 func TestStoreContract(t *testing.T) {
 	stores(t, func(t *testing.T, s Store) {

@@ -28,6 +28,11 @@ func addManifestFlag(cmd *cobra.Command, file *string) {
 // compile loads a manifest and compiles it, with errors that say where.
 func compile(path string) (*manifests.Loaded, *reconciler.Desired, error) {
 	l, err := manifests.Load(path)
+	return compileLoaded(path, l, err)
+}
+
+// compileLoaded compiles what loading the manifest at path gave.
+func compileLoaded(path string, l *manifests.Loaded, err error) (*manifests.Loaded, *reconciler.Desired, error) {
 	if err != nil {
 		return nil, nil, describeLoadError(path, err)
 	}
@@ -48,6 +53,19 @@ func newPool(c *manifests.Cluster, log *zap.Logger) (*inventory.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	return inventory.NewPool(cfg, log)
+}
+
+// newReadOnlyPool is newPool for commands that only look (plan, probe):
+// they never record a host key, even with ssh.acceptNewHostKeys, so
+// trusting a first-seen key is always something apply or the daemon
+// does. A node with an unknown key is reported as such.
+func newReadOnlyPool(c *manifests.Cluster, log *zap.Logger) (*inventory.Pool, error) {
+	cfg, err := inventory.PoolConfig(c.Spec.SSH, sshConfigFile, log)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AcceptNewHostKeys = false
 	return inventory.NewPool(cfg, log)
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,8 +32,10 @@ func newDaemonCommand() *cobra.Command {
 	var file, listen, lockDir, tokenFile, artifactsDir, knownHosts string
 	var grace time.Duration
 	var workers, cpus int
-	var pprof bool
+	var pprof, perNodeMetrics bool
+	var allowedHosts []string
 	var svc serviceOptions
+	var haOpts haOptions
 	cmd := &cobra.Command{
 		Use:   "daemon [-f FILE]",
 		Short: "Watch the manifest and keep the cluster converged",
@@ -58,22 +59,25 @@ work and lets in-flight actions finish for up to --grace.`,
 			defer log.Sync()
 			setCPUs(cmd, cpus)
 			d := &daemon{svc: svc, file: file, listen: listen, grace: grace, workers: workers, lockDir: lockDir, tokenFile: tokenFile,
-				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, log: log, stderr: cmd.ErrOrStderr()}
+				artifactsDir: artifactsDir, knownHosts: knownHosts, pprof: pprof, perNodeMetrics: perNodeMetrics, allowedHosts: allowedHosts, log: log, stderr: cmd.ErrOrStderr(), ha: haOpts}
 			return d.run(cmd.Context())
 		},
 	}
 	addDaemonManifestFlag(cmd, &file)
 	addServiceFlags(cmd, &svc, &lockDir)
+	addHAFlags(cmd, &haOpts)
 	// --listen was the daemon's own name for what every client calls --addr.
 	cmd.Flags().StringVar(&listen, "listen", defaultAddr, "address of the metrics and status HTTP server")
 	_ = cmd.Flags().MarkDeprecated("listen", "use --addr")
 	addAddrFlag(cmd, &listen, "address of the console, metrics and status HTTP server")
 	cmd.Flags().DurationVar(&grace, "grace", time.Minute, "on stop, how long in-flight actions may take to finish")
+	cmd.Flags().BoolVar(&perNodeMetrics, "per-node-metrics", true, "export the series with a node label (drover_node_*, drover_component_info); false for a large fleet keeps only the aggregates")
 	cmd.Flags().IntVar(&workers, "workers", 0, "nodes reconciled at once (default: ssh.concurrency)")
 	cmd.Flags().IntVar(&cpus, "cpus", 1, "CPUs the daemon's Go code may use at once (GOMAXPROCS; 0: Go's default)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the console token (mode 0600); default: a new token each start, printed to stderr")
 	cmd.Flags().StringVar(&artifactsDir, "artifacts-dir", "", "folder the setup wizard offers artifacts from (<name>-<version>.tar.gz)")
 	cmd.Flags().BoolVar(&pprof, "pprof", false, "also serve Go's profiles on --addr under /debug/pprof/ (no token: anyone who reaches --addr can take them)")
+	cmd.Flags().StringSliceVar(&allowedHosts, "allowed-host", nil, "a host name the console and API may be reached by, besides localhost and IP addresses (repeatable; requests naming any other host are refused, against DNS rebinding)")
 	cmd.Flags().StringVar(&knownHosts, "known-hosts", "", "known_hosts file the setup wizard records accepted host keys in (default: the manifest's ssh.knownHostsFile)")
 	return cmd
 }
@@ -84,11 +88,14 @@ type daemon struct {
 	tokenFile             string
 	artifactsDir          string
 	knownHosts            string
+	allowedHosts          []string
 	grace                 time.Duration
 	workers               int
 	pprof                 bool
+	perNodeMetrics        bool
 	log                   *zap.Logger
 	stderr                io.Writer
+	ha                    haOptions // several daemons on etcd (daemon_ha.go)
 
 	runner  *swapRunner
 	ctrl    *reconciler.Controller
@@ -116,8 +123,17 @@ func (d *daemon) run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	store, err := openStateStore(d.svc.stateDir, abs)
-	if err != nil {
+	// With etcd, the daemon stands by until it leads (daemon_ha.go).
+	var store namedStore
+	var hs *haState
+	if d.ha.enabled() {
+		var lctx context.Context
+		if hs, store, lctx, err = d.haStart(ctx, abs); err != nil || store == nil {
+			return err
+		}
+		defer hs.close()
+		ctx = lctx
+	} else if store, err = openStateStore(d.svc.stateDir, abs); err != nil {
 		return err
 	}
 	defer store.Close()
@@ -125,8 +141,11 @@ func (d *daemon) run(ctx context.Context) error {
 	// The first manifest must be good: there is no last good one yet. A
 	// missing one is a new cluster: the daemon serves the console and the
 	// setup wizard, and takes the manifest up once it is written.
-	l, desired, err := compile(abs)
+	l, desired, err := loadFirst(ctx, abs)
 	missing := errors.Is(err, fs.ErrNotExist)
+	if ctx.Err() != nil {
+		return nil // stopped while loading
+	}
 	if err != nil && !missing {
 		return err
 	}
@@ -148,6 +167,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 
 	reg := metrics.NewRegistry()
+	if hs != nil {
+		reg.MustRegister(metrics.NewHACollector(hs.snapshot))
+	}
 	workers := d.workers
 	if workers <= 0 && l != nil {
 		workers = l.Cluster.Spec.SSH.Concurrency
@@ -164,11 +186,16 @@ func (d *daemon) run(ctx context.Context) error {
 		Log:      d.log.Named("reconciler"),
 		Workers:  workers,
 		Store:    store,
+		Fence:    hs.fenceFor(),
 	})
 	if err := d.ctrl.Restore(); err != nil {
 		return fmt.Errorf("%s: %w", store.Path(), err)
 	}
-	m := metrics.New(reg, d.ctrl.Status, d.runner.connections, metrics.WithBuildInfo(version, revision()))
+	mopts := []metrics.Option{metrics.WithBuildInfo(version, revision())}
+	if !d.perNodeMetrics {
+		mopts = append(mopts, metrics.WithoutNodeSeries())
+	}
+	m := metrics.New(reg, d.ctrl.Status, d.runner.connections, mopts...)
 	d.ctrl.Observer = m
 	d.metrics = m
 	if missing {
@@ -210,7 +237,7 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.pprof {
 		registerPprof(mux)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := newHTTPServer(mux, d.listen, d.allowedHosts)
 	// Shutdown waits for requests to end, and an open page's event stream
 	// never does by itself.
 	srv.RegisterOnShutdown(con.Close)
@@ -231,7 +258,7 @@ func (d *daemon) run(ctx context.Context) error {
 	changes := make(chan manifests.Change)
 	w := &manifests.Watcher{Path: abs, Log: d.log.Named("watch")}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		if err := w.Run(ctx, changes); err != nil {
@@ -242,18 +269,11 @@ func (d *daemon) run(ctx context.Context) error {
 		defer wg.Done()
 		d.ctrl.Run(ctx, d.grace)
 	}()
-	for done := false; !done; {
-		select {
-		case <-ctx.Done():
-			done = true
-		case c := <-changes:
-			d.reload(abs, c)
-		case <-hup:
-			d.log.Info("SIGHUP: re-reading the manifest")
-			data, err := os.ReadFile(abs)
-			d.reload(abs, manifests.Change{Data: data, Err: err})
-		}
-	}
+	go func() {
+		defer wg.Done()
+		d.loadManifests(ctx, abs, changes, hup)
+	}()
+	<-ctx.Done()
 	// From here a second SIGTERM or Ctrl-C kills at once: every on-node
 	// step is safe to cut, so an operator who will not wait need not.
 	stop()
@@ -263,19 +283,23 @@ func (d *daemon) run(ctx context.Context) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	d.log.Info("drover daemon stopped")
-	return nil
+	return hs.lostErr()
 }
 
 // reload parses, validates and compiles a new manifest; on any failure
 // the last good manifest stays in force and the error is exported.
-func (d *daemon) reload(path string, c manifests.Change) {
+func (d *daemon) reload(ctx context.Context, path string, c manifests.Change) {
 	d.loadMu.Lock()
 	defer d.loadMu.Unlock()
 	err := c.Err
 	var l *manifests.Loaded
 	var desired *reconciler.Desired
 	if err == nil {
-		l, err = manifests.LoadBytes(path, c.Data)
+		l, err = manifests.LoadBytesContext(ctx, path, c.Data)
+	}
+	if ctx.Err() != nil {
+		d.logStopped(err)
+		return
 	}
 	if err == nil {
 		desired, err = reconciler.Compile(l)
@@ -290,7 +314,7 @@ func (d *daemon) reload(path string, c manifests.Change) {
 			msg = "manifest rejected; no manifest is in force yet"
 		}
 		d.log.Error(msg, zap.Error(err))
-		d.ctrl.SetLoadError(err)
+		d.ctrl.SetLoadError(publicLoadError(err))
 		return
 	}
 	d.apply(l, desired)

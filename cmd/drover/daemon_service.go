@@ -53,7 +53,7 @@ func addServiceFlags(cmd *cobra.Command, o *serviceOptions, lockDir *string) {
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", systemdDir("STATE_DIRECTORY", defaultStateDir),
 		"where the daemon keeps what it decided across restarts: halts, action history, backoff (systemd's $STATE_DIRECTORY when set)")
 	cmd.Flags().StringVar(&o.webConfig, "web.config.file", "",
-		"Prometheus exporter web config for --listen: TLS, client certificates, basic auth (https://prometheus.io/docs/prometheus/latest/configuration/https/)")
+		"Prometheus exporter web config for --addr: TLS, client certificates, basic auth (https://prometheus.io/docs/prometheus/latest/configuration/https/)")
 	_ = cmd.MarkFlagFilename("web.config.file", "yml", "yaml")
 	cmd.Flags().StringVar(&o.logFormat, "log-format", "json", "log format: json (one object a line) or console (for people)")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "least severe level logged: debug, info, warn or error")

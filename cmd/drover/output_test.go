@@ -13,10 +13,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/drover-project/drover/api"
+	"github.com/drover-project/drover/console"
 	"github.com/drover-project/drover/reconciler"
 )
 
-// refusingManifest is a one-node cluster whose node refuses SSH at
+// refusingManifest is a two-node cluster whose nodes refuse SSH at
 // once (port 1 on a loopback address of this package's range), so plan
 // and probe run to the end without a node and report it Unknown.
 func refusingManifest(t *testing.T) string {
@@ -30,6 +31,7 @@ spec:
   ssh: {user: root, port: 1, connectTimeout: 2s, configFile: /dev/null, knownHostsFile: ` + knownHosts + `, identityFiles: [` + key + `]}
   nodes:
     - {name: n1, address: 127.0.1.248, roles: [master]}
+    - {name: n2, address: 127.0.1.249, roles: [master]}
   components:
     - name: app
       version: 1.0.0
@@ -47,6 +49,13 @@ spec:
 // fakeDaemon serves a status on a loopback address of this package's
 // range, as `drover daemon` does on --addr.
 func fakeDaemon(t *testing.T) string {
+	addr, _ := fakeDaemonTokens(t)
+	return addr
+}
+
+// fakeDaemonTokens is fakeDaemon that also records the console token of
+// each request.
+func fakeDaemonTokens(t *testing.T) (string, *[]string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.1.200:0")
 	if err != nil {
@@ -54,7 +63,9 @@ func fakeDaemon(t *testing.T) string {
 	}
 	st := reconciler.ClusterStatus{Cluster: "t", Generation: 3, Hash: "abcdef0123456789", LoadSuccess: true,
 		Nodes: []reconciler.NodeStatus{{Name: "n1", Reachable: true, Converged: true}}}
+	var tokens []string
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tokens = append(tokens, r.Header.Get(console.HeaderToken))
 		if r.URL.Path != api.PathStatus {
 			http.NotFound(w, r)
 			return
@@ -65,7 +76,7 @@ func fakeDaemon(t *testing.T) string {
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return ln.Addr().String()
+	return ln.Addr().String(), &tokens
 }
 
 // TestOutputContract runs every read command with every -o value (and a
@@ -220,9 +231,21 @@ func TestEnvironmentDefaults(t *testing.T) {
 	if code, out, _ := runDrover(t, "validate", "-f", "../../examples/dcos/cluster.yaml"); code != 0 || strings.Contains(out, "demo") {
 		t.Errorf("-f given: exit %d, validated the environment's file too:\n%s", code, out)
 	}
-	t.Setenv(envAddr, fakeDaemon(t))
+	addr, tokens := fakeDaemonTokens(t)
+	t.Setenv(envAddr, addr)
+	t.Setenv(envToken, "token-from-the-env")
 	if code, out, errOut := runDrover(t, "status"); code != 0 || !strings.Contains(out, "cluster t, generation 3") {
 		t.Errorf("status with DROVER_ADDR: exit %d\n%s%s", code, out, errOut)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("token-from-the-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runDrover(t, "status", "--token-file", tokenFile); code != 0 {
+		t.Errorf("status --token-file: exit %d, %s", code, errOut)
+	}
+	if got := strings.Join(*tokens, ","); got != "token-from-the-env,token-from-the-file" {
+		t.Errorf("tokens sent: %q, want DROVER_TOKEN's, then --token-file's", got)
 	}
 }
 

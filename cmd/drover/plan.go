@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,12 +14,22 @@ import (
 func newPlanCommand() *cobra.Command {
 	var file, output string
 	var verbose bool
+	var timeout time.Duration
+	var target targetFlags
 	cmd := &cobra.Command{
-		Use:   "plan -f FILE",
+		Use:   "plan -f FILE [--node GLOB] [--role R] [--component C]",
 		Short: "Probe every node and show what apply would change",
 		Long: `plan probes every node over SSH, compares what it finds with the manifest,
 and prints each action apply would take, per node, with its reason.
-It changes nothing on any node.
+It changes nothing on any node (it records no host key either). With
+--node, --role or --component only those nodes are probed and only those
+components' actions are shown. Nodes not probed within --timeout are
+reported unknown; the node itself kills what the probe ran by then.
+
+Every rendered file and unit that would change is shown as a unified diff
+from the node's copy (read back, only for files that differ) to the
+manifest's rendering; a file with sensitive: true shows only that it
+changes.
 
 Exit status: 0 when every node was probed and nothing would change, 2 when
 every node was probed and something would change, 1 when any node could
@@ -30,12 +42,19 @@ never pass for one with nothing to do) or on error.`,
 			if err != nil {
 				return err
 			}
-			pool, err := newPool(l.Cluster, log)
+			pool, err := newReadOnlyPool(l.Cluster, log)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			plan, _ := reconciler.PlanWithDiffs(cmd.Context(), pool, d, l.Cluster.Spec.SSH.Concurrency)
+			nodes, err := target.selectNodes(d)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			plan, _ := reconciler.PlanWithDiffs(ctx, pool, d, nodes, l.Cluster.Spec.SSH.Concurrency)
+			plan = target.filterPlan(plan, nodes)
 			if err := writePlan(cmd.OutOrStdout(), output, plan); err != nil {
 				return err
 			}
@@ -47,9 +66,14 @@ never pass for one with nothing to do) or on error.`,
 	}
 	addManifestFlag(cmd, &file)
 	addOutputFlag(cmd, &output)
+	target.add(cmd)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultPlanTimeout, "give up on nodes not probed by then")
 	return cmd
 }
+
+// defaultPlanTimeout is plan's probe deadline, as probe's.
+const defaultPlanTimeout = 2 * time.Minute
 
 // planExitCode is plan's exit status: 1 when any node could not be
 // probed, whatever the others would do, else 2 when something would

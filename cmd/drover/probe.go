@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-project/drover/internal/safetext"
 	"github.com/drover-project/drover/probes"
 	"github.com/drover-project/drover/reconciler"
 )
@@ -18,14 +19,14 @@ import (
 func newProbeCommand() *cobra.Command {
 	var (
 		file, output string
-		nodes        []string
+		target       targetFlags
 		timeout      time.Duration
 		verbose      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "probe -f FILE [--node N] [-o text|json|yaml]",
+		Use:   "probe -f FILE [--node GLOB] [--role R] [--component C] [-o text|json|yaml]",
 		Short: "Probe nodes over SSH and show what each has against the manifest",
-		Long: `probe connects to every node (or the ones named with --node) in parallel and
+		Long: `probe connects to every node (or those --node and --role choose) in parallel and
 prints, per node and component, the desired and observed version, whether it
 is in sync, its health and why. A node that cannot be probed is Unknown with
 its reason (unreachable, auth, hostkey, timeout, sudo, probe-error).
@@ -38,11 +39,11 @@ Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 			if err != nil {
 				return err
 			}
-			selected, err := selectNodes(d.Nodes, nodes)
+			selected, err := target.selectNodes(d)
 			if err != nil {
 				return err
 			}
-			pool, err := newPool(l.Cluster, cliLogger(verbose))
+			pool, err := newReadOnlyPool(l.Cluster, cliLogger(verbose))
 			if err != nil {
 				return err
 			}
@@ -50,7 +51,7 @@ Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			obs := reconciler.ProbeNodes(ctx, pool, d, selected, l.Cluster.Spec.SSH.Concurrency)
-			report := probeReport(d, selected, obs)
+			report := target.filterStatus(probeReport(d, selected, obs))
 			if err := writeProbeReport(cmd.OutOrStdout(), output, report); err != nil {
 				return err
 			}
@@ -63,31 +64,11 @@ Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 		},
 	}
 	addManifestFlag(cmd, &file)
-	cmd.Flags().StringArrayVar(&nodes, "node", nil, "probe only this node (repeatable)")
+	target.add(cmd)
 	addOutputFlag(cmd, &output)
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "give up on nodes not probed by then")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
 	return cmd
-}
-
-// selectNodes keeps the named nodes, in manifest order; none named
-// means all. An unknown name is an error, not an empty report.
-func selectNodes(all []*reconciler.DesiredNode, names []string) ([]*reconciler.DesiredNode, error) {
-	if len(names) == 0 {
-		return all, nil
-	}
-	for _, name := range names {
-		if !slices.ContainsFunc(all, func(n *reconciler.DesiredNode) bool { return n.Name == name }) {
-			return nil, fmt.Errorf("--node %s: no such node in the manifest", name)
-		}
-	}
-	var out []*reconciler.DesiredNode
-	for _, n := range all {
-		if slices.Contains(names, n.Name) {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }
 
 // probeReport is the status of the selected nodes: the one status model
@@ -129,13 +110,15 @@ func writeNodeTable(w io.Writer, nodes []reconciler.NodeStatus) error {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\n", n.Name, oneLine(reason))
 		}
 		for _, c := range n.Components {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, c.Name, dash(c.DesiredVersion), dash(c.ObservedVersion), c.Sync, c.Health, oneLine(c.Reason))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, c.Name, dash(c.DesiredVersion), oneLine(dash(c.ObservedVersion)), c.Sync, c.Health, oneLine(c.Reason))
 		}
 	}
 	return tw.Flush()
 }
 
-// oneLine keeps a reason (which may quote a node's stderr) on its row.
+// oneLine keeps a string from the node (a reason may quote its stderr,
+// a version is read from its receipt) on its row, with every control
+// character escaped (internal/safetext).
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return safetext.Line(strings.Join(strings.Fields(s), " "))
 }

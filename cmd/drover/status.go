@@ -14,6 +14,7 @@ import (
 
 	"github.com/drover-project/drover/api"
 	"github.com/drover-project/drover/console"
+	"github.com/drover-project/drover/internal/safetext"
 	"github.com/drover-project/drover/reconciler"
 )
 
@@ -75,15 +76,15 @@ sync, health, versions and the reason a node has not converged.`,
 }
 
 func printStatus(out io.Writer, st reconciler.ClusterStatus) {
-	fmt.Fprintf(out, "cluster %s, generation %d (%s)\n", st.Cluster, st.Generation, short(st.Hash))
+	fmt.Fprintf(out, "cluster %s, generation %d (%s)\n", safetext.Line(st.Cluster), st.Generation, safetext.Line(short(st.Hash)))
 	if !st.LoadSuccess {
-		fmt.Fprintf(out, "manifest REJECTED, the last good one is in force:\n  %s\n", strings.ReplaceAll(st.LoadError, "\n", "\n  "))
+		fmt.Fprintf(out, "manifest REJECTED, the last good one is in force:\n  %s\n", strings.ReplaceAll(safetext.Text(st.LoadError), "\n", "\n  "))
 	}
 	if st.Paused {
 		fmt.Fprintln(out, "paused: probing and reporting only")
 	}
 	if st.Rollout.Halted {
-		fmt.Fprintf(out, "rollout HALTED: %s\n", st.Rollout.Reason)
+		fmt.Fprintf(out, "rollout HALTED: %s\n", safetext.Line(st.Rollout.Reason))
 	}
 	converged := 0
 	for _, n := range st.Nodes {
@@ -121,7 +122,7 @@ func printHistory(out io.Writer, nodes []reconciler.NodeStatus, n int) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tNODE\tACTION\tCOMPONENT\tVERSION\tRESULT\tDURATION")
 	for _, e := range all {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.rec.Time.UTC().Format(time.RFC3339), e.node, e.rec.Action, e.rec.Component,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.rec.Time.UTC().Format(time.RFC3339), oneLine(e.node), oneLine(string(e.rec.Action)), oneLine(e.rec.Component),
 			dash(e.rec.Version), e.rec.Result, e.rec.Duration.Round(time.Millisecond))
 	}
 	tw.Flush()

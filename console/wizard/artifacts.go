@@ -84,6 +84,12 @@ func (s *artifactScanner) scan() ([]Artifact, []Skipped, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("artifacts folder: %w", err)
 	}
+	// The list is served without a token, so it must not tell anyone the
+	// sha256 of a file outside the folder through a symlink.
+	root, err := filepath.EvalSymlinks(s.dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("artifacts folder: %w", err)
+	}
 	var arts []Artifact
 	var skipped []Skipped
 	for _, e := range entries {
@@ -97,6 +103,10 @@ func (s *artifactScanner) scan() ([]Artifact, []Skipped, error) {
 			continue
 		}
 		path := filepath.Join(s.dir, file)
+		if !inside(root, path) {
+			skipped = append(skipped, Skipped{File: file, Reason: "a symlink to outside the artifacts folder"})
+			continue
+		}
 		st, err := os.Stat(path) // follows symlinks, unlike DirEntry.Info
 		if err != nil || !st.Mode().IsRegular() {
 			skipped = append(skipped, Skipped{File: file, Reason: "not a readable regular file"})
@@ -119,6 +129,17 @@ func (s *artifactScanner) scan() ([]Artifact, []Skipped, error) {
 		return arts[i].Version < arts[j].Version
 	})
 	return arts, skipped, nil
+}
+
+// inside reports whether path, symlinks resolved, is in the folder root
+// (already resolved).
+func inside(root, path string) bool {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(root, real)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 // find returns the artifact with that file name, as the scan sees it now.

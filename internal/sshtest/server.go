@@ -39,6 +39,11 @@ type Options struct {
 	// HandshakeDelay holds every accepted connection this long before the
 	// SSH handshake starts (cut short by Close or DropConnections).
 	HandshakeDelay time.Duration
+	// HangExec accepts every exec request and never runs the command: a
+	// node whose sshd answers but whose commands never start (a full
+	// process table, a hung disk). The session stays open, counted in
+	// InFlight, until the client closes it.
+	HangExec bool
 }
 
 // Stats are the server's counters.

@@ -50,6 +50,7 @@ func (s *Server) session(nc ssh.NewChannel, user string) {
 		pgid    int
 		done    chan struct{}
 		started bool
+		hung    bool // a HangExec session, counted in InFlight until closed
 	)
 	for req := range reqs {
 		switch req.Type {
@@ -57,6 +58,14 @@ func (s *Server) session(nc ssh.NewChannel, user string) {
 			var payload struct{ Command string }
 			if started || ssh.Unmarshal(req.Payload, &payload) != nil {
 				req.Reply(false, nil)
+				continue
+			}
+			if s.opts.HangExec {
+				started = true
+				s.sessions.Add(1)
+				s.inFlight.Add(1)
+				hung = true
+				req.Reply(true, nil)
 				continue
 			}
 			cmd, err := s.start(ch, payload.Command, user)
@@ -97,6 +106,9 @@ func (s *Server) session(nc ssh.NewChannel, user string) {
 				req.Reply(false, nil)
 			}
 		}
+	}
+	if hung {
+		s.inFlight.Add(-1) // the client closed the hung session
 	}
 	// The client closed the channel (or the connection died). Like sshd
 	// without a pty, leave the command alone; wait for it to end so the

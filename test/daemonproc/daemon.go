@@ -45,6 +45,8 @@ type Options struct {
 	Args []string
 	// StartTimeout bounds Start's wait for /healthz; default 60s.
 	StartTimeout time.Duration
+	// Addr is --listen; default a free port on 127.0.0.1.
+	Addr string
 }
 
 // Daemon is one `drover daemon` subprocess serving on a loopback port.
@@ -79,7 +81,10 @@ func Start(t testing.TB, opts Options) *Daemon {
 	if opts.LogPath == "" {
 		opts.LogPath = newLogPath(t, opts.LogDir)
 	}
-	d := &Daemon{addr: FreeAddr(t), token: opts.Token}
+	if opts.Addr == "" {
+		opts.Addr = FreeAddr(t)
+	}
+	d := &Daemon{addr: opts.Addr, token: opts.Token}
 	args := []string{"daemon", "-f", opts.Manifest, "--addr", d.addr, "--lock-dir", opts.LockDir, "--state-dir", opts.StateDir, "--grace", opts.Grace.String()}
 	if opts.Token != "" {
 		tokenFile := filepath.Join(t.TempDir(), "token")

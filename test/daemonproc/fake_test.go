@@ -50,7 +50,7 @@ func fakeDaemon(mode string, args []string) int {
 	}
 	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
 	manifest := fs.String("f", "", "")
-	listen := fs.String("listen", "", "")
+	listen := fs.String("addr", "", "") // what drover daemon calls its address
 	fs.String("lock-dir", "", "")
 	fs.String("state-dir", "", "")
 	grace := fs.Duration("grace", 0, "")

@@ -18,6 +18,7 @@ func TestDriftRepair(t *testing.T) {
 		node    harness.Node
 		drift   string
 		action  string // the plan line, without the reason's tail
+		diff    string // a line of the content diff under it, "" for none
 		summary string
 		check   func(t *testing.T)
 	}{
@@ -30,10 +31,12 @@ func TestDriftRepair(t *testing.T) {
 			check:   func(t *testing.T) { requireExporters(t, []harness.Node{agent}, "1.8.2") },
 		},
 		{
-			name:    "rendered file edited",
-			node:    other,
-			drift:   "echo 10.9.9.9 >> /etc/dcos/master_list",
-			action:  "~ reconfigure master-list 1 (master_list changed on disk)",
+			name:   "rendered file edited",
+			node:   other,
+			drift:  "echo 10.9.9.9 >> /etc/dcos/master_list",
+			action: "~ reconfigure master-list 1 (master_list changed on disk)",
+			// The node's copy, read back for the diff: the line added there.
+			diff:    "\n          -10.9.9.9\n",
 			summary: "Plan: 0 to install, 0 to upgrade, 1 to reconfigure, 0 to restart, 0 to remove.",
 			check: func(t *testing.T) {
 				if got := s.exec(t, other, "cat /etc/dcos/master_list"); strings.Contains(got, "10.9.9.9") {
@@ -62,6 +65,9 @@ func TestDriftRepair(t *testing.T) {
 			}
 			if want := "node " + tc.node.Name + " (" + tc.node.Address + ")\n  " + tc.action; !strings.Contains(plan.Stdout, want) {
 				t.Errorf("plan does not show %q", want)
+			}
+			if tc.diff != "" && !strings.Contains(plan.Stdout, tc.diff) {
+				t.Errorf("plan does not show the diff line %q", tc.diff)
 			}
 			if got := lastLine(plan.Stdout); got != tc.summary {
 				t.Errorf("plan summary %q, want %q", got, tc.summary)

@@ -22,8 +22,10 @@ type spec struct {
 	// changing it is a rolling reconfigure of the ensemble.
 	ZooKeeper component
 	ZKComment string
-	// MasterList is a files-only component on the agents.
+	// MasterList is a files-only component on the agents;
+	// MasterListExtra, when set, is a second line of its template.
 	MasterListState string
+	MasterListExtra string
 	// Cluster-wide rollout.
 	MaxUnavailable string
 	HealthTimeout  string
@@ -123,6 +125,9 @@ spec:
           template: |
             %s
 `, orDefault(sp.MasterListState, "present"), masterList)
+	if sp.MasterListExtra != "" {
+		fmt.Fprintf(&b, "            %s\n", sp.MasterListExtra)
+	}
 	fmt.Fprintf(&b, `  rollout:
     roleOrder: [master, agent]
     maxUnavailable: %s

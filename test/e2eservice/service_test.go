@@ -42,7 +42,7 @@ type env struct {
 	boot   string // the bootstrap node's name
 	nodes  []harness.Node
 	arts   map[string]harness.Artifact
-	addr   string // the daemon's --listen
+	addr   string // the daemon's --addr
 	artDir string // artifacts on the bootstrap node
 }
 

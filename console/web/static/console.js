@@ -95,15 +95,19 @@
     startPolling();
     return;
   }
-  const events = new EventSource("/api/v1/events");
+  // view=delta: after the first event, only what changed (the page needs
+  // only the signal; the daemon sends a fleet's whole status once).
+  const events = new EventSource("/api/v1/events?view=delta");
   events.addEventListener("open", function () {
     stopPolling();
     setLive("ok", "● live");
   });
-  events.addEventListener("status", function () {
+  function changed() {
     soon();
     setLive("ok", "● live · changed " + clock(new Date()));
-  });
+  }
+  events.addEventListener("status", changed);
+  events.addEventListener("delta", changed);
   events.addEventListener("heartbeat", function () {
     setLive("ok", "● live · quiet since " + clock(lastUpdate || new Date()));
   });

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/drover-project/drover/manifests"
+	"github.com/drover-project/drover/probes"
+	"github.com/drover-project/drover/reconciler"
+)
+
+// demoCluster is examples/demo (three masters, a ZooKeeper ensemble and
+// node_exporter, maxUnavailable 1) with every node synced and healthy.
+func demoCluster(t *testing.T) (*reconciler.Desired, map[string]probes.Observed) {
+	t.Helper()
+	l, err := manifests.Load("../../examples/demo/cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := reconciler.Compile(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := map[string]probes.Observed{}
+	for _, n := range d.Nodes {
+		o := probes.Observed{Node: n.Name, Known: true, Components: map[string]*probes.Component{}}
+		for _, c := range n.Components {
+			o.Components[c.Name] = syncedSvc(c, "active", "running")
+		}
+		obs[n.Name] = o
+	}
+	return d, obs
+}
+
+// TestLimitCountsNodesOutside: apply --node n1 refuses a disruptive change
+// on n1 when a node outside the limit already takes what the rule allows
+// (a quorum member down, the one maxUnavailable slot), naming that node;
+// and goes ahead when nothing outside is down.
+func TestLimitCountsNodesOutside(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		component string // edited on n1 (a disruptive reconfigure) and failed on n2
+		downOnN2  bool
+		refusal   string // "" when apply may start
+	}{
+		{"quorum, all healthy", "zookeeper", false, ""},
+		{"quorum member outside down", "zookeeper", true, "zookeeper: quorum: 1 action waits for n2 to be healthy (unit failed)"},
+		{"maxUnavailable, all healthy", "node-exporter", false, ""},
+		{"maxUnavailable taken outside", "node-exporter", true, "node-exporter: 1 action waits for maxUnavailable 1 (unavailable: n2)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, obs := demoCluster(t)
+			obs["n1"].Components[tc.component].Unit.Hash = "edited on the node"
+			if tc.downOnN2 {
+				obs["n2"].Components[tc.component] = syncedSvc(d.Node("n2").Component(tc.component), "failed", "failed")
+			}
+			targeted, err := (&targetFlags{nodes: []string{"n1"}}).selectNodes(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			limited := limitDesired(d, targeted)
+			if d.Node("n2").Paused || !limited.Node("n2").Paused || limited.Node("n1").Paused {
+				t.Fatal("limitDesired must pause the nodes outside, in a copy")
+			}
+			plan := reconciler.Diff(limited, obs)
+			err = limitRefusal(limited, plan, obs, targeted)
+			switch {
+			case tc.refusal == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.refusal != "" && err == nil:
+				t.Errorf("not refused; the change on n1 would break the rule with n2 down")
+			case tc.refusal != "" && !strings.Contains(err.Error(), tc.refusal):
+				t.Errorf("refusal %q does not say %q", err, tc.refusal)
+			}
+		})
+	}
+}

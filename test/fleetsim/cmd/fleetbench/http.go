@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/drover-project/drover/reconciler"
+)
+
+func (d *daemon) status(ctx context.Context) (reconciler.ClusterStatus, error) {
+	var st reconciler.ClusterStatus
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/api/v1/status", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := d.http.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("status: HTTP %d", resp.StatusCode)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// streamRates reads the console's event stream, whole-document and
+// delta views at once, for window while one node a second starts failing
+// its health check (which the daemon sees at its next probe and repairs
+// with a restart), and returns each view's bytes per second and how many
+// nodes were made to change.
+func (d *daemon) streamRates(ctx context.Context, r *run, window time.Duration) (whole, delta float64, changed int, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type stream struct{ total, events atomic.Int64 }
+	open := func(query string) (*stream, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/api/v1/events"+query, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := (&http.Client{}).Do(req) // no timeout: a stream
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fmt.Errorf("events%s: HTTP %d", query, resp.StatusCode)
+		}
+		s := &stream{}
+		go func() {
+			defer resp.Body.Close()
+			br := bufio.NewReaderSize(resp.Body, 1<<20)
+			for {
+				line, err := br.ReadSlice('\n')
+				s.total.Add(int64(len(line)))
+				if strings.HasPrefix(string(line), "event:") {
+					s.events.Add(1)
+				}
+				if err != nil && err != bufio.ErrBufferFull {
+					return
+				}
+			}
+		}()
+		return s, nil
+	}
+	all, err := open("")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	deltas, err := open("?view=delta")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	// The first event of each is the whole document: count from after it.
+	deadline := time.Now().Add(time.Minute)
+	for (all.events.Load() == 0 || deltas.events.Load() == 0) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	start, a0, d0 := time.Now(), all.total.Load(), deltas.total.Load()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for time.Since(start) < window {
+		<-tick.C
+		r.sim.fail((changed * 7919) % r.nodes)
+		changed++
+	}
+	took := time.Since(start).Seconds()
+	return float64(all.total.Load()-a0) / took, float64(deltas.total.Load()-d0) / took, changed, nil
+}
+
+// waitGeneration waits until every node is converged on a manifest
+// loaded after edit (its observed generation is the new one), or timeout
+// passes, and returns how many nodes are.
+func (d *daemon) waitGeneration(ctx context.Context, n int, sim shards, edit time.Time, timeout time.Duration) (int, error) {
+	deadline := edit.Add(timeout)
+	done := 0
+	for {
+		st, err := d.status(ctx)
+		if err == nil && st.LastLoadTime.After(edit) {
+			done = 0
+			for _, node := range st.Nodes {
+				if node.Converged && node.ObservedGeneration == st.Hash {
+					done++
+				}
+			}
+			if done == n && len(st.Nodes) == n {
+				return done, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return done, nil
+		}
+		if d.exited() {
+			return done, fmt.Errorf("daemon exited:\n%s", d.logTail())
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// profile saves the daemon's CPU profile over window, then its heap and
+// goroutine profiles, as <dir>/<kind>-<nodes>.pprof.
+func (d *daemon) profile(dir string, nodes int, window time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range []struct{ kind, path string }{
+		{"cpu", fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(window.Seconds()))},
+		{"heap", "/debug/pprof/heap"},
+		{"goroutine", "/debug/pprof/goroutine"},
+	} {
+		client := &http.Client{Timeout: window + time.Minute}
+		resp, err := client.Get(d.base + p.path)
+		if err != nil {
+			return err
+		}
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", p.kind, nodes)))
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
