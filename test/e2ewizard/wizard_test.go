@@ -58,7 +58,13 @@ func TestWizardSetsUpAClusterTheDaemonConverges(t *testing.T) {
 	}
 	for _, key := range []string{harness.ArtifactNodeExporterOld, harness.ArtifactNodeExporterNew, harness.ArtifactZooKeeper} {
 		a := arts[key]
-		if err := os.Symlink(a.Path, filepath.Join(artifactsDir, filepath.Base(a.Path))); err != nil {
+		// A copy, not a symbolic link: the wizard lists only regular
+		// files inside its folder (issue 24).
+		data, err := os.ReadFile(a.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(artifactsDir, filepath.Base(a.Path)), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
