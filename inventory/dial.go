@@ -29,7 +29,12 @@ type conn struct {
 	// Query runs as Run on this connection.
 	noShell bool
 
-	heard atomic.Int64 // unix nanos of the node's last answer (keepAlive)
+	heard atomic.Int64 // unix nanos of the node's last answer (startKeepAlive)
+
+	// kaMu is held by the keepalive check while it runs (startKeepAlive).
+	kaMu      sync.Mutex
+	keepalive *time.Timer // nil: no keepalives
+	kaStopped bool        // the connection ended: no more checks
 }
 
 // answered notes that the node just answered on c: the link is alive.
@@ -164,9 +169,9 @@ func (p *Pool) handshake(e *entry, nc net.Conn) (*conn, error) {
 		hostKey:  v.key,
 	}
 	p.live.Add(1)
-	p.wg.Add(2)
+	p.startKeepAlive(e, c)
+	p.wg.Add(1)
 	go p.watch(e, c)
-	go p.keepAlive(e, c)
 	return c, nil
 }
 
@@ -175,6 +180,7 @@ func (p *Pool) watch(e *entry, c *conn) {
 	defer p.wg.Done()
 	c.client.Wait()
 	close(c.dead)
+	c.stopKeepAlive()
 	p.live.Add(-1)
 	e.mu.Lock()
 	if e.conn == c {
@@ -186,37 +192,40 @@ func (p *Pool) watch(e *entry, c *conn) {
 	}
 }
 
-// keepAlive sends keepalive@openssh.com while the connection is in use and
-// the node has been quiet for KeepAlive; one left unanswered for KeepAlive
-// or ConnectTimeout, whichever is longer, closes the connection, so a
-// command on a dead link fails instead of hanging. Any answer, even
-// "unsupported", proves the link alive, and so does a command's: a
-// connection whose commands answer more often than every KeepAlive needs
-// no keepalives at all. An idle connection gets none either: nobody waits
-// on it, and once a use starts, the check runs within KeepAlive.
-func (p *Pool) keepAlive(e *entry, c *conn) {
-	defer p.wg.Done()
+// startKeepAlive arms c's keepalive check: keepalive@openssh.com goes
+// out while the connection is in use and the node has been quiet for
+// KeepAlive; one left unanswered for KeepAlive or ConnectTimeout,
+// whichever is longer, closes the connection, so a command on a dead link
+// fails instead of hanging. Any answer, even "unsupported", proves the
+// link alive, and so does a command's: a connection whose commands answer
+// more often than every KeepAlive needs no keepalives at all. An idle
+// connection gets none either: nobody waits on it, and once a use starts,
+// the check runs within KeepAlive.
+//
+// The check is a timer, not a goroutine waiting on one: a goroutine per
+// connection was 10,000 stacks at 10,000 nodes (docs/BENCHMARKS-SCALE.md).
+func (p *Pool) startKeepAlive(e *entry, c *conn) {
 	every := e.hop.keepAlive
 	if every < 0 {
 		return
 	}
 	c.answered()
-	timer := time.NewTimer(every)
-	defer timer.Stop()
 	wait := max(every, e.hop.connectTimeout)
-	for {
-		select {
-		case <-c.dead:
+	c.kaMu.Lock()
+	defer c.kaMu.Unlock()
+	c.keepalive = time.AfterFunc(every, func() {
+		c.kaMu.Lock()
+		defer c.kaMu.Unlock()
+		if c.kaStopped {
 			return
-		case <-timer.C:
 		}
 		if quiet := c.quiet(); quiet < every {
-			timer.Reset(every - quiet)
-			continue
+			c.keepalive.Reset(every - quiet)
+			return
 		}
 		if !e.uses(c) {
-			timer.Reset(every)
-			continue
+			c.keepalive.Reset(every)
+			return
 		}
 		deadline := time.AfterFunc(wait, func() { c.client.Close() })
 		_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
@@ -227,7 +236,19 @@ func (p *Pool) keepAlive(e *entry, c *conn) {
 			return
 		}
 		c.answered()
-		timer.Reset(every)
+		c.keepalive.Reset(every)
+	})
+}
+
+// stopKeepAlive ends c's keepalive check, waiting for one that is running
+// (the connection has ended, so it fails at once): nothing of the pool's
+// runs after Close.
+func (c *conn) stopKeepAlive() {
+	c.kaMu.Lock()
+	defer c.kaMu.Unlock()
+	c.kaStopped = true
+	if c.keepalive != nil {
+		c.keepalive.Stop()
 	}
 }
 

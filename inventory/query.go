@@ -212,7 +212,13 @@ func shellCommand(t Target) string {
 // (nothing is left on the node however the shell ends), kept open on fd 9
 // and reached again through /proc. Where that cannot be done the shell
 // exits and Query runs as Run.
+//
+// The shell's own stderr then goes to /dev/null: every script's goes to
+// fd 9, and what is left (the shell's complaints: a syntax error ends the
+// shell, and Run reports it) would need a reader kept for the shell's
+// whole life, one goroutine per node.
 const shellSetup = `dq_e=$(mktemp) && exec 9<>"$dq_e" && rm -f "$dq_e" && [ -e /proc/$$/fd/9 ] || exit 1
+exec 2>/dev/null
 `
 
 func (sh *residentShell) close() {
@@ -265,7 +271,7 @@ func (sh *residentShell) run(ctx context.Context, prelude, script string, limit 
 
 	stop := context.AfterFunc(ctx, func() { sh.sess.Close() })
 	defer stop()
-	if _, err := sh.stdin.Write(req); err != nil {
+	if err := writeChunked(sh.stdin, req, shellWriteChunk); err != nil {
 		return Result{}, errShellGone // the shell's stdin is closed: it ended
 	}
 	res, err := readAnswer(sh.stdout, marker, limit)
@@ -288,6 +294,25 @@ func (sh *residentShell) run(ctx context.Context, prelude, script string, limit 
 	return res, nil
 }
 
+// shellWriteChunk is the most a request is written to the shell's stdin
+// at once. x/crypto/ssh keeps, for the connection's life, a channel
+// packet and a cipher buffer as large as the largest write: the first
+// request carries the prelude (7 kB), and two 7 kB buffers per connection
+// were 130 MB of heap at 10,000 nodes. A probe's own request fits in one.
+const shellWriteChunk = 2 << 10
+
+// writeChunked writes b to w at most n bytes at a time.
+func writeChunked(w io.Writer, b []byte, n int) error {
+	for len(b) > 0 {
+		k := min(n, len(b))
+		if _, err := w.Write(b[:k]); err != nil {
+			return err
+		}
+		b = b[k:]
+	}
+	return nil
+}
+
 // stderrFrame is the first script's stderr, read from the session's.
 type stderrFrame struct {
 	stderr []byte
@@ -295,21 +320,11 @@ type stderrFrame struct {
 }
 
 // readFirstStderr reads the session's stderr up to the first script's
-// end marker, sends it on done, then drains the rest until the session
-// ends: later scripts' stderr goes to fd 9, so what comes after is the
-// shell's own complaints, which no caller reads.
+// end marker and sends it on done. Nothing more is read: later scripts'
+// stderr goes to fd 9, and the shell's own to /dev/null (shellSetup).
 func (sh *residentShell) readFirstStderr(marker string, limit int, done chan<- stderrFrame) {
 	res, err := readAnswer(sh.stderr, marker, limit)
 	done <- stderrFrame{res.Stdout, err}
-	// A small buffer: this goroutine lives as long as the shell, and
-	// io.Copy's 8 KB buffer from io.Discard's pool, held meanwhile, was
-	// 80 MB of heap at 10,000 nodes (docs/BENCHMARKS-SCALE.md).
-	var b [256]byte
-	for {
-		if _, err := sh.stderr.Read(b[:]); err != nil {
-			return
-		}
-	}
 }
 
 // readAnswer reads r up to the end of one answer (see run) and splits it.

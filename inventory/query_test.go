@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -285,4 +286,64 @@ func TestQueryShells(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestQueryPoolGoroutines: a pooled connection with its resident shell
+// costs the pool one goroutine of its own (the one noticing the
+// connection's end), not one per keepalive timer and stderr reader as
+// well: at 10,000 nodes each was 10,000 stacks.
+func TestQueryPoolGoroutines(t *testing.T) {
+	p, _, tg := poolNode(t, sshtest.Options{})
+	idle := len(poolGoroutines()) // the idle reaper
+	for range 3 {
+		mustQuery(t, p, tg, `echo hi; echo err >&2`)
+	}
+	// The dial's goroutine ends just after the connection is handed out.
+	var stacks []string
+	deadline := time.Now().Add(5 * time.Second)
+	for stacks = poolGoroutines(); len(stacks) != idle+1 && time.Now().Before(deadline); stacks = poolGoroutines() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(stacks) != idle+1 || !strings.Contains(strings.Join(stacks, "\n"), "inventory.(*Pool).watch") {
+		t.Errorf("%d goroutines of the pool's for one connection, want one (watch):\n%s", len(stacks)-idle, strings.Join(stacks, "\n\n"))
+	}
+}
+
+// poolGoroutines are the stacks of the goroutines running inventory's
+// own code (not the tests').
+func poolGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "drover/inventory.") && !strings.Contains(g, "inventory.Test") && !strings.Contains(g, "inventory.poolGoroutines") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// TestWriteChunked: a request reaches the shell in writes of at most the
+// chunk, all of it, in order.
+func TestWriteChunked(t *testing.T) {
+	var w chunkRecorder
+	in := []byte(strings.Repeat("0123456789", 500))
+	if err := writeChunked(&w, in, shellWriteChunk); err != nil {
+		t.Fatal(err)
+	}
+	if string(w.all) != string(in) || w.max > shellWriteChunk || w.writes != 3 {
+		t.Errorf("wrote %d bytes in %d writes of at most %d", len(w.all), w.writes, w.max)
+	}
+}
+
+type chunkRecorder struct {
+	all         []byte
+	writes, max int
+}
+
+func (w *chunkRecorder) Write(b []byte) (int, error) {
+	w.all = append(w.all, b...)
+	w.writes++
+	w.max = max(w.max, len(b))
+	return len(b), nil
 }
