@@ -325,6 +325,13 @@ func (c *Controller) worker(ctx, actx context.Context) {
 			return
 		}
 		next := c.safeReconcile(ctx, actx, node)
+		for next == probeNow && ctx.Err() == nil {
+			// The node's action ended: its budget is free once a probe
+			// has seen its effect, so that probe runs now, in this
+			// worker, not behind every node the queue holds (at 10,000
+			// nodes, a sweep of them took longer than the action).
+			next = c.safeReconcile(ctx, actx, node)
+		}
 		c.saveNode(node)
 		_ = c.saveCluster()
 		c.queue.Done(node)
@@ -428,8 +435,12 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 	}
 	// Look at the node again now: its action's effect is counted as in
 	// flight until a probe has seen it.
-	return 0
+	return probeNow
 }
+
+// probeNow is what reconcile returns after an action: the worker probes
+// the node again at once.
+const probeNow = time.Duration(0)
 
 // Reconcile results for the Observer.
 const (
@@ -604,6 +615,25 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 	if why := c.scanPendingLocked(d); why != "" {
 		return nil, why
 	}
+	wave := c.waveLocked(d)
+	for _, a := range wave.Actions {
+		if a.Node == name {
+			c.inflight[name] = a
+			return &a, ""
+		}
+	}
+	if HaltActive(c.halt, d.Generation) {
+		return nil, "rollout halted: " + c.halt.Reason
+	}
+	for _, w := range wave.Waiting {
+		return nil, w
+	}
+	return nil, "waiting for the rollout"
+}
+
+// waveLocked is what the rollout planner would start now, from every
+// node's last plan and what is in flight.
+func (c *Controller) waveLocked(d *Desired) Wave {
 	plan := Plan{Generation: d.Generation}
 	obs := make(map[string]probes.Observed, len(c.nodes))
 	// Nodes backing off after a failure are offered last: the planner
@@ -636,20 +666,7 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 			failed = append(failed, a)
 		}
 	}
-	wave := NextWave(d, plan, obs, RolloutState{Halt: c.halt, InFlight: running, Failed: failed})
-	for _, a := range wave.Actions {
-		if a.Node == name {
-			c.inflight[name] = a
-			return &a, ""
-		}
-	}
-	if HaltActive(c.halt, d.Generation) {
-		return nil, "rollout halted: " + c.halt.Reason
-	}
-	for _, w := range wave.Waiting {
-		return nil, w
-	}
-	return nil, "waiting for the rollout"
+	return NextWave(d, plan, obs, RolloutState{Halt: c.halt, InFlight: running, Failed: failed})
 }
 
 // runAction runs one admitted action and handles a failed health gate by
@@ -774,21 +791,27 @@ func (c *Controller) recordAction(node string, a Action, steps []StepRecord, err
 	}
 }
 
-// wakeWaiting queues the nodes whose actions the rollout held back: the
-// action of node `done`, now seen ended by a probe, may have freed their
-// budget.
-// Nodes backing off after a failure are left to their timer.
+// wakeWaiting queues, ahead of the rest, the nodes whose actions the
+// rollout held back and would start now: the action of node `done`, now
+// seen ended by a probe, may have freed their budget. Only those: waking
+// every waiting node made each freed slot cost a probe and a planning
+// pass per waiting node, thousands of them in a large rollout, and the
+// node it was freed for waited behind them. The others keep their retry
+// timer, and nodes backing off after a failure theirs.
 func (c *Controller) wakeWaiting(d *Desired, done string) {
 	c.mu.Lock()
 	var wake []string
-	for _, n := range d.Nodes {
-		if st := c.nodes[n.Name]; st != nil && n.Name != done && st.waiting != "" && len(st.plan.Actions) > 0 {
-			wake = append(wake, n.Name)
+	if c.desired == d && c.scanPendingLocked(d) == "" {
+		for _, a := range c.waveLocked(d).Actions {
+			st := c.nodes[a.Node]
+			if _, busy := c.inflight[a.Node]; !busy && st != nil && a.Node != done && st.waiting != "" && !slices.Contains(wake, a.Node) {
+				wake = append(wake, a.Node)
+			}
 		}
 	}
 	c.mu.Unlock()
 	for _, n := range wake {
-		c.queue.Add(n)
+		c.queue.AddFirst(n)
 	}
 }
 

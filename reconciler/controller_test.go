@@ -634,6 +634,36 @@ func TestControllerWakesWaitingNodesWhenBudgetFrees(t *testing.T) {
 	}
 }
 
+// TestControllerFreedSlotWakesWhomItAdmits: in a rollout one node at a
+// time, a freed slot wakes the node the planner admits next, not every
+// node still waiting (each woken node probes and plans again: at 10,000
+// nodes, thousands of passes per freed slot, and the rollout crawled), and
+// the node whose action ended is probed at once, freeing its slot.
+func TestControllerFreedSlotWakesWhomItAdmits(t *testing.T) {
+	const n = 6
+	f := newFleet(t, n)
+	c, _ := f.controller(ControllerOptions{WaitRetry: time.Hour})
+	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "100%"}))
+	waitFor(t, 4*time.Minute, "app 1.0 everywhere", func() bool { return converged(c) && f.allAt("app", "1.0") })
+	f.resetCounts()
+	c.SetDesired(f.desired(spec{app: "2.0", maxUnavailable: "1"}))
+	waitFor(t, 4*time.Minute, "app 2.0 everywhere, one at a time", func() bool { return converged(c) && f.allAt("app", "2.0") })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	probes := 0
+	for _, p := range f.probesOf {
+		probes += len(p)
+	}
+	// Each node: the probe that sees its action done, and at most one
+	// when it was woken. Waking every waiting node costs n*(n-1)/2 more.
+	if probes > 2*n {
+		t.Errorf("%d probes in a rollout of %d nodes one at a time, want at most %d", probes, n, 2*n)
+	}
+	if f.maxDisruptive != 1 {
+		t.Errorf("%d disruptive actions at once, maxUnavailable is 1", f.maxDisruptive)
+	}
+}
+
 // TestControllerChecksumMismatchHalts: an artifact that does not match the
 // manifest's sha256 fails the same way everywhere, so the first mismatch
 // halts the rollout (no node by node retries), changes nothing on the

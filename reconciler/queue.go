@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -42,6 +43,24 @@ func (q *Queue) Add(node string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.addLocked(node)
+}
+
+// AddFirst queues node now, ahead of the nodes already waiting (a node
+// the rollout admits once a slot frees must not wait for a sweep of the
+// fleet).
+func (q *Queue) AddFirst(node string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.waiting[node] {
+		if i := slices.Index(q.order, node); i > 0 {
+			q.order = slices.Insert(slices.Delete(q.order, i, i+1), 0, node)
+		}
+		return
+	}
+	q.addLocked(node)
+	if q.waiting[node] {
+		q.order = slices.Insert(q.order[:len(q.order)-1], 0, node)
+	}
 }
 
 func (q *Queue) addLocked(node string) {

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,5 +93,33 @@ func TestDueTime(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("dueTime(+%v, %v) = +%v, want +%v", tc.now, tc.d, got, tc.want)
 		}
+	}
+}
+
+// TestQueueAddFirst: AddFirst puts a node ahead of those waiting, moves
+// one already waiting to the front, and marks one being worked on dirty.
+func TestQueueAddFirst(t *testing.T) {
+	q := NewQueue()
+	defer q.ShutDown()
+	for _, n := range []string{"a", "b", "c"} {
+		q.Add(n)
+	}
+	q.AddFirst("d")
+	q.AddFirst("c")
+	var got []string
+	for range 4 {
+		n, _ := q.Get()
+		got = append(got, n)
+	}
+	if strings.Join(got, "") != "cdab" {
+		t.Errorf("order %v, want c d a b", got)
+	}
+	q.AddFirst("a") // being worked on
+	if q.Len() != 0 {
+		t.Errorf("a node in progress was queued again before Done")
+	}
+	q.Done("a")
+	if n, _ := q.Get(); n != "a" {
+		t.Errorf("got %s after Done, want the dirty a", n)
 	}
 }
