@@ -36,25 +36,11 @@ const (
 	Height = 900
 )
 
-// ExecPath finds Chromium, or fails t with how to install it.
-func ExecPath(t testing.TB) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no Chromium found in PATH: browser tests need it (Debian: apt-get install -y chromium, or test/deps.sh chromium)")
-	return ""
-}
-
-// New starts a headless Chromium with a fresh profile and returns a context
-// for chromedp.Run on its first tab. The browser is closed, and its
-// processes and profile removed, when t ends.
-func New(t testing.TB) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(ExecPath(t)),
+// Options are how tests (and the scale bench) run Chromium at execPath:
+// headless, a fresh profile, nothing in the background.
+func Options(execPath string) []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(execPath),
 		chromedp.Headless,
 		chromedp.NoSandbox, // root in a container: the sandbox needs user namespaces
 		chromedp.DisableGPU,
@@ -73,7 +59,26 @@ func New(t testing.TB) context.Context {
 		chromedp.WindowSize(Width, Height),
 		// No UserDataDir: chromedp makes a fresh one and removes it.
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+}
+
+// ExecPath finds Chromium, or fails t with how to install it.
+func ExecPath(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium found in PATH: browser tests need it (Debian: apt-get install -y chromium, or test/deps.sh chromium)")
+	return ""
+}
+
+// New starts a headless Chromium with a fresh profile and returns a context
+// for chromedp.Run on its first tab. The browser is closed, and its
+// processes and profile removed, when t ends.
+func New(t testing.TB) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), Options(ExecPath(t))...)
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
 
 	// Start the browser now, so a broken install fails here and not in

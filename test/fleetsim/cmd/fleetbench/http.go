@@ -130,30 +130,36 @@ func (d *daemon) waitGeneration(ctx context.Context, n int, sim shards, edit tim
 // profile saves the daemon's CPU profile over window, then its heap and
 // goroutine profiles, as <dir>/<kind>-<nodes>.pprof.
 func (d *daemon) profile(dir string, nodes int, window time.Duration) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, p := range []struct{ kind, path string }{
-		{"cpu", fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(window.Seconds()))},
-		{"heap", "/debug/pprof/heap"},
-		{"goroutine", "/debug/pprof/goroutine"},
-	} {
-		client := &http.Client{Timeout: window + time.Minute}
-		resp, err := client.Get(d.base + p.path)
-		if err != nil {
-			return err
-		}
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", p.kind, nodes)))
-		if err == nil {
-			_, err = io.Copy(f, resp.Body)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}
-		resp.Body.Close()
-		if err != nil {
+	for _, kind := range []string{"cpu", "heap", "goroutine"} {
+		if err := d.profileOne(dir, kind, nodes, window); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// profileOne saves one profile as <dir>/<kind>-<nodes>.pprof: "cpu" and
+// "cold" (the cold start's) over window, "heap", "goroutine".
+func (d *daemon) profileOne(dir, kind string, nodes int, window time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := "/debug/pprof/" + kind
+	if kind == "cpu" || kind == "cold" {
+		path = fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(window.Seconds()))
+	}
+	client := &http.Client{Timeout: window + time.Minute}
+	resp, err := client.Get(d.base + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", kind, nodes)))
+	if err == nil {
+		_, err = io.Copy(f, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
 }

@@ -50,6 +50,7 @@ type config struct {
 	keep       bool
 	profileDir string
 	rolloutFor time.Duration
+	memLimit   string // the daemon's GOMEMLIMIT; "": none
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 	flag.StringVar(&c.plot, "plot", "docs/bench-scale.png", "plot to write")
 	flag.StringVar(&c.profileDir, "profile-dir", "", "after each steady window, save the daemon's 30 s CPU profile, heap and goroutines here")
 	flag.DurationVar(&c.rolloutFor, "rollout", 0, "after the edit, wait up to this long for the whole rolling change (0: do not wait)")
+	flag.StringVar(&c.memLimit, "gomemlimit", "", "run the daemon with this GOMEMLIMIT (docs/SCALING.md); empty: the Go default, none")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work dir (daemon logs, manifests) and say where")
 	flag.StringVar(&c.listen, "addr", "127.4.255.254:0", "the daemon's --addr (in the bench's loopback range)")
 	shard := flag.String("shard", "", "internal: serve nodes FROM:TO as a shard process (see shard.go)")
@@ -151,6 +153,9 @@ type result struct {
 	streamBytesPerSec float64 // the whole-document view
 	deltaBytesPerSec  float64 // ?view=delta
 	streamChanges     int
+	liveHeap          int64         // go_memstats_heap_inuse_bytes after a forced GC
+	consoleLoad       time.Duration // the console's first load in Chromium; 0: no Chromium
+	consoleBytes      int           // the cluster page's HTML
 	reaction          time.Duration // manifest write -> first step on a node
 	rollout           time.Duration // manifest write -> every node has the new file
 	rolloutDone       bool          // else rollout is when the bench stopped waiting
@@ -267,6 +272,13 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 		return res, err
 	}
 	defer d.stop()
+	coldProfile := make(chan error, 1)
+	if c.profileDir != "" {
+		// What the cold start spends its CPU on.
+		go func() { coldProfile <- d.profileOne(c.profileDir, "cold", n, 30*time.Second) }()
+	} else {
+		coldProfile <- nil
+	}
 
 	// Cold start: exec -> every node answered a probe.
 	for r.sim.stats().Probed < int64(n) {
@@ -282,6 +294,9 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	res.coldCPU, _ = d.cpu()
 	log.Printf("cold start %s (daemon CPU %s)", res.coldStart.Round(time.Millisecond), res.coldCPU.Round(time.Millisecond))
 	if err := d.waitConverged(ctx, n, 3*c.interval); err != nil {
+		return res, err
+	}
+	if err := <-coldProfile; err != nil {
 		return res, err
 	}
 	// Let the first round's burst of handshakes spread into the steady
@@ -316,6 +331,19 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	res.goroutines = d.gauge("go_goroutines")
 	res.heapInuse = int64(d.gauge("go_memstats_heap_inuse_bytes"))
 	res.stackInuse = int64(d.gauge("go_memstats_stack_inuse_bytes"))
+	// The live heap: what a forced collection leaves (the heap profile's
+	// gc=1 runs one).
+	if _, _, err := d.timeGet("/debug/pprof/heap?gc=1", 1); err != nil {
+		return res, err
+	}
+	res.liveHeap = int64(d.gauge("go_memstats_heap_inuse_bytes"))
+	if _, res.consoleBytes, err = d.timeGet("/", 1); err != nil {
+		return res, err
+	}
+	if res.consoleLoad, err = d.consoleLoad(ctx, 3); err != nil {
+		return res, err
+	}
+	log.Printf("live heap %.0f MB; console first load %s (%d B of HTML)", mb(res.liveHeap), res.consoleLoad.Round(time.Millisecond), res.consoleBytes)
 	res.statusTime, res.statusBytes, err = d.timeGet("/api/v1/status", 3)
 	if err != nil {
 		return res, err
@@ -403,6 +431,9 @@ func startDaemon(c config, r *run) (*daemon, error) {
 	state := filepath.Join(r.dir, "state")
 	cmd := exec.Command(c.bin, "daemon", "-f", r.manifest, "--addr", c.listen, "--lock-dir", state, "--state-dir", state, "--grace", "5s", "--pprof")
 	cmd.Stdout, cmd.Stderr = pw, pw
+	if c.memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+c.memLimit)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	d := &daemon{cmd: cmd, logPath: logPath, done: make(chan struct{}), http: &http.Client{Timeout: time.Minute}}
 	d.started = time.Now()
