@@ -10,7 +10,7 @@ import (
 
 // runReconfigure rewrites the rendered files and the unit that differ,
 // restarts the unit (unless only the environment moves out of it:
-// envMigrates) and waits for health, then writes the receipt. The
+// EnvMigrates) and waits for health, then writes the receipt. The
 // version stays. If the version dir is not complete on the node (someone
 // deleted it), the files have nowhere to go: it deploys instead. The
 // steps before the restart share one session.
@@ -38,7 +38,7 @@ func runReconfigure(ctx context.Context, e *Executor, j *job) error {
 	// leaves the running service alone: it has that environment already.
 	// Otherwise the changed files' onChange says what the service needs
 	// (the plan's Effect): a restart, a reload, or nothing.
-	if w.Unit != nil && !envMigrates(w, j.have) {
+	if w.Unit != nil && !EnvMigrates(w, j.have) {
 		var err error
 		switch j.action.Effect {
 		case manifests.OnChangeNone:

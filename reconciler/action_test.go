@@ -83,7 +83,7 @@ func (f *fixture) withFiles(c *DesiredComponent, files []manifests.RenderedFile)
 	c.Files = files
 	c.ConfigHash = manifests.ConfigHash(manifests.Digests(files))
 	if c.Unit != nil {
-		c.UnitHash = sha256Hex(c.Unit)
+		c.UnitHash = manifests.SHA256Hex(c.Unit)
 	}
 	return c
 }
@@ -565,7 +565,7 @@ func TestActionInstallResumesFromLeftovers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(f.n.UnitDir, ".drover-app.service.tmp"), []byte("half"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	envTmp := filepath.Join(f.n.Outside, ".drover-"+sha256Hex([]byte(want.Files[1].Path))[:16]+".tmp")
+	envTmp := filepath.Join(f.n.Outside, ".drover-"+manifests.SHA256Hex([]byte(want.Files[1].Path))[:16]+".tmp")
 	if err := os.MkdirAll(f.n.Outside, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -195,7 +195,7 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 			if err != nil {
 				return nil, where(err)
 			}
-			dc.EnvMigration = &EnvMigration{UnitHash: sha256Hex(inline), ConfigHash: legacyConfigHash}
+			dc.EnvMigration = &EnvMigration{UnitHash: manifests.SHA256Hex(inline), ConfigHash: legacyConfigHash}
 		}
 	}
 	return dc, nil

@@ -193,15 +193,15 @@ func unitChange(want *DesiredComponent, oc *probes.Component, unitDir string) (p
 	return c, true
 }
 
-// maxDiffBytes bounds what is diffed: a larger file is said to change,
+// MaxDiffBytes bounds what is diffed: a larger file is said to change,
 // not shown.
-const maxDiffBytes = 256 << 10
+const MaxDiffBytes = 256 << 10
 
 // unifiedDiff is the diff of one file from before to after, labelled as
 // diff -u labels a file on the node against the manifest's rendering.
 func unifiedDiff(name string, before, after []byte) string {
-	if len(before) > maxDiffBytes || len(after) > maxDiffBytes {
-		return fmt.Sprintf("(more than %d KiB: not shown)\n", maxDiffBytes>>10)
+	if len(before) > MaxDiffBytes || len(after) > MaxDiffBytes {
+		return fmt.Sprintf("(more than %d KiB: not shown)\n", MaxDiffBytes>>10)
 	}
 	if isBinary(before) || isBinary(after) {
 		return "(binary content changed)\n"

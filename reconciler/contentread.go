@@ -13,8 +13,8 @@ import (
 )
 
 // maxReadBytes is the most of one file ReadNodeFiles brings back; a
-// larger file is too large to diff anyway (maxDiffBytes).
-const maxReadBytes = maxDiffBytes
+// larger file is too large to diff anyway (MaxDiffBytes).
+const maxReadBytes = MaxDiffBytes
 
 // readEnd follows every file's bytes, so a file that changed size
 // between its measuring and its reading is noticed, not misparsed.

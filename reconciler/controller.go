@@ -486,7 +486,7 @@ func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, re
 	}
 	st.seenProgress = progress
 	if obs.Known {
-		st.facts = factsOf(obs.OS)
+		st.facts = FactsOf(obs.OS)
 	}
 	c.logReachability(name, st, obs)
 	if f, ok := c.failed[name]; ok && !slices.ContainsFunc(plan.Actions, func(a Action) bool { return a.Component == f.Component }) && obs.Known {
@@ -671,7 +671,7 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 	// The event and the halt reason carry node and action beside the
 	// cause; err itself already says "upgrade zk on m1: ", so they take
 	// the cause alone and say it once.
-	cause := actionCause(err)
+	cause := ActionCause(err)
 	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionFailed, Action: &a, Message: cause.Error(), Duration: dur})
 	halt := HaltFor(d.Generation, a, cause)
 	switch {
@@ -733,7 +733,7 @@ func (c *Controller) rollback(ctx context.Context, exec *Executor, dn *DesiredNo
 	cancel()
 	c.recordAction(dn.Name, rb, steps, err, c.Now().Sub(start))
 	if err != nil {
-		return fmt.Sprintf("; rollback to %s failed: %v", a.From, actionCause(err))
+		return fmt.Sprintf("; rollback to %s failed: %v", a.From, ActionCause(err))
 	}
 	return fmt.Sprintf("; rolled back to %s", a.From)
 }

@@ -104,7 +104,7 @@ type DesiredComponent struct {
 // service.environment inline (Environment=) and the config hash without
 // .drover-env. A node at exactly those already runs with the wanted
 // environment, so moving it into the file is a reconfigure that restarts
-// nothing (envMigrates): upgrading drover restarts no service.
+// nothing (EnvMigrates): upgrading drover restarts no service.
 type EnvMigration struct {
 	UnitHash, ConfigHash string
 }
@@ -149,4 +149,19 @@ func (n *DesiredNode) Component(name string) *DesiredComponent {
 		}
 	}
 	return nil
+}
+
+// KeptHooks are the hooks a receipt keeps for a remove: preStop and
+// preRemove, nil when the component has neither.
+func KeptHooks(w *DesiredComponent) map[string]*manifests.Hook {
+	var out map[string]*manifests.Hook
+	for _, name := range []string{"preStop", "preRemove"} {
+		if h := w.Hooks[name]; h != nil {
+			if out == nil {
+				out = map[string]*manifests.Hook{}
+			}
+			out[name] = h
+		}
+	}
+	return out
 }

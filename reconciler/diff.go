@@ -143,7 +143,7 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 	if rc.ArtifactSHA256 != want.ArtifactSHA256 || rc.ArtifactStrip != want.ArtifactStrip {
 		return set(ActionUpgrade, rc.Version, "artifact changed in manifest")
 	}
-	if envMigrates(want, oc) {
+	if EnvMigrates(want, oc) {
 		a, _ := set(ActionReconfigure, rc.Version, "environment moves out of the unit (no restart)")
 		a.Disruptive = false
 		return a, true
@@ -156,7 +156,7 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 		}
 		return a, true
 	}
-	if !reflect.DeepEqual(rc.Hooks, keptHooks(want)) {
+	if !reflect.DeepEqual(rc.Hooks, KeptHooks(want)) {
 		// Only the receipt changes: a later remove runs the new hooks.
 		a, _ := set(ActionReconfigure, rc.Version, "hooks changed in manifest")
 		a.Disruptive = false
@@ -171,17 +171,17 @@ func diffComponent(node string, want *DesiredComponent, oc *probes.Component) (A
 	if h, _ := unitHealth(oc.Unit); !oc.Unit.Enabled && h == Healthy {
 		return set(ActionRestart, rc.Version, "unit disabled")
 	}
-	if h, reason := componentHealth(want, oc); h == Degraded {
+	if h, reason := ComponentHealth(want, oc); h == Degraded {
 		return set(ActionRestart, rc.Version, reason)
 	}
 	return a, false
 }
 
-// envMigrates reports whether the component on the node is the one want
+// EnvMigrates reports whether the component on the node is the one want
 // describes with only the environment still inline in the unit: receipt
 // and disk at EnvMigration's hashes (the environment file not written
 // yet).
-func envMigrates(want *DesiredComponent, oc *probes.Component) bool {
+func EnvMigrates(want *DesiredComponent, oc *probes.Component) bool {
 	m := want.EnvMigration
 	if m == nil || oc == nil || oc.Receipt == nil {
 		return false

@@ -155,9 +155,9 @@ func (e *ActionError) Error() string {
 
 func (e *ActionError) Unwrap() error { return e.Err }
 
-// actionCause is what went wrong in a failed action, without the
+// ActionCause is what went wrong in a failed action, without the
 // action's own "upgrade zk on m1: " prefix.
-func actionCause(err error) error {
+func ActionCause(err error) error {
 	if ae, ok := errors.AsType[*ActionError](err); ok {
 		return ae.Err
 	}
@@ -482,33 +482,13 @@ func (e *Executor) receiptFor(j *job) probes.Receipt {
 		Previous:       previousVersion(j.have, w.Version),
 	}
 	if r.UnitHash == "" && w.Unit != nil {
-		r.UnitHash = sha256Hex(w.Unit)
+		r.UnitHash = manifests.SHA256Hex(w.Unit)
 	}
 	for _, f := range w.Files {
 		r.Files = append(r.Files, f.Path)
 	}
-	r.Hooks = keptHooks(w)
+	r.Hooks = KeptHooks(w)
 	return r
-}
-
-// keptHooks are the hooks a receipt keeps for a remove: preStop and
-// preRemove, nil when the component has neither.
-func keptHooks(w *DesiredComponent) map[string]*manifests.Hook {
-	var out map[string]*manifests.Hook
-	for _, name := range []string{"preStop", "preRemove"} {
-		if h := w.Hooks[name]; h != nil {
-			if out == nil {
-				out = map[string]*manifests.Hook{}
-			}
-			out[name] = h
-		}
-	}
-	return out
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 // haveReceipt is the receipt the probe saw, or nil.

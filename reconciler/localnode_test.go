@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
 )
 
@@ -263,7 +264,7 @@ func (n *LocalNode) observe(name string) *probes.Component {
 	unit := UnitName(name)
 	if b, err := os.ReadFile(filepath.Join(n.UnitDir, unit)); err == nil {
 		c.Unit.Exists = true
-		c.Unit.Hash = sha256Hex(b)
+		c.Unit.Hash = manifests.SHA256Hex(b)
 	}
 	c.Unit.ActiveState = n.UnitActiveState(unit)
 	_, err := os.Stat(filepath.Join(n.State, "enabled", unit))

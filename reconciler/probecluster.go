@@ -26,11 +26,3 @@ func ProbeNodes(ctx context.Context, r inventory.Runner, d *Desired, nodes []*De
 func ProbeAndDiff(ctx context.Context, r inventory.Runner, d *Desired, parallel int) Plan {
 	return Diff(d, ProbeNodes(ctx, r, d, d.Nodes, parallel))
 }
-
-// StatusOf is the status of every node of d, in manifest order, as the
-// observations in obs show it, with the plan Diff makes of them: what the
-// daemon would report after probing those nodes. A node with no
-// observation is "not probed yet".
-func StatusOf(d *Desired, obs map[string]probes.Observed) []NodeStatus {
-	return NodeStatuses(d, obs, Diff(d, obs))
-}

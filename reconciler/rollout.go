@@ -339,7 +339,7 @@ func (r *rollout) health(node, comp string) (Health, string, bool) {
 	if dn == nil || dn.Component(comp) == nil {
 		return HealthUnknown, "not a member", false
 	}
-	h, why := componentHealth(dn.Component(comp), o.Components[comp])
+	h, why := ComponentHealth(dn.Component(comp), o.Components[comp])
 	return h, why, true
 }
 

@@ -63,7 +63,7 @@ func nodeStatus(d *Desired, n *DesiredNode, o probes.Observed, probed bool, np N
 	}
 	ns.Reachable = true
 	ns.ObservedGeneration = d.Generation
-	ns.Facts = factsOf(o.OS)
+	ns.Facts = FactsOf(o.OS)
 	actions := make(map[string]Action, len(np.Actions))
 	for _, a := range np.Actions {
 		actions[a.Component] = a
@@ -72,7 +72,7 @@ func nodeStatus(d *Desired, n *DesiredNode, o probes.Observed, probed bool, np N
 	for _, want := range n.Components {
 		oc := o.Components[want.Name]
 		cs := ComponentStatus{Name: want.Name, DesiredVersion: want.Version, ObservedVersion: observedVersion(oc), Sync: Synced}
-		cs.Health, cs.Reason = componentHealth(want, oc)
+		cs.Health, cs.Reason = ComponentHealth(want, oc)
 		cs.Receipt, cs.Active, cs.Unit = observedDetail(oc, want.Unit != nil)
 		cs.Leader = oc != nil && oc.Leader.OK
 		if a, ok := actions[want.Name]; ok {
@@ -113,11 +113,11 @@ func nodeStatus(d *Desired, n *DesiredNode, o probes.Observed, probed bool, np N
 	return ns
 }
 
-// componentHealth maps what the probe saw of a component the node should
+// ComponentHealth maps what the probe saw of a component the node should
 // have to the health axis, with a short reason when not Healthy: no
 // receipt is Missing, a starting unit Progressing, a stopped or crashing
 // unit or a failing check Degraded.
-func componentHealth(want *DesiredComponent, oc *probes.Component) (Health, string) {
+func ComponentHealth(want *DesiredComponent, oc *probes.Component) (Health, string) {
 	if oc == nil || oc.Receipt == nil {
 		return Missing, "not installed"
 	}
@@ -208,8 +208,8 @@ func pendingText(a Action) string {
 	return s
 }
 
-// factsOf is the status form of a probe's OS facts.
-func factsOf(os probes.OS) *NodeFacts {
+// FactsOf is the status form of a probe's OS facts.
+func FactsOf(os probes.OS) *NodeFacts {
 	return &NodeFacts{OSID: os.ID, OSVersion: os.VersionID, Arch: os.Arch, Hostname: os.Hostname, FreeBytes: os.FreeBytes}
 }
 
@@ -248,4 +248,12 @@ func observedDetail(oc *probes.Component, hasUnit bool) (*probes.Receipt, string
 		}
 	}
 	return r, oc.Active, unit
+}
+
+// StatusOf is the status of every node of d, in manifest order, as the
+// observations in obs show it, with the plan Diff makes of them: what the
+// daemon would report after probing those nodes. A node with no
+// observation is "not probed yet".
+func StatusOf(d *Desired, obs map[string]probes.Observed) []NodeStatus {
+	return NodeStatuses(d, obs, Diff(d, obs))
 }

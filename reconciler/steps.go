@@ -318,7 +318,7 @@ func putCommands(files []manifests.RenderedFile, base func(path string) string) 
 	var content []byte
 	for _, f := range files {
 		dir := path.Dir(f.Path)
-		tmp := path.Join(dir, manifests.ReservedPrefix+sha256Hex([]byte(f.Path))[:16]+".tmp")
+		tmp := path.Join(dir, manifests.ReservedPrefix+manifests.SHA256Hex([]byte(f.Path))[:16]+".tmp")
 		fmt.Fprintf(&b, "put %s %s %s %s %s %d %s\n", inventory.Quote(base(f.Path)), inventory.Quote(dir), inventory.Quote(f.Path), inventory.Quote(tmp),
 			modeString(f.Mode), len(f.Content), f.Digest())
 		content = append(content, f.Content...)
@@ -405,7 +405,7 @@ sync -- "$t"
 mv -fT -- "$t" "$uf"
 systemctl daemon-reload
 echo changed
-`, unit, inventory.Quote(path.Join(e.unitDir(), unit)), inventory.Quote(path.Join(e.unitDir(), "."+unit+".tmp")), sha256Hex(j.want.Unit))
+`, unit, inventory.Quote(path.Join(e.unitDir(), unit)), inventory.Quote(path.Join(e.unitDir(), "."+unit+".tmp")), manifests.SHA256Hex(j.want.Unit))
 	_, err := e.step(ctx, j, "write unit", script, bytes.NewReader(j.want.Unit))
 	return err
 }
@@ -510,7 +510,7 @@ if ! is_sha "$t" %s; then rm -f -- "$t"; echo "short or corrupt receipt received
 sync -- "$t"
 mv -fT -- "$t" "$r"
 echo changed
-`, j.name, j.name, sha256Hex(data))
+`, j.name, j.name, manifests.SHA256Hex(data))
 	_, err = e.step(ctx, j, "write receipt", script, bytes.NewReader(data))
 	return err
 }

@@ -23,32 +23,6 @@ import (
 // ordinary node again: whatever the old action left undone is pending,
 // and the rollout does it.
 
-const inflightFile = ".inflight"
-
-// markInflight writes the node-side record of an action about to start.
-func (e *Executor) markInflight(ctx context.Context, j *job) error {
-	start := e.now()
-	deadline := start.Add(time.Hour)
-	if d, ok := ctx.Deadline(); ok {
-		deadline = d
-	}
-	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`t="$root/.inflight.tmp"
-printf '%%s %%s %%s\n' %d %d %s > "$t"
-mv -f -- "$t" "$root/%s"
-echo changed
-`, start.Unix(), deadline.Unix(), j.name, inflightFile)
-	_, err := e.runStep(ctx, j, "mark in flight", script, nil)
-	return err
-}
-
-// clearInflight removes the record once the action has ended.
-func (e *Executor) clearInflight(ctx context.Context, j *job) error {
-	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`if [ -e "$root/%[1]s" ]; then rm -f -- "$root/%[1]s"; echo changed; fi
-`, inflightFile)
-	_, err := e.runStep(ctx, j, "clear in flight", script, nil)
-	return err
-}
-
 // foreignAction is an action a deposed leader began on a node.
 type foreignAction struct {
 	deadline time.Time
@@ -68,8 +42,7 @@ func (c *Controller) takeoverScan(ctx context.Context, d *Desired, dn *DesiredNo
 		return
 	}
 	qctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-	res, err := c.Runner.Run(qctx, dn.Target, "# drover query: in flight\n"+scriptHead(d.InstallRoot)+
-		`f="$root/`+inflightFile+`"; if [ -f "$f" ]; then read -r s e c < "$f" && echo "$s $e"; fi; :`+"\n", nil)
+	res, err := c.Runner.Run(qctx, dn.Target, InflightQuery(d.InstallRoot), nil)
 	cancel()
 	if err != nil || res.ExitCode != 0 {
 		// The probe reports the node (unknown: unavailable to the
@@ -138,7 +111,7 @@ func allHealthy(n *DesiredNode, st *nodeTrack) bool {
 		return false
 	}
 	for _, want := range n.Components {
-		if h, _ := componentHealth(want, st.obs.Components[want.Name]); h != Healthy {
+		if h, _ := ComponentHealth(want, st.obs.Components[want.Name]); h != Healthy {
 			return false
 		}
 	}

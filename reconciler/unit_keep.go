@@ -26,7 +26,7 @@ func (e *Executor) keepUnit(ctx context.Context, j *job) error {
 	dir := manifests.VersionDir(e.InstallRoot, j.name, j.want.Version)
 	p := path.Join(dir, keptUnitName)
 	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf("put %s %s %s %s 644 %d %s\n",
-		inventory.Quote(dir), inventory.Quote(dir), inventory.Quote(p), inventory.Quote(p+".tmp"), len(j.want.Unit), sha256Hex(j.want.Unit))
+		inventory.Quote(dir), inventory.Quote(dir), inventory.Quote(p), inventory.Quote(p+".tmp"), len(j.want.Unit), manifests.SHA256Hex(j.want.Unit))
 	_, err := e.step(ctx, j, "keep unit", script, bytes.NewReader(j.want.Unit))
 	return err
 }
