@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // testFence is a Fence a test closes.
@@ -47,7 +50,7 @@ func TestControllerClosedFenceAdmitsNothing(t *testing.T) {
 		t.Fatalf("actions started under a closed fence: %d", attempts)
 	}
 	for _, n := range c.Status().Nodes {
-		if n.ConsecutiveFailures != 0 || slices.ContainsFunc(n.History, func(r ActionRecord) bool { return r.Result == "failure" }) {
+		if n.ConsecutiveFailures != 0 || slices.ContainsFunc(n.History, func(r plan.ActionRecord) bool { return r.Result == "failure" }) {
 			t.Errorf("%s: closed fence counted as a failure: %+v", n.Name, n)
 		}
 	}
@@ -70,7 +73,7 @@ func TestControllerFencedStepIsNoNodeFailure(t *testing.T) {
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "1"}))
 	waitFor(t, time.Minute, "the fenced action to end", func() bool { return len(f.eventsOf(EventActionFailed)) > 0 })
 	ev := f.eventsOf(EventActionFailed)[0]
-	if !strings.Contains(ev.Message, ErrFenced.Error()) {
+	if !strings.Contains(ev.Message, execute.ErrFenced.Error()) {
 		t.Fatalf("failed action says %q, want the fence", ev.Message)
 	}
 	if n := c.Status().Nodes[0]; n.ConsecutiveFailures != 0 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/drover-project/drover/probes"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // settleAttempts is how many failed passes make a node count as settled
@@ -93,15 +94,15 @@ func (c *Controller) settled() (bool, error) {
 // (they count as unavailable until then), or before they turned healthy,
 // no action ends to wake it, yet its next pass will be admitted: that is
 // not settled.
-func (c *Controller) releasableLocked(d *Desired) bool {
-	plan := Plan{Generation: d.Generation, Paused: d.Paused}
+func (c *Controller) releasableLocked(d *plan.Desired) bool {
+	p := plan.Plan{Generation: d.Generation, Paused: d.Paused}
 	obs := make(map[string]probes.Observed, len(d.Nodes))
 	for _, n := range d.Nodes {
 		st := c.nodes[n.Name]
-		plan.Nodes = append(plan.Nodes, st.plan)
+		p.Nodes = append(p.Nodes, st.plan)
 		obs[n.Name] = st.obs
 	}
-	for _, a := range NextWave(d, plan, obs, RolloutState{Halt: c.halt}).Actions {
+	for _, a := range plan.NextWave(d, p, obs, plan.RolloutState{Halt: c.halt}).Actions {
 		if st := c.nodes[a.Node]; st != nil && st.failures < settleAttempts {
 			return true
 		}

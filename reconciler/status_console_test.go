@@ -3,6 +3,8 @@ package reconciler
 import (
 	"testing"
 	"time"
+
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // TestControllerStatusShowsRollout: during a rolling upgrade the status
@@ -26,13 +28,13 @@ func TestControllerStatusShowsRollout(t *testing.T) {
 
 	f.RestartDelay = 300 * time.Millisecond
 	c.SetDesired(f.desired(spec{app: "2.0", maxUnavailable: "1", probeInterval: "500ms"}))
-	var during ClusterStatus
+	var during plan.ClusterStatus
 	waitFor(t, 4*time.Minute, "one upgrade in flight, two waiting", func() bool {
 		during = c.Status()
 		return len(during.Rollout.InFlight) == 1 && len(during.Rollout.Waiting) == 2
 	})
 	a := during.Rollout.InFlight[0]
-	if a.Kind != ActionUpgrade || a.Component != "app" || a.To != "2.0" || during.Rollout.Pending != 2 {
+	if a.Kind != plan.ActionUpgrade || a.Component != "app" || a.To != "2.0" || during.Rollout.Pending != 2 {
 		t.Errorf("rollout during the upgrade: %+v", during.Rollout)
 	}
 	for _, n := range during.Nodes {

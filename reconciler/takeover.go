@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 	"go.uber.org/zap"
 )
 
@@ -30,7 +32,7 @@ type foreignAction struct {
 
 // takeoverScan reads, once per node per controller, the record a former
 // leader may have left (only with a Fence: a lone daemon writes none).
-func (c *Controller) takeoverScan(ctx context.Context, d *Desired, dn *DesiredNode) {
+func (c *Controller) takeoverScan(ctx context.Context, d *plan.Desired, dn *plan.DesiredNode) {
 	if c.Fence == nil {
 		return
 	}
@@ -42,7 +44,7 @@ func (c *Controller) takeoverScan(ctx context.Context, d *Desired, dn *DesiredNo
 		return
 	}
 	qctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-	res, err := c.Runner.Run(qctx, dn.Target, InflightQuery(d.InstallRoot), nil)
+	res, err := c.Runner.Run(qctx, dn.Target, execute.InflightQuery(d.InstallRoot), nil)
 	cancel()
 	if err != nil || res.ExitCode != 0 {
 		// The probe reports the node (unknown: unavailable to the
@@ -76,8 +78,8 @@ func (c *Controller) takeoverScan(ctx context.Context, d *Desired, dn *DesiredNo
 // count, for each component of the node (under mu).
 // A node whose components are all Healthy again, or past the deadline,
 // no longer counts.
-func (c *Controller) foreignLocked(d *Desired) []Action {
-	var out []Action
+func (c *Controller) foreignLocked(d *plan.Desired) []plan.Action {
+	var out []plan.Action
 	now := c.Now()
 	for _, n := range d.Nodes {
 		st := c.nodes[n.Name]
@@ -96,7 +98,7 @@ func (c *Controller) foreignLocked(d *Desired) []Action {
 		// down, quorum) and as a quiet one (actions at once).
 		for _, comp := range n.Components {
 			for _, disruptive := range []bool{true, false} {
-				out = append(out, Action{Node: n.Name, Component: comp.Name, Kind: ActionRestart, Disruptive: disruptive,
+				out = append(out, plan.Action{Node: n.Name, Component: comp.Name, Kind: plan.ActionRestart, Disruptive: disruptive,
 					Reason: "begun by a former leader"})
 			}
 		}
@@ -106,12 +108,12 @@ func (c *Controller) foreignLocked(d *Desired) []Action {
 
 // allHealthy says whether the node's last probe saw each of its wanted
 // components present and healthy.
-func allHealthy(n *DesiredNode, st *nodeTrack) bool {
+func allHealthy(n *plan.DesiredNode, st *nodeTrack) bool {
 	if !st.obs.Known {
 		return false
 	}
 	for _, want := range n.Components {
-		if h, _ := ComponentHealth(want, st.obs.Components[want.Name]); h != Healthy {
+		if h, _ := plan.ComponentHealth(want, st.obs.Components[want.Name]); h != plan.Healthy {
 			return false
 		}
 	}
@@ -121,7 +123,7 @@ func allHealthy(n *DesiredNode, st *nodeTrack) bool {
 // scanPendingLocked says why no action may start yet: with a fence, not
 // before every node was looked at for a former leader's action, or one
 // started elsewhere could take the slot of one still running (under mu).
-func (c *Controller) scanPendingLocked(d *Desired) string {
+func (c *Controller) scanPendingLocked(d *plan.Desired) string {
 	if c.Fence == nil {
 		return ""
 	}
