@@ -748,3 +748,20 @@ func TestControllerPlansFromLastProbeAfterEdit(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerWaitRetrySpreadsOverLargeFleets: a held-back node is
+// retried every WaitRetry in a small fleet; in a large one the retries
+// of all its waiting nodes stay near 200 passes a second, and never
+// further apart than a probe interval.
+func TestControllerWaitRetrySpreadsOverLargeFleets(t *testing.T) {
+	c := NewController(ControllerOptions{WaitRetry: 5 * time.Second})
+	for _, tc := range []struct {
+		nodes int
+		want  time.Duration
+	}{{10, 5 * time.Second}, {1000, 5 * time.Second}, {2000, 10 * time.Second}, {5000, 25 * time.Second}, {10000, 30 * time.Second}} {
+		d := &plan.Desired{ProbeInterval: 30 * time.Second, Nodes: make([]*plan.DesiredNode, tc.nodes)}
+		if got := c.waitRetry(d); got != tc.want {
+			t.Errorf("%d nodes: retry after %s, want %s", tc.nodes, got, tc.want)
+		}
+	}
+}

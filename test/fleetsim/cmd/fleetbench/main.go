@@ -40,7 +40,7 @@ import (
 type config struct {
 	bin        string
 	sizes      []int
-	runs       int
+	runs       []int // per size
 	steady     time.Duration
 	stream     time.Duration
 	interval   time.Duration
@@ -58,7 +58,7 @@ func main() {
 	var sizes string
 	flag.StringVar(&c.bin, "bin", "bin/drover", "the drover binary")
 	flag.StringVar(&sizes, "nodes", "1000,2000,5000,10000", "fleet sizes, comma-separated")
-	flag.IntVar(&c.runs, "runs", 1, "runs per fleet size (medians are reported)")
+	runs := flag.String("runs", "1", "runs per fleet size (medians are reported): one count for every size, or one per size of -nodes")
 	flag.DurationVar(&c.steady, "steady", 2*time.Minute, "steady-state window")
 	flag.DurationVar(&c.stream, "stream", 30*time.Second, "event stream window (one node changes a second)")
 	flag.DurationVar(&c.interval, "interval", 30*time.Second, "probeInterval")
@@ -93,6 +93,22 @@ func main() {
 		}
 		c.sizes = append(c.sizes, n)
 	}
+	for _, s := range strings.Split(*runs, ",") {
+		k, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || k < 1 {
+			log.Fatalf("-runs: bad count %q", s)
+		}
+		c.runs = append(c.runs, k)
+	}
+	switch len(c.runs) {
+	case 1:
+		for len(c.runs) < len(c.sizes) {
+			c.runs = append(c.runs, c.runs[0])
+		}
+	case len(c.sizes):
+	default:
+		log.Fatalf("-runs: %d counts for %d sizes", len(c.runs), len(c.sizes))
+	}
 	maxN := slices.Max(c.sizes)
 	// The daemon inherits the limit and holds a connection per node; the
 	// simulator's shards raise their own (shard.go).
@@ -112,10 +128,10 @@ func main() {
 	}
 	ctx := context.Background()
 	rep := report{started: time.Now(), load0: loadAvg()}
-	for _, n := range c.sizes {
+	for k, n := range c.sizes {
 		var runs []result
-		for i := range c.runs {
-			log.Printf("== %d nodes, run %d of %d", n, i+1, c.runs)
+		for i := range c.runs[k] {
+			log.Printf("== %d nodes, run %d of %d", n, i+1, c.runs[k])
 			r, err := runOne(ctx, c, n)
 			if err != nil {
 				log.Fatalf("%d nodes: %v", n, err)
@@ -123,11 +139,12 @@ func main() {
 			runs = append(runs, r)
 		}
 		rep.points = append(rep.points, point{nodes: n, runs: runs})
-	}
-	rep.load1 = loadAvg()
-	rep.took = time.Since(rep.started)
-	if err := rep.write(c); err != nil {
-		log.Fatal(err)
+		// After each size, so a long run stopped early keeps what it has.
+		rep.load1 = loadAvg()
+		rep.took = time.Since(rep.started)
+		if err := rep.write(c); err != nil {
+			log.Fatal(err)
+		}
 	}
 }
 

@@ -57,6 +57,8 @@ func size(b int) string {
 }
 
 func (rep report) write(c config) error {
+	rep.points = slices.Clone(rep.points)
+	slices.SortFunc(rep.points, func(a, b point) int { return a.nodes - b.nodes })
 	var b strings.Builder
 	host, _ := os.Hostname()
 	_ = host
@@ -65,8 +67,12 @@ func (rep report) write(c config) error {
 	b.WriteString("(test/fleetsim: one process, every node its own loopback address, port 22 and ed25519 host key, served by x/crypto/ssh, answering drover's probe from a model of the node). ")
 	fmt.Fprintf(&b, "Every fleet starts converged; probeInterval %s; one component with a service, a rendered file and an exec health check. ", c.interval)
 	b.WriteString("The simulator shares the machine with the daemon: its CPU is shown beside the daemon's. It measures the client side only; real OpenSSH nodes (docs/BENCHMARKS.md) stay the truth for behaviour.\n\n")
-	fmt.Fprintf(&b, "Run %s, %d CPUs, %d run(s) per size (medians), steady window %s, took %s. Load average (1, 5, 15 min) %s at the start, %s at the end: the machine was shared with other work, so the figures are noisy.\n\n",
-		rep.started.UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), c.runs, c.steady, rep.took.Round(time.Second), rep.load0, rep.load1)
+	var runs []string
+	for _, p := range rep.points {
+		runs = append(runs, fmt.Sprintf("%d at %d nodes", len(p.runs), p.nodes))
+	}
+	fmt.Fprintf(&b, "Run %s, %d CPUs, runs per size (medians of them): %s; steady window %s, took %s. Load average (1, 5, 15 min) %s at the start, %s at the end: the machine was shared with other work, so the figures are noisy.\n\n",
+		rep.started.UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), strings.Join(runs, ", "), c.steady, rep.took.Round(time.Second), rep.load0, rep.load1)
 	if c.memLimit != "" {
 		fmt.Fprintf(&b, "The daemon ran with `GOMEMLIMIT=%s`, as docs/SCALING.md advises for large fleets: Go's default lets the heap grow to twice what is live before it collects. The live heap (what a forced collection leaves) and the goroutine stacks are shown beside the RSS; the limit only bites where they approach it.\n\n", c.memLimit)
 	}
