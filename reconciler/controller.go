@@ -872,11 +872,11 @@ func (c *Controller) notify() {
 func describe(a Action) string {
 	switch {
 	case a.From != "" && a.To != "" && a.From != a.To:
-		return fmt.Sprintf("%s %s %s -> %s", a.Kind, a.Component, a.From, a.To)
+		return fmt.Sprintf("%s %s %s -> %s", a.Kind, a.Component, a.From, a.To) + a.membershipNote()
 	case a.To != "":
-		return fmt.Sprintf("%s %s %s", a.Kind, a.Component, a.To)
+		return fmt.Sprintf("%s %s %s", a.Kind, a.Component, a.To) + a.membershipNote()
 	default:
-		return fmt.Sprintf("%s %s", a.Kind, a.Component)
+		return fmt.Sprintf("%s %s", a.Kind, a.Component) + a.membershipNote()
 	}
 }
 

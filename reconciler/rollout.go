@@ -90,6 +90,9 @@ func HaltFor(generation string, a Action, cause error) RolloutStatus {
 //     generation for every member: a member still carrying the previous
 //     generation's plan (empty, say) hides its own change, so the leader
 //     could look like the only candidate and go first;
+//   - a quorum component's group grows and shrinks one member at a time
+//     (membershipChange): joins before its other changes, leaves with
+//     the removals, each only while the healthy members keep a majority;
 //   - a node whose action failed at a step (st.Failed) is unavailable for
 //     that component until the action succeeds: it keeps its slot of
 //     maxUnavailable, and a quorum component changes nothing else
@@ -255,6 +258,13 @@ func (r *rollout) component(comp string, removals bool) {
 		}
 		r.quorum(comp, cands, running)
 		return
+	}
+	if info != nil && info.Quorum && info.Present {
+		// Removals of a group that stays are leaves: one at a time.
+		if leaves, _ := r.splitMembership(cands); len(leaves) > 0 {
+			r.membershipChange(comp, leaves, running)
+			return
+		}
 	}
 	r.batch(comp, cands, running, removals)
 }
@@ -509,7 +519,7 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 	// the first member of a new ensemble is in flight while the others
 	// are asked for, and it cannot turn healthy without them.
 	for _, a := range running {
-		if a.Disruptive {
+		if a.Disruptive || a.Membership != "" {
 			r.wait("%s: quorum: %s while %s changes", comp, waiting(len(cands), "action"), a.Node)
 			return
 		}
@@ -529,6 +539,31 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 			r.wait("%s: quorum: %s while the failed action on %s is retried", comp, waiting(held, "action"), strings.Join(slices.Sorted(maps.Keys(failed)), ", "))
 		}
 		return
+	}
+	// Joins go before the group's other changes (a larger group rides
+	// out a rolling change better), after the members that are down.
+	// A join that must wait for the majority lets the group's repairs
+	// and other changes go first (they may be what it waits for).
+	if joins, rest := r.splitMembership(cands); len(joins) > 0 {
+		downFirst := slices.ContainsFunc(rest, func(a Action) bool { return !a.Disruptive })
+		first, free := r.firstFree(joins)
+		_, why := r.mayChange(comp, first)
+		switch {
+		case downFirst:
+			r.wait("%s: quorum: %s until members that are down are up", comp, waiting(len(joins), "join"))
+		case len(running) > 0 || !free || why == "":
+			r.membershipChange(comp, joins, running)
+			if len(rest) > 0 {
+				r.wait("%s: quorum: %s until the group has grown", comp, waiting(len(rest), "action"))
+			}
+			return
+		default:
+			r.wait("%s: quorum: %s", comp, why)
+		}
+		if len(rest) == 0 {
+			return
+		}
+		cands = rest
 	}
 	busy, down := 0, 0
 	for _, a := range cands {
@@ -626,11 +661,17 @@ func (r *rollout) leader(comp string, cands []Action) string {
 // otherUnhealthy is the first member other than node that is not known
 // to be Healthy (unknown counts: it may be down), with why.
 func (r *rollout) otherUnhealthy(comp, node string) (string, string) {
+	g := groupOf(r.d, r.obs, comp)
+	joining := 0
 	for _, m := range r.d.Components[comp].Members {
 		if m == node {
 			continue
 		}
 		h, why, known := r.health(m, comp)
+		if known && h == Missing && g.healthyBut(m) > 0 {
+			joining++
+			continue // it has not joined the group yet: not one of its members
+		}
 		if !known {
 			return m, "unknown: " + why
 		}
@@ -640,6 +681,11 @@ func (r *rollout) otherUnhealthy(comp, node string) (string, string) {
 			}
 			return m, why
 		}
+	}
+	// With members not joined yet the group is smaller than the
+	// manifest's: the others must still be a majority of it.
+	if healthy := g.healthyBut(node); joining > 0 && healthy < majority(len(g.present)) {
+		return node, fmt.Sprintf("the other %d healthy members are no majority of the %d in the group", healthy, len(g.present))
 	}
 	return "", ""
 }

@@ -55,6 +55,9 @@ type ActionRecord struct {
 	Result    string        `json:"result"` // success, failure
 	Message   string        `json:"message,omitempty"`
 	Duration  time.Duration `json:"duration"`
+	// Membership is the change of a quorum group the action made: join
+	// or leave (Action.Membership).
+	Membership string `json:"membership,omitempty"`
 	// Steps are the steps the action ran on the node, in order: its
 	// output for the operator (a failure's stderr is in Message).
 	Steps []StepRecord `json:"steps,omitempty"`
@@ -65,6 +68,11 @@ type StepRecord struct {
 	Name     string        `json:"name"`
 	Result   string        `json:"result"` // changed, in-place, failed
 	Duration time.Duration `json:"duration"`
+	// Node is where the step ran when that is not the action's node: a
+	// membership hook runs on a member that stays.
+	Node string `json:"node,omitempty"`
+	// Output is what a hook printed (its tail), for the operator.
+	Output string `json:"output,omitempty"`
 }
 
 // Step results: the step changed the node, found it already in place
