@@ -2,8 +2,13 @@ package reconciler
 
 import "context"
 
-// runInstall puts a component on a node that does not have it.
+// runInstall puts a component on a node that does not have it. A join
+// runs preJoin on a member that stays first: a failing one leaves the
+// node untouched.
 func runInstall(ctx context.Context, e *Executor, j *job) error {
+	if err := e.membershipHook(ctx, j); err != nil {
+		return err
+	}
 	return e.deploy(ctx, j)
 }
 

@@ -42,6 +42,7 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 		Paused:      c.Spec.Paused,
 		Order:       order,
 		Components:  make(map[string]*DesiredComponentInfo, len(c.Spec.Components)),
+		loaded:      l,
 		Rollout: RolloutPolicy{
 			RoleOrder:      slices.Clone(c.Spec.Rollout.RoleOrder),
 			MaxUnavailable: *maxUnavailable,
@@ -155,6 +156,9 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		return nil, err
 	}
 	for _, name := range manifests.HookNames {
+		if slices.Contains(manifests.MembershipHooks, name) {
+			continue // rendered for the change they run for (ForMembership)
+		}
 		h, err := r.RenderHook(p+" hooks."+name, comp.Hooks.ByName(name), node, comp)
 		if err != nil {
 			return nil, err

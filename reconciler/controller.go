@@ -271,6 +271,7 @@ func (c *Controller) executorFor(d *Desired) *Executor {
 		Runner: b.Runner, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: b.Log,
 		DryRun: b.DryRun, HealthPoll: b.HealthPoll, HealthTimeout: b.HealthTimeout,
 		LockWait: b.LockWait, UnitDir: b.UnitDir, Probe: b.Probe, Now: b.Now, Fence: c.Fence,
+		Desired: d,
 	}
 	if d.Rollout.HealthTimeout > 0 {
 		e.HealthTimeout = d.Rollout.HealthTimeout
@@ -750,7 +751,7 @@ func (c *Controller) failedStep(d *Desired, node string, a Action) int {
 }
 
 func (c *Controller) recordAction(node string, a Action, steps []StepRecord, err error, d time.Duration) {
-	rec := ActionRecord{Time: c.Now(), Action: string(a.Kind), Component: a.Component, Version: a.To, Result: "success", Duration: d, Steps: steps}
+	rec := ActionRecord{Time: c.Now(), Action: string(a.Kind), Component: a.Component, Version: a.To, Result: "success", Duration: d, Steps: steps, Membership: a.Membership}
 	if err != nil {
 		rec.Result, rec.Message = "failure", err.Error()
 	}

@@ -30,6 +30,10 @@ type Desired struct {
 	// scan is O(nodes) each time (12% of the daemon's CPU at 10,000
 	// nodes). A copy of the Desired shares it; Node checks each hit.
 	nodeIndex map[string]int
+	// loaded is the manifest it was compiled from: a join or a leave
+	// renders its templates for that change only when it runs
+	// (ForMembership), since what they see depends on the group then.
+	loaded *manifests.Loaded
 }
 
 // DesiredComponentInfo is what is the same for a component on every node.

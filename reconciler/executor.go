@@ -63,6 +63,9 @@ type Executor struct {
 	Now   func() time.Time
 	// Fence, if set, is asked before every step (fence.go).
 	Fence Fence
+	// Desired renders what a join or leave of a quorum group needs
+	// (Desired.ForMembership); such an action fails without it.
+	Desired *Desired
 
 	hashMu sync.Mutex
 	hashes map[fileStamp]string
@@ -97,6 +100,12 @@ type job struct {
 	// batch, when set, holds steps back to run in one session
 	// (stepchain.go).
 	batch *stepBatch
+	// member is what a join or leave runs beside its steps; nil for
+	// any other action.
+	member *MembershipWork
+	// stopped: the action stopped the unit already (a leave), so no
+	// later stop runs preStop again.
+	stopped bool
 }
 
 // Do runs action a on node n. want is the component as the manifest wants
@@ -116,6 +125,16 @@ func (e *Executor) DoSteps(ctx context.Context, n *DesiredNode, a Action, want *
 		return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: errors.New("unknown action")}
 	}
 	j := &job{node: n, action: a, name: a.Component, want: want, have: have}
+	if a.Membership != "" {
+		mw, err := e.membershipWork(a)
+		if err != nil {
+			return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
+		}
+		j.member = mw
+		if mw.Want != nil {
+			j.want = mw.Want
+		}
+	}
 	if err := e.check(j); err != nil {
 		return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
 	}
@@ -522,4 +541,34 @@ func (j *job) haveReceipt() *probes.Receipt {
 // haveUnitFile reports whether the probe saw the component's unit file.
 func (j *job) haveUnitFile() bool {
 	return j.have != nil && j.have.Unit.Exists
+}
+
+func (e *Executor) membershipWork(a Action) (*MembershipWork, error) {
+	if e.Desired == nil {
+		return nil, errors.New("membership change: the executor has no desired state to render it from")
+	}
+	return e.Desired.ForMembership(a)
+}
+
+// membershipHook runs the join's or leave's hook (preJoin, postLeave) on
+// the member that stays, as a step of the action: its steps are the
+// action's, marked with the node they ran on.
+func (e *Executor) membershipHook(ctx context.Context, j *job) error {
+	mw := j.member
+	if mw == nil || mw.Hook == nil {
+		return nil
+	}
+	if err := e.runBatch(ctx, j); err != nil {
+		return err
+	}
+	via := &job{node: mw.Via, action: j.action, name: j.name, log: j.log.With(zap.String("via", mw.Via.Name))}
+	err := e.runHook(ctx, via, mw.HookName, mw.Hook)
+	for _, s := range via.steps {
+		s.Node = mw.Via.Name
+		j.steps = append(j.steps, s)
+	}
+	if err != nil {
+		return fmt.Errorf("on %s: %w", mw.Via.Name, err)
+	}
+	return nil
 }

@@ -123,6 +123,9 @@ func (e *Executor) record(j *job, name string, res inventory.Result, took time.D
 	}
 	changed = hasLine(res.Stdout, changedMark)
 	rec := StepRecord{Name: name, Result: StepInPlace, Duration: took}
+	if strings.HasPrefix(name, "hook ") {
+		rec.Output = tail(res.Stderr, 10, 1000) // a hook prints to stderr: its output for the status
+	}
 	if changed {
 		rec.Result = StepChanged
 	}

@@ -1,10 +1,13 @@
 package reconciler
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
 )
 
@@ -241,4 +244,60 @@ func memberList(a Action) []string {
 		return nil
 	}
 	return strings.Split(a.Members, ",")
+}
+
+// MembershipWork is what a join or a leave runs beside the steps of its
+// install or remove, rendered for that change.
+type MembershipWork struct {
+	// Via is the member that stays, which runs the hook.
+	Via *DesiredNode
+	// HookName is preJoin or postLeave; Hook is nil when the manifest
+	// sets none (the service needs no command of its own).
+	HookName string
+	Hook     *manifests.Hook
+	// Want, for a join, is the component as the joining node gets it:
+	// its templates see .Component.Joining and the group it joins.
+	Want *DesiredComponent
+}
+
+// ErrNoMember is a join or leave with no member to run its hook on.
+var ErrNoMember = errors.New("no member that stays to run the membership hook")
+
+// ForMembership renders what action a's change of its group needs: the
+// hook as it runs on a.Via (.Node is that member, .Member the node that
+// joins or leaves, .Component.Members the group after the change) and,
+// for a join, the component for the joining node. It is pure: the
+// templates of the manifest d was compiled from, with a budget of their
+// own.
+func (d *Desired) ForMembership(a Action) (*MembershipWork, error) {
+	if d.loaded == nil {
+		return nil, errors.New("membership change: the desired state has no manifest to render it from")
+	}
+	c := d.loaded.Cluster
+	comp, ok := c.ComponentByName(a.Component)
+	node, nok := c.NodeByName(a.Node)
+	if !ok || !nok {
+		return nil, fmt.Errorf("membership change: %s on %s is not in the manifest", a.Component, a.Node)
+	}
+	via, vok := c.NodeByName(a.Via)
+	if a.Via == "" || !vok || d.Node(a.Via) == nil {
+		return nil, ErrNoMember
+	}
+	m := manifests.Membership{Joining: a.Membership == MemberJoin, Member: a.Node, Members: memberList(a)}
+	r := c.NewRenderer(context.Background()).ForMembership(m)
+	w := &MembershipWork{Via: d.Node(a.Via), HookName: "postLeave"}
+	if m.Joining {
+		w.HookName = "preJoin"
+	}
+	h, err := r.RenderHook("component "+comp.Name+" hooks."+w.HookName, comp.Hooks.ByName(w.HookName), via, comp)
+	if err != nil {
+		return nil, err
+	}
+	w.Hook = h
+	if m.Joining {
+		if w.Want, err = compileComponent(d.loaded, r, node, comp); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
 }
