@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -124,5 +125,72 @@ func TestWaveMembership(t *testing.T) {
 				t.Errorf("waiting %q, want %q", got.Waiting, tc.waiting)
 			}
 		})
+	}
+}
+
+const membershipManifest = `
+apiVersion: drover/v1
+kind: Cluster
+metadata: {name: t}
+spec:
+  nodes:
+    - {name: n1, address: 10.0.0.1, roles: [db]}
+    - {name: n2, address: 10.0.0.2, roles: [db]}
+    - {name: n3, address: 10.0.0.3, roles: [db]}
+    - {name: n4, address: 10.0.0.4, roles: [db]}
+  components:
+    - name: db
+      version: "1"
+      roles: [db]
+      quorum: true
+      files:
+        - path: conf/initial
+          onChange: none
+          template: "{{ .Component.Joining }} {{ range .Component.Members }}{{ .Name }} {{ end }}"
+      service: {exec: "{{ .Dir }}/db --name={{ .Node.Name }}"}
+      hooks:
+        preJoin: {command: [add, "on={{ .Node.Address }}", "{{ .Member.Name }}={{ .Member.Address }}", "{{ .Component.Joining }}"]}
+        postLeave: {command: [remove, "on={{ .Node.Address }}", "{{ .Member.Name }}", "{{ len .Component.Members }}"]}
+`
+
+// TestForMembership: a join renders the joining node's component with
+// .Component.Joining and the group it joins, and preJoin on the member
+// that stays (.Node) about the node that joins (.Member); a leave
+// renders postLeave likewise. The steady rendering sees every member
+// and no join, and never carries the membership hooks.
+func TestForMembership(t *testing.T) {
+	d, err := compileYAML(t, "/srv/c.yaml", membershipManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steady := d.Node("n4").Component("db")
+	if got := string(steady.Files[0].Content); got != "false n1 n2 n3 n4 " {
+		t.Errorf("steady file %q", got)
+	}
+	if steady.Hooks["preJoin"] != nil || steady.Hooks["postLeave"] != nil {
+		t.Errorf("steady hooks %v: the membership hooks are rendered for their change only", steady.Hooks)
+	}
+	w, err := d.ForMembership(Action{Node: "n4", Component: "db", Kind: ActionInstall, Membership: MemberJoin, Via: "n2", Members: "n1,n2,n4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(w.Want.Files[0].Content); got != "true n1 n2 n4 " {
+		t.Errorf("joining file %q", got)
+	}
+	if w.Want.ConfigHash == steady.ConfigHash {
+		t.Error("the join's config hash is the steady one")
+	}
+	if w.Via.Name != "n2" || w.HookName != "preJoin" || !slices.Equal(w.Hook.Command, []string{"add", "on=10.0.0.2", "n4=10.0.0.4", "true"}) {
+		t.Errorf("join: via %s, %s %q", w.Via.Name, w.HookName, w.Hook.Command)
+	}
+	w, err = d.ForMembership(Action{Node: "n3", Component: "db", Kind: ActionRemove, Membership: MemberLeave, Via: "n1", Members: "n1,n2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Want != nil || w.HookName != "postLeave" || !slices.Equal(w.Hook.Command, []string{"remove", "on=10.0.0.1", "n3", "2"}) {
+		t.Errorf("leave: want %v, %s %q", w.Want, w.HookName, w.Hook.Command)
+	}
+	if _, err := d.ForMembership(Action{Node: "n3", Component: "db", Kind: ActionRemove, Membership: MemberLeave}); !errors.Is(err, ErrNoMember) {
+		t.Errorf("a leave with no member to run its hook: %v", err)
 	}
 }
