@@ -12,7 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/test/daemonproc"
 	"github.com/drover-project/drover/test/harness"
 )
@@ -198,7 +198,7 @@ func (s *suite) etcdGrowShrink(t *testing.T, sp spec, e etcdSpec) {
 	m = s.writeEtcd(t, sp, e)
 	start = time.Now()
 	d := daemonproc.Start(t, daemonproc.Options{Binary: s.drover, Manifest: m, LogDir: s.work})
-	var st reconciler.ClusterStatus
+	var st plan.ClusterStatus
 	daemonproc.WaitFor(t, 3*time.Minute, "the agents to leave etcd", func() bool {
 		st = d.Status()
 		for _, ns := range st.Nodes {
@@ -224,7 +224,7 @@ func (s *suite) etcdGrowShrink(t *testing.T, sp spec, e etcdSpec) {
 }
 
 // leftEtcd reports whether the node's status has etcd removed by a leave.
-func leftEtcd(ns reconciler.NodeStatus) bool {
+func leftEtcd(ns plan.NodeStatus) bool {
 	for _, c := range ns.Components {
 		if c.Name == "etcd" {
 			return false
@@ -235,7 +235,7 @@ func leftEtcd(ns reconciler.NodeStatus) bool {
 
 // hookOutput is the output of the named hook's step in the node's last
 // etcd remove, as the status has it.
-func hookOutput(ns reconciler.NodeStatus, hook string) string {
+func hookOutput(ns plan.NodeStatus, hook string) string {
 	for i := len(ns.History) - 1; i >= 0; i-- {
 		a := ns.History[i]
 		if a.Component != "etcd" || a.Action != "remove" {
