@@ -24,7 +24,7 @@ const (
 )
 
 // group is a quorum component's group as every node's observation shows
-// it: the present members (nodes that hold the component, whatever the
+// it: the present members (nodes with its receipt, whatever the
 // manifest says now, and desired members not known, which may), in
 // manifest order, and which of them are healthy.
 type group struct {
@@ -67,10 +67,12 @@ func groupOf(d *Desired, obs map[string]probes.Observed, comp string) group {
 	return g
 }
 
-// holds reports whether the node has the component installed, in part
-// at least (a receipt or an active link).
+// holds reports whether the node has the component installed: a
+// receipt, which an install writes last. A node a join was cut off on
+// (its files there, no receipt) joins again, preJoin and all: preJoin is
+// idempotent, and the install must be rendered as a join.
 func holds(oc *probes.Component) bool {
-	return oc != nil && (oc.Receipt != nil || oc.Active != "")
+	return oc != nil && oc.Receipt != nil
 }
 
 // healthyBut counts the healthy present members other than node.
@@ -82,6 +84,18 @@ func (g group) healthyBut(node string) int {
 		}
 	}
 	return n
+}
+
+// union is how many nodes the present members and the manifest's
+// members are together: the group this one is, or is being formed as.
+func (g group) union(members []string) []string {
+	out := slices.Clone(g.present)
+	for _, m := range members {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // via is the first healthy present member, other than node, that the
@@ -100,8 +114,11 @@ func majority(n int) int { return n/2 + 1 }
 
 // MembershipOf is a with the change of its quorum group it makes, as the
 // observations of every node show the group now: an install on a node
-// that holds nothing of the component, into a group with a healthy
-// member, is a join (Members: the present members and the node); a
+// that holds nothing of the component, into a group whose present
+// members are a majority of it and the manifest's members together (a
+// group that exists, not one being formed, whose founders are all in
+// its initial membership), is a join (Members: the present members and
+// the node); a
 // remove from a node the manifest no longer places a present component
 // on is a leave (Members: the present members but the node). Via is the
 // healthy member that stays which runs the hook, "" when there is none.
@@ -124,8 +141,10 @@ func MembershipOf(d *Desired, obs map[string]probes.Observed, a Action) Action {
 			return a // a repair of a member
 		}
 		g := groupOf(d, obs, a.Component)
-		if g.healthyBut(a.Node) == 0 {
-			return a // a group being formed (or all down): founding members start together
+		if len(g.present) < majority(len(g.union(info.Members))) {
+			// A group being formed: its founding members start together,
+			// each listed in the others' initial membership already.
+			return a
 		}
 		members := slices.Clone(g.present)
 		members = append(members, a.Node)
@@ -300,4 +319,22 @@ func (d *Desired) ForMembership(a Action) (*MembershipWork, error) {
 		}
 	}
 	return w, nil
+}
+
+// unprobed are the members of comp with no observation yet: until each
+// is probed nobody can tell a join from a founding member's install.
+func (r *rollout) unprobed(comp string) []string {
+	var out []string
+	for _, m := range r.d.Components[comp].Members {
+		if _, ok := r.obs[m]; !ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// fresh reports whether a is an install on a node holding nothing of
+// its component: a join or a founding member's install.
+func (r *rollout) fresh(a Action) bool {
+	return a.Kind == ActionInstall && !holds(r.obs[a.Node].Components[a.Component])
 }

@@ -79,6 +79,29 @@ func TestWaveMembership(t *testing.T) {
 				return w
 			},
 			want: []string{"n1 install   ", "n2 install   ", "n3 install   "}},
+		{name: "a founding member after the first is no join: the group is being formed",
+			world: func() *waveWorld {
+				w := quorumGroup(three)
+				w.missing("n2", "zk")
+				w.missing("n3", "zk")
+				return w
+			},
+			want: []string{"n2 install   ", "n3 install   "}},
+		{name: "the last founder, once a majority runs, joins (its preJoin finds it listed)",
+			world: func() *waveWorld {
+				w := quorumGroup(three)
+				w.missing("n3", "zk")
+				return w
+			},
+			want: []string{"n3 install join n1 n1,n2,n3"}},
+		{name: "nothing fresh starts until every member is probed",
+			world: func() *waveWorld {
+				w := quorumGroup(five)
+				w.missing("n4", "zk")
+				delete(w.obs, "n5")
+				return w
+			},
+			waiting: "zk: quorum: 1 action waits until n5 is probed"},
 		{name: "5 -> 3: the first leaves, postLeave on the first member that stays",
 			world:   func() *waveWorld { return quorumGroup(three, "n4", "n5") },
 			want:    []string{"n4 remove leave n1 n1,n2,n3,n5"},

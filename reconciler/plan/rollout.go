@@ -524,6 +524,11 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 			return
 		}
 	}
+	if unprobed := r.unprobed(comp); len(unprobed) > 0 && slices.ContainsFunc(cands, r.fresh) {
+		// Is the group there to join, or being formed? Not known yet.
+		r.wait("%s: quorum: %s until %s %s probed", comp, waiting(len(cands), "action"), strings.Join(unprobed, ", "), map[bool]string{true: "is", false: "are"}[len(unprobed) == 1])
+		return
+	}
 	if failed := r.failed[comp]; len(failed) > 0 {
 		// A member whose action failed keeps the one change at a time:
 		// only it is tried again, until it succeeds.
