@@ -84,7 +84,10 @@ func etcdYAML(e etcdSpec) string {
             op=$1 name=$2 peer=$3
             id=$($ctl member list | awk -F', ' -v p="$peer" '$4 == p { print $1 }')
             case $op in
-            add) if [ -n "$id" ]; then echo "$name is a member already"; else $ctl member add "$name" --peer-urls="$peer"; fi ;;
+            add)
+            	if [ -n "$id" ]; then echo "$name is a member already"; exit 0; fi
+            	# etcd refuses a member while one it has is connected for less than 5s (strict reconfig check).
+            	i=0; until $ctl member add "$name" --peer-urls="$peer"; do i=$((i+1)); [ $i -lt 20 ] || exit 1; sleep 1; done ;;
             remove) if [ -z "$id" ]; then echo "$name is no member"; else $ctl member remove "$id"; fi ;;
             esac
       service:

@@ -219,6 +219,20 @@ func (s *suite) etcdGrowShrink(t *testing.T, sp spec, e etcdSpec) {
 			t.Errorf("%s: the status shows no postLeave output of member remove: %q", ns.Name, out)
 		}
 	}
+	// One leave at a time: by the records' times, no two overlap.
+	var spans [][2]time.Time
+	for _, ns := range st.Nodes {
+		for _, a := range ns.History {
+			if a.Component == "etcd" && a.Action == "remove" && a.Membership == "leave" {
+				spans = append(spans, [2]time.Time{a.Time.Add(-a.Duration), a.Time})
+			}
+		}
+	}
+	if len(spans) != len(s.agents) {
+		t.Errorf("%d leaves in the status, want %d", len(spans), len(s.agents))
+	} else if spans[0][0].Before(spans[1][1]) && spans[1][0].Before(spans[0][1]) {
+		t.Errorf("the leaves overlap: %v", spans)
+	}
 	s.mustPlanEmpty(t, m)
 	w.finish(t, prefix)
 }
