@@ -977,18 +977,18 @@ func (c *Controller) Retry() (Retried, error) {
 
 // ReconcileNow queues the named nodes (every node when none is named) for
 // a pass at once, instead of at the end of their probe interval or
-// backoff, and returns the controller's time: a probe of a node at or
-// after it was made for this request. A node backing off after a failed
+// backoff, and returns them and the controller's time: a probe of a node
+// at or after it was made for this request. A node backing off after a failed
 // action is probed, but starts no action before its backoff ends (Retry
 // ends that). ErrUnknownNode names the first node the manifest lacks;
 // then nothing is queued.
-func (c *Controller) ReconcileNow(nodes []string) (time.Time, error) {
+func (c *Controller) ReconcileNow(nodes []string) ([]string, time.Time, error) {
 	c.mu.Lock()
 	d := c.desired
 	now := c.Now()
 	c.mu.Unlock()
 	if d == nil {
-		return now, ErrNoManifest
+		return nil, now, ErrNoManifest
 	}
 	if len(nodes) == 0 {
 		for _, n := range d.Nodes {
@@ -997,13 +997,13 @@ func (c *Controller) ReconcileNow(nodes []string) (time.Time, error) {
 	}
 	for _, n := range nodes {
 		if d.Node(n) == nil {
-			return now, fmt.Errorf("%w: %q", ErrUnknownNode, n)
+			return nil, now, fmt.Errorf("%w: %q", ErrUnknownNode, n)
 		}
 	}
 	for _, n := range nodes {
 		c.queue.Add(n)
 	}
-	return now, nil
+	return nodes, now, nil
 }
 
 // diffRead is one node's file read for the plan's content diffs, kept

@@ -150,16 +150,19 @@ func TestControllerRetryLiftsHalt(t *testing.T) {
 func TestControllerReconcileNow(t *testing.T) {
 	f := newFleet(t, 3)
 	c, _ := f.controller(ControllerOptions{})
-	if _, err := c.ReconcileNow(nil); !errors.Is(err, ErrNoManifest) {
+	if _, _, err := c.ReconcileNow(nil); !errors.Is(err, ErrNoManifest) {
 		t.Errorf("without a manifest: %v, want ErrNoManifest", err)
 	}
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "3", probeInterval: "1h"}))
 	waitFor(t, 4*time.Minute, "app 1.0", func() bool { return converged(c) && f.allAt("app", "1.0") })
 	time.Sleep(100 * time.Millisecond) // the converging passes end
 	asked := time.Now()
-	at, err := c.ReconcileNow([]string{"n2"})
+	queued, at, err := c.ReconcileNow([]string{"n2"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(queued) != 1 || queued[0] != "n2" {
+		t.Errorf("queued %v, want [n2]", queued)
 	}
 	if at.Before(asked) {
 		t.Errorf("ReconcileNow's time %s is before the request %s", at, asked)
@@ -176,7 +179,7 @@ func TestControllerReconcileNow(t *testing.T) {
 	if p := f.probesSince(asked); p["n1"]+p["n3"] != 0 {
 		t.Errorf("other nodes probed: %v", p)
 	}
-	if _, err := c.ReconcileNow([]string{"n1", "nope"}); !errors.Is(err, ErrUnknownNode) || !strings.Contains(err.Error(), `"nope"`) {
+	if _, _, err := c.ReconcileNow([]string{"n1", "nope"}); !errors.Is(err, ErrUnknownNode) || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("unknown node: %v, want ErrUnknownNode naming it", err)
 	}
 	time.Sleep(100 * time.Millisecond)
