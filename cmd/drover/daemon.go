@@ -233,7 +233,7 @@ func (d *daemon) run(ctx context.Context) error {
 		Log: d.log.Named("wizard"), Guard: guard.Require})
 	opts := console.Options{Source: d.ctrl, Log: d.log.Named("console"), SetupPath: setupPath}
 	con := console.New(opts)
-	mux := httpMux(d.ctrl, reg, con, setup)
+	mux := httpMux(d.ctrl, d.ctrl, guard.Require, reg, con, setup)
 	if d.pprof {
 		registerPprof(mux)
 	}
