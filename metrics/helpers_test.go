@@ -133,6 +133,7 @@ func sampleStatus() reconciler.ClusterStatus {
 		Generation:   4,
 		LoadSuccess:  true,
 		LastLoadTime: t0,
+		Suspended:    true,
 		Rollout:      reconciler.RolloutStatus{Halted: true, Node: "m2", Component: "zookeeper", Reason: "health check failed"},
 		Nodes: []reconciler.NodeStatus{
 			{
