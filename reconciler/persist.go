@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/state"
 )
 
@@ -37,9 +38,9 @@ type daemonRecord struct {
 
 // nodeRecord is one node's part.
 type nodeRecord struct {
-	History  []ActionRecord `json:"history,omitempty"`
-	Failures int            `json:"failures,omitempty"`
-	RetryAt  time.Time      `json:"retryAt,omitzero"`
+	History  []plan.ActionRecord `json:"history,omitempty"`
+	Failures int                 `json:"failures,omitempty"`
+	RetryAt  time.Time           `json:"retryAt,omitzero"`
 }
 
 // persistence is the controller's bookkeeping for the store.
@@ -59,7 +60,7 @@ type persistence struct {
 	// have were last dropped (under persistMu): the sweep reads every key
 	// written, so it runs once per manifest, not after every probe (at
 	// 10,000 nodes that was 10,000 keys per probe, most of the daemon's CPU).
-	sweptFor *Desired
+	sweptFor *plan.Desired
 	sweeps   int // how many sweeps ran (tests)
 }
 
@@ -85,7 +86,7 @@ func (c *Controller) Restore() error {
 	if err != nil {
 		return err
 	}
-	var halt RolloutStatus
+	var halt plan.RolloutStatus
 	rawHalt, err := getJSON(c.Store, keyHalt, &halt)
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func (c *Controller) Restore() error {
 
 // sameGeneration says whether d is the manifest the generation count was
 // last raised for (also across a restart), and notes it as such (under mu).
-func (c *Controller) sameGeneration(d *Desired) bool {
+func (c *Controller) sameGeneration(d *plan.Desired) bool {
 	same := c.persist.genHash == d.Generation
 	c.persist.genHash = d.Generation
 	return same

@@ -16,7 +16,7 @@ import (
 	"github.com/drover-project/drover/api"
 	"github.com/drover-project/drover/console"
 	"github.com/drover-project/drover/internal/safetext"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // controlClient is how the commands that change a running daemon
@@ -214,7 +214,7 @@ a node could not be probed (unreachable) or the wait ran out.`,
 
 // waitProbed polls the daemon's status until every queued node's last
 // probe attempt is at or after resp.QueuedAt, and returns their status.
-func (c *controlClient) waitProbed(ctx context.Context, resp api.ControlResponse, named []string, wait time.Duration) ([]reconciler.NodeStatus, error) {
+func (c *controlClient) waitProbed(ctx context.Context, resp api.ControlResponse, named []string, wait time.Duration) ([]plan.NodeStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	path := api.PathStatus
@@ -225,7 +225,7 @@ func (c *controlClient) waitProbed(ctx context.Context, resp api.ControlResponse
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var st reconciler.ClusterStatus
+		var st plan.ClusterStatus
 		if err := c.do(ctx, http.MethodGet, path, nil, &st); err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("the probes did not land within --wait %s", wait)

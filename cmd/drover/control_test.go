@@ -18,6 +18,7 @@ import (
 	"github.com/drover-project/drover/api"
 	"github.com/drover-project/drover/console"
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // controlDaemon is the daemon's control and status endpoints over a
@@ -80,18 +81,18 @@ func (d *controlDaemon) ReconcileNow(nodes []string) ([]string, time.Time, error
 	return nodes, at, nil
 }
 
-func (d *controlDaemon) Status() reconciler.ClusterStatus {
+func (d *controlDaemon) Status() plan.ClusterStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := reconciler.ClusterStatus{Cluster: "t", Generation: 1, LoadSuccess: true, Suspended: d.suspended}
+	st := plan.ClusterStatus{Cluster: "t", Generation: 1, LoadSuccess: true, Suspended: d.suspended}
 	for _, n := range []string{"n1", "n2"} {
-		st.Nodes = append(st.Nodes, reconciler.NodeStatus{Name: n, Reachable: d.reachable[n], Converged: d.reachable[n], LastProbeAttempt: d.probedAt[n]})
+		st.Nodes = append(st.Nodes, plan.NodeStatus{Name: n, Reachable: d.reachable[n], Converged: d.reachable[n], LastProbeAttempt: d.probedAt[n]})
 	}
 	return st
 }
 
-func (d *controlDaemon) CurrentPlan() reconciler.Plan { return reconciler.Plan{} }
-func (d *controlDaemon) Ready() bool                  { return true }
+func (d *controlDaemon) CurrentPlan() plan.Plan { return plan.Plan{} }
+func (d *controlDaemon) Ready() bool            { return true }
 
 const controlTestToken = "cli-control-token-0123456789"
 

@@ -24,7 +24,7 @@ import (
 	"github.com/drover-project/drover/api"
 	"github.com/drover-project/drover/ha"
 	"github.com/drover-project/drover/metrics"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/execute"
 	"github.com/drover-project/drover/state"
 )
 
@@ -155,7 +155,7 @@ func (h *haState) store(term *ha.Term) (*state.Etcd, error) {
 }
 
 // fence is the controller's Fence: the term, once there is one.
-func (h *haState) fence() reconciler.Fence {
+func (h *haState) fence() execute.Fence {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.term == nil {
@@ -375,7 +375,7 @@ type namedStore interface {
 }
 
 // fenceFor is the controller's fence: none for a daemon alone.
-func (h *haState) fenceFor() reconciler.Fence {
+func (h *haState) fenceFor() execute.Fence {
 	if h == nil {
 		return nil
 	}
