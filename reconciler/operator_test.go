@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/state"
 )
 
@@ -185,5 +187,70 @@ func TestControllerReconcileNow(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if p := f.probesSince(asked); p["n1"] != 0 {
 		t.Errorf("n1 probed though the request named an unknown node: %v", p)
+	}
+}
+
+// TestControllerPlanWithDiffs: suspended after an edit of app's config,
+// the console's plan shows each node the changed line, reading each
+// node's copy once (not again until the node is probed again), and the
+// sensitive file only as changed, never read.
+func TestControllerPlanWithDiffs(t *testing.T) {
+	f := newFleet(t, 2)
+	c, _ := f.controller(ControllerOptions{})
+	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "2", appConfig: "limit=1\n"}))
+	deadline := time.Now().Add(20 * time.Second)
+	for !(converged(c) && f.allAt("app", "1.0")) {
+		if time.Now().After(deadline) {
+			for _, n := range c.Status().Nodes {
+				t.Logf("%s: %s %+v", n.Name, n.Reason, n.LastAction)
+			}
+			t.Fatal("app 1.0 with its config did not converge")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.SetSuspended(true); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "2", appConfig: "limit=2\n"}))
+	// The first pass after an edit plans from the last probe.
+	waitFor(t, time.Minute, "every node planned for the edit and held", func() bool {
+		for _, n := range c.Status().Nodes {
+			if n.Waiting != WaitingSuspended {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(50 * time.Millisecond) // the passes end
+	f.mu.Lock()
+	f.fileReads = 0
+	f.mu.Unlock()
+	p := c.PlanWithDiffs(context.Background())
+	for _, np := range p.Nodes {
+		var cfg, secret *plan.FileChange
+		for i, fc := range np.Changes["app"] {
+			switch {
+			case strings.HasSuffix(fc.Path, "conf/app.cfg"):
+				cfg = &np.Changes["app"][i]
+			case strings.HasSuffix(fc.Path, "conf/secret.cfg"):
+				secret = &np.Changes["app"][i]
+			}
+		}
+		if cfg == nil || !strings.Contains(cfg.Diff, "\n-limit=1\n+limit=2\n") {
+			t.Errorf("%s: app.cfg change %+v, want the diff of the edited line", np.Node, cfg)
+		}
+		if secret == nil || !secret.Sensitive || secret.Note != plan.NoteSensitive || strings.Contains(secret.Diff, "secret-") {
+			t.Errorf("%s: secret.cfg change %+v, want only %q", np.Node, secret, plan.NoteSensitive)
+		}
+	}
+	c.PlanWithDiffs(context.Background())
+	f.mu.Lock()
+	reads := f.fileReads
+	f.mu.Unlock()
+	if reads != 2 {
+		t.Errorf("%d file reads for two views of two nodes, want 2 (one per node until its next probe)", reads)
+	}
+	if plain := c.CurrentPlan(); plain.Nodes[0].Changes != nil {
+		t.Errorf("CurrentPlan carries diffs: %+v", plain.Nodes[0].Changes)
 	}
 }
