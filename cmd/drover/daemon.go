@@ -181,7 +181,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// The controller gives each manifest its own copy with its install
 	// root, generation and health timeout.
-	exec := &execute.Executor{Runner: d.runner, Log: d.log.Named("executor")}
+	exec := &execute.Config{Runner: d.runner, Log: d.log.Named("executor")}
 	d.ctrl = reconciler.NewController(reconciler.ControllerOptions{
 		Runner:   d.runner,
 		Executor: exec,
@@ -235,7 +235,7 @@ func (d *daemon) run(ctx context.Context) error {
 		Log: d.log.Named("wizard"), Guard: guard.Require})
 	opts := console.Options{Source: d.ctrl, Log: d.log.Named("console"), SetupPath: setupPath}
 	con := console.New(opts)
-	mux := httpMux(d.ctrl, reg, con, setup)
+	mux := httpMux(d.ctrl, d.ctrl, guard.Require, reg, con, setup)
 	if d.pprof {
 		registerPprof(mux)
 	}
