@@ -97,7 +97,7 @@ func NewGenerations(cli *clientv3.Client, prefix string) *Generations {
 	return &Generations{cli: cli, prefix: prefix}
 }
 
-func (g *Generations) currentKey() string          { return g.prefix + "generation" }
+func (g *Generations) currentKey() string           { return g.prefix + "generation" }
 func (g *Generations) recordKey(hash string) string { return g.prefix + "generations/" + hash }
 
 // Standing reads, in one consistent read, the generation acted on now
