@@ -108,9 +108,13 @@ type ring struct {
 	dead      map[int]bool
 }
 
-func (r *ring) write(content string) {
+func (r *ring) write(content string) { r.writeTo(content, 0, 1, 2) }
+
+// writeTo writes content as the manifest of the daemons given.
+func (r *ring) writeTo(content string, daemons ...int) {
 	r.t.Helper()
-	for _, p := range r.manifests {
+	for _, i := range daemons {
+		p := r.manifests[i]
 		tmp := p + ".tmp"
 		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
 			r.t.Fatal(err)
@@ -173,15 +177,16 @@ func (r *ring) standby() int {
 	return -1
 }
 
-func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
-	setup(t)
-	etcd := etcdtest.Start(t, etcdAddrs...)
-	home, err := os.UserHomeDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	art1, sha1 := artifact(t, "1.0", home)
-	art2, sha2 := artifact(t, "2.0", home)
+// startRing writes content as every daemon's manifest and starts the
+// three daemons, daemon i on etcd's endpoints(i).
+func startRing(t *testing.T, endpoints func(i int) []string, content string) *ring {
+	t.Helper()
+	return startRingTTL(t, endpoints, content, leaseTTL)
+}
+
+// startRingTTL is startRing with daemons on a lease of ttl.
+func startRingTTL(t *testing.T, endpoints func(i int) []string, content string, ttl time.Duration) *ring {
+	t.Helper()
 	if err := os.MkdirAll(filepath.Join(work, "logs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -193,15 +198,28 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 		}
 		r.manifests = append(r.manifests, filepath.Join(dir, "cluster.yaml"))
 	}
-	r.write(manifest("1.0", art1, sha1))
+	r.write(content)
 	for i, addr := range daemonAddrs {
 		r.daemons = append(r.daemons, daemonproc.Start(t, daemonproc.Options{
 			Binary: drover, Manifest: r.manifests[i], LockDir: filepath.Join(filepath.Dir(r.manifests[i]), "lock"),
 			Token: "e2eha-token-0123456789", Addr: addr, Grace: 5 * time.Second, LogDir: filepath.Join(work, "logs"),
-			Args: []string{"--etcd-endpoints", strings.Join(etcd.Endpoints(), ","), "--ha-name", fmt.Sprintf("d%d", i+1),
-				"--lease-ttl", leaseTTL.String(), "--log-level", "debug"},
+			Args: []string{"--etcd-endpoints", strings.Join(endpoints(i), ","), "--ha-name", fmt.Sprintf("d%d", i+1),
+				"--lease-ttl", ttl.String(), "--log-level", "debug"},
 		}))
 	}
+	return r
+}
+
+func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
+	setup(t)
+	etcd := etcdtest.Start(t, etcdAddrs...)
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	art1, sha1 := artifact(t, "1.0", home)
+	art2, sha2 := artifact(t, "2.0", home)
+	r := startRing(t, func(int) []string { return etcd.Endpoints() }, manifest("1.0", art1, sha1))
 	first := r.leader(30 * time.Second)
 	sb := r.standby()
 	if m := r.metric(sb, "drover_ha_members"); m != 3 {
