@@ -15,12 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // Source is what the API reports on; *reconciler.Controller is one.
 type Source interface {
-	Status() reconciler.ClusterStatus
-	CurrentPlan() reconciler.Plan
+	Status() plan.ClusterStatus
+	CurrentPlan() plan.Plan
 	Ready() bool
 }
 
@@ -158,11 +159,11 @@ func (q statusQuery) filtered() bool {
 
 // apply keeps the nodes q asks for, in their order, and says how many
 // matched before the page was cut.
-func (q statusQuery) apply(nodes []reconciler.NodeStatus) ([]reconciler.NodeStatus, int) {
+func (q statusQuery) apply(nodes []plan.NodeStatus) ([]plan.NodeStatus, int) {
 	if !q.filtered() {
 		return nodes, len(nodes)
 	}
-	kept := make([]reconciler.NodeStatus, 0, min(len(nodes), max(q.limit, 16)))
+	kept := make([]plan.NodeStatus, 0, min(len(nodes), max(q.limit, 16)))
 	total := 0
 	for _, n := range nodes {
 		if q.names != nil && !q.names[n.Name] {
@@ -193,13 +194,13 @@ func (q statusQuery) apply(nodes []reconciler.NodeStatus) ([]reconciler.NodeStat
 
 // withEmptyLists makes "no actions" [] rather than null, so clients can
 // iterate without a check.
-func withEmptyLists(p reconciler.Plan) reconciler.Plan {
+func withEmptyLists(p plan.Plan) plan.Plan {
 	if p.Nodes == nil {
-		p.Nodes = []reconciler.NodePlan{}
+		p.Nodes = []plan.NodePlan{}
 	}
 	for i := range p.Nodes {
 		if p.Nodes[i].Actions == nil {
-			p.Nodes[i].Actions = []reconciler.Action{}
+			p.Nodes[i].Actions = []plan.Action{}
 		}
 	}
 	return p

@@ -18,7 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/drover-project/drover/metrics"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -34,32 +34,32 @@ var (
 	t1 = t0.Add(30 * time.Second)
 )
 
-func (f *fakeSource) Status() reconciler.ClusterStatus {
-	failed := reconciler.ActionRecord{Time: t0, Action: "upgrade", Component: "app", Version: "2.0", Result: "failure",
+func (f *fakeSource) Status() plan.ClusterStatus {
+	failed := plan.ActionRecord{Time: t0, Action: "upgrade", Component: "app", Version: "2.0", Result: "failure",
 		Message: "upgrade app on a1: step upload artifact: exit 1: no space left on device", Duration: 1500 * time.Millisecond}
-	return reconciler.ClusterStatus{
+	return plan.ClusterStatus{
 		Cluster: "prod-east", Generation: 3, Hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		LoadSuccess: false, LoadError: "cluster.yaml: spec.components[0].version: must not be empty", LastLoadTime: t0,
-		Rollout: reconciler.RolloutStatus{Halted: true, Reason: "upgrade app 1.0 -> 2.0 on a1 failed its health check", Component: "app", Node: "a1", Generation: "9f86d081"},
-		Nodes: []reconciler.NodeStatus{
+		Rollout: plan.RolloutStatus{Halted: true, Reason: "upgrade app 1.0 -> 2.0 on a1 failed its health check", Component: "app", Node: "a1", Generation: "9f86d081"},
+		Nodes: []plan.NodeStatus{
 			{
 				Name: "m1", Address: "127.0.2.1", Reachable: true, Converged: true, ObservedGeneration: "9f86d081",
 				LastProbe: t1, LastConverged: t1,
-				Components: []reconciler.ComponentStatus{{Name: "zk", DesiredVersion: "3.8.0", ObservedVersion: "3.8.0", Sync: reconciler.Synced, Health: reconciler.Healthy}},
+				Components: []plan.ComponentStatus{{Name: "zk", DesiredVersion: "3.8.0", ObservedVersion: "3.8.0", Sync: plan.Synced, Health: plan.Healthy}},
 			},
 			{
 				Name: "a1", Address: "127.0.2.11", Reason: "dial: connection refused", LastProbe: t0,
-				ConsecutiveFailures: 4, LastAction: &failed, History: []reconciler.ActionRecord{failed},
-				Components: []reconciler.ComponentStatus{{Name: "app", DesiredVersion: "2.0", Sync: reconciler.SyncUnknown, Health: reconciler.HealthUnknown, Reason: "dial: connection refused"}},
+				ConsecutiveFailures: 4, LastAction: &failed, History: []plan.ActionRecord{failed},
+				Components: []plan.ComponentStatus{{Name: "app", DesiredVersion: "2.0", Sync: plan.SyncUnknown, Health: plan.HealthUnknown, Reason: "dial: connection refused"}},
 			},
 		},
 	}
 }
 
-func (f *fakeSource) CurrentPlan() reconciler.Plan {
-	return reconciler.Plan{Generation: "9f86d081", Nodes: []reconciler.NodePlan{
-		{Node: "m1", Address: "127.0.2.1", Known: true, Actions: []reconciler.Action{
-			{Node: "m1", Component: "zk", Kind: reconciler.ActionUpgrade, From: "3.8.0", To: "3.8.4", Reason: "version changed in manifest", Disruptive: true},
+func (f *fakeSource) CurrentPlan() plan.Plan {
+	return plan.Plan{Generation: "9f86d081", Nodes: []plan.NodePlan{
+		{Node: "m1", Address: "127.0.2.1", Known: true, Actions: []plan.Action{
+			{Node: "m1", Component: "zk", Kind: plan.ActionUpgrade, From: "3.8.0", To: "3.8.4", Reason: "version changed in manifest", Disruptive: true},
 		}},
 		{Node: "a1", Address: "127.0.2.11", Reason: "dial: connection refused"},
 	}}
@@ -170,7 +170,7 @@ func TestStatusJSON(t *testing.T) {
 	}
 	golden(t, "status.json", body)
 	// It decodes back into the type the CLI reads.
-	var st reconciler.ClusterStatus
+	var st plan.ClusterStatus
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestStatusQuery(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s: HTTP %d: %s", tc.query, resp.StatusCode, body)
 		}
-		var st reconciler.ClusterStatus
+		var st plan.ClusterStatus
 		if err := json.Unmarshal(body, &st); err != nil {
 			t.Fatal(err)
 		}

@@ -13,12 +13,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // Source is what the console shows; *reconciler.Controller is one.
 type Source interface {
-	Status() reconciler.ClusterStatus
-	CurrentPlan() reconciler.Plan
+	Status() plan.ClusterStatus
+	CurrentPlan() plan.Plan
 }
 
 var _ Source = (*reconciler.Controller)(nil)

@@ -17,7 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/drover-project/drover/probes"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -28,63 +28,63 @@ var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 // (in flight), a1 unreachable; the last manifest edit was rejected.
 type fakeSource struct {
 	mu sync.Mutex
-	st reconciler.ClusterStatus
+	st plan.ClusterStatus
 }
 
 func newFakeSource() *fakeSource {
-	failed := reconciler.ActionRecord{Time: t0, Action: "upgrade", Component: "app", Version: "2.0", Result: "failure",
+	failed := plan.ActionRecord{Time: t0, Action: "upgrade", Component: "app", Version: "2.0", Result: "failure",
 		Message: "upgrade app on a1: step upload artifact: exit 1: <no space left on device>", Duration: 1500 * time.Millisecond}
-	ok := reconciler.ActionRecord{Time: t0.Add(time.Minute), Action: "install", Component: "app", Version: "1.0", Result: "success", Duration: 2300 * time.Millisecond,
-		Steps: []reconciler.StepRecord{{Name: "upload artifact", Result: reconciler.StepChanged, Duration: 600 * time.Millisecond},
-			{Name: "switch active", Result: reconciler.StepInPlace, Duration: 40 * time.Millisecond}}}
-	upgrade := reconciler.Action{Node: "m2", Component: "zk", Kind: reconciler.ActionUpgrade, From: "3.8.0", To: "3.8.4", Disruptive: true}
-	return &fakeSource{st: reconciler.ClusterStatus{
+	ok := plan.ActionRecord{Time: t0.Add(time.Minute), Action: "install", Component: "app", Version: "1.0", Result: "success", Duration: 2300 * time.Millisecond,
+		Steps: []plan.StepRecord{{Name: "upload artifact", Result: plan.StepChanged, Duration: 600 * time.Millisecond},
+			{Name: "switch active", Result: plan.StepInPlace, Duration: 40 * time.Millisecond}}}
+	upgrade := plan.Action{Node: "m2", Component: "zk", Kind: plan.ActionUpgrade, From: "3.8.0", To: "3.8.4", Disruptive: true}
+	return &fakeSource{st: plan.ClusterStatus{
 		Cluster: "prod-east", Generation: 3, Hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		LoadError:    "cluster.yaml: 2 problem(s):\n  spec.components[0].version: must not be empty\n  spec.nodes[1].address: \"x y\" is not an IP address",
 		LastLoadTime: t0,
-		Rollout: reconciler.RolloutStatus{InFlight: []reconciler.Action{upgrade}, Pending: 1,
-			Waiting: []reconciler.NodeWaiting{{Node: "m3", Reason: "zk: quorum: one member at a time"}}},
-		Nodes: []reconciler.NodeStatus{
+		Rollout: plan.RolloutStatus{InFlight: []plan.Action{upgrade}, Pending: 1,
+			Waiting: []plan.NodeWaiting{{Node: "m3", Reason: "zk: quorum: one member at a time"}}},
+		Nodes: []plan.NodeStatus{
 			{
 				Name: "m1", Address: "127.0.2.1", Reachable: true, Converged: true, LastProbe: t0, LastProbeAttempt: t0,
 				Roles: []string{"master"}, Labels: map[string]string{"zone": "b", "rack": "r1"},
-				Facts:   &reconciler.NodeFacts{OSID: "debian", OSVersion: "12", Arch: "x86_64", Hostname: "m1", FreeBytes: 5 << 30},
-				History: []reconciler.ActionRecord{ok},
-				Components: []reconciler.ComponentStatus{{Name: "zk", DesiredVersion: "3.8.4", ObservedVersion: "3.8.4",
-					Sync: reconciler.Synced, Health: reconciler.Healthy, Active: "3.8.4", Unit: "active (running)", Leader: true,
+				Facts:   &plan.NodeFacts{OSID: "debian", OSVersion: "12", Arch: "x86_64", Hostname: "m1", FreeBytes: 5 << 30},
+				History: []plan.ActionRecord{ok},
+				Components: []plan.ComponentStatus{{Name: "zk", DesiredVersion: "3.8.4", ObservedVersion: "3.8.4",
+					Sync: plan.Synced, Health: plan.Healthy, Active: "3.8.4", Unit: "active (running)", Leader: true,
 					Receipt: &probes.Receipt{Component: "zk", Version: "3.8.4", ArtifactSHA256: "abcdef0123456789abcdef", ConfigHash: "c0ffee00c0ffee00", Generation: "9f86d081884c7d65", Time: t0, Previous: "3.8.0"}}},
 			},
 			{
 				Name: "m2", Address: "127.0.2.2", Reachable: true, Reason: "zk: upgrade 3.8.0 -> 3.8.4 pending", InFlight: &upgrade,
-				Components: []reconciler.ComponentStatus{{Name: "zk", DesiredVersion: "3.8.4", ObservedVersion: "3.8.0",
-					Sync: reconciler.OutOfSync, Health: reconciler.Healthy, Reason: "upgrade 3.8.0 -> 3.8.4 pending"}},
+				Components: []plan.ComponentStatus{{Name: "zk", DesiredVersion: "3.8.4", ObservedVersion: "3.8.0",
+					Sync: plan.OutOfSync, Health: plan.Healthy, Reason: "upgrade 3.8.0 -> 3.8.4 pending"}},
 			},
 			{
 				Name: "a1", Address: "127.0.2.11", Reason: "dial (connection refused)", ProbeError: "dial: connection refused",
-				LastProbeAttempt: t0, ConsecutiveFailures: 4, LastAction: &failed, History: []reconciler.ActionRecord{failed},
-				Components: []reconciler.ComponentStatus{{Name: "app", DesiredVersion: "2.0", Sync: reconciler.SyncUnknown,
-					Health: reconciler.HealthUnknown, Reason: "dial (connection refused)"}},
+				LastProbeAttempt: t0, ConsecutiveFailures: 4, LastAction: &failed, History: []plan.ActionRecord{failed},
+				Components: []plan.ComponentStatus{{Name: "app", DesiredVersion: "2.0", Sync: plan.SyncUnknown,
+					Health: plan.HealthUnknown, Reason: "dial (connection refused)"}},
 			},
 		},
 	}}
 }
 
-func (f *fakeSource) Status() reconciler.ClusterStatus {
+func (f *fakeSource) Status() plan.ClusterStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.st
 }
 
-func (f *fakeSource) CurrentPlan() reconciler.Plan {
-	return reconciler.Plan{Generation: "9f86d081", Nodes: []reconciler.NodePlan{
+func (f *fakeSource) CurrentPlan() plan.Plan {
+	return plan.Plan{Generation: "9f86d081", Nodes: []plan.NodePlan{
 		{Node: "m1", Known: true},
-		{Node: "m2", Known: true, Actions: []reconciler.Action{{Node: "m2", Component: "zk", Kind: reconciler.ActionUpgrade,
+		{Node: "m2", Known: true, Actions: []plan.Action{{Node: "m2", Component: "zk", Kind: plan.ActionUpgrade,
 			From: "3.8.0", To: "3.8.4", Reason: "version changed in manifest", Disruptive: true}}},
 		{Node: "a1", Reason: "dial (connection refused)"},
 	}}
 }
 
-func (f *fakeSource) set(fn func(*reconciler.ClusterStatus)) {
+func (f *fakeSource) set(fn func(*plan.ClusterStatus)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(&f.st)
@@ -170,9 +170,9 @@ func TestClusterPage(t *testing.T) {
 
 func TestClusterPageHaltAndEmpty(t *testing.T) {
 	src := newFakeSource()
-	src.set(func(st *reconciler.ClusterStatus) {
+	src.set(func(st *plan.ClusterStatus) {
 		st.LoadSuccess, st.LoadError = true, ""
-		st.Rollout = reconciler.RolloutStatus{Halted: true, Reason: "upgrade zk 3.8.0 -> 3.8.4 on m2 failed its health check", Component: "zk", Node: "m2"}
+		st.Rollout = plan.RolloutStatus{Halted: true, Reason: "upgrade zk 3.8.0 -> 3.8.4 on m2 failed its health check", Component: "zk", Node: "m2"}
 	})
 	_, srv := serve(t, src, Options{})
 	_, body := get(t, srv.URL+"/")
@@ -182,7 +182,7 @@ func TestClusterPageHaltAndEmpty(t *testing.T) {
 		t.Error("a loaded manifest shows as rejected, or the wizard is linked without a SetupPath")
 	}
 
-	_, srv = serve(t, &fakeSource{st: reconciler.ClusterStatus{LoadError: "cluster.yaml: open: no such file"}}, Options{})
+	_, srv = serve(t, &fakeSource{st: plan.ClusterStatus{LoadError: "cluster.yaml: open: no such file"}}, Options{})
 	_, body = get(t, srv.URL+"/")
 	contains(t, "page before any manifest", text(body), "No manifest loaded yet", "cluster.yaml: open: no such file")
 }
@@ -305,11 +305,11 @@ func TestEventsDeliverChangesAndEndOnCancel(t *testing.T) {
 	events := make(chan sseEvent, 100)
 	go readEvents(resp.Body, events)
 
-	var st reconciler.ClusterStatus
+	var st plan.ClusterStatus
 	if err := json.Unmarshal([]byte(next(t, events, "status").data), &st); err != nil || st.Nodes[2].Reachable {
 		t.Fatalf("first status: %v %+v", err, st.Nodes)
 	}
-	src.set(func(st *reconciler.ClusterStatus) { st.Nodes[2].Reachable, st.Nodes[2].Reason = true, "back" })
+	src.set(func(st *plan.ClusterStatus) { st.Nodes[2].Reachable, st.Nodes[2].Reason = true, "back" })
 	if err := json.Unmarshal([]byte(next(t, events, "status").data), &st); err != nil || !st.Nodes[2].Reachable {
 		t.Fatalf("changed status: %v %+v", err, st.Nodes[2])
 	}
@@ -390,17 +390,17 @@ func TestShutdownWithOpenStream(t *testing.T) {
 
 func TestNodeBadgeNeverColourAlone(t *testing.T) {
 	for _, b := range []badge{badgeConverged, badgeNotConverged, badgeUnreachable, badgeNotProbed, badgePaused, badgeUpdating,
-		syncBadge(reconciler.Synced), syncBadge(reconciler.OutOfSync), syncBadge(reconciler.SyncUnknown),
-		healthBadge(reconciler.Healthy), healthBadge(reconciler.Progressing), healthBadge(reconciler.Degraded),
-		healthBadge(reconciler.Missing), healthBadge(reconciler.HealthUnknown)} {
+		syncBadge(plan.Synced), syncBadge(plan.OutOfSync), syncBadge(plan.SyncUnknown),
+		healthBadge(plan.Healthy), healthBadge(plan.Progressing), healthBadge(plan.Degraded),
+		healthBadge(plan.Missing), healthBadge(plan.HealthUnknown)} {
 		if b.Symbol == "" || b.Label == "" || b.Class == "" {
 			t.Errorf("badge %+v lacks a symbol, a word or a class", b)
 		}
 	}
-	if got := nodeBadge(reconciler.NodeStatus{Name: "x", Reason: "not probed yet"}, false); got != badgeNotProbed {
+	if got := nodeBadge(plan.NodeStatus{Name: "x", Reason: "not probed yet"}, false); got != badgeNotProbed {
 		t.Errorf("never probed: %+v", got)
 	}
-	if got := nodeBadge(reconciler.NodeStatus{Reachable: true, Paused: true}, false); got != badgePaused {
+	if got := nodeBadge(plan.NodeStatus{Reachable: true, Paused: true}, false); got != badgePaused {
 		t.Errorf("paused: %+v", got)
 	}
 }

@@ -9,9 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/drover-project/drover/reconciler/plan"
 	"go.uber.org/zap"
-
-	"github.com/drover-project/drover/reconciler"
 )
 
 // writeTimeout bounds one write to an event stream: a client that stops
@@ -137,7 +136,7 @@ func (c *Console) snapshot() ([]byte, error) {
 // nodes that changed since the stream's last event (in manifest order)
 // and the names of the nodes that left the manifest.
 type statusDelta struct {
-	reconciler.ClusterStatus
+	plan.ClusterStatus
 	Removed []string `json:"removed,omitempty"`
 }
 
@@ -146,7 +145,7 @@ type statusDelta struct {
 // when what the node shows changes (not its probe times).
 type nodeSnapshot struct {
 	at    time.Time
-	st    reconciler.ClusterStatus
+	st    plan.ClusterStatus
 	head  []byte // the status without its nodes
 	full  []byte // the whole status, made on demand
 	nodes map[string]int
@@ -155,7 +154,7 @@ type nodeSnapshot struct {
 
 // nodeKey hashes what a node shows but its probe times, which change on
 // every probe.
-func nodeKey(n reconciler.NodeStatus) (uint64, error) {
+func nodeKey(n plan.NodeStatus) (uint64, error) {
 	n.LastProbe, n.LastConverged, n.LastProbeAttempt, n.ProbeDuration = time.Time{}, time.Time{}, time.Time{}, 0
 	b, err := json.Marshal(n)
 	if err != nil {
@@ -242,7 +241,7 @@ func (c *Console) nextDelta(seen *map[string]uint64, seenHead *[]byte) (string, 
 	}
 	*seenHead = s.head
 	if d.Nodes == nil {
-		d.Nodes = []reconciler.NodeStatus{}
+		d.Nodes = []plan.NodeStatus{}
 	}
 	b, err := json.Marshal(d)
 	if err != nil {

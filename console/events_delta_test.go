@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // TestEventsDelta: with ?view=delta the stream sends the whole status
@@ -27,7 +27,7 @@ func TestEventsDelta(t *testing.T) {
 	events := make(chan sseEvent, 100)
 	go readEvents(resp.Body, events)
 
-	var st reconciler.ClusterStatus
+	var st plan.ClusterStatus
 	if err := json.Unmarshal([]byte(next(t, events, "status").data), &st); err != nil || len(st.Nodes) != 3 {
 		t.Fatalf("first event: %v, %d nodes", err, len(st.Nodes))
 	}
@@ -52,25 +52,25 @@ func TestEventsDelta(t *testing.T) {
 	}
 
 	// Every node probed again, nothing else: no event. Then a1 comes back.
-	src.set(func(st *reconciler.ClusterStatus) {
+	src.set(func(st *plan.ClusterStatus) {
 		for i := range st.Nodes {
 			st.Nodes[i].LastProbe = st.Nodes[i].LastProbe.Add(time.Minute)
 			st.Nodes[i].LastProbeAttempt = st.Nodes[i].LastProbeAttempt.Add(time.Minute)
 		}
 	})
 	time.Sleep(100 * time.Millisecond) // several polls
-	src.set(func(st *reconciler.ClusterStatus) { st.Nodes[2].Reachable, st.Nodes[2].Reason = true, "back" })
+	src.set(func(st *plan.ClusterStatus) { st.Nodes[2].Reachable, st.Nodes[2].Reason = true, "back" })
 	d := delta()
 	if got := names(d); len(got) != 1 || got[0] != "a1" || !d.Nodes[0].Reachable || d.Cluster != "prod-east" {
 		t.Fatalf("delta after a1 came back: nodes %v, cluster %q", got, d.Cluster)
 	}
 	// A cluster-level change alone: a delta with no node.
-	src.set(func(st *reconciler.ClusterStatus) { st.Generation = 4 })
+	src.set(func(st *plan.ClusterStatus) { st.Generation = 4 })
 	if d := delta(); len(d.Nodes) != 0 || d.Generation != 4 {
 		t.Fatalf("cluster-level delta: %d nodes, generation %d", len(d.Nodes), d.Generation)
 	}
 	// m2 leaves the manifest.
-	src.set(func(st *reconciler.ClusterStatus) { st.Nodes = append(st.Nodes[:1], st.Nodes[2]) })
+	src.set(func(st *plan.ClusterStatus) { st.Nodes = append(st.Nodes[:1], st.Nodes[2]) })
 	if d := delta(); len(d.Nodes) != 0 || len(d.Removed) != 1 || d.Removed[0] != "m2" {
 		t.Fatalf("removal delta: nodes %v, removed %v", names(d), d.Removed)
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // The views are what the templates show, computed from a status and a
@@ -31,25 +31,25 @@ var (
 	badgeUpdating     = badge{"busy", "↻", "Updating"}
 )
 
-func syncBadge(s reconciler.Sync) badge {
+func syncBadge(s plan.Sync) badge {
 	switch s {
-	case reconciler.Synced:
+	case plan.Synced:
 		return badge{"ok", "✓", "Synced"}
-	case reconciler.OutOfSync:
+	case plan.OutOfSync:
 		return badge{"warn", "≠", "OutOfSync"}
 	}
 	return badge{"idle", "?", "Unknown"}
 }
 
-func healthBadge(h reconciler.Health) badge {
+func healthBadge(h plan.Health) badge {
 	switch h {
-	case reconciler.Healthy:
+	case plan.Healthy:
 		return badge{"ok", "♥", "Healthy"}
-	case reconciler.Progressing:
+	case plan.Progressing:
 		return badge{"busy", "↻", "Progressing"}
-	case reconciler.Degraded:
+	case plan.Degraded:
 		return badge{"bad", "✗", "Degraded"}
-	case reconciler.Missing:
+	case plan.Missing:
 		return badge{"warn", "∅", "Missing"}
 	}
 	return badge{"idle", "?", "Unknown"}
@@ -58,7 +58,7 @@ func healthBadge(h reconciler.Health) badge {
 // nodeBadge puts a node in one state, by the rules of drover_nodes{state}
 // (an unreachable node is unreachable whatever it was before), and shows
 // a node with an action running as updating.
-func nodeBadge(n reconciler.NodeStatus, clusterPaused bool) badge {
+func nodeBadge(n plan.NodeStatus, clusterPaused bool) badge {
 	switch {
 	case !n.Reachable && n.LastProbeAttempt.IsZero() && n.LastProbe.IsZero() && n.ProbeError == "":
 		return badgeNotProbed
@@ -101,7 +101,7 @@ type rolloutView struct {
 	HaltWhere  string // "zk on m2"
 	InFlight   []string
 	Pending    int
-	Waiting    []reconciler.NodeWaiting
+	Waiting    []plan.NodeWaiting
 	Active     bool
 }
 
@@ -133,7 +133,7 @@ type planNode struct {
 	Actions []string
 }
 
-func newClusterView(st reconciler.ClusterStatus, plan reconciler.Plan) clusterView {
+func newClusterView(st plan.ClusterStatus, p plan.Plan) clusterView {
 	v := clusterView{
 		Cluster: st.Cluster, Generation: st.Generation, Hash: st.Hash, HashShort: short(st.Hash, 12),
 		Loaded: st.LoadSuccess, LoadErrors: loadErrors(st.LoadError), LastLoad: clock(st.LastLoadTime),
@@ -164,13 +164,13 @@ func newClusterView(st reconciler.ClusterStatus, plan reconciler.Plan) clusterVi
 		}
 		v.Rows = append(v.Rows, row)
 	}
-	v.Plan, v.PlanKnown = newPlanNodes(plan)
+	v.Plan, v.PlanKnown = newPlanNodes(p)
 	return v
 }
 
-func newCell(n reconciler.NodeStatus, comp string) cell {
+func newCell(n plan.NodeStatus, comp string) cell {
 	c := cell{ID: "cell-" + n.Name + "-" + comp}
-	i := slices.IndexFunc(n.Components, func(cs reconciler.ComponentStatus) bool { return cs.Name == comp })
+	i := slices.IndexFunc(n.Components, func(cs plan.ComponentStatus) bool { return cs.Name == comp })
 	if i < 0 {
 		c.Title = comp + " is not placed on " + n.Name
 		return c
@@ -190,7 +190,7 @@ func newCell(n reconciler.NodeStatus, comp string) cell {
 	return c
 }
 
-func newRolloutView(r reconciler.RolloutStatus) rolloutView {
+func newRolloutView(r plan.RolloutStatus) rolloutView {
 	v := rolloutView{Halted: r.Halted, HaltReason: r.Reason, Pending: r.Pending, Waiting: r.Waiting}
 	if r.Component != "" && r.Node != "" {
 		v.HaltWhere = r.Component + " on " + r.Node
@@ -202,7 +202,7 @@ func newRolloutView(r reconciler.RolloutStatus) rolloutView {
 	return v
 }
 
-func newPlanNodes(p reconciler.Plan) ([]planNode, bool) {
+func newPlanNodes(p plan.Plan) ([]planNode, bool) {
 	var out []planNode
 	known := false
 	for _, np := range p.Nodes {
@@ -226,7 +226,7 @@ func newPlanNodes(p reconciler.Plan) ([]planNode, bool) {
 }
 
 // actionText is e.g. "upgrade node-exporter 1.8.2 → 1.9.1".
-func actionText(a reconciler.Action) string {
+func actionText(a plan.Action) string {
 	s := string(a.Kind) + " " + a.Component
 	switch {
 	case a.From != "" && a.To != "" && a.From != a.To:
@@ -246,7 +246,7 @@ type nodeView struct {
 	Reason        string
 	Roles         string
 	Labels        []string
-	Facts         *reconciler.NodeFacts
+	Facts         *plan.NodeFacts
 	FreeDisk      string
 	LastProbe     string
 	LastAttempt   string
@@ -301,8 +301,8 @@ type stepRow struct {
 }
 
 // newNodeView is the node named name, false when the status has none.
-func newNodeView(st reconciler.ClusterStatus, plan reconciler.Plan, name string) (nodeView, bool) {
-	i := slices.IndexFunc(st.Nodes, func(n reconciler.NodeStatus) bool { return n.Name == name })
+func newNodeView(st plan.ClusterStatus, p plan.Plan, name string) (nodeView, bool) {
+	i := slices.IndexFunc(st.Nodes, func(n plan.NodeStatus) bool { return n.Name == name })
 	if i < 0 {
 		return nodeView{}, false
 	}
@@ -343,11 +343,11 @@ func newNodeView(st reconciler.ClusterStatus, plan reconciler.Plan, name string)
 		}
 		v.Components = append(v.Components, row)
 	}
-	for _, np := range plan.Nodes {
+	for _, np := range p.Nodes {
 		if np.Node != name {
 			continue
 		}
-		pn, _ := newPlanNodes(reconciler.Plan{Nodes: []reconciler.NodePlan{np}})
+		pn, _ := newPlanNodes(plan.Plan{Nodes: []plan.NodePlan{np}})
 		if len(pn) == 1 {
 			v.Plan = pn[0].Actions
 		}

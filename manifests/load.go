@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	yamlv2 "go.yaml.in/yaml/v2"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	yamlv2 "go.yaml.in/yaml/v2"
 
 	"sigs.k8s.io/yaml"
 )

@@ -455,3 +455,10 @@ func (c *Cluster) RenderNode(node *Node) ([]NodeFile, error) {
 	}
 	return out, nil
 }
+
+// SHA256Hex is the hex SHA-256 of b: how drover names content it compares
+// (rendered files, units, receipts' hashes).
+func SHA256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -3,9 +3,8 @@ package metrics
 import (
 	"time"
 
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/drover-project/drover/reconciler"
 )
 
 // statusCollector turns one status snapshot into gauges at scrape time.
@@ -13,7 +12,7 @@ import (
 // the snapshot is gone from the next scrape.
 type statusCollector struct {
 	descs    statusDescs
-	snapshot func() reconciler.ClusterStatus
+	snapshot func() plan.ClusterStatus
 	sshConns func() int
 	// noNodeSeries: no series with a node label (WithoutNodeSeries).
 	noNodeSeries bool
@@ -21,7 +20,7 @@ type statusCollector struct {
 
 var _ prometheus.Collector = (*statusCollector)(nil)
 
-func newStatusCollector(snapshot func() reconciler.ClusterStatus, sshConns func() int) *statusCollector {
+func newStatusCollector(snapshot func() plan.ClusterStatus, sshConns func() int) *statusCollector {
 	return &statusCollector{descs: newStatusDescs(), snapshot: snapshot, sshConns: sshConns}
 }
 
@@ -82,7 +81,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 // nodeState puts a node in exactly one drover_nodes state. An unreachable
 // node counts as unreachable whatever its last known state was: what drover
 // cannot see it cannot call converged.
-func nodeState(n reconciler.NodeStatus, clusterPaused bool) string {
+func nodeState(n plan.NodeStatus, clusterPaused bool) string {
 	switch {
 	case !n.Reachable:
 		return StateUnreachable

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden and the rules block of docs/ALERTS.md")
@@ -125,40 +125,40 @@ func writeRulesFile(t *testing.T, exprs []string) string {
 
 // sampleStatus is a cluster with a node in every state, a halted rollout
 // and a component in each interesting sync/health pair.
-func sampleStatus() reconciler.ClusterStatus {
+func sampleStatus() plan.ClusterStatus {
 	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)   // 1714557600
 	t1 := time.Date(2024, 5, 1, 10, 5, 0, 5e8, time.UTC) // 1714557900.5
-	return reconciler.ClusterStatus{
+	return plan.ClusterStatus{
 		Cluster:      "test",
 		Generation:   4,
 		LoadSuccess:  true,
 		LastLoadTime: t0,
-		Rollout:      reconciler.RolloutStatus{Halted: true, Node: "m2", Component: "zookeeper", Reason: "health check failed"},
-		Nodes: []reconciler.NodeStatus{
+		Rollout:      plan.RolloutStatus{Halted: true, Node: "m2", Component: "zookeeper", Reason: "health check failed"},
+		Nodes: []plan.NodeStatus{
 			{
 				Name: "m1", Reachable: true, Converged: true, LastProbe: t1, LastConverged: t1,
-				Components: []reconciler.ComponentStatus{
-					{Name: "zookeeper", DesiredVersion: "3.8.0", ObservedVersion: "3.8.0", Sync: reconciler.Synced, Health: reconciler.Healthy},
+				Components: []plan.ComponentStatus{
+					{Name: "zookeeper", DesiredVersion: "3.8.0", ObservedVersion: "3.8.0", Sync: plan.Synced, Health: plan.Healthy},
 				},
 			},
 			{
 				Name: "m2", Reachable: true, LastProbe: t1, LastConverged: t0, Reason: "zookeeper unhealthy",
-				Components: []reconciler.ComponentStatus{
-					{Name: "zookeeper", DesiredVersion: "3.8.1", ObservedVersion: "3.8.0", Sync: reconciler.OutOfSync, Health: reconciler.Degraded},
+				Components: []plan.ComponentStatus{
+					{Name: "zookeeper", DesiredVersion: "3.8.1", ObservedVersion: "3.8.0", Sync: plan.OutOfSync, Health: plan.Degraded},
 				},
 			},
 			{
 				// Converged from before it went away: unreachable wins.
 				Name: "a1", Reachable: false, Converged: true, Reason: "dial tcp: i/o timeout",
-				Components: []reconciler.ComponentStatus{
-					{Name: "node-exporter", DesiredVersion: "1.9.1", Sync: reconciler.SyncUnknown, Health: reconciler.HealthUnknown},
+				Components: []plan.ComponentStatus{
+					{Name: "node-exporter", DesiredVersion: "1.9.1", Sync: plan.SyncUnknown, Health: plan.HealthUnknown},
 				},
 			},
 			{
 				Name: "a2", Reachable: true, Paused: true, LastProbe: t1,
-				Components: []reconciler.ComponentStatus{
-					{Name: "node-exporter", DesiredVersion: "1.9.1", ObservedVersion: "1.8.2", Sync: reconciler.OutOfSync, Health: reconciler.Healthy},
-					{Name: "nginx", ObservedVersion: "1.24.0", Sync: reconciler.OutOfSync, Health: reconciler.Healthy},
+				Components: []plan.ComponentStatus{
+					{Name: "node-exporter", DesiredVersion: "1.9.1", ObservedVersion: "1.8.2", Sync: plan.OutOfSync, Health: plan.Healthy},
+					{Name: "nginx", ObservedVersion: "1.24.0", Sync: plan.OutOfSync, Health: plan.Healthy},
 				},
 			},
 		},

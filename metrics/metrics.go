@@ -16,10 +16,9 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/drover-project/drover/reconciler"
 )
 
 const namespace = "drover"
@@ -80,7 +79,7 @@ func WithBuildInfo(version, revision string) Option {
 // once per scrape and must be safe for concurrent use; sshConns reports the
 // number of open SSH connections in the pool. It panics if a metric cannot be
 // registered (a name registered twice is a programming error).
-func New(reg prometheus.Registerer, snapshot func() reconciler.ClusterStatus, sshConns func() int, opts ...Option) *Metrics {
+func New(reg prometheus.Registerer, snapshot func() plan.ClusterStatus, sshConns func() int, opts ...Option) *Metrics {
 	o := options{version: "dev", revision: "unknown"}
 	for _, opt := range opts {
 		opt(&o)

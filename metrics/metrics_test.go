@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/drover-project/drover/inventory"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 func TestStatusCollectorExposition(t *testing.T) {
@@ -89,7 +89,7 @@ drover_ssh_connections 3
 }
 
 func TestNodesEmitsEveryStateEvenWhenEmpty(t *testing.T) {
-	empty := func() reconciler.ClusterStatus { return reconciler.ClusterStatus{Paused: true} }
+	empty := func() plan.ClusterStatus { return plan.ClusterStatus{Paused: true} }
 	c := newStatusCollector(empty, nil)
 	want := `
 # HELP drover_nodes Number of nodes in each state: converged, not_converged, unreachable, or paused (not converged while drover changes nothing).
@@ -117,7 +117,7 @@ drover_ssh_connections 0
 func TestClusterPauseCountsUnconvergedNodesAsPaused(t *testing.T) {
 	s := sampleStatus()
 	s.Paused = true
-	c := newStatusCollector(func() reconciler.ClusterStatus { return s }, nil)
+	c := newStatusCollector(func() plan.ClusterStatus { return s }, nil)
 	// m2 (not converged) joins a2 as paused; m1 stays converged and a1
 	// unreachable.
 	want := `
@@ -136,7 +136,7 @@ drover_nodes{state="unreachable"} 1
 func TestRemovedNodeLeavesNoSeries(t *testing.T) {
 	var mu sync.Mutex
 	status := sampleStatus()
-	snapshot := func() reconciler.ClusterStatus {
+	snapshot := func() plan.ClusterStatus {
 		mu.Lock()
 		defer mu.Unlock()
 		return status
@@ -148,8 +148,8 @@ func TestRemovedNodeLeavesNoSeries(t *testing.T) {
 		t.Fatal("m2 has no series before its removal")
 	}
 	mu.Lock()
-	status.Nodes = slices.DeleteFunc(status.Nodes, func(n reconciler.NodeStatus) bool { return n.Name == "m2" })
-	status.Rollout = reconciler.RolloutStatus{}
+	status.Nodes = slices.DeleteFunc(status.Nodes, func(n plan.NodeStatus) bool { return n.Name == "m2" })
+	status.Rollout = plan.RolloutStatus{}
 	mu.Unlock()
 
 	if n := seriesWithLabel(t, reg, "node", "m2"); n != 0 {

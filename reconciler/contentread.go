@@ -10,11 +10,12 @@ import (
 
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/probes"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // maxReadBytes is the most of one file ReadNodeFiles brings back; a
-// larger file is too large to diff anyway (maxDiffBytes).
-const maxReadBytes = maxDiffBytes
+// larger file is too large to diff anyway (MaxDiffBytes).
+const maxReadBytes = plan.MaxDiffBytes
 
 // readEnd follows every file's bytes, so a file that changed size
 // between its measuring and its reading is noticed, not misparsed.
@@ -91,14 +92,14 @@ func ReadNodeFiles(ctx context.Context, r inventory.Runner, t inventory.Target, 
 //
 // Only nodes are probed (all of d's when nil); the plan's other nodes are
 // "not probed yet".
-func PlanWithDiffs(ctx context.Context, r inventory.Runner, d *Desired, nodes []*DesiredNode, parallel int) (Plan, map[string]probes.Observed) {
+func PlanWithDiffs(ctx context.Context, r inventory.Runner, d *plan.Desired, nodes []*plan.DesiredNode, parallel int) (plan.Plan, map[string]probes.Observed) {
 	if nodes == nil {
 		nodes = d.Nodes
 	}
 	obs := ProbeNodes(ctx, r, d, nodes, parallel)
-	p := Diff(d, obs)
-	req := ContentRequest(d, p, obs, "")
-	current := CurrentFiles{}
+	p := plan.Diff(d, obs)
+	req := plan.ContentRequest(d, p, obs, "")
+	current := plan.CurrentFiles{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(1, parallel))
@@ -119,6 +120,6 @@ func PlanWithDiffs(ctx context.Context, r inventory.Runner, d *Desired, nodes []
 		}()
 	}
 	wg.Wait()
-	AttachDiffs(d, &p, obs, current, "")
+	plan.AttachDiffs(d, &p, obs, current, "")
 	return p, obs
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/probes"
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/state"
 )
 
@@ -34,7 +36,7 @@ type Event struct {
 	Node      string
 	Component string
 	Kind      EventKind
-	Action    *Action
+	Action    *plan.Action
 	Message   string
 	Duration  time.Duration
 }
@@ -57,23 +59,23 @@ type Controller struct {
 	queue *Queue
 
 	mu      sync.Mutex
-	desired *Desired
+	desired *plan.Desired
 	gen     int64
 	load    loadState
 	nodes   map[string]*nodeTrack
 	// inflight holds the action running on each node, and keeps it
 	// after it ends until a probe of the node has seen its effect: until
 	// then the planner must count the node as disrupted.
-	inflight map[string]Action
+	inflight map[string]plan.Action
 	// exec is the executor for desired (see ControllerOptions.Executor).
-	exec *Executor
-	halt RolloutStatus
+	exec *execute.Executor
+	halt plan.RolloutStatus
 	// failed holds, by node, the action whose step failed (not a lost
 	// connection: the node was down, and its probe says so) until an
 	// action of that component succeeds there or it has nothing to do:
 	// the rollout counts the node as unavailable meanwhile, and the
 	// failures against rollout.maxFailures.
-	failed map[string]Action
+	failed map[string]plan.Action
 	// progress counts finished actions and desired changes; a node whose
 	// last pass saw the current progress has nothing new to react to.
 	progress uint64
@@ -91,9 +93,9 @@ type ControllerOptions struct {
 	// on a copy of it carrying that Desired's install root, generation
 	// and health timeout, so a new manifest never changes an executor
 	// under a running action.
-	Executor *Executor
+	Executor *execute.Executor
 	// Probe probes a node (default probes.Probe).
-	Probe    ProbeFunc
+	Probe    execute.ProbeFunc
 	Log      *zap.Logger
 	Observer Observer
 	// OnEvent, if set, is called for every event (must not block long).
@@ -116,7 +118,7 @@ type ControllerOptions struct {
 	Store state.Store
 	// Fence, if set, is asked before any action is admitted and before
 	// every step (fence.go): a daemon that lost the lead starts nothing.
-	Fence Fence
+	Fence execute.Fence
 }
 
 type loadState struct {
@@ -127,13 +129,13 @@ type loadState struct {
 
 type nodeTrack struct {
 	obs    probes.Observed
-	plan   NodePlan
+	plan   plan.NodePlan
 	probed bool
 	// probedFor is the Desired the node was last planned for; a pass
 	// under another one may plan from obs (see lastProbe). req is what
 	// obs was asked for: obs is valid for another Desired only where that
 	// one wants no more (ObservationValid).
-	probedFor *Desired
+	probedFor *plan.Desired
 	req       probes.Request
 	// reach is what the last probes said of reaching the node, so that a
 	// change is logged once; unreachableSince is when it went.
@@ -146,11 +148,11 @@ type nodeTrack struct {
 	retryAt       time.Time
 	lastGoodProbe time.Time
 	lastConverged time.Time
-	history       []ActionRecord
+	history       []plan.ActionRecord
 	waiting       string
 	// facts of the last successful probe, kept while the node is
 	// unreachable (status only).
-	facts *NodeFacts
+	facts *plan.NodeFacts
 	// scanned: the node was looked at for an action a former leader
 	// began (foreign, still counting), takeover.go.
 	scanned, scanTried bool
@@ -175,8 +177,8 @@ func (c *Controller) init() {
 	}
 	c.queue = NewQueue()
 	c.nodes = map[string]*nodeTrack{}
-	c.inflight = map[string]Action{}
-	c.failed = map[string]Action{}
+	c.inflight = map[string]plan.Action{}
+	c.failed = map[string]plan.Action{}
 	c.changed = make(chan struct{}, 1)
 	if c.Workers <= 0 {
 		c.Workers = 16
@@ -216,7 +218,7 @@ func NewController(o ControllerOptions) *Controller {
 
 // SetDesired makes d the state to converge to. A new generation lifts a
 // halted rollout, ends every node's backoff and queues every node at once.
-func (c *Controller) SetDesired(d *Desired) {
+func (c *Controller) SetDesired(d *plan.Desired) {
 	c.mu.Lock()
 	same := c.sameGeneration(d)
 	c.desired = d
@@ -224,7 +226,7 @@ func (c *Controller) SetDesired(d *Desired) {
 	if !same {
 		c.gen++
 		if c.halt.Halted && c.halt.Generation != d.Generation {
-			c.halt = RolloutStatus{}
+			c.halt = plan.RolloutStatus{}
 		}
 		for _, st := range c.nodes {
 			st.retryAt = time.Time{} // the new manifest may be the fix
@@ -262,12 +264,12 @@ func (c *Controller) SetDesired(d *Desired) {
 // executorFor is the configured executor as it must run d's actions. The
 // hash cache is not carried over: a new manifest usually means new
 // artifacts, and a hash costs one read.
-func (c *Controller) executorFor(d *Desired) *Executor {
+func (c *Controller) executorFor(d *plan.Desired) *execute.Executor {
 	if c.Executor == nil {
 		return nil
 	}
 	b := c.Executor
-	e := &Executor{
+	e := &execute.Executor{
 		Runner: b.Runner, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: b.Log,
 		DryRun: b.DryRun, HealthPoll: b.HealthPoll, HealthTimeout: b.HealthTimeout,
 		LockWait: b.LockWait, UnitDir: b.UnitDir, Probe: b.Probe, Now: b.Now, Fence: c.Fence,
@@ -367,7 +369,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		return -1
 	}
 	var (
-		a      *Action
+		a      *plan.Action
 		obs    probes.Observed
 		result string
 		next   time.Duration
@@ -377,9 +379,9 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		// ran since, so what the node must do is known without a probe,
 		// and its first action starts as soon as the rollout admits it.
 		// The action's steps are idempotent and the next pass probes.
-		if plan := DiffNode(d, dn, last); len(plan.Actions) > 0 {
+		if np := plan.DiffNode(d, dn, last); len(np.Actions) > 0 {
 			obs = last
-			a, result, next, _ = c.afterProbe(d, name, obs, nil, plan, progress)
+			a, result, next, _ = c.afterProbe(d, name, obs, nil, np, progress)
 			c.notify()
 			if a == nil {
 				c.record(start, result)
@@ -389,7 +391,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 	}
 	if a == nil {
 		c.takeoverScan(ctx, d, dn)
-		req := RequestFor(d, dn)
+		req := plan.RequestFor(d, dn)
 		pctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
 		obs = c.Probe(pctx, c.Runner, dn.Target, req)
 		cancel()
@@ -399,10 +401,10 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		}
 		c.observeProbe(obs)
 		c.emit(Event{Node: name, Kind: EventProbe, Message: probeMessage(obs), Duration: obs.Duration})
-		plan := DiffNode(d, dn, obs)
+		np := plan.DiffNode(d, dn, obs)
 
 		var freed bool
-		a, result, next, freed = c.afterProbe(d, name, obs, &req, plan, progress)
+		a, result, next, freed = c.afterProbe(d, name, obs, &req, np, progress)
 		if freed {
 			// The budget the node's last action held is free only now.
 			c.wakeWaiting(d, name)
@@ -444,7 +446,7 @@ const (
 // on the node since, and it saw everything d's plan for the node rests
 // on (ObservationValid): an observation asked for another version's
 // files knows nothing of this one's.
-func (c *Controller) lastProbe(d *Desired, name string) (probes.Observed, bool) {
+func (c *Controller) lastProbe(d *plan.Desired, name string) (probes.Observed, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.nodes[name]
@@ -459,7 +461,7 @@ func (c *Controller) lastProbe(d *Desired, name string) (probes.Observed, bool) 
 	if age := c.Now().Sub(st.obs.ProbedAt); age < 0 || age > maxAge {
 		return probes.Observed{}, false
 	}
-	if dn := d.Node(name); dn == nil || !ObservationValid(RequestFor(d, dn), st.req, st.obs) {
+	if dn := d.Node(name); dn == nil || !plan.ObservationValid(plan.RequestFor(d, dn), st.req, st.obs) {
 		return probes.Observed{}, false
 	}
 	return st.obs, true
@@ -470,7 +472,7 @@ func (c *Controller) lastProbe(d *Desired, name string) (probes.Observed, bool) 
 // action a, or nothing and look again after next (negative: the
 // manifest changed, start over). result is for the Observer; freed says
 // the node's last action no longer holds budget.
-func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, req *probes.Request, plan NodePlan, progress uint64) (a *Action, result string, next time.Duration, freed bool) {
+func (c *Controller) afterProbe(d *plan.Desired, name string, obs probes.Observed, req *probes.Request, np plan.NodePlan, progress uint64) (a *plan.Action, result string, next time.Duration, freed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// The probe has seen the effect of the node's last action.
@@ -480,16 +482,16 @@ func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, re
 		return nil, "", -1, freed
 	}
 	st := c.nodes[name]
-	st.obs, st.plan, st.probed, st.probedFor = obs, plan, true, d
+	st.obs, st.plan, st.probed, st.probedFor = obs, np, true, d
 	if req != nil {
 		st.req = *req
 	}
 	st.seenProgress = progress
 	if obs.Known {
-		st.facts = factsOf(obs.OS)
+		st.facts = plan.FactsOf(obs.OS)
 	}
 	c.logReachability(name, st, obs)
-	if f, ok := c.failed[name]; ok && !slices.ContainsFunc(plan.Actions, func(a Action) bool { return a.Component == f.Component }) && obs.Known {
+	if f, ok := c.failed[name]; ok && !slices.ContainsFunc(np.Actions, func(a plan.Action) bool { return a.Component == f.Component }) && obs.Known {
 		delete(c.failed, name) // nothing left to do there: the failure holds nothing
 	}
 	switch {
@@ -501,7 +503,7 @@ func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, re
 		// is probed again within one probe interval whatever the
 		// backoff has grown to.
 		return nil, resultFailure, min(c.backoff(st.failures), c.probeInterval(d)), freed
-	case len(plan.Actions) == 0:
+	case len(np.Actions) == 0:
 		st.failures = 0
 		st.retryAt = time.Time{}
 		st.lastGoodProbe = obs.ProbedAt
@@ -528,7 +530,7 @@ func (c *Controller) afterProbe(d *Desired, name string, obs probes.Observed, re
 
 // afterAction records the end of action a and returns the node's
 // consecutive failures.
-func (c *Controller) afterAction(d *Desired, name string, a Action, err error) int {
+func (c *Controller) afterAction(d *plan.Desired, name string, a plan.Action, err error) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.progress++
@@ -538,7 +540,7 @@ func (c *Controller) afterAction(d *Desired, name string, a Action, err error) i
 	}
 	st.waiting = ""
 	switch {
-	case errors.Is(err, ErrFenced):
+	case errors.Is(err, execute.ErrFenced):
 		// Nothing ran: the node did not fail, this daemon stopped leading.
 	case err == nil:
 		st.failures = 0
@@ -571,7 +573,7 @@ func lostNode(err error) bool {
 // down, and counts as unavailable while its probes fail) nor a lock
 // another drover holds.
 func countsAsFailure(err error) bool {
-	for _, not := range []error{ErrLocked, context.Canceled, inventory.ErrAuth, inventory.ErrSudo, inventory.ErrHostKey} {
+	for _, not := range []error{execute.ErrLocked, context.Canceled, inventory.ErrAuth, inventory.ErrSudo, inventory.ErrHostKey} {
 		if errors.Is(err, not) {
 			return false
 		}
@@ -597,24 +599,24 @@ func (c *Controller) logReachability(name string, st *nodeTrack, obs probes.Obse
 
 // admitLocked asks the rollout planner whether one of the node's actions
 // may start now and marks it in flight. It returns why not otherwise.
-func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
+func (c *Controller) admitLocked(d *plan.Desired, name string) (*plan.Action, string) {
 	if _, busy := c.inflight[name]; busy {
 		return nil, "an action is already running"
 	}
 	if why := c.scanPendingLocked(d); why != "" {
 		return nil, why
 	}
-	plan := Plan{Generation: d.Generation}
+	p := plan.Plan{Generation: d.Generation}
 	obs := make(map[string]probes.Observed, len(c.nodes))
 	// Nodes backing off after a failure are offered last: the planner
 	// hands a limited batch to candidates in order, and a slot given to a
 	// node that will not take it for minutes would stall the others.
 	now := c.Now()
-	var later []NodePlan
+	var later []plan.NodePlan
 	for _, n := range d.Nodes {
 		st := c.nodes[n.Name]
 		if st == nil || !st.probed {
-			plan.Nodes = append(plan.Nodes, NodePlan{Node: n.Name, Reason: "not probed yet"})
+			p.Nodes = append(p.Nodes, plan.NodePlan{Node: n.Name, Reason: "not probed yet"})
 			continue
 		}
 		obs[n.Name] = st.obs
@@ -622,28 +624,28 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 			later = append(later, st.plan)
 			continue
 		}
-		plan.Nodes = append(plan.Nodes, st.plan)
+		p.Nodes = append(p.Nodes, st.plan)
 	}
-	plan.Nodes = append(plan.Nodes, later...)
-	running := make([]Action, 0, len(c.inflight))
+	p.Nodes = append(p.Nodes, later...)
+	running := make([]plan.Action, 0, len(c.inflight))
 	for _, a := range c.inflight {
 		running = append(running, a)
 	}
 	running = append(running, c.foreignLocked(d)...)
-	failed := make([]Action, 0, len(c.failed))
+	failed := make([]plan.Action, 0, len(c.failed))
 	for _, n := range d.Nodes {
 		if a, ok := c.failed[n.Name]; ok {
 			failed = append(failed, a)
 		}
 	}
-	wave := NextWave(d, plan, obs, RolloutState{Halt: c.halt, InFlight: running, Failed: failed})
+	wave := plan.NextWave(d, p, obs, plan.RolloutState{Halt: c.halt, InFlight: running, Failed: failed})
 	for _, a := range wave.Actions {
 		if a.Node == name {
 			c.inflight[name] = a
 			return &a, ""
 		}
 	}
-	if HaltActive(c.halt, d.Generation) {
+	if plan.HaltActive(c.halt, d.Generation) {
 		return nil, "rollout halted: " + c.halt.Reason
 	}
 	for _, w := range wave.Waiting {
@@ -654,7 +656,7 @@ func (c *Controller) admitLocked(d *Desired, name string) (*Action, string) {
 
 // runAction runs one admitted action and handles a failed health gate by
 // the rollout's onFailure policy.
-func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, dn *DesiredNode, a Action, obs probes.Observed) error {
+func (c *Controller) runAction(ctx context.Context, d *plan.Desired, exec *execute.Executor, dn *plan.DesiredNode, a plan.Action, obs probes.Observed) error {
 	want := dn.Component(a.Component)
 	have := obs.Components[a.Component]
 	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionStart, Action: &a, Message: describe(a)})
@@ -671,23 +673,23 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 	// The event and the halt reason carry node and action beside the
 	// cause; err itself already says "upgrade zk on m1: ", so they take
 	// the cause alone and say it once.
-	cause := actionCause(err)
+	cause := execute.ActionCause(err)
 	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventActionFailed, Action: &a, Message: cause.Error(), Duration: dur})
-	halt := HaltFor(d.Generation, a, cause)
+	halt := plan.HaltFor(d.Generation, a, cause)
 	switch {
-	case errors.Is(err, ErrFenced):
+	case errors.Is(err, execute.ErrFenced):
 		// Nothing ran: this daemon stopped leading (fence.go). No failure
 		// budget spent, no halt.
 		return err
-	case errors.Is(err, ErrChecksum):
+	case errors.Is(err, execute.ErrChecksum):
 		// The artifact does not match the manifest: every node would fail
 		// the same way, so stop the rollout now rather than retry node by
 		// node. The check runs before anything on the node changes, so
 		// there is nothing to roll back.
-	case errors.Is(err, ErrUnhealthy):
+	case errors.Is(err, execute.ErrUnhealthy):
 		// The health gate failed: the batch failed. Roll back if asked and
 		// possible, then halt until the manifest changes.
-		if d.Rollout.OnFailure == "rollback" && a.Kind == ActionUpgrade && a.From != "" {
+		if d.Rollout.OnFailure == "rollback" && a.Kind == plan.ActionUpgrade && a.From != "" {
 			halt.Reason += c.rollback(ctx, exec, dn, a, want, have)
 		}
 	case countsAsFailure(err):
@@ -724,8 +726,8 @@ func (c *Controller) runAction(ctx context.Context, d *Desired, exec *Executor, 
 
 // rollback switches the node back to the version a upgraded from, after
 // a failed health gate, and says how that went for the halt reason.
-func (c *Controller) rollback(ctx context.Context, exec *Executor, dn *DesiredNode, a Action, want *DesiredComponent, have *probes.Component) string {
-	rb := Action{Node: dn.Name, Component: a.Component, Kind: ActionRollback, From: a.To, To: a.From, Reason: "health check failed after upgrade", Disruptive: true}
+func (c *Controller) rollback(ctx context.Context, exec *execute.Executor, dn *plan.DesiredNode, a plan.Action, want *plan.DesiredComponent, have *probes.Component) string {
+	rb := plan.Action{Node: dn.Name, Component: a.Component, Kind: plan.ActionRollback, From: a.To, To: a.From, Reason: "health check failed after upgrade", Disruptive: true}
 	c.emit(Event{Node: dn.Name, Component: a.Component, Kind: EventRollback, Action: &rb, Message: describe(rb)})
 	start := c.Now()
 	rctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
@@ -733,14 +735,14 @@ func (c *Controller) rollback(ctx context.Context, exec *Executor, dn *DesiredNo
 	cancel()
 	c.recordAction(dn.Name, rb, steps, err, c.Now().Sub(start))
 	if err != nil {
-		return fmt.Sprintf("; rollback to %s failed: %v", a.From, actionCause(err))
+		return fmt.Sprintf("; rollback to %s failed: %v", a.From, execute.ActionCause(err))
 	}
 	return fmt.Sprintf("; rolled back to %s", a.From)
 }
 
 // failedStep records that action a failed at a step on node and returns
 // how many nodes hold a failed action now.
-func (c *Controller) failedStep(d *Desired, node string, a Action) int {
+func (c *Controller) failedStep(d *plan.Desired, node string, a plan.Action) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.desired == d && c.nodes[node] != nil {
@@ -749,8 +751,8 @@ func (c *Controller) failedStep(d *Desired, node string, a Action) int {
 	return len(c.failed)
 }
 
-func (c *Controller) recordAction(node string, a Action, steps []StepRecord, err error, d time.Duration) {
-	rec := ActionRecord{Time: c.Now(), Action: string(a.Kind), Component: a.Component, Version: a.To, Result: "success", Duration: d, Steps: steps}
+func (c *Controller) recordAction(node string, a plan.Action, steps []plan.StepRecord, err error, d time.Duration) {
+	rec := plan.ActionRecord{Time: c.Now(), Action: string(a.Kind), Component: a.Component, Version: a.To, Result: "success", Duration: d, Steps: steps}
 	if err != nil {
 		rec.Result, rec.Message = "failure", err.Error()
 	}
@@ -778,7 +780,7 @@ func (c *Controller) recordAction(node string, a Action, steps []StepRecord, err
 // action of node `done`, now seen ended by a probe, may have freed their
 // budget.
 // Nodes backing off after a failure are left to their timer.
-func (c *Controller) wakeWaiting(d *Desired, done string) {
+func (c *Controller) wakeWaiting(d *plan.Desired, done string) {
 	c.mu.Lock()
 	var wake []string
 	for _, n := range d.Nodes {
@@ -793,7 +795,7 @@ func (c *Controller) wakeWaiting(d *Desired, done string) {
 }
 
 // current is the Desired in force.
-func (c *Controller) current() *Desired {
+func (c *Controller) current() *plan.Desired {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.desired
@@ -825,7 +827,7 @@ func (c *Controller) backoff(failures int) time.Duration {
 }
 
 // probeInterval is the manifest's probe interval (30 s when unset).
-func (c *Controller) probeInterval(d *Desired) time.Duration {
+func (c *Controller) probeInterval(d *plan.Desired) time.Duration {
 	if d.ProbeInterval <= 0 {
 		return 30 * time.Second
 	}
@@ -834,7 +836,7 @@ func (c *Controller) probeInterval(d *Desired) time.Duration {
 
 // interval is the probe interval with ±20% jitter, so a thousand nodes do
 // not all connect at once.
-func (c *Controller) interval(d *Desired) time.Duration {
+func (c *Controller) interval(d *plan.Desired) time.Duration {
 	base := c.probeInterval(d)
 	spread := base / 5
 	return base - spread + rand.N(2*spread+1)
@@ -869,7 +871,7 @@ func (c *Controller) notify() {
 	}
 }
 
-func describe(a Action) string {
+func describe(a plan.Action) string {
 	switch {
 	case a.From != "" && a.To != "" && a.From != a.To:
 		return fmt.Sprintf("%s %s %s -> %s", a.Kind, a.Component, a.From, a.To)

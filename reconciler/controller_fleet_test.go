@@ -24,6 +24,9 @@ import (
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/internal/localnode"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // fleetRoot is the install root every fleet node sees. Each node's
@@ -45,7 +48,7 @@ const (
 type fleet struct {
 	t     *testing.T
 	names []string
-	nodes map[string]*LocalNode
+	nodes map[string]*localnode.LocalNode
 	arts  map[string]string // "app-2.0" -> tarball path
 	shas  map[string]string
 
@@ -78,7 +81,7 @@ type fleet struct {
 func newFleet(t *testing.T, n int) *fleet {
 	t.Helper()
 	f := &fleet{
-		t: t, nodes: map[string]*LocalNode{}, arts: map[string]string{}, shas: map[string]string{},
+		t: t, nodes: map[string]*localnode.LocalNode{}, arts: map[string]string{}, shas: map[string]string{},
 		unreachable: map[string]bool{}, failStep: map[string]string{}, probePanics: map[string]int{},
 		stepPanics: map[string]int{}, block: map[string]chan struct{}{}, probeGate: map[string]chan struct{}{},
 		restarting: map[string]int{}, maxRestarting: map[string]int{}, busy: map[string]int{},
@@ -86,7 +89,7 @@ func newFleet(t *testing.T, n int) *fleet {
 	}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("n%d", i)
-		ln := NewLocalNode(t)
+		ln := localnode.NewLocalNode(t)
 		ln.Target = inventory.Target{Name: name, Address: fmt.Sprintf("127.0.3.%d", i), Port: 22}
 		f.nodes[name] = ln
 		f.names = append(f.names, name)
@@ -100,7 +103,7 @@ func newFleet(t *testing.T, n int) *fleet {
 			}
 			key := comp + "-" + v
 			p := filepath.Join(dir, key+".tar.gz")
-			f.shas[key] = WriteTarGz(t, p, TarEntry{Name: "bin/" + comp, Mode: mode, Content: "#!/bin/sh\necho " + key + "\n"})
+			f.shas[key] = localnode.WriteTarGz(t, p, localnode.TarEntry{Name: "bin/" + comp, Mode: mode, Content: "#!/bin/sh\necho " + key + "\n"})
 			f.arts[key] = p
 		}
 	}
@@ -177,14 +180,14 @@ func (f *fleet) manifest(s spec) string {
 }
 
 // desired loads and compiles a manifest as the daemon does.
-func (f *fleet) desired(s spec) *Desired {
+func (f *fleet) desired(s spec) *plan.Desired {
 	f.t.Helper()
 	text := f.manifest(s)
 	l, err := manifests.LoadBytes("/srv/fleet/cluster.yaml", []byte(text))
 	if err != nil {
 		f.t.Fatalf("manifest: %v\n%s", err, text)
 	}
-	d, err := Compile(l)
+	d, err := plan.Compile(l)
 	if err != nil {
 		f.t.Fatalf("compile: %v", err)
 	}
@@ -224,7 +227,7 @@ func (f *fleet) stoppableController(o ControllerOptions) (c *Controller, cancel 
 	o.Runner = f
 	o.Probe = f.controllerProbe
 	o.Log = log
-	o.Executor = &Executor{
+	o.Executor = &execute.Executor{
 		Runner: f, InstallRoot: "/unused", Log: log, HealthPoll: 10 * time.Millisecond,
 		LockWait: 2 * time.Second, UnitDir: fleetUnitDir, Probe: f.Probe,
 	}
@@ -397,7 +400,7 @@ func (f *fleet) Run(ctx context.Context, t inventory.Target, script string, stdi
 
 // run runs a script as LocalRunner does, with fd 3 open on the node's
 // directory (see fleetRoot).
-func (f *fleet) run(ctx context.Context, n *LocalNode, script string, stdin io.Reader) (inventory.Result, error) {
+func (f *fleet) run(ctx context.Context, n *localnode.LocalNode, script string, stdin io.Reader) (inventory.Result, error) {
 	dir, err := os.Open(n.Dir)
 	if err != nil {
 		return inventory.Result{}, err
@@ -447,7 +450,7 @@ func (f *fleet) set(fn func()) {
 // versionOn is the version the node's receipt records for comp ("" if
 // none) and whether its unit is active.
 func (f *fleet) versionOn(node, comp string) (string, bool) {
-	c := f.nodes[node].observe(comp)
+	c := f.nodes[node].Component(comp)
 	v := ""
 	if c.Receipt != nil {
 		v = c.Receipt.Version

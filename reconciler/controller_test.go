@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -27,7 +29,7 @@ func TestControllerConvergesFleetWithRealScripts(t *testing.T) {
 	c.SetDesired(d2)
 	waitFor(t, 4*time.Minute, "app 2.0 everywhere", func() bool { return converged(c) && f.allAt("app", "2.0") })
 	for _, n := range f.names {
-		r := f.nodes[n].observe("app").Receipt
+		r := f.nodes[n].Component("app").Receipt
 		if r.Generation != d2.Generation || r.Previous != "1.0" {
 			t.Errorf("%s receipt: generation %q previous %q; want %q and 1.0", n, r.Generation, r.Previous, d2.Generation)
 		}
@@ -371,7 +373,7 @@ func TestControllerRejectedManifestKeepsLastGood(t *testing.T) {
 		t.Errorf("the rejected manifest changed the generation: %d %q %v", st.Generation, st.Hash, st.LastLoadTime)
 	}
 	// Drift is repaired to the last good manifest.
-	writeFile(t, filepath.Join(f.nodes["n2"].State, "active", UnitName("app")), "inactive\n")
+	writeFile(t, filepath.Join(f.nodes["n2"].State, "active", plan.UnitName("app")), "inactive\n")
 	waitFor(t, 2*time.Minute, "n2 repaired", func() bool { return f.allAt("app", "1.0") && converged(c) })
 
 	c.SetDesired(f.desired(spec{app: "2.0", maxUnavailable: "3", probeInterval: "1s"}))
@@ -504,7 +506,7 @@ func TestControllerRunCancelsActionAfterGrace(t *testing.T) {
 	log := make(chan Event, 100)
 	c := NewController(ControllerOptions{
 		Runner: f, Probe: f.controllerProbe, Workers: 2,
-		Executor: &Executor{Runner: f, HealthPoll: 10 * time.Millisecond, UnitDir: fleetUnitDir, Probe: f.Probe},
+		Executor: &execute.Executor{Runner: f, HealthPoll: 10 * time.Millisecond, UnitDir: fleetUnitDir, Probe: f.Probe},
 		OnEvent:  func(e Event) { log <- e },
 	})
 	f.set(func() { f.block["n1"] = make(chan struct{}) }) // never released

@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // testFence is a Fence a test closes.
@@ -20,52 +23,6 @@ func (f *testFence) MayAct() error {
 		return errLostLead
 	}
 	return nil
-}
-
-// The fence closes while an install's first batch runs: the batch, one
-// session already under way, ends; no step after it starts (not the
-// restart, not the receipt), and the action fails with ErrFenced and the
-// fence's reason.
-func TestExecutorFenceStopsStepsOnceClosed(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	fence := &testFence{}
-	f.e.Fence = fence
-	var mu sync.Mutex
-	var after []string
-	f.n.Runner.Hook = func(label, script string, _ []byte) (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if fence.closed.Load() {
-			after = append(after, label)
-		}
-		if label == "step: switch active" {
-			fence.closed.Store(true)
-		}
-		return script, nil
-	}
-	err := f.do(t, ActionInstall, f.component(t, "1.0.0", false))
-	if !errors.Is(err, ErrFenced) || !errors.Is(err, errLostLead) {
-		t.Fatalf("install under a closed fence: %v, want ErrFenced wrapping the reason", err)
-	}
-	if !strings.Contains(err.Error(), "restart unit") {
-		t.Errorf("error %q does not name the step that did not start", err)
-	}
-	for _, l := range after {
-		if strings.HasPrefix(l, "step") {
-			t.Errorf("step ran after the fence closed: %q", l)
-		}
-	}
-	// Nothing runs at all once it is closed.
-	f.n.Runner.Hook = func(label, script string, _ []byte) (string, error) {
-		if strings.HasPrefix(label, "step") {
-			t.Errorf("step %q ran under a closed fence", label)
-		}
-		return script, nil
-	}
-	if err := f.do(t, ActionInstall, f.component(t, "1.0.0", false)); !errors.Is(err, ErrFenced) {
-		t.Fatalf("second install: %v", err)
-	}
 }
 
 // The controller admits no action while the fence is closed, says why in
@@ -93,7 +50,7 @@ func TestControllerClosedFenceAdmitsNothing(t *testing.T) {
 		t.Fatalf("actions started under a closed fence: %d", attempts)
 	}
 	for _, n := range c.Status().Nodes {
-		if n.ConsecutiveFailures != 0 || slices.ContainsFunc(n.History, func(r ActionRecord) bool { return r.Result == "failure" }) {
+		if n.ConsecutiveFailures != 0 || slices.ContainsFunc(n.History, func(r plan.ActionRecord) bool { return r.Result == "failure" }) {
 			t.Errorf("%s: closed fence counted as a failure: %+v", n.Name, n)
 		}
 	}
@@ -116,7 +73,7 @@ func TestControllerFencedStepIsNoNodeFailure(t *testing.T) {
 	c.SetDesired(f.desired(spec{app: "1.0", maxUnavailable: "1"}))
 	waitFor(t, time.Minute, "the fenced action to end", func() bool { return len(f.eventsOf(EventActionFailed)) > 0 })
 	ev := f.eventsOf(EventActionFailed)[0]
-	if !strings.Contains(ev.Message, ErrFenced.Error()) {
+	if !strings.Contains(ev.Message, execute.ErrFenced.Error()) {
 		t.Fatalf("failed action says %q, want the fence", ev.Message)
 	}
 	if n := c.Status().Nodes[0]; n.ConsecutiveFailures != 0 {

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/state"
 )
 
@@ -37,9 +38,9 @@ type daemonRecord struct {
 
 // nodeRecord is one node's part.
 type nodeRecord struct {
-	History  []ActionRecord `json:"history,omitempty"`
-	Failures int            `json:"failures,omitempty"`
-	RetryAt  time.Time      `json:"retryAt,omitzero"`
+	History  []plan.ActionRecord `json:"history,omitempty"`
+	Failures int                 `json:"failures,omitempty"`
+	RetryAt  time.Time           `json:"retryAt,omitzero"`
 }
 
 // persistence is the controller's bookkeeping for the store.
@@ -59,7 +60,7 @@ type persistence struct {
 	// have were last dropped (under persistMu): the sweep reads every key
 	// written, so it runs once per manifest, not after every probe (at
 	// 10,000 nodes that was 10,000 keys per probe, most of the daemon's CPU).
-	sweptFor *Desired
+	sweptFor *plan.Desired
 	sweeps   int // how many sweeps ran (tests)
 }
 
@@ -85,7 +86,7 @@ func (c *Controller) Restore() error {
 	if err != nil {
 		return err
 	}
-	var halt RolloutStatus
+	var halt plan.RolloutStatus
 	rawHalt, err := getJSON(c.Store, keyHalt, &halt)
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func (c *Controller) Restore() error {
 
 // sameGeneration says whether d is the manifest the generation count was
 // last raised for (also across a restart), and notes it as such (under mu).
-func (c *Controller) sameGeneration(d *Desired) bool {
+func (c *Controller) sameGeneration(d *plan.Desired) bool {
 	same := c.persist.genHash == d.Generation
 	c.persist.genHash = d.Generation
 	return same
@@ -296,36 +297,36 @@ func getJSON(s state.Store, key string, v any) ([]byte, error) {
 // probes nothing (a standby of several on etcd): the manifest's nodes,
 // unknown to it, with the history, failures and halt the leader wrote,
 // so every daemon shows the same history.
-func StoredStatus(d *Desired, s state.Store) (ClusterStatus, error) {
+func StoredStatus(d *plan.Desired, s state.Store) (plan.ClusterStatus, error) {
 	var rec daemonRecord
 	if _, err := getJSON(s, keyDaemon, &rec); err != nil {
-		return ClusterStatus{}, err
+		return plan.ClusterStatus{}, err
 	}
-	var halt RolloutStatus
+	var halt plan.RolloutStatus
 	if _, err := getJSON(s, keyHalt, &halt); err != nil {
-		return ClusterStatus{}, err
+		return plan.ClusterStatus{}, err
 	}
 	recs, err := s.List(keyNodePrefix)
 	if err != nil {
-		return ClusterStatus{}, fmt.Errorf("state store: %w", err)
+		return plan.ClusterStatus{}, fmt.Errorf("state store: %w", err)
 	}
 	nodes := make(map[string]nodeRecord, len(recs))
 	for _, r := range recs {
 		var n nodeRecord
 		if err := json.Unmarshal(r.Value, &n); err != nil {
-			return ClusterStatus{}, fmt.Errorf("state store: record %s: %w", r.Key, err)
+			return plan.ClusterStatus{}, fmt.Errorf("state store: record %s: %w", r.Key, err)
 		}
 		nodes[strings.TrimPrefix(r.Key, keyNodePrefix)] = n
 	}
-	cs := ClusterStatus{Cluster: d.Cluster, Generation: rec.Generation, Hash: rec.Hash, LoadSuccess: true, Paused: d.Paused}
+	cs := plan.ClusterStatus{Cluster: d.Cluster, Generation: rec.Generation, Hash: rec.Hash, LoadSuccess: true, Paused: d.Paused}
 	if halt.Halted {
 		cs.Rollout = halt
 	}
-	plan := Plan{Generation: d.Generation}
+	p := plan.Plan{Generation: d.Generation}
 	for _, n := range d.Nodes {
-		plan.Nodes = append(plan.Nodes, NodePlan{Node: n.Name, Reason: "not probed by this daemon (a standby)"})
+		p.Nodes = append(p.Nodes, plan.NodePlan{Node: n.Name, Reason: "not probed by this daemon (a standby)"})
 	}
-	cs.Nodes = NodeStatuses(d, nil, plan)
+	cs.Nodes = plan.NodeStatuses(d, nil, p)
 	for i := range cs.Nodes {
 		ns := &cs.Nodes[i]
 		r, ok := nodes[ns.Name]

@@ -5,16 +5,17 @@ import (
 	"testing"
 
 	"github.com/drover-project/drover/inventory"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/state"
 )
 
 // scaleDesired is a manifest of n nodes, enough for the controller's
 // bookkeeping (no components: nothing is probed here).
-func scaleDesired(n int, gen string) *Desired {
-	d := &Desired{Cluster: "scale", Generation: gen, InstallRoot: "/opt/drover", Components: map[string]*DesiredComponentInfo{}}
+func scaleDesired(n int, gen string) *plan.Desired {
+	d := &plan.Desired{Cluster: "scale", Generation: gen, InstallRoot: "/opt/drover", Components: map[string]*plan.DesiredComponentInfo{}}
 	for i := range n {
 		name := fmt.Sprintf("n%05d", i)
-		d.Nodes = append(d.Nodes, &DesiredNode{Name: name, Target: inventory.Target{Name: name, Address: "127.1.0.1"}})
+		d.Nodes = append(d.Nodes, &plan.DesiredNode{Name: name, Target: inventory.Target{Name: name, Address: "127.1.0.1"}})
 	}
 	return d
 }
@@ -89,12 +90,12 @@ func TestDesiredNodeIndex(t *testing.T) {
 	if d.Node("stranger") != nil {
 		t.Error("Node(stranger) found something")
 	}
-	extra := &DesiredNode{Name: "late"}
+	extra := &plan.DesiredNode{Name: "late"}
 	d.Nodes = append(d.Nodes, extra)
 	if d.Node("late") != extra {
 		t.Error("a node appended after the first Node call is not found")
 	}
-	swapped := &DesiredNode{Name: "swapped"}
+	swapped := &plan.DesiredNode{Name: "swapped"}
 	d.Nodes[3] = swapped
 	if d.Node("swapped") != swapped || d.Node("n00003") != nil {
 		t.Error("a node replaced in place is not found, or the old one still is")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/drover-project/drover/probes"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // settleAttempts is how many failed passes make a node count as settled
@@ -93,156 +94,18 @@ func (c *Controller) settled() (bool, error) {
 // (they count as unavailable until then), or before they turned healthy,
 // no action ends to wake it, yet its next pass will be admitted: that is
 // not settled.
-func (c *Controller) releasableLocked(d *Desired) bool {
-	plan := Plan{Generation: d.Generation, Paused: d.Paused}
+func (c *Controller) releasableLocked(d *plan.Desired) bool {
+	p := plan.Plan{Generation: d.Generation, Paused: d.Paused}
 	obs := make(map[string]probes.Observed, len(d.Nodes))
 	for _, n := range d.Nodes {
 		st := c.nodes[n.Name]
-		plan.Nodes = append(plan.Nodes, st.plan)
+		p.Nodes = append(p.Nodes, st.plan)
 		obs[n.Name] = st.obs
 	}
-	for _, a := range NextWave(d, plan, obs, RolloutState{Halt: c.halt}).Actions {
+	for _, a := range plan.NextWave(d, p, obs, plan.RolloutState{Halt: c.halt}).Actions {
 		if st := c.nodes[a.Node]; st != nil && st.failures < settleAttempts {
 			return true
 		}
 	}
 	return false
-}
-
-// Status is a snapshot of the cluster for the API, the CLI and metrics.
-func (c *Controller) Status() ClusterStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cs := ClusterStatus{
-		Generation:   c.gen,
-		LoadSuccess:  c.load.ok,
-		LoadError:    c.load.err,
-		LastLoadTime: c.load.time,
-	}
-	d := c.desired
-	if d == nil {
-		return cs
-	}
-	if HaltActive(c.halt, d.Generation) {
-		cs.Rollout = c.halt
-	}
-	cs.Cluster, cs.Hash, cs.Paused = d.Cluster, d.Generation, d.Paused
-	plan := Plan{Generation: d.Generation}
-	obs := map[string]probes.Observed{}
-	for _, n := range d.Nodes {
-		st := c.nodes[n.Name]
-		if st == nil || !st.probed {
-			plan.Nodes = append(plan.Nodes, NodePlan{Node: n.Name, Reason: "not probed yet"})
-			continue
-		}
-		plan.Nodes = append(plan.Nodes, st.plan)
-		obs[n.Name] = st.obs
-	}
-	cs.Nodes = NodeStatuses(d, obs, plan)
-	for i := range cs.Nodes {
-		ns := &cs.Nodes[i]
-		st := c.nodes[ns.Name]
-		if st == nil {
-			continue
-		}
-		ns.ConsecutiveFailures = st.failures
-		ns.LastConverged = st.lastConverged
-		ns.LastProbe = st.lastGoodProbe // the last successful probe: staleness alerts rely on it
-		ns.History = append([]ActionRecord(nil), st.history...)
-		if len(st.history) > 0 {
-			last := st.history[len(st.history)-1]
-			ns.LastAction = &last
-		}
-		if !ns.Converged && st.waiting != "" && ns.Reason != "" {
-			ns.Reason += "; " + st.waiting
-		}
-		if !ns.Converged && ns.Reachable && st.retryAt.After(c.Now()) {
-			ns.Reason += fmt.Sprintf("; retrying at %s after %d failed attempt(s)", st.retryAt.Format(time.TimeOnly), st.failures)
-		}
-		if ns.Facts == nil && st.facts != nil {
-			f := *st.facts
-			ns.Facts = &f
-		}
-		if a, ok := c.inflight[ns.Name]; ok {
-			ns.InFlight = &a
-			cs.Rollout.InFlight = append(cs.Rollout.InFlight, a)
-		}
-		if !ns.Converged && len(st.plan.Actions) > 0 {
-			ns.Waiting = st.waiting
-			if st.waiting != "" {
-				cs.Rollout.Waiting = append(cs.Rollout.Waiting, NodeWaiting{Node: ns.Name, Reason: st.waiting})
-			}
-		}
-		if st.probed && st.obs.Known {
-			cs.Rollout.Pending += pendingBesides(st.plan.Actions, ns.InFlight)
-		}
-	}
-	return cs
-}
-
-// pendingBesides counts the actions of a node's plan other than the one
-// in flight (which stays in the plan until a probe sees its effect).
-func pendingBesides(actions []Action, inFlight *Action) int {
-	n := len(actions)
-	if inFlight == nil {
-		return n
-	}
-	for _, a := range actions {
-		if a.Component == inFlight.Component && a.Kind == inFlight.Kind {
-			return n - 1
-		}
-	}
-	return n
-}
-
-// CurrentPlan is the plan as of each node's last probe.
-func (c *Controller) CurrentPlan() Plan {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.desired == nil {
-		return Plan{}
-	}
-	p := Plan{Generation: c.desired.Generation}
-	for _, n := range c.desired.Nodes {
-		if st := c.nodes[n.Name]; st != nil && st.probed {
-			p.Nodes = append(p.Nodes, st.plan)
-		} else {
-			p.Nodes = append(p.Nodes, NodePlan{Node: n.Name, Reason: "not probed yet"})
-		}
-	}
-	return p
-}
-
-// Ready reports whether every node has been probed at least once.
-func (c *Controller) Ready() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.desired == nil {
-		return false
-	}
-	for _, n := range c.desired.Nodes {
-		if st := c.nodes[n.Name]; st == nil || !st.probed {
-			return false
-		}
-	}
-	return true
-}
-
-// RequestFor is the probe request of one node: the components it should
-// have, with the files to hash and the health and leader checks to run.
-func RequestFor(d *Desired, n *DesiredNode) probes.Request {
-	req := probes.Request{InstallRoot: d.InstallRoot, Components: make([]probes.Want, 0, len(n.Components))}
-	for _, comp := range n.Components {
-		w := probes.Want{Name: comp.Name, Version: comp.Version, Service: comp.Unit != nil, Health: comp.Health, Leader: comp.Leader}
-		for _, f := range comp.Files {
-			w.Files = append(w.Files, f.Path)
-		}
-		req.Components = append(req.Components, w)
-	}
-	return req
-}
-
-// DiffNode diffs one node; the daemon calls it after each probe.
-func DiffNode(d *Desired, n *DesiredNode, obs probes.Observed) NodePlan {
-	return diffNode(d, n, map[string]probes.Observed{n.Name: obs})
 }

@@ -1,200 +1,128 @@
 package reconciler
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/drover-project/drover/probes"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
-// Sync says whether a component on a node matches the manifest.
-type Sync string
-
-const (
-	Synced      Sync = "Synced"
-	OutOfSync   Sync = "OutOfSync"
-	SyncUnknown Sync = "Unknown"
-)
-
-// Health says whether a component on a node works.
-type Health string
-
-const (
-	Healthy       Health = "Healthy"
-	Progressing   Health = "Progressing"
-	Degraded      Health = "Degraded"
-	Missing       Health = "Missing"
-	HealthUnknown Health = "Unknown"
-)
-
-// ComponentStatus is one component on one node.
-type ComponentStatus struct {
-	Name            string `json:"name"`
-	DesiredVersion  string `json:"desiredVersion"` // "" when it should be absent
-	ObservedVersion string `json:"observedVersion"`
-	Sync            Sync   `json:"sync"`
-	Health          Health `json:"health"`
-	Reason          string `json:"reason,omitempty"`
-	// What the node has, as its last probe saw it (empty when unknown):
-	// the receipt drover wrote there (version, artifact sha256, config
-	// hash, unit hash, generation), the version the active link points at
-	// and the unit's state, e.g. "active (running)".
-	Receipt *probes.Receipt `json:"receipt,omitempty"`
-	Active  string          `json:"active,omitempty"`
-	Unit    string          `json:"unit,omitempty"`
-	// Leader is set on the quorum member whose leader check passed at the
-	// last probe: a rolling change takes it last.
-	Leader bool `json:"leader,omitempty"`
+// Status is a snapshot of the cluster for the API, the CLI and metrics.
+func (c *Controller) Status() plan.ClusterStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs := plan.ClusterStatus{
+		Generation:   c.gen,
+		LoadSuccess:  c.load.ok,
+		LoadError:    c.load.err,
+		LastLoadTime: c.load.time,
+	}
+	d := c.desired
+	if d == nil {
+		return cs
+	}
+	if plan.HaltActive(c.halt, d.Generation) {
+		cs.Rollout = c.halt
+	}
+	cs.Cluster, cs.Hash, cs.Paused = d.Cluster, d.Generation, d.Paused
+	p := plan.Plan{Generation: d.Generation}
+	obs := map[string]probes.Observed{}
+	for _, n := range d.Nodes {
+		st := c.nodes[n.Name]
+		if st == nil || !st.probed {
+			p.Nodes = append(p.Nodes, plan.NodePlan{Node: n.Name, Reason: "not probed yet"})
+			continue
+		}
+		p.Nodes = append(p.Nodes, st.plan)
+		obs[n.Name] = st.obs
+	}
+	cs.Nodes = plan.NodeStatuses(d, obs, p)
+	for i := range cs.Nodes {
+		ns := &cs.Nodes[i]
+		st := c.nodes[ns.Name]
+		if st == nil {
+			continue
+		}
+		ns.ConsecutiveFailures = st.failures
+		ns.LastConverged = st.lastConverged
+		ns.LastProbe = st.lastGoodProbe // the last successful probe: staleness alerts rely on it
+		ns.History = append([]plan.ActionRecord(nil), st.history...)
+		if len(st.history) > 0 {
+			last := st.history[len(st.history)-1]
+			ns.LastAction = &last
+		}
+		if !ns.Converged && st.waiting != "" && ns.Reason != "" {
+			ns.Reason += "; " + st.waiting
+		}
+		if !ns.Converged && ns.Reachable && st.retryAt.After(c.Now()) {
+			ns.Reason += fmt.Sprintf("; retrying at %s after %d failed attempt(s)", st.retryAt.Format(time.TimeOnly), st.failures)
+		}
+		if ns.Facts == nil && st.facts != nil {
+			f := *st.facts
+			ns.Facts = &f
+		}
+		if a, ok := c.inflight[ns.Name]; ok {
+			ns.InFlight = &a
+			cs.Rollout.InFlight = append(cs.Rollout.InFlight, a)
+		}
+		if !ns.Converged && len(st.plan.Actions) > 0 {
+			ns.Waiting = st.waiting
+			if st.waiting != "" {
+				cs.Rollout.Waiting = append(cs.Rollout.Waiting, plan.NodeWaiting{Node: ns.Name, Reason: st.waiting})
+			}
+		}
+		if st.probed && st.obs.Known {
+			cs.Rollout.Pending += pendingBesides(st.plan.Actions, ns.InFlight)
+		}
+	}
+	return cs
 }
 
-// ActionRecord is one action drover ran on a node.
-type ActionRecord struct {
-	Time      time.Time     `json:"time"`
-	Action    string        `json:"action"`
-	Component string        `json:"component"`
-	Version   string        `json:"version,omitempty"`
-	Result    string        `json:"result"` // success, failure
-	Message   string        `json:"message,omitempty"`
-	Duration  time.Duration `json:"duration"`
-	// Steps are the steps the action ran on the node, in order: its
-	// output for the operator (a failure's stderr is in Message).
-	Steps []StepRecord `json:"steps,omitempty"`
+// pendingBesides counts the actions of a node's plan other than the one
+// in flight (which stays in the plan until a probe sees its effect).
+func pendingBesides(actions []plan.Action, inFlight *plan.Action) int {
+	n := len(actions)
+	if inFlight == nil {
+		return n
+	}
+	for _, a := range actions {
+		if a.Component == inFlight.Component && a.Kind == inFlight.Kind {
+			return n - 1
+		}
+	}
+	return n
 }
 
-// StepRecord is one step of an action as it ran on the node.
-type StepRecord struct {
-	Name     string        `json:"name"`
-	Result   string        `json:"result"` // changed, in-place, failed
-	Duration time.Duration `json:"duration"`
+// CurrentPlan is the plan as of each node's last probe.
+func (c *Controller) CurrentPlan() plan.Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.desired == nil {
+		return plan.Plan{}
+	}
+	p := plan.Plan{Generation: c.desired.Generation}
+	for _, n := range c.desired.Nodes {
+		if st := c.nodes[n.Name]; st != nil && st.probed {
+			p.Nodes = append(p.Nodes, st.plan)
+		} else {
+			p.Nodes = append(p.Nodes, plan.NodePlan{Node: n.Name, Reason: "not probed yet"})
+		}
+	}
+	return p
 }
 
-// Step results: the step changed the node, found it already in place
-// (a resumed or repeated action), or failed.
-const (
-	StepChanged = "changed"
-	StepInPlace = "in-place"
-	StepFailed  = "failed"
-)
-
-// NodeStatus is everything drover knows of one node now.
-type NodeStatus struct {
-	Name      string `json:"name"`
-	Address   string `json:"address"`
-	Reachable bool   `json:"reachable"`
-	// Converged: every component it should have is Synced and Healthy
-	// and nothing it should not have is present.
-	Converged bool `json:"converged"`
-	// Reason says why it is not converged (or unreachable).
-	Reason              string            `json:"reason,omitempty"`
-	Paused              bool              `json:"paused,omitempty"`
-	ObservedGeneration  string            `json:"observedGeneration,omitempty"`
-	LastProbe           time.Time         `json:"lastProbe"`
-	LastConverged       time.Time         `json:"lastConverged"`
-	ConsecutiveFailures int               `json:"consecutiveFailures"`
-	LastAction          *ActionRecord     `json:"lastAction,omitempty"`
-	History             []ActionRecord    `json:"history,omitempty"`
-	Components          []ComponentStatus `json:"components"`
-
-	// For the console: the node as the manifest places it, the facts of
-	// its last successful probe (kept while it is unreachable), and the
-	// outcome of its last probe attempt, successful or not.
-	Roles            []string          `json:"roles,omitempty"`
-	Labels           map[string]string `json:"labels,omitempty"`
-	Facts            *NodeFacts        `json:"facts,omitempty"`
-	LastProbeAttempt time.Time         `json:"lastProbeAttempt,omitzero"`
-	ProbeDuration    time.Duration     `json:"probeDuration,omitempty"`
-	// ProbeError is why the last probe learnt nothing, e.g.
-	// "unreachable: dial tcp 127.0.2.3:22: i/o timeout".
-	ProbeError string `json:"probeError,omitempty"`
-	// InFlight is the action running on the node (or ended and not yet
-	// seen by a probe); Waiting says why its pending actions do not start.
-	InFlight *Action `json:"inFlight,omitempty"`
-	Waiting  string  `json:"waiting,omitempty"`
-}
-
-// NodeFacts are what a probe learnt of the node's system.
-type NodeFacts struct {
-	OSID      string `json:"osId"`
-	OSVersion string `json:"osVersionId"`
-	Arch      string `json:"arch"`
-	Hostname  string `json:"hostname,omitempty"`
-	// FreeBytes under the install root; -1 when unknown.
-	FreeBytes int64 `json:"freeBytes"`
-}
-
-// RolloutStatus is the state of the cluster-wide rollout.
-type RolloutStatus struct {
-	Halted    bool   `json:"halted"`
-	Reason    string `json:"reason,omitempty"`
-	Component string `json:"component,omitempty"`
-	Node      string `json:"node,omitempty"`
-	// Generation the halt applies to: a new manifest lifts it.
-	Generation string `json:"generation,omitempty"`
-
-	// The rollout in progress (in ClusterStatus only, never in a halt):
-	// the current batch (actions running, or ended and not yet seen by a
-	// probe), how many actions wait their turn, and why, per node.
-	InFlight []Action      `json:"inFlight,omitempty"`
-	Pending  int           `json:"pending,omitempty"`
-	Waiting  []NodeWaiting `json:"waiting,omitempty"`
-}
-
-// NodeWaiting says why a node's pending actions do not start yet.
-type NodeWaiting struct {
-	Node   string `json:"node"`
-	Reason string `json:"reason"`
-}
-
-// ClusterStatus is a snapshot of the whole cluster, read by the HTTP API,
-// `drover status` and the metrics collector at scrape time.
-type ClusterStatus struct {
-	Cluster string `json:"cluster"`
-	// Generation counts accepted manifest changes; Hash is the content hash.
-	Generation   int64         `json:"generation"`
-	Hash         string        `json:"hash"`
-	LoadSuccess  bool          `json:"loadSuccess"`
-	LoadError    string        `json:"loadError,omitempty"`
-	LastLoadTime time.Time     `json:"lastLoadTime"`
-	Paused       bool          `json:"paused"`
-	Rollout      RolloutStatus `json:"rollout"`
-	Nodes        []NodeStatus  `json:"nodes"`
-	// HA is the answering daemon's part when it is one of several on
-	// etcd (absent for a daemon alone).
-	HA *HAStatus `json:"ha,omitempty"`
-}
-
-// HAStatus is one daemon of several on etcd: who leads, whether this
-// daemon's manifest agrees with the generation acted on, and why it
-// changes no node when it does not.
-type HAStatus struct {
-	Name    string `json:"name"` // this daemon's --ha-name
-	Leading bool   `json:"leading"`
-	Leader  string `json:"leader,omitempty"` // "" while none leads
-	Members int    `json:"members"`
-	// Why says why this daemon changes no node now: it stands by, lost
-	// its lease (etcd away or without quorum), or its manifest is stale
-	// or not yet published. Empty while it leads and may act.
-	Why string `json:"why,omitempty"`
-	// Manifest is the hash of this daemon's own manifest file; Acted the
-	// generation the leader published and acts on.
-	Manifest string           `json:"manifest"`
-	Acted    *ActedGeneration `json:"acted,omitempty"`
-	// ManifestMismatch: this daemon's file is not the acted generation.
-	// ManifestStale: it is one acted on before and superseded.
-	ManifestMismatch bool `json:"manifestMismatch"`
-	ManifestStale    bool `json:"manifestStale,omitempty"`
-	// Answer says where the rest of the document comes from when a
-	// standby answered: "leader" (forwarded), or "etcd" (the shared
-	// state the leader wrote, nodes not probed by this daemon).
-	Answer string `json:"answer,omitempty"`
-}
-
-// ActedGeneration is the manifest generation the leader published.
-type ActedGeneration struct {
-	Hash string `json:"hash"`
-	// Seq counts the generations acted on in the cluster; Revision is
-	// the etcd revision at which this one became the acted one.
-	Seq      int64     `json:"seq"`
-	Revision int64     `json:"revision"`
-	By       string    `json:"by"`
-	Time     time.Time `json:"time"`
+// Ready reports whether every node has been probed at least once.
+func (c *Controller) Ready() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.desired == nil {
+		return false
+	}
+	for _, n := range c.desired.Nodes {
+		if st := c.nodes[n.Name]; st == nil || !st.probed {
+			return false
+		}
+	}
+	return true
 }

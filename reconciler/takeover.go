@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 	"go.uber.org/zap"
 )
 
@@ -23,32 +25,6 @@ import (
 // ordinary node again: whatever the old action left undone is pending,
 // and the rollout does it.
 
-const inflightFile = ".inflight"
-
-// markInflight writes the node-side record of an action about to start.
-func (e *Executor) markInflight(ctx context.Context, j *job) error {
-	start := e.now()
-	deadline := start.Add(time.Hour)
-	if d, ok := ctx.Deadline(); ok {
-		deadline = d
-	}
-	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`t="$root/.inflight.tmp"
-printf '%%s %%s %%s\n' %d %d %s > "$t"
-mv -f -- "$t" "$root/%s"
-echo changed
-`, start.Unix(), deadline.Unix(), j.name, inflightFile)
-	_, err := e.runStep(ctx, j, "mark in flight", script, nil)
-	return err
-}
-
-// clearInflight removes the record once the action has ended.
-func (e *Executor) clearInflight(ctx context.Context, j *job) error {
-	script := lockedPreamble(e.InstallRoot, e.lockWait()) + fmt.Sprintf(`if [ -e "$root/%[1]s" ]; then rm -f -- "$root/%[1]s"; echo changed; fi
-`, inflightFile)
-	_, err := e.runStep(ctx, j, "clear in flight", script, nil)
-	return err
-}
-
 // foreignAction is an action a deposed leader began on a node.
 type foreignAction struct {
 	deadline time.Time
@@ -56,7 +32,7 @@ type foreignAction struct {
 
 // takeoverScan reads, once per node per controller, the record a former
 // leader may have left (only with a Fence: a lone daemon writes none).
-func (c *Controller) takeoverScan(ctx context.Context, d *Desired, dn *DesiredNode) {
+func (c *Controller) takeoverScan(ctx context.Context, d *plan.Desired, dn *plan.DesiredNode) {
 	if c.Fence == nil {
 		return
 	}
@@ -68,8 +44,7 @@ func (c *Controller) takeoverScan(ctx context.Context, d *Desired, dn *DesiredNo
 		return
 	}
 	qctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
-	res, err := c.Runner.Run(qctx, dn.Target, "# drover query: in flight\n"+scriptHead(d.InstallRoot)+
-		`f="$root/`+inflightFile+`"; if [ -f "$f" ]; then read -r s e c < "$f" && echo "$s $e"; fi; :`+"\n", nil)
+	res, err := c.Runner.Run(qctx, dn.Target, execute.InflightQuery(d.InstallRoot), nil)
 	cancel()
 	if err != nil || res.ExitCode != 0 {
 		// The probe reports the node (unknown: unavailable to the
@@ -103,8 +78,8 @@ func (c *Controller) takeoverScan(ctx context.Context, d *Desired, dn *DesiredNo
 // count, for each component of the node (under mu).
 // A node whose components are all Healthy again, or past the deadline,
 // no longer counts.
-func (c *Controller) foreignLocked(d *Desired) []Action {
-	var out []Action
+func (c *Controller) foreignLocked(d *plan.Desired) []plan.Action {
+	var out []plan.Action
 	now := c.Now()
 	for _, n := range d.Nodes {
 		st := c.nodes[n.Name]
@@ -123,7 +98,7 @@ func (c *Controller) foreignLocked(d *Desired) []Action {
 		// down, quorum) and as a quiet one (actions at once).
 		for _, comp := range n.Components {
 			for _, disruptive := range []bool{true, false} {
-				out = append(out, Action{Node: n.Name, Component: comp.Name, Kind: ActionRestart, Disruptive: disruptive,
+				out = append(out, plan.Action{Node: n.Name, Component: comp.Name, Kind: plan.ActionRestart, Disruptive: disruptive,
 					Reason: "begun by a former leader"})
 			}
 		}
@@ -133,12 +108,12 @@ func (c *Controller) foreignLocked(d *Desired) []Action {
 
 // allHealthy says whether the node's last probe saw each of its wanted
 // components present and healthy.
-func allHealthy(n *DesiredNode, st *nodeTrack) bool {
+func allHealthy(n *plan.DesiredNode, st *nodeTrack) bool {
 	if !st.obs.Known {
 		return false
 	}
 	for _, want := range n.Components {
-		if h, _ := componentHealth(want, st.obs.Components[want.Name]); h != Healthy {
+		if h, _ := plan.ComponentHealth(want, st.obs.Components[want.Name]); h != plan.Healthy {
 			return false
 		}
 	}
@@ -148,7 +123,7 @@ func allHealthy(n *DesiredNode, st *nodeTrack) bool {
 // scanPendingLocked says why no action may start yet: with a fence, not
 // before every node was looked at for a former leader's action, or one
 // started elsewhere could take the slot of one still running (under mu).
-func (c *Controller) scanPendingLocked(d *Desired) string {
+func (c *Controller) scanPendingLocked(d *plan.Desired) string {
 	if c.Fence == nil {
 		return ""
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/drover-project/drover/internal/safetext"
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 func newApplyCommand() *cobra.Command {
@@ -71,9 +73,9 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 			// Every node is probed, inside the limit or not: the rollout
 			// counts them all.
 			full, obs := reconciler.PlanWithDiffs(pctx, pool, d, nil, l.Cluster.Spec.SSH.Concurrency)
-			plan := target.filterPlan(full, targeted)
+			p := target.filterPlan(full, targeted)
 			left := timeout - time.Since(probeStart)
-			if err := writePlan(out, outputText, plan); err != nil {
+			if err := writePlan(out, outputText, p); err != nil {
 				return err
 			}
 			if limited {
@@ -83,17 +85,17 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 			}
 			if dry {
 				fmt.Fprintln(out, "\nDry run: every step apply would take, none run.")
-				n, err := dryRun(pctx, out, pool, d, plan, obs)
+				n, err := dryRun(pctx, out, pool, d, p, obs)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(out, "\n%d action(s) walked; nothing was changed.\n", n)
 				return nil
 			}
-			if plan.Empty() && allKnown(plan) {
+			if p.Empty() && allKnown(p) {
 				return nil
 			}
-			if !yes && !plan.Empty() {
+			if !yes && !p.Empty() {
 				if !confirm(cmd.InOrStdin(), out) {
 					return errors.New("apply cancelled")
 				}
@@ -101,10 +103,10 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 			// The prompt's wait is the operator's, not the nodes'.
 			ctx, cancel := context.WithTimeout(cmd.Context(), left)
 			defer cancel()
-			progress := newProgress(out, countActions(plan))
+			progress := newProgress(out, countActions(p))
 			ctrl := reconciler.NewController(reconciler.ControllerOptions{
 				Runner: pool,
-				Executor: &reconciler.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: log,
+				Executor: &execute.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: log,
 					// The health gate is the rollout's healthTimeout, not ReconcileTimeout.
 					HealthTimeout: d.Rollout.HealthTimeout},
 				Log:     log,
@@ -123,8 +125,8 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 			err = ctrl.RunUntilSettled(ctx, grace)
 			progress.finish()
 			st := ctrl.Status()
-			st.Nodes = slices.DeleteFunc(st.Nodes, func(n reconciler.NodeStatus) bool {
-				return !slices.ContainsFunc(targeted, func(t *reconciler.DesiredNode) bool { return t.Name == n.Name })
+			st.Nodes = slices.DeleteFunc(st.Nodes, func(n plan.NodeStatus) bool {
+				return !slices.ContainsFunc(targeted, func(t *plan.DesiredNode) bool { return t.Name == n.Name })
 			})
 			// The nodes outside the limit keep their pending actions by
 			// design; the limited apply succeeded when its nodes converged.
@@ -157,7 +159,7 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 	return cmd
 }
 
-func allKnown(p reconciler.Plan) bool {
+func allKnown(p plan.Plan) bool {
 	for _, n := range p.Nodes {
 		if !n.Known {
 			return false
@@ -166,7 +168,7 @@ func allKnown(p reconciler.Plan) bool {
 	return true
 }
 
-func countActions(p reconciler.Plan) int {
+func countActions(p plan.Plan) int {
 	n := 0
 	for _, np := range p.Nodes {
 		n += len(np.Actions)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // addManifestFlag adds the -f flag every cluster command takes; DROVER_FILE
@@ -26,17 +26,17 @@ func addManifestFlag(cmd *cobra.Command, file *string) {
 }
 
 // compile loads a manifest and compiles it, with errors that say where.
-func compile(path string) (*manifests.Loaded, *reconciler.Desired, error) {
+func compile(path string) (*manifests.Loaded, *plan.Desired, error) {
 	l, err := manifests.Load(path)
 	return compileLoaded(path, l, err)
 }
 
 // compileLoaded compiles what loading the manifest at path gave.
-func compileLoaded(path string, l *manifests.Loaded, err error) (*manifests.Loaded, *reconciler.Desired, error) {
+func compileLoaded(path string, l *manifests.Loaded, err error) (*manifests.Loaded, *plan.Desired, error) {
 	if err != nil {
 		return nil, nil, describeLoadError(path, err)
 	}
-	d, err := reconciler.Compile(l)
+	d, err := plan.Compile(l)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}

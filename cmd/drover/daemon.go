@@ -27,6 +27,8 @@ import (
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/metrics"
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 func newDaemonCommand() *cobra.Command {
@@ -182,7 +184,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// The controller gives each manifest its own copy with its install
 	// root, generation and health timeout.
-	exec := &reconciler.Executor{Runner: d.runner, Log: d.log.Named("executor")}
+	exec := &execute.Executor{Runner: d.runner, Log: d.log.Named("executor")}
 	d.ctrl = reconciler.NewController(reconciler.ControllerOptions{
 		Runner:   d.runner,
 		Executor: exec,
@@ -300,7 +302,7 @@ func (d *daemon) reload(ctx context.Context, path string, c manifests.Change) {
 	defer d.loadMu.Unlock()
 	err := c.Err
 	var l *manifests.Loaded
-	var desired *reconciler.Desired
+	var desired *plan.Desired
 	if err == nil {
 		l, err = manifests.LoadBytesContext(ctx, path, c.Data)
 	}
@@ -309,7 +311,7 @@ func (d *daemon) reload(ctx context.Context, path string, c manifests.Change) {
 		return
 	}
 	if err == nil {
-		desired, err = reconciler.Compile(l)
+		desired, err = plan.Compile(l)
 	}
 	if err != nil && !d.loaded && errors.Is(err, fs.ErrNotExist) {
 		d.ctrl.SetLoadError(fmt.Errorf("no manifest yet at %s", path))
@@ -327,7 +329,7 @@ func (d *daemon) reload(ctx context.Context, path string, c manifests.Change) {
 	d.apply(l, desired)
 }
 
-func (d *daemon) apply(l *manifests.Loaded, desired *reconciler.Desired) {
+func (d *daemon) apply(l *manifests.Loaded, desired *plan.Desired) {
 	for _, w := range l.Warnings {
 		d.log.Warn("manifest warning", zap.String("problem", w.String()))
 	}

@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/drover-project/drover/console"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // TestDaemonServesConsole: the daemon serves the console at "/" beside
@@ -173,8 +173,8 @@ func TestHTTPMuxMountsSetup(t *testing.T) {
 
 type fakeAPISource struct{}
 
-func (fakeAPISource) Status() reconciler.ClusterStatus {
-	return reconciler.ClusterStatus{Cluster: "c1", Generation: 1}
+func (fakeAPISource) Status() plan.ClusterStatus {
+	return plan.ClusterStatus{Cluster: "c1", Generation: 1}
 }
-func (fakeAPISource) CurrentPlan() reconciler.Plan { return reconciler.Plan{} }
-func (fakeAPISource) Ready() bool                  { return true }
+func (fakeAPISource) CurrentPlan() plan.Plan { return plan.Plan{} }
+func (fakeAPISource) Ready() bool            { return true }

@@ -27,6 +27,8 @@ import (
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/metrics"
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/state"
 )
 
@@ -92,7 +94,7 @@ type haState struct {
 	members int
 	lost    error // why the term ended
 	etcdErr error // the last failed request to etcd; nil once one succeeds
-	desired *reconciler.Desired
+	desired *plan.Desired
 	// stopWatch ends watch.
 	stopWatch func()
 }
@@ -280,15 +282,15 @@ func (h *haState) snapshot() metrics.HAState {
 
 // status is the HA part of this daemon's status: who leads, the
 // agreement, and why it changes no node.
-func (h *haState) status() *reconciler.HAStatus {
+func (h *haState) status() *plan.HAStatus {
 	lead := h.leading()
 	v := h.agree.view()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := &reconciler.HAStatus{Name: h.name, Leading: lead, Leader: h.leader.Name, Members: h.members,
+	st := &plan.HAStatus{Name: h.name, Leading: lead, Leader: h.leader.Name, Members: h.members,
 		Manifest: v.Own, ManifestMismatch: v.Mismatch, ManifestStale: v.Stale}
 	if g := v.Acted; g != nil {
-		st.Acted = &reconciler.ActedGeneration{Hash: g.Hash, Seq: g.Seq, Revision: g.Revision, By: g.By, Time: g.Time}
+		st.Acted = &plan.ActedGeneration{Hash: g.Hash, Seq: g.Seq, Revision: g.Revision, By: g.By, Time: g.Time}
 	}
 	st.Why = haWhy(h.term != nil, h.lost, v.Why, h.leader.Name, h.etcdErr)
 	return st
@@ -423,7 +425,7 @@ func (h *haState) watchOwnManifest(ctx context.Context, abs string) {
 			if err != nil {
 				continue
 			}
-			desired, err := reconciler.Compile(l)
+			desired, err := plan.Compile(l)
 			if err != nil {
 				continue
 			}
@@ -433,7 +435,7 @@ func (h *haState) watchOwnManifest(ctx context.Context, abs string) {
 }
 
 // setOwn notes a standby's manifest.
-func (h *haState) setOwn(d *reconciler.Desired) {
+func (h *haState) setOwn(d *plan.Desired) {
 	h.mu.Lock()
 	h.desired = d
 	h.mu.Unlock()
@@ -445,7 +447,7 @@ func (h *haState) setOwn(d *reconciler.Desired) {
 // daemon's own HA part either way.
 type standbySource struct{ h *haState }
 
-func (s standbySource) Status() reconciler.ClusterStatus {
+func (s standbySource) Status() plan.ClusterStatus {
 	st, err := s.h.leaderStatus()
 	answer := "leader"
 	if err != nil {
@@ -459,50 +461,50 @@ func (s standbySource) Status() reconciler.ClusterStatus {
 	return st
 }
 
-func (standbySource) CurrentPlan() reconciler.Plan { return reconciler.Plan{} }
-func (standbySource) Ready() bool                  { return false }
+func (standbySource) CurrentPlan() plan.Plan { return plan.Plan{} }
+func (standbySource) Ready() bool            { return false }
 
 // leaderStatus is the leading daemon's status, asked over HTTP.
-func (h *haState) leaderStatus() (reconciler.ClusterStatus, error) {
+func (h *haState) leaderStatus() (plan.ClusterStatus, error) {
 	h.mu.Lock()
 	leader := h.leader
 	h.mu.Unlock()
 	if leader.Name == "" || leader.URL == "" || leader.Name == h.name {
-		return reconciler.ClusterStatus{}, errors.New("no daemon leads")
+		return plan.ClusterStatus{}, errors.New("no daemon leads")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(leader.URL, "/")+api.PathStatus, nil)
 	if err != nil {
-		return reconciler.ClusterStatus{}, err
+		return plan.ClusterStatus{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return reconciler.ClusterStatus{}, fmt.Errorf("the leader %s does not answer: %w", leader.Name, err)
+		return plan.ClusterStatus{}, fmt.Errorf("the leader %s does not answer: %w", leader.Name, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return reconciler.ClusterStatus{}, fmt.Errorf("the leader %s answers %s", leader.Name, resp.Status)
+		return plan.ClusterStatus{}, fmt.Errorf("the leader %s answers %s", leader.Name, resp.Status)
 	}
-	var st reconciler.ClusterStatus
+	var st plan.ClusterStatus
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st); err != nil {
-		return reconciler.ClusterStatus{}, fmt.Errorf("the leader %s's status: %w", leader.Name, err)
+		return plan.ClusterStatus{}, fmt.Errorf("the leader %s's status: %w", leader.Name, err)
 	}
 	return st, nil
 }
 
 // sharedStatus is the cluster as the leader left it in etcd, over this
 // standby's own manifest.
-func (h *haState) sharedStatus() reconciler.ClusterStatus {
+func (h *haState) sharedStatus() plan.ClusterStatus {
 	h.mu.Lock()
 	d := h.desired
 	h.mu.Unlock()
 	if d == nil {
-		return reconciler.ClusterStatus{LoadError: "no manifest"}
+		return plan.ClusterStatus{LoadError: "no manifest"}
 	}
 	st, err := reconciler.StoredStatus(d, h.shared)
 	if err != nil {
-		return reconciler.ClusterStatus{Cluster: d.Cluster, LoadSuccess: true, LoadError: err.Error()}
+		return plan.ClusterStatus{Cluster: d.Cluster, LoadSuccess: true, LoadError: err.Error()}
 	}
 	return st
 }
@@ -513,7 +515,7 @@ type haSource struct {
 	h *haState
 }
 
-func (s haSource) Status() reconciler.ClusterStatus {
+func (s haSource) Status() plan.ClusterStatus {
 	st := s.Controller.Status()
 	st.HA = s.h.status()
 	return st
@@ -636,7 +638,7 @@ type namedStore interface {
 }
 
 // fenceFor is the controller's fence: none for a daemon alone.
-func (h *haState) fenceFor() reconciler.Fence {
+func (h *haState) fenceFor() execute.Fence {
 	if h == nil {
 		return nil
 	}

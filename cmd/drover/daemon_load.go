@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-project/drover/manifests"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // loadManifests takes every change of the manifest (the watcher's, and a
@@ -51,7 +51,7 @@ func publicLoadError(err error) error {
 // loadFirst is the daemon's first load, as compile but of a regular file
 // only (as the watcher reads it: a FIFO there would block the start) and
 // stopped by ctx (a SIGTERM during a long load).
-func loadFirst(ctx context.Context, path string) (*manifests.Loaded, *reconciler.Desired, error) {
+func loadFirst(ctx context.Context, path string) (*manifests.Loaded, *plan.Desired, error) {
 	data, err := manifests.ReadRegular(path, manifests.MaxManifestBytes)
 	if err != nil {
 		return nil, nil, err

@@ -23,26 +23,26 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/drover-project/drover/api"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // statusFixture is what a daemon reports about a cluster with a rejected
 // manifest, a halted rollout, one converged and one unreachable node.
-func statusFixture() reconciler.ClusterStatus {
+func statusFixture() plan.ClusterStatus {
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	return reconciler.ClusterStatus{
+	return plan.ClusterStatus{
 		Cluster: "prod-east", Generation: 7, Hash: "9f86d081884c7d659a2feaa0c55ad015",
 		LoadError:    "cluster.yaml: 2 problem(s):\n  spec.components[0].version: must not be empty\n  spec.nodes[1].address: \"x\" is not an IP address or host name",
 		LastLoadTime: t0,
-		Rollout:      reconciler.RolloutStatus{Halted: true, Reason: "upgrade zk 3.8.0 -> 3.8.4 on m2 failed its health check; rolled back to 3.8.0"},
-		Nodes: []reconciler.NodeStatus{
-			{Name: "m1", Address: "10.0.0.11", Reachable: true, Converged: true, Components: []reconciler.ComponentStatus{
-				{Name: "zk", DesiredVersion: "3.8.0", ObservedVersion: "3.8.0", Sync: reconciler.Synced, Health: reconciler.Healthy},
-				{Name: "node_exporter", DesiredVersion: "1.9.1", ObservedVersion: "1.9.1", Sync: reconciler.Synced, Health: reconciler.Healthy},
+		Rollout:      plan.RolloutStatus{Halted: true, Reason: "upgrade zk 3.8.0 -> 3.8.4 on m2 failed its health check; rolled back to 3.8.0"},
+		Nodes: []plan.NodeStatus{
+			{Name: "m1", Address: "10.0.0.11", Reachable: true, Converged: true, Components: []plan.ComponentStatus{
+				{Name: "zk", DesiredVersion: "3.8.0", ObservedVersion: "3.8.0", Sync: plan.Synced, Health: plan.Healthy},
+				{Name: "node_exporter", DesiredVersion: "1.9.1", ObservedVersion: "1.9.1", Sync: plan.Synced, Health: plan.Healthy},
 			}},
-			{Name: "m2", Address: "10.0.0.12", Reachable: true, Reason: "zk: upgrade 3.8.0 -> 3.8.4 pending", Components: []reconciler.ComponentStatus{
-				{Name: "zk", DesiredVersion: "3.8.4", ObservedVersion: "3.8.0", Sync: reconciler.OutOfSync, Health: reconciler.Healthy, Reason: "upgrade 3.8.0 -> 3.8.4 pending"},
-				{Name: "old", ObservedVersion: "0.1", Sync: reconciler.OutOfSync, Health: reconciler.Healthy, Reason: "remove pending"},
+			{Name: "m2", Address: "10.0.0.12", Reachable: true, Reason: "zk: upgrade 3.8.0 -> 3.8.4 pending", Components: []plan.ComponentStatus{
+				{Name: "zk", DesiredVersion: "3.8.4", ObservedVersion: "3.8.0", Sync: plan.OutOfSync, Health: plan.Healthy, Reason: "upgrade 3.8.0 -> 3.8.4 pending"},
+				{Name: "old", ObservedVersion: "0.1", Sync: plan.OutOfSync, Health: plan.Healthy, Reason: "remove pending"},
 			}},
 			{Name: "a1", Address: "10.0.1.21", Reason: "dial: connection refused"},
 		},
@@ -211,14 +211,14 @@ func runInProcess(t *testing.T, d *daemon, log *zap.Logger, logs *observer.Obser
 	return "", nil
 }
 
-func getStatus(t *testing.T, addr string) reconciler.ClusterStatus {
+func getStatus(t *testing.T, addr string) plan.ClusterStatus {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + api.PathStatus)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var st reconciler.ClusterStatus
+	var st plan.ClusterStatus
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,8 @@ import (
 
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/probes"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // dryRun walks every action of the plan through the executor with DryRun
@@ -20,7 +21,7 @@ import (
 // each step that would change a node as "would: …" and runs none, so the
 // dry run takes exactly the code path of a real apply, up to the scripts.
 // It returns how many actions it walked.
-func dryRun(ctx context.Context, out io.Writer, r inventory.Runner, d *reconciler.Desired, p reconciler.Plan, obs map[string]probes.Observed) (int, error) {
+func dryRun(ctx context.Context, out io.Writer, r inventory.Runner, d *plan.Desired, p plan.Plan, obs map[string]probes.Observed) (int, error) {
 	walked := 0
 	for _, np := range p.Nodes {
 		if !np.Known || len(np.Actions) == 0 {
@@ -34,7 +35,7 @@ func dryRun(ctx context.Context, out io.Writer, r inventory.Runner, d *reconcile
 				have = o.Components[a.Component]
 			}
 			var buf bytes.Buffer
-			e := &reconciler.Executor{Runner: r, InstallRoot: d.InstallRoot, Generation: d.Generation, DryRun: true,
+			e := &execute.Executor{Runner: r, InstallRoot: d.InstallRoot, Generation: d.Generation, DryRun: true,
 				HealthTimeout: d.Rollout.HealthTimeout, Log: wouldLogger(&buf)}
 			err := e.Do(ctx, n, a, n.Component(a.Component), have)
 			fmt.Fprintf(out, "  %s\n", a.Describe())

@@ -11,7 +11,7 @@ import (
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // touchNothing is a Runner that counts what is asked of it and runs nothing.
@@ -35,7 +35,7 @@ func TestDryRunRecordsEveryStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := reconciler.Compile(l)
+	d, err := plan.Compile(l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,10 @@ func TestDryRunRecordsEveryStep(t *testing.T) {
 	for _, n := range d.Nodes {
 		obs[n.Name] = probes.Observed{Node: n.Name, Known: true, Components: map[string]*probes.Component{}}
 	}
-	plan := reconciler.Diff(d, obs)
+	p := plan.Diff(d, obs)
 	r := &touchNothing{}
 	var b strings.Builder
-	walked, err := dryRun(context.Background(), &b, r, d, plan, obs)
+	walked, err := dryRun(context.Background(), &b, r, d, p, obs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/drover-project/drover/api"
 	"github.com/drover-project/drover/internal/sshtest"
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/test/daemonproc"
 	"github.com/drover-project/drover/test/harness"
 )
@@ -68,22 +69,22 @@ const hostileNodeText = "\x1b]0;owned\a\x1b[2J\x1b[Hall nodes converged\rok\nn9 
 // strings (plan, probe, status, apply's progress) escapes control
 // characters; JSON output escapes them by itself.
 func TestTextOutputEscapesNodeStrings(t *testing.T) {
-	plan := reconciler.Plan{Nodes: []reconciler.NodePlan{
+	pl := plan.Plan{Nodes: []plan.NodePlan{
 		{Node: "n1", Address: "10.0.0.1", Known: false, Reason: "probe: " + hostileNodeText},
-		{Node: "n2", Address: "10.0.0.2", Known: true, Actions: []reconciler.Action{
-			{Node: "n2", Component: "app", Kind: reconciler.ActionUpgrade, From: hostileNodeText, To: "2", Reason: hostileNodeText},
+		{Node: "n2", Address: "10.0.0.2", Known: true, Actions: []plan.Action{
+			{Node: "n2", Component: "app", Kind: plan.ActionUpgrade, From: hostileNodeText, To: "2", Reason: hostileNodeText},
 		}},
 	}}
-	status := reconciler.ClusterStatus{Cluster: "c", LoadError: "cluster.yaml: 1 problem(s):\n  spec.x: \x1b]0;owned\a\x1b[2J",
-		Rollout: reconciler.RolloutStatus{Halted: true, Reason: hostileNodeText},
-		Nodes: []reconciler.NodeStatus{
+	status := plan.ClusterStatus{Cluster: "c", LoadError: "cluster.yaml: 1 problem(s):\n  spec.x: \x1b]0;owned\a\x1b[2J",
+		Rollout: plan.RolloutStatus{Halted: true, Reason: hostileNodeText},
+		Nodes: []plan.NodeStatus{
 			{Name: "n1", Reason: hostileNodeText},
-			{Name: "n2", Reachable: true, Components: []reconciler.ComponentStatus{
+			{Name: "n2", Reachable: true, Components: []plan.ComponentStatus{
 				{Name: "app", DesiredVersion: "1", ObservedVersion: hostileNodeText, Reason: hostileNodeText},
 			}},
 		}}
 	printers := map[string]func(w *strings.Builder) error{
-		"plan": func(w *strings.Builder) error { return reconciler.WritePlanText(w, plan) },
+		"plan": func(w *strings.Builder) error { return plan.WritePlanText(w, pl) },
 		"status": func(w *strings.Builder) error {
 			printStatus(w, status)
 			return nil
@@ -92,7 +93,7 @@ func TestTextOutputEscapesNodeStrings(t *testing.T) {
 		"apply": func(w *strings.Builder) error {
 			p := newProgress(w, 1)
 			for _, kind := range []reconciler.EventKind{"action-start", "action-done", "action-failed", "rollback", "halt"} {
-				p.event(reconciler.Event{Node: "n1", Kind: kind, Message: hostileNodeText, Action: &reconciler.Action{Kind: reconciler.ActionInstall}})
+				p.event(reconciler.Event{Node: "n1", Kind: kind, Message: hostileNodeText, Action: &plan.Action{Kind: plan.ActionInstall}})
 			}
 			p.event(reconciler.Event{Node: "n1", Kind: "probe", Message: "unknown: " + hostileNodeText})
 			return nil

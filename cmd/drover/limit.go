@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/drover-project/drover/probes"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // limitDesired is d with every node outside the target paused: apply
@@ -14,12 +14,12 @@ import (
 // counted by the rollout as they are (a paused member that is down still
 // holds a slot of maxUnavailable and still stops a quorum change). d is
 // not changed.
-func limitDesired(d *reconciler.Desired, targeted []*reconciler.DesiredNode) *reconciler.Desired {
+func limitDesired(d *plan.Desired, targeted []*plan.DesiredNode) *plan.Desired {
 	out := *d
-	out.Nodes = make([]*reconciler.DesiredNode, len(d.Nodes))
+	out.Nodes = make([]*plan.DesiredNode, len(d.Nodes))
 	for i, n := range d.Nodes {
 		c := *n
-		if !slices.ContainsFunc(targeted, func(t *reconciler.DesiredNode) bool { return t.Name == n.Name }) {
+		if !slices.ContainsFunc(targeted, func(t *plan.DesiredNode) bool { return t.Name == n.Name }) {
 			c.Paused = true
 		}
 		out.Nodes[i] = &c
@@ -33,17 +33,17 @@ func limitDesired(d *reconciler.Desired, targeted []*reconciler.DesiredNode) *re
 // rollout's own (a quorum member outside the limit unhealthy,
 // maxUnavailable taken by nodes outside it), so apply --limit can never
 // break a rule the daemon keeps. nil when the first wave starts.
-func limitRefusal(limited *reconciler.Desired, p reconciler.Plan, obs map[string]probes.Observed, targeted []*reconciler.DesiredNode) error {
+func limitRefusal(limited *plan.Desired, p plan.Plan, obs map[string]probes.Observed, targeted []*plan.DesiredNode) error {
 	pending := 0
 	for _, np := range p.Nodes {
-		if np.Known && slices.ContainsFunc(targeted, func(t *reconciler.DesiredNode) bool { return t.Name == np.Node }) {
+		if np.Known && slices.ContainsFunc(targeted, func(t *plan.DesiredNode) bool { return t.Name == np.Node }) {
 			pending += len(np.Actions)
 		}
 	}
 	if pending == 0 {
 		return nil
 	}
-	w := reconciler.NextWave(limited, p, obs, reconciler.RolloutState{})
+	w := plan.NextWave(limited, p, obs, plan.RolloutState{})
 	if len(w.Actions) > 0 {
 		return nil
 	}
@@ -62,9 +62,9 @@ func limitRefusal(limited *reconciler.Desired, p reconciler.Plan, obs map[string
 }
 
 // targetedConverged reports whether every targeted node converged.
-func targetedConverged(nodes []reconciler.NodeStatus, targeted []*reconciler.DesiredNode) bool {
+func targetedConverged(nodes []plan.NodeStatus, targeted []*plan.DesiredNode) bool {
 	for _, n := range nodes {
-		if slices.ContainsFunc(targeted, func(t *reconciler.DesiredNode) bool { return t.Name == n.Name }) && !n.Converged {
+		if slices.ContainsFunc(targeted, func(t *plan.DesiredNode) bool { return t.Name == n.Name }) && !n.Converged {
 			return false
 		}
 	}

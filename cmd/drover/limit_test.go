@@ -6,18 +6,18 @@ import (
 
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // demoCluster is examples/demo (three masters, a ZooKeeper ensemble and
 // node_exporter, maxUnavailable 1) with every node synced and healthy.
-func demoCluster(t *testing.T) (*reconciler.Desired, map[string]probes.Observed) {
+func demoCluster(t *testing.T) (*plan.Desired, map[string]probes.Observed) {
 	t.Helper()
 	l, err := manifests.Load("../../examples/demo/cluster.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := reconciler.Compile(l)
+	d, err := plan.Compile(l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +62,8 @@ func TestLimitCountsNodesOutside(t *testing.T) {
 			if d.Node("n2").Paused || !limited.Node("n2").Paused || limited.Node("n1").Paused {
 				t.Fatal("limitDesired must pause the nodes outside, in a copy")
 			}
-			plan := reconciler.Diff(limited, obs)
-			err = limitRefusal(limited, plan, obs, targeted)
+			p := plan.Diff(limited, obs)
+			err = limitRefusal(limited, p, obs, targeted)
 			switch {
 			case tc.refusal == "" && err != nil:
 				t.Errorf("refused: %v", err)

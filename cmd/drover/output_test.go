@@ -14,7 +14,7 @@ import (
 
 	"github.com/drover-project/drover/api"
 	"github.com/drover-project/drover/console"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // refusingManifest is a two-node cluster whose nodes refuse SSH at
@@ -61,8 +61,8 @@ func fakeDaemonTokens(t *testing.T) (string, *[]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := reconciler.ClusterStatus{Cluster: "t", Generation: 3, Hash: "abcdef0123456789", LoadSuccess: true,
-		Nodes: []reconciler.NodeStatus{{Name: "n1", Reachable: true, Converged: true}}}
+	st := plan.ClusterStatus{Cluster: "t", Generation: 3, Hash: "abcdef0123456789", LoadSuccess: true,
+		Nodes: []plan.NodeStatus{{Name: "n1", Reachable: true, Converged: true}}}
 	var tokens []string
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tokens = append(tokens, r.Header.Get(console.HeaderToken))
@@ -184,26 +184,26 @@ func TestJSONAndYAMLAgree(t *testing.T) {
 // TestPlanExitCode: an unprobed node makes plan exit 1 even when other
 // nodes have changes; changes alone exit 2.
 func TestPlanExitCode(t *testing.T) {
-	change := reconciler.NodePlan{Node: "a", Known: true, Actions: []reconciler.Action{{Node: "a", Component: "app", Kind: reconciler.ActionInstall}}}
-	calm := reconciler.NodePlan{Node: "b", Known: true, Actions: []reconciler.Action{}}
-	lost := reconciler.NodePlan{Node: "c", Reason: "unreachable (connection refused)", Actions: []reconciler.Action{}}
+	change := plan.NodePlan{Node: "a", Known: true, Actions: []plan.Action{{Node: "a", Component: "app", Kind: plan.ActionInstall}}}
+	calm := plan.NodePlan{Node: "b", Known: true, Actions: []plan.Action{}}
+	lost := plan.NodePlan{Node: "c", Reason: "unreachable (connection refused)", Actions: []plan.Action{}}
 	for _, tc := range []struct {
 		name  string
-		nodes []reconciler.NodePlan
+		nodes []plan.NodePlan
 		want  int
 	}{
-		{"nothing to do", []reconciler.NodePlan{calm}, 0},
-		{"changes", []reconciler.NodePlan{change, calm}, 2},
-		{"unprobed", []reconciler.NodePlan{calm, lost}, 1},
-		{"changes and unprobed", []reconciler.NodePlan{change, lost}, 1},
+		{"nothing to do", []plan.NodePlan{calm}, 0},
+		{"changes", []plan.NodePlan{change, calm}, 2},
+		{"unprobed", []plan.NodePlan{calm, lost}, 1},
+		{"changes and unprobed", []plan.NodePlan{change, lost}, 1},
 	} {
-		p := reconciler.Plan{Nodes: tc.nodes}
+		p := plan.Plan{Nodes: tc.nodes}
 		if got := planExitCode(p); got != tc.want {
 			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
 		}
 	}
 	var b strings.Builder
-	p := reconciler.Plan{Nodes: []reconciler.NodePlan{change, lost}}
+	p := plan.Plan{Nodes: []plan.NodePlan{change, lost}}
 	if err := writePlan(&b, outputJSON, p); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 func newPlanCommand() *cobra.Command {
@@ -78,7 +79,7 @@ const defaultPlanTimeout = 2 * time.Minute
 // planExitCode is plan's exit status: 1 when any node could not be
 // probed, whatever the others would do, else 2 when something would
 // change, else 0.
-func planExitCode(p reconciler.Plan) int {
+func planExitCode(p plan.Plan) int {
 	switch {
 	case len(unprobedNodes(p)) > 0:
 		return 1
@@ -92,7 +93,7 @@ func planExitCode(p reconciler.Plan) int {
 // the nodes it could not see with why, listed apart so a script need not
 // scan every node's known flag to learn the plan is incomplete.
 type planReport struct {
-	reconciler.Plan
+	plan.Plan
 	Unprobed []unprobedNode `json:"unprobed"`
 	Summary  string         `json:"summary"`
 }
@@ -102,7 +103,7 @@ type unprobedNode struct {
 	Reason string `json:"reason"`
 }
 
-func unprobedNodes(p reconciler.Plan) []unprobedNode {
+func unprobedNodes(p plan.Plan) []unprobedNode {
 	out := []unprobedNode{}
 	for _, n := range p.Nodes {
 		if !n.Known {
@@ -113,12 +114,12 @@ func unprobedNodes(p reconciler.Plan) []unprobedNode {
 }
 
 // writePlan prints the plan in format; text is coloured on a terminal.
-func writePlan(w io.Writer, format string, p reconciler.Plan) error {
+func writePlan(w io.Writer, format string, p plan.Plan) error {
 	if format != outputText {
 		return writeStructured(w, format, planReport{Plan: p, Unprobed: unprobedNodes(p), Summary: p.Summary()})
 	}
 	var b strings.Builder
-	if err := reconciler.WritePlanText(&b, p); err != nil {
+	if err := plan.WritePlanText(&b, p); err != nil {
 		return err
 	}
 	text := b.String()

@@ -14,6 +14,7 @@ import (
 	"github.com/drover-project/drover/internal/safetext"
 	"github.com/drover-project/drover/probes"
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 func newProbeCommand() *cobra.Command {
@@ -74,18 +75,18 @@ Exit status: 0 when every node was probed, 1 when any is Unknown or on error.`,
 // probeReport is the status of the selected nodes: the one status model
 // (reconciler.StatusOf) the daemon reports too, so `drover probe` and
 // `drover status` say the same of the same node.
-func probeReport(d *reconciler.Desired, nodes []*reconciler.DesiredNode, obs map[string]probes.Observed) []reconciler.NodeStatus {
-	all := reconciler.StatusOf(d, obs)
-	out := make([]reconciler.NodeStatus, 0, len(nodes))
+func probeReport(d *plan.Desired, nodes []*plan.DesiredNode, obs map[string]probes.Observed) []plan.NodeStatus {
+	all := plan.StatusOf(d, obs)
+	out := make([]plan.NodeStatus, 0, len(nodes))
 	for _, ns := range all {
-		if slices.ContainsFunc(nodes, func(n *reconciler.DesiredNode) bool { return n.Name == ns.Name }) {
+		if slices.ContainsFunc(nodes, func(n *plan.DesiredNode) bool { return n.Name == ns.Name }) {
 			out = append(out, ns)
 		}
 	}
 	return out
 }
 
-func writeProbeReport(w io.Writer, format string, report []reconciler.NodeStatus) error {
+func writeProbeReport(w io.Writer, format string, report []plan.NodeStatus) error {
 	if format == outputText {
 		return writeNodeTable(w, report)
 	}
@@ -94,12 +95,12 @@ func writeProbeReport(w io.Writer, format string, report []reconciler.NodeStatus
 
 // writeNodeTable is the per node and component table of `drover probe`
 // and `drover status`: one printer, so the two show a node alike.
-func writeNodeTable(w io.Writer, nodes []reconciler.NodeStatus) error {
+func writeNodeTable(w io.Writer, nodes []plan.NodeStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tCOMPONENT\tDESIRED\tOBSERVED\tSYNC\tHEALTH\tREASON")
 	for _, n := range nodes {
 		if !n.Reachable {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t%s\t%s\n", n.Name, reconciler.SyncUnknown, reconciler.HealthUnknown, oneLine(n.Reason))
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t%s\t%s\n", n.Name, plan.SyncUnknown, plan.HealthUnknown, oneLine(n.Reason))
 			continue
 		}
 		if len(n.Components) == 0 {

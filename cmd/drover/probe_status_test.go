@@ -16,6 +16,7 @@ import (
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // statesManifest is one node with one service that has a health check.
@@ -38,7 +39,7 @@ spec:
 
 // syncedSvc is svc on the node as an install leaves it, its unit in the
 // given state. The probe runs a health check only on an active unit.
-func syncedSvc(want *reconciler.DesiredComponent, active, sub string) *probes.Component {
+func syncedSvc(want *plan.DesiredComponent, active, sub string) *probes.Component {
 	oc := &probes.Component{
 		Name: want.Name,
 		Receipt: &probes.Receipt{Component: want.Name, Version: want.Version, ArtifactSHA256: want.ArtifactSHA256,
@@ -86,18 +87,18 @@ func TestProbeAndStatusAgree(t *testing.T) {
 	cases := []struct {
 		state  string
 		comp   *probes.Component
-		sync   reconciler.Sync
-		health reconciler.Health
+		sync   plan.Sync
+		health plan.Health
 	}{
-		{"active", syncedSvc(want, "active", "running"), reconciler.Synced, reconciler.Healthy},
-		{"activating", syncedSvc(want, "activating", "start"), reconciler.Synced, reconciler.Progressing},
+		{"active", syncedSvc(want, "active", "running"), plan.Synced, plan.Healthy},
+		{"activating", syncedSvc(want, "activating", "start"), plan.Synced, plan.Progressing},
 		// Crash-looping: systemd waits to start it again; it serves nothing.
-		{"auto-restart", syncedSvc(want, "activating", "auto-restart"), reconciler.Synced, reconciler.Degraded},
+		{"auto-restart", syncedSvc(want, "activating", "auto-restart"), plan.Synced, plan.Degraded},
 		// A running unit re-reading its configuration is still up.
-		{"reloading", syncedSvc(want, "reloading", "reload"), reconciler.Synced, reconciler.Healthy},
-		{"failed", syncedSvc(want, "failed", "failed"), reconciler.Synced, reconciler.Degraded},
-		{"inactive", syncedSvc(want, "inactive", "dead"), reconciler.Synced, reconciler.Degraded},
-		{"missing", &probes.Component{Name: "svc", Health: probes.HealthResult{Message: "not checked: unit is inactive"}, Unit: probes.UnitState{ActiveState: "inactive", SubState: "dead"}}, reconciler.OutOfSync, reconciler.Missing},
+		{"reloading", syncedSvc(want, "reloading", "reload"), plan.Synced, plan.Healthy},
+		{"failed", syncedSvc(want, "failed", "failed"), plan.Synced, plan.Degraded},
+		{"inactive", syncedSvc(want, "inactive", "dead"), plan.Synced, plan.Degraded},
+		{"missing", &probes.Component{Name: "svc", Health: probes.HealthResult{Message: "not checked: unit is inactive"}, Unit: probes.UnitState{ActiveState: "inactive", SubState: "dead"}}, plan.OutOfSync, plan.Missing},
 	}
 	for _, tc := range cases {
 		t.Run(tc.state, func(t *testing.T) {
@@ -128,7 +129,7 @@ func TestProbeAndStatusAgree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var st reconciler.ClusterStatus
+			var st plan.ClusterStatus
 			if err := json.Unmarshal(body, &st); err != nil {
 				t.Fatal(err)
 			}

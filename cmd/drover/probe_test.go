@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/drover-project/drover/internal/sshtest"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // probeFixture is a manifest with two nodes: m1, an in-process SSH server
@@ -127,7 +127,7 @@ func TestProbeCommandOverSSH(t *testing.T) {
 	if code != 1 { // "down" is Unknown
 		t.Errorf("exit %d, want 1; stderr %s", code, errOut)
 	}
-	var report []reconciler.NodeStatus
+	var report []plan.NodeStatus
 	if err := json.Unmarshal([]byte(out), &report); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -137,13 +137,13 @@ func TestProbeCommandOverSSH(t *testing.T) {
 	m1, down := report[0], report[1]
 	// The daemon's status model (reconciler.StatusOf): what is left on
 	// the node is a pending remove.
-	want := []reconciler.ComponentStatus{
-		{Name: "app", DesiredVersion: "1.0", ObservedVersion: "1.0", Sync: reconciler.Synced, Health: reconciler.Healthy},
-		{Name: "legacy", ObservedVersion: "0.1", Sync: reconciler.OutOfSync, Health: reconciler.Healthy, Reason: "remove 0.1 pending (not in the manifest)"},
+	want := []plan.ComponentStatus{
+		{Name: "app", DesiredVersion: "1.0", ObservedVersion: "1.0", Sync: plan.Synced, Health: plan.Healthy},
+		{Name: "legacy", ObservedVersion: "0.1", Sync: plan.OutOfSync, Health: plan.Healthy, Reason: "remove 0.1 pending (not in the manifest)"},
 	}
-	var got []reconciler.ComponentStatus
+	var got []plan.ComponentStatus
 	for _, c := range m1.Components {
-		got = append(got, reconciler.ComponentStatus{Name: c.Name, DesiredVersion: c.DesiredVersion, ObservedVersion: c.ObservedVersion, Sync: c.Sync, Health: c.Health, Reason: c.Reason})
+		got = append(got, plan.ComponentStatus{Name: c.Name, DesiredVersion: c.DesiredVersion, ObservedVersion: c.ObservedVersion, Sync: c.Sync, Health: c.Health, Reason: c.Reason})
 	}
 	if !m1.Reachable || fmt.Sprint(got) != fmt.Sprint(want) || m1.Converged {
 		t.Errorf("m1 = %+v\ncomponents %+v\nwant       %+v", m1, got, want)

@@ -5,7 +5,7 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // Recap states, per node, at the end of apply (like Ansible's PLAY RECAP).
@@ -25,7 +25,7 @@ type recapRow struct {
 
 // buildRecap is the recap of every node: its last status and how many of
 // its actions succeeded and failed during this apply.
-func buildRecap(nodes []reconciler.NodeStatus, done, failed map[string]int) []recapRow {
+func buildRecap(nodes []plan.NodeStatus, done, failed map[string]int) []recapRow {
 	rows := make([]recapRow, 0, len(nodes))
 	for _, n := range nodes {
 		r := recapRow{Node: n.Name, Done: done[n.Name], Failed: failed[n.Name]}

@@ -5,10 +5,11 @@ import (
 	"testing"
 
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 func TestRecap(t *testing.T) {
-	nodes := []reconciler.NodeStatus{
+	nodes := []plan.NodeStatus{
 		{Name: "m1", Reachable: true, Converged: true},
 		{Name: "m2", Reachable: true, Converged: true},
 		{Name: "m3", Reachable: true, Converged: false, Reason: "zookeeper: upgrade failed"},
@@ -44,7 +45,7 @@ func TestProgressSaysRetriesOnce(t *testing.T) {
 	var b strings.Builder
 	p := newProgress(&b, 1)
 	start := reconciler.Event{Kind: reconciler.EventActionStart, Node: "m1", Component: "app", Message: "install app 1.0"}
-	failed := reconciler.Event{Kind: reconciler.EventActionFailed, Node: "m1", Component: "app", Message: "boom", Action: &reconciler.Action{Kind: reconciler.ActionInstall}}
+	failed := reconciler.Event{Kind: reconciler.EventActionFailed, Node: "m1", Component: "app", Message: "boom", Action: &plan.Action{Kind: plan.ActionInstall}}
 	lost := reconciler.Event{Kind: reconciler.EventProbe, Node: "a1", Message: "unknown: unreachable"}
 	for _, e := range []reconciler.Event{start, failed, lost, start, lost, lost, {Kind: reconciler.EventProbe, Node: "a1", Message: "probed"}} {
 		p.event(e)

@@ -15,7 +15,7 @@ import (
 	"github.com/drover-project/drover/api"
 	"github.com/drover-project/drover/console"
 	"github.com/drover-project/drover/internal/safetext"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 func newStatusCommand() *cobra.Command {
@@ -60,7 +60,7 @@ sync, health, versions and the reason a node has not converged.`,
 				}
 				return writeStructuredJSON(cmd.OutOrStdout(), output, body)
 			}
-			var st reconciler.ClusterStatus
+			var st plan.ClusterStatus
 			if err := json.Unmarshal(body, &st); err != nil {
 				return fmt.Errorf("decode status: %w", err)
 			}
@@ -75,7 +75,7 @@ sync, health, versions and the reason a node has not converged.`,
 	return cmd
 }
 
-func printStatus(out io.Writer, st reconciler.ClusterStatus) {
+func printStatus(out io.Writer, st plan.ClusterStatus) {
 	fmt.Fprintf(out, "cluster %s, generation %d (%s)\n", safetext.Line(st.Cluster), st.Generation, safetext.Line(short(st.Hash)))
 	if !st.LoadSuccess {
 		fmt.Fprintf(out, "manifest REJECTED, the last good one is in force:\n  %s\n", strings.ReplaceAll(safetext.Text(st.LoadError), "\n", "\n  "))
@@ -102,7 +102,7 @@ func printStatus(out io.Writer, st reconciler.ClusterStatus) {
 
 // printHA says which daemon answered, who leads, whether its manifest
 // is the generation acted on, and why it changes no node.
-func printHA(out io.Writer, h *reconciler.HAStatus) {
+func printHA(out io.Writer, h *plan.HAStatus) {
 	role := "leader"
 	if !h.Leading {
 		role = "standby"
@@ -130,10 +130,10 @@ const recentActions = 10
 
 // printHistory lists the cluster's last actions, oldest first: what the
 // daemon did lately (kept across its restarts), across every node.
-func printHistory(out io.Writer, nodes []reconciler.NodeStatus, n int) {
+func printHistory(out io.Writer, nodes []plan.NodeStatus, n int) {
 	type entry struct {
 		node string
-		rec  reconciler.ActionRecord
+		rec  plan.ActionRecord
 	}
 	var all []entry
 	for _, node := range nodes {

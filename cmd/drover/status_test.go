@@ -5,20 +5,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // TestPrintStatusListsRecentActions: the text status lists the last
 // actions of every node, oldest first, at most recentActions of them.
 func TestPrintStatusListsRecentActions(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
-	rec := func(min int, action, version, result string) reconciler.ActionRecord {
-		return reconciler.ActionRecord{Time: t0.Add(time.Duration(min) * time.Minute), Action: action, Component: "app",
+	rec := func(min int, action, version, result string) plan.ActionRecord {
+		return plan.ActionRecord{Time: t0.Add(time.Duration(min) * time.Minute), Action: action, Component: "app",
 			Version: version, Result: result, Duration: 1500 * time.Millisecond}
 	}
-	st := reconciler.ClusterStatus{Cluster: "c", LoadSuccess: true, Nodes: []reconciler.NodeStatus{
-		{Name: "n1", Reachable: true, History: []reconciler.ActionRecord{rec(1, "install", "1.0", "success"), rec(20, "upgrade", "3.0", "failure")}},
-		{Name: "n2", Reachable: true, History: []reconciler.ActionRecord{rec(2, "install", "1.0", "success")}},
+	st := plan.ClusterStatus{Cluster: "c", LoadSuccess: true, Nodes: []plan.NodeStatus{
+		{Name: "n1", Reachable: true, History: []plan.ActionRecord{rec(1, "install", "1.0", "success"), rec(20, "upgrade", "3.0", "failure")}},
+		{Name: "n2", Reachable: true, History: []plan.ActionRecord{rec(2, "install", "1.0", "success")}},
 	}}
 	for i := range recentActions {
 		st.Nodes[1].History = append(st.Nodes[1].History, rec(3+i, "reconfigure", "1.0", "success"))

@@ -5,9 +5,8 @@ import (
 	"path"
 	"slices"
 
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/spf13/cobra"
-
-	"github.com/drover-project/drover/reconciler"
 )
 
 // targetFlags choose part of the cluster: --node (repeatable, a glob such
@@ -27,17 +26,17 @@ func (tf *targetFlags) add(cmd *cobra.Command) {
 // selectNodes is the targeted nodes, in manifest order. A pattern or role
 // that matches no node, or a component the manifest lacks, is an error,
 // not an empty (and so reassuring) report.
-func (tf *targetFlags) selectNodes(d *reconciler.Desired) ([]*reconciler.DesiredNode, error) {
+func (tf *targetFlags) selectNodes(d *plan.Desired) ([]*plan.DesiredNode, error) {
 	for _, pat := range tf.nodes {
 		if _, err := path.Match(pat, ""); err != nil {
 			return nil, fmt.Errorf("--node %s: %w", pat, err)
 		}
-		if !slices.ContainsFunc(d.Nodes, func(n *reconciler.DesiredNode) bool { return matchName(pat, n.Name) }) {
+		if !slices.ContainsFunc(d.Nodes, func(n *plan.DesiredNode) bool { return matchName(pat, n.Name) }) {
 			return nil, fmt.Errorf("--node %s: no such node in the manifest", pat)
 		}
 	}
 	for _, r := range tf.roles {
-		if !slices.ContainsFunc(d.Nodes, func(n *reconciler.DesiredNode) bool { return slices.Contains(n.Roles, r) }) {
+		if !slices.ContainsFunc(d.Nodes, func(n *plan.DesiredNode) bool { return slices.Contains(n.Roles, r) }) {
 			return nil, fmt.Errorf("--role %s: no node has it", r)
 		}
 	}
@@ -46,7 +45,7 @@ func (tf *targetFlags) selectNodes(d *reconciler.Desired) ([]*reconciler.Desired
 			return nil, fmt.Errorf("--component %s: no such component in the manifest", c)
 		}
 	}
-	var out []*reconciler.DesiredNode
+	var out []*plan.DesiredNode
 	for _, n := range d.Nodes {
 		if tf.matches(n) {
 			out = append(out, n)
@@ -58,7 +57,7 @@ func (tf *targetFlags) selectNodes(d *reconciler.Desired) ([]*reconciler.Desired
 	return out, nil
 }
 
-func (tf *targetFlags) matches(n *reconciler.DesiredNode) bool {
+func (tf *targetFlags) matches(n *plan.DesiredNode) bool {
 	if len(tf.nodes) > 0 && !slices.ContainsFunc(tf.nodes, func(p string) bool { return matchName(p, n.Name) }) {
 		return false
 	}
@@ -77,14 +76,14 @@ func (tf *targetFlags) wantsComponent(c string) bool {
 
 // filterPlan keeps the targeted nodes, and on them the targeted
 // components' actions and changes.
-func (tf *targetFlags) filterPlan(p reconciler.Plan, nodes []*reconciler.DesiredNode) reconciler.Plan {
+func (tf *targetFlags) filterPlan(p plan.Plan, nodes []*plan.DesiredNode) plan.Plan {
 	out := p
 	out.Nodes = nil
 	for _, np := range p.Nodes {
-		if !slices.ContainsFunc(nodes, func(n *reconciler.DesiredNode) bool { return n.Name == np.Node }) {
+		if !slices.ContainsFunc(nodes, func(n *plan.DesiredNode) bool { return n.Name == np.Node }) {
 			continue
 		}
-		actions := []reconciler.Action{}
+		actions := []plan.Action{}
 		for _, a := range np.Actions {
 			if tf.wantsComponent(a.Component) {
 				actions = append(actions, a)
@@ -92,7 +91,7 @@ func (tf *targetFlags) filterPlan(p reconciler.Plan, nodes []*reconciler.Desired
 		}
 		np.Actions = actions
 		if np.Changes != nil {
-			changes := map[string][]reconciler.FileChange{}
+			changes := map[string][]plan.FileChange{}
 			for c, fc := range np.Changes {
 				if tf.wantsComponent(c) {
 					changes[c] = fc
@@ -106,12 +105,12 @@ func (tf *targetFlags) filterPlan(p reconciler.Plan, nodes []*reconciler.Desired
 }
 
 // filterStatus keeps the targeted components' rows of each node.
-func (tf *targetFlags) filterStatus(report []reconciler.NodeStatus) []reconciler.NodeStatus {
+func (tf *targetFlags) filterStatus(report []plan.NodeStatus) []plan.NodeStatus {
 	if len(tf.components) == 0 {
 		return report
 	}
 	for i := range report {
-		var comps []reconciler.ComponentStatus
+		var comps []plan.ComponentStatus
 		for _, c := range report[i].Components {
 			if tf.wantsComponent(c.Name) {
 				comps = append(comps, c)

@@ -6,23 +6,23 @@ import (
 	"testing"
 
 	"github.com/drover-project/drover/manifests"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
-func dcosDesired(t *testing.T) *reconciler.Desired {
+func dcosDesired(t *testing.T) *plan.Desired {
 	t.Helper()
 	l, err := manifests.Load("../../examples/dcos/cluster.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := reconciler.Compile(l)
+	d, err := plan.Compile(l)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d
 }
 
-func names(nodes []*reconciler.DesiredNode) string {
+func names(nodes []*plan.DesiredNode) string {
 	var out []string
 	for _, n := range nodes {
 		out = append(out, n.Name)
@@ -61,10 +61,10 @@ func TestTargetSelectNodes(t *testing.T) {
 }
 
 func TestTargetFilterPlan(t *testing.T) {
-	p := reconciler.Plan{Nodes: []reconciler.NodePlan{
-		{Node: "m1", Known: true, Actions: []reconciler.Action{{Component: "zookeeper", Kind: reconciler.ActionReconfigure}, {Component: "mesos-master", Kind: reconciler.ActionInstall}},
-			Changes: map[string][]reconciler.FileChange{"zookeeper": {{Path: "zoo.cfg"}}, "mesos-master": {{Path: "m"}}}},
-		{Node: "a1", Known: true, Actions: []reconciler.Action{{Component: "mesos-agent", Kind: reconciler.ActionInstall}}},
+	p := plan.Plan{Nodes: []plan.NodePlan{
+		{Node: "m1", Known: true, Actions: []plan.Action{{Component: "zookeeper", Kind: plan.ActionReconfigure}, {Component: "mesos-master", Kind: plan.ActionInstall}},
+			Changes: map[string][]plan.FileChange{"zookeeper": {{Path: "zoo.cfg"}}, "mesos-master": {{Path: "m"}}}},
+		{Node: "a1", Known: true, Actions: []plan.Action{{Component: "mesos-agent", Kind: plan.ActionInstall}}},
 	}}
 	d := dcosDesired(t)
 	tf := targetFlags{nodes: []string{"m1"}, components: []string{"zookeeper"}}

@@ -9,6 +9,7 @@ import (
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // ProblemJSON is a validation problem as the page shows it.
@@ -37,7 +38,7 @@ type Review struct {
 // checked is a manifest that passed the daemon's own checks.
 type checked struct {
 	loaded  *manifests.Loaded
-	desired *reconciler.Desired
+	desired *plan.Desired
 }
 
 // check runs exactly what the daemon runs on a manifest it reads from the
@@ -55,7 +56,7 @@ func (w *Wizard) check(data []byte) (*checked, manifests.Problems, error) {
 	}
 	ps := append(manifests.Problems{}, l.Warnings...)
 	ps = append(ps, manifests.MissingArtifacts(l)...)
-	d, err := reconciler.Compile(l)
+	d, err := plan.Compile(l)
 	if err != nil {
 		return nil, append(ps, manifests.Problem{Path: "(compile)", Message: err.Error()}), err
 	}
@@ -106,9 +107,9 @@ func (w *Wizard) plan(ctx context.Context, ck *checked) (string, error) {
 		return "", fmt.Errorf("ssh settings: %w", err)
 	}
 	defer closeRunner()
-	plan := reconciler.ProbeAndDiff(ctx, runner, ck.desired, ck.loaded.Cluster.Spec.SSH.Concurrency)
+	p := reconciler.ProbeAndDiff(ctx, runner, ck.desired, ck.loaded.Cluster.Spec.SSH.Concurrency)
 	var b bytes.Buffer
-	if err := reconciler.WritePlanText(&b, plan); err != nil {
+	if err := plan.WritePlanText(&b, p); err != nil {
 		return "", err
 	}
 	return b.String(), nil

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/drover-project/drover/manifests"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/test/harness"
 )
 
@@ -36,7 +36,7 @@ func TestManifestRendersWhatPeersWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := reconciler.Compile(l)
+	d, err := plan.Compile(l)
 	if err != nil {
 		t.Fatal(err)
 	}

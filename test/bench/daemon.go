@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // daemonProc is `drover daemon` running as a subprocess of the bench,
@@ -153,8 +153,8 @@ func (d *daemonProc) get(ctx context.Context, path string, into any) (int, error
 	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(into)
 }
 
-func (d *daemonProc) status(ctx context.Context) (reconciler.ClusterStatus, error) {
-	var st reconciler.ClusterStatus
+func (d *daemonProc) status(ctx context.Context) (plan.ClusterStatus, error) {
+	var st plan.ClusterStatus
 	code, err := d.get(ctx, "/api/v1/status", &st)
 	if err == nil && code != http.StatusOK {
 		err = fmt.Errorf("status: HTTP %d", code)
@@ -191,7 +191,7 @@ func (d *daemonProc) waitConverged(ctx context.Context, nodes int, want map[stri
 }
 
 // convergedText says why the status is not converged, "" when it is.
-func convergedText(st reconciler.ClusterStatus, nodes int, want map[string]string) string {
+func convergedText(st plan.ClusterStatus, nodes int, want map[string]string) string {
 	if len(st.Nodes) != nodes {
 		return fmt.Sprintf("%d nodes in status, want %d", len(st.Nodes), nodes)
 	}

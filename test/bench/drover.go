@@ -12,13 +12,15 @@ import (
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // droverCluster is a compiled bench manifest, driven in process the way
 // the CLI drives it (cmd/drover: probe, plan, apply).
 type droverCluster struct {
 	loaded  *manifests.Loaded
-	desired *reconciler.Desired
+	desired *plan.Desired
 	cfg     inventory.Config
 	log     *zap.Logger
 }
@@ -28,7 +30,7 @@ func loadDrover(p string, log *zap.Logger) (*droverCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := reconciler.Compile(l)
+	d, err := plan.Compile(l)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +86,7 @@ func (dc *droverCluster) apply(ctx context.Context) (time.Duration, error) {
 	}
 	ctrl := reconciler.NewController(reconciler.ControllerOptions{
 		Runner:      pool,
-		Executor:    &reconciler.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: dc.log.Named("executor")},
+		Executor:    &execute.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: dc.log.Named("executor")},
 		Log:         dc.log.Named("reconciler"),
 		Workers:     max(1, min(dc.concurrency(), len(d.Nodes))),
 		BackoffBase: time.Second,
@@ -104,7 +106,7 @@ func (dc *droverCluster) apply(ctx context.Context) (time.Duration, error) {
 }
 
 // checkConverged fails unless every node was probed and has nothing to do.
-func checkConverged(p reconciler.Plan) error {
+func checkConverged(p plan.Plan) error {
 	var bad []string
 	for _, n := range p.Nodes {
 		switch {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/test/harness"
 )
 
@@ -69,7 +69,7 @@ func (b *bench) seedPhase(ctx context.Context) error {
 // drover's install of each component leaves: the cached artifact, the
 // unpacked version dir with its rendered files and .complete, the active
 // link and the receipt.
-func seedNode(root string, d *reconciler.Desired, n *reconciler.DesiredNode) error {
+func seedNode(root string, d *plan.Desired, n *plan.DesiredNode) error {
 	for _, dir := range []string{"packages", "active", "receipts", "cache"} {
 		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
 			return err

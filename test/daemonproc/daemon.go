@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/drover-project/drover/console"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // Options say how to run `drover daemon`.
@@ -192,13 +192,13 @@ func (d *Daemon) Get(path string) ([]byte, error) {
 }
 
 // Status is GET /api/v1/status decoded; any failure fails the test.
-func (d *Daemon) Status() reconciler.ClusterStatus {
+func (d *Daemon) Status() plan.ClusterStatus {
 	d.t.Helper()
 	b, err := d.Get("/api/v1/status")
 	if err != nil {
 		d.t.Fatalf("status: %v\n%s", err, b)
 	}
-	var st reconciler.ClusterStatus
+	var st plan.ClusterStatus
 	if err := json.Unmarshal(b, &st); err != nil {
 		d.t.Fatalf("status: %v\n%s", err, b)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // TestFreshInstall installs the DC/OS-like cluster on wiped nodes: a
@@ -152,7 +152,7 @@ func TestPlanAfterConvergence(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("plan -o json exited %d, want 0", r.Code)
 	}
-	var p reconciler.Plan
+	var p plan.Plan
 	if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
 		t.Fatalf("plan -o json is not a plan: %v\n%s", err, r.Stdout)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/test/daemonproc"
 	"github.com/drover-project/drover/test/harness"
 )
@@ -171,7 +171,7 @@ func (q *faults) crashLoopFailsFast(t *testing.T, good spec) {
 	if strings.Count(reason, " on "+st.Rollout.Node+":") > 0 {
 		t.Errorf("halt reason repeats its prefix: %s", reason)
 	}
-	var upgrade, rollback *reconciler.ActionRecord
+	var upgrade, rollback *plan.ActionRecord
 	for _, n := range st.Nodes {
 		if n.Name != st.Rollout.Node {
 			continue
@@ -381,9 +381,9 @@ func (q *faults) edit(t *testing.T, sp spec) time.Time {
 }
 
 // settle waits until every node has converged and nothing runs.
-func (q *faults) settle(t *testing.T, within time.Duration) reconciler.ClusterStatus {
+func (q *faults) settle(t *testing.T, within time.Duration) plan.ClusterStatus {
 	t.Helper()
-	var st reconciler.ClusterStatus
+	var st plan.ClusterStatus
 	daemonproc.WaitFor(t, within, "every node converged", func() bool {
 		st = q.d.Status()
 		if st.Rollout.Halted || len(st.Rollout.InFlight) > 0 {
@@ -400,9 +400,9 @@ func (q *faults) settle(t *testing.T, within time.Duration) reconciler.ClusterSt
 }
 
 // waitHalted waits for the rollout to halt.
-func (q *faults) waitHalted(t *testing.T, within time.Duration) reconciler.ClusterStatus {
+func (q *faults) waitHalted(t *testing.T, within time.Duration) plan.ClusterStatus {
 	t.Helper()
-	var st reconciler.ClusterStatus
+	var st plan.ClusterStatus
 	daemonproc.WaitFor(t, within, "the rollout to halt", func() bool {
 		st = q.d.Status()
 		return st.Rollout.Halted
@@ -451,7 +451,7 @@ func (a ranAction) String() string {
 }
 
 // actionsOf are a node's actions on comp that began after since.
-func actionsOf(n reconciler.NodeStatus, comp string, since time.Time) []ranAction {
+func actionsOf(n plan.NodeStatus, comp string, since time.Time) []ranAction {
 	var out []ranAction
 	for _, h := range n.History {
 		if start := h.Time.Add(-h.Duration); h.Component == comp && start.After(since) {
@@ -463,7 +463,7 @@ func actionsOf(n reconciler.NodeStatus, comp string, since time.Time) []ranActio
 
 // actionsSince are every node's actions on comp that began after since,
 // by start.
-func actionsSince(st reconciler.ClusterStatus, comp string, since time.Time) []ranAction {
+func actionsSince(st plan.ClusterStatus, comp string, since time.Time) []ranAction {
 	var out []ranAction
 	for _, n := range st.Nodes {
 		out = append(out, actionsOf(n, comp, since)...)

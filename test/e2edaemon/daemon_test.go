@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/test/daemonproc"
 	"github.com/drover-project/drover/test/harness"
 )
@@ -175,7 +175,7 @@ func (s *suite) waitConverged(t *testing.T, d *daemonproc.Daemon, version string
 }
 
 // actionCount is how many actions the daemon has recorded per node.
-func actionCount(st reconciler.ClusterStatus) map[string]int {
+func actionCount(st plan.ClusterStatus) map[string]int {
 	out := map[string]int{}
 	for _, n := range st.Nodes {
 		out[n.Name] = len(n.History)

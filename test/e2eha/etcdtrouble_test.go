@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/drover-project/drover/internal/etcdtest"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/test/daemonproc"
 )
 
@@ -44,8 +44,8 @@ func version(t *testing.T, v string) string {
 }
 
 // tryStatus is daemon i's status, or an error (it may be down).
-func (r *ring) tryStatus(i int) (reconciler.ClusterStatus, error) {
-	var st reconciler.ClusterStatus
+func (r *ring) tryStatus(i int) (plan.ClusterStatus, error) {
+	var st plan.ClusterStatus
 	b, err := r.daemons[i].Get("/api/v1/status")
 	if err != nil {
 		return st, err

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/drover-project/drover/internal/etcdtest"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/test/daemonproc"
 	"github.com/drover-project/drover/test/harness"
 )
@@ -160,7 +160,7 @@ func (r *ring) leader(within time.Duration) int {
 }
 
 // status asks a live standby (forwarded to the leader).
-func (r *ring) status(via int) reconciler.ClusterStatus { return r.daemons[via].Status() }
+func (r *ring) status(via int) plan.ClusterStatus { return r.daemons[via].Status() }
 
 func (r *ring) kill(i int) {
 	r.daemons[i].Kill()

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/test/harness"
 )
 
@@ -139,7 +139,7 @@ done`, e.addr))
 		t.Errorf("systemd said started (at %d) before the manifest was loaded (at %d):\n%s", started, loaded, journal)
 	}
 	old := arts[harness.ArtifactNodeExporterOld].Version
-	e.waitStatus(ctx, 3*time.Minute, "converged on "+old, func(st reconciler.ClusterStatus) bool { return convergedOn(st, old) })
+	e.waitStatus(ctx, 3*time.Minute, "converged on "+old, func(st plan.ClusterStatus) bool { return convergedOn(st, old) })
 	knownHosts := e.run(ctx, "cat /var/lib/drover/.ssh/known_hosts")
 	for _, n := range e.nodes {
 		if !strings.Contains(knownHosts, n.Address) {
@@ -150,11 +150,11 @@ done`, e.addr))
 	// An edit rolls out.
 	next := arts[harness.ArtifactNodeExporterNew].Version
 	e.write(ctx, "/etc/drover/cluster.yaml", e.manifest(harness.ArtifactNodeExporterNew, ""))
-	e.waitStatus(ctx, 3*time.Minute, "converged on "+next, func(st reconciler.ClusterStatus) bool { return convergedOn(st, next) })
+	e.waitStatus(ctx, 3*time.Minute, "converged on "+next, func(st plan.ClusterStatus) bool { return convergedOn(st, next) })
 
 	// A failed rollout halts, and the halt survives a restart.
 	e.write(ctx, "/etc/drover/cluster.yaml", e.manifest(harness.ArtifactFailing, "{{ .Dir }}/bin/failing"))
-	halted := e.waitStatus(ctx, 3*time.Minute, "the rollout halted", func(st reconciler.ClusterStatus) bool { return st.Rollout.Halted })
+	halted := e.waitStatus(ctx, 3*time.Minute, "the rollout halted", func(st plan.ClusterStatus) bool { return st.Rollout.Halted })
 	pid := e.run(ctx, "systemctl show -p MainPID --value drover.service")
 	e.run(ctx, "systemctl restart drover.service")
 	if pid2 := e.run(ctx, "systemctl show -p MainPID --value drover.service"); pid2 == pid {
@@ -294,9 +294,9 @@ func (e *env) pipe(ctx context.Context, in io.Reader, path, mode string) {
 
 // status is the daemon's status, as `drover status -o json` on the
 // bootstrap node prints it.
-func (e *env) status(ctx context.Context) reconciler.ClusterStatus {
+func (e *env) status(ctx context.Context) plan.ClusterStatus {
 	e.t.Helper()
-	var st reconciler.ClusterStatus
+	var st plan.ClusterStatus
 	out, err := e.c.Exec(ctx, e.boot, "drover status -o json --addr "+e.addr)
 	if err != nil {
 		return st
@@ -308,7 +308,7 @@ func (e *env) status(ctx context.Context) reconciler.ClusterStatus {
 }
 
 // waitStatus polls the status until cond holds and returns it.
-func (e *env) waitStatus(ctx context.Context, within time.Duration, what string, cond func(reconciler.ClusterStatus) bool) reconciler.ClusterStatus {
+func (e *env) waitStatus(ctx context.Context, within time.Duration, what string, cond func(plan.ClusterStatus) bool) plan.ClusterStatus {
 	e.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -325,7 +325,7 @@ func (e *env) waitStatus(ctx context.Context, within time.Duration, what string,
 	}
 }
 
-func convergedOn(st reconciler.ClusterStatus, version string) bool {
+func convergedOn(st plan.ClusterStatus, version string) bool {
 	if len(st.Nodes) != 2 {
 		return false
 	}

@@ -13,7 +13,8 @@ import (
 	"github.com/drover-project/drover/inventory"
 	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/probes"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // manifestFor is a one-node cluster: app (service, file, exec health) at
@@ -79,12 +80,12 @@ func TestActionsConverge(t *testing.T) {
 	steps := []struct {
 		name, version, conf string
 		dropTools           bool
-		want                []reconciler.ActionKind // the first round's actions
+		want                []plan.ActionKind // the first round's actions
 	}{
-		{"install", "1.0", "a", false, []reconciler.ActionKind{reconciler.ActionInstall, reconciler.ActionInstall}},
-		{"reconfigure", "1.0", "b", false, []reconciler.ActionKind{reconciler.ActionReconfigure}},
-		{"upgrade", "1.1", "b", false, []reconciler.ActionKind{reconciler.ActionUpgrade}},
-		{"remove", "1.1", "b", true, []reconciler.ActionKind{reconciler.ActionRemove}},
+		{"install", "1.0", "a", false, []plan.ActionKind{plan.ActionInstall, plan.ActionInstall}},
+		{"reconfigure", "1.0", "b", false, []plan.ActionKind{plan.ActionReconfigure}},
+		{"upgrade", "1.1", "b", false, []plan.ActionKind{plan.ActionUpgrade}},
+		{"remove", "1.1", "b", true, []plan.ActionKind{plan.ActionRemove}},
 	}
 	for _, s := range steps {
 		p, err := manifestFor(dir, key, known, addr, s.version, s.conf, s.dropTools)
@@ -95,21 +96,21 @@ func TestActionsConverge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := reconciler.Compile(l)
+		d, err := plan.Compile(l)
 		if err != nil {
 			t.Fatal(err)
 		}
 		node := d.Nodes[0]
-		ex := &reconciler.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, HealthPoll: 10 * time.Millisecond}
+		ex := &execute.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, HealthPoll: 10 * time.Millisecond}
 		for round := 0; ; round++ {
-			obs := probes.Probe(ctx, pool, node.Target, reconciler.RequestFor(d, node))
+			obs := probes.Probe(ctx, pool, node.Target, plan.RequestFor(d, node))
 			if !obs.Known {
 				t.Fatalf("%s: probe: %s: %s", s.name, obs.Reason, obs.Error)
 			}
-			plan := reconciler.Diff(d, map[string]probes.Observed{node.Name: obs})
-			acts := plan.Nodes[0].Actions
+			pl := plan.Diff(d, map[string]probes.Observed{node.Name: obs})
+			acts := pl.Nodes[0].Actions
 			if round == 0 {
-				var kinds []reconciler.ActionKind
+				var kinds []plan.ActionKind
 				for _, a := range acts {
 					kinds = append(kinds, a.Kind)
 				}

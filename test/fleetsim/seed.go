@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/drover-project/drover/probes"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
 // Converge makes the model what drover leaves on a node once it has
@@ -15,7 +15,7 @@ import (
 // active, its rendered files and unit in place, the unit running and a
 // receipt as the executor writes it. A fleet seeded this way starts
 // converged, so a scale run measures watching, not installing.
-func Converge(m *Model, d *reconciler.Desired, node *reconciler.DesiredNode, unitDir string) error {
+func Converge(m *Model, d *plan.Desired, node *plan.DesiredNode, unitDir string) error {
 	if unitDir == "" {
 		unitDir = probes.DefaultUnitDir
 	}
@@ -42,7 +42,7 @@ func Converge(m *Model, d *reconciler.Desired, node *reconciler.DesiredNode, uni
 		}
 		m.Packages[c.Name][c.Version] = true
 		if c.Unit != nil {
-			unit := reconciler.UnitName(c.Name)
+			unit := plan.UnitName(c.Name)
 			m.Files[path.Join(unitDir, unit)] = File{Mode: 0o644, SHA256: sha256Hex(c.Unit)}
 			m.Units[unit] = Unit{Active: "active", Sub: "running", Enabled: true}
 		}

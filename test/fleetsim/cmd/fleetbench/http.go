@@ -13,11 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 )
 
-func (d *daemon) status(ctx context.Context) (reconciler.ClusterStatus, error) {
-	var st reconciler.ClusterStatus
+func (d *daemon) status(ctx context.Context) (plan.ClusterStatus, error) {
+	var st plan.ClusterStatus
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/api/v1/status", nil)
 	if err != nil {
 		return st, err

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/drover-project/drover/manifests"
-	"github.com/drover-project/drover/reconciler"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/test/fleetsim"
 )
 
@@ -72,7 +72,7 @@ func serveShard(from, to int, pubFile, knownOut, manifest string) error {
 	if err != nil {
 		return err
 	}
-	d, err := reconciler.Compile(l)
+	d, err := plan.Compile(l)
 	if err != nil {
 		return err
 	}

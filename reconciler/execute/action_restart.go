@@ -1,0 +1,16 @@
+package execute
+
+import "context"
+
+// runRestart repairs a synced component whose unit is down or unhealthy:
+// enable and restart the unit, wait for health. Nothing installed
+// changes, so the receipt stays as it is.
+func runRestart(ctx context.Context, e *Executor, j *job) error {
+	service := j.haveUnitFile() || (j.want != nil && j.want.Unit != nil)
+	if service {
+		if err := e.restartUnit(ctx, j); err != nil {
+			return err
+		}
+	}
+	return e.waitHealthy(ctx, j, service, j.want != nil && j.want.Health != nil)
+}
