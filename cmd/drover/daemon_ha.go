@@ -246,7 +246,10 @@ func (h *haState) watch(ctx context.Context) {
 			if merr == nil {
 				h.members = n
 			}
-			h.etcdErr = errors.Join(lerr, merr)
+			h.etcdErr = lerr
+			if h.etcdErr == nil {
+				h.etcdErr = merr
+			}
 			h.mu.Unlock()
 		}
 		h.agree.retry(ctx)

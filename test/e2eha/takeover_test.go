@@ -270,6 +270,13 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 	// The fixed manifest: a rolling upgrade at maxUnavailable 2, each
 	// node taking startTime to come up. The second leader is killed
 	// mid-rollout; the third finishes it.
+	// Records an earlier 2.0 rollout left (TestLeaderCutOffFromEtcdFences
+	// runs one on the same nodes) would count as up already.
+	for _, n := range cluster.Nodes {
+		if err := os.Remove(filepath.Join(filepath.Dir(n.Root), "home", recordName)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
 	r.write(manifest("2.0", art2, sha2))
 	records := func() map[string][2]float64 {
 		out := map[string][2]float64{}
