@@ -372,7 +372,21 @@ func TestStaleStandbyNeverRollsBack(t *testing.T) {
 	killed := time.Now()
 	daemonproc.WaitFor(t, leaseTTL+10*time.Second, "the lagging standby to lead", func() bool { return r.metric(lagging, "drover_ha_leader") == 1 })
 	daemonproc.WaitFor(t, 10*time.Second, "drover_ha_manifest_stale 1", func() bool { return r.metric(lagging, "drover_ha_manifest_stale") == 1 })
-	time.Sleep(4 * time.Second) // probes, plans: a rollback would start now
+	// Every node probed and planned (a rollback to 1.0 pending) and held
+	// back by the fence's reason: an action would have started by now.
+	daemonproc.WaitFor(t, 30*time.Second, "every node's rollback held back by the stale manifest", func() bool {
+		st, err := r.tryStatus(lagging)
+		if err != nil || len(st.Nodes) != nodes {
+			return false
+		}
+		for _, n := range st.Nodes {
+			if !strings.Contains(n.Waiting, "superseded") {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * time.Second)
 	if ch := changedSince(t, killed); len(ch) > 0 {
 		t.Fatalf("the stale leader changed nodes: %v", ch)
 	}
