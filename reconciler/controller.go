@@ -89,11 +89,12 @@ type Controller struct {
 // ControllerOptions configure a Controller; zero values take defaults.
 type ControllerOptions struct {
 	Runner inventory.Runner
-	// Executor runs actions. The controller runs each Desired's actions
-	// on a copy of it carrying that Desired's install root, generation
-	// and health timeout, so a new manifest never changes an executor
-	// under a running action.
-	Executor *execute.Executor
+	// Executor configures the executors that run actions (nil: the
+	// controller only probes and plans). Each Desired's actions run on an
+	// executor of a copy of it carrying that Desired's install root,
+	// generation and health timeout, and the controller's Fence, so a new
+	// manifest never changes an executor under a running action.
+	Executor *execute.Config
 	// Probe probes a node (default probes.Probe).
 	Probe    execute.ProbeFunc
 	Log      *zap.Logger
@@ -268,19 +269,15 @@ func (c *Controller) executorFor(d *plan.Desired) *execute.Executor {
 	if c.Executor == nil {
 		return nil
 	}
-	b := c.Executor
-	e := &execute.Executor{
-		Runner: b.Runner, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: b.Log,
-		DryRun: b.DryRun, HealthPoll: b.HealthPoll, HealthTimeout: b.HealthTimeout,
-		LockWait: b.LockWait, UnitDir: b.UnitDir, Probe: b.Probe, Now: b.Now, Fence: c.Fence,
-	}
+	cfg := *c.Executor
+	cfg.InstallRoot, cfg.Generation, cfg.Fence = d.InstallRoot, d.Generation, c.Fence
 	if d.Rollout.HealthTimeout > 0 {
-		e.HealthTimeout = d.Rollout.HealthTimeout
+		cfg.HealthTimeout = d.Rollout.HealthTimeout
 	}
-	if e.Probe == nil {
-		e.Probe = c.Probe
+	if cfg.Probe == nil {
+		cfg.Probe = c.Probe
 	}
-	return e
+	return execute.New(cfg)
 }
 
 // SetLoadError records a rejected manifest; the last good one stays.
@@ -326,26 +323,26 @@ func (c *Controller) worker(ctx, actx context.Context) {
 		if !ok {
 			return
 		}
-		next := c.safeReconcile(ctx, actx, node)
+		p := c.safeReconcile(ctx, actx, node)
 		c.saveNode(node)
 		_ = c.saveCluster()
 		c.queue.Done(node)
 		if ctx.Err() != nil {
 			return
 		}
-		if next >= 0 {
-			c.queue.AddAfter(node, next)
+		if !p.drop {
+			c.queue.AddAfter(node, p.again)
 		}
 	}
 }
 
 // safeReconcile turns a panic into a failed pass, so one bad node cannot
 // take the daemon down.
-func (c *Controller) safeReconcile(ctx, actx context.Context, node string) (next time.Duration) {
+func (c *Controller) safeReconcile(ctx, actx context.Context, node string) (p pass) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.Log.Error("reconcile panicked", zap.String("node", node), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
-			next = c.fail(node)
+			p = c.fail(node)
 			if d := c.current(); d != nil {
 				c.wakeWaiting(d, node)
 			}
@@ -354,19 +351,33 @@ func (c *Controller) safeReconcile(ctx, actx context.Context, node string) (next
 	return c.reconcile(ctx, actx, node)
 }
 
-// reconcile does one pass over one node and says when to look again
-// (negative: not at all, the node is gone or the controller stops).
-func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Duration {
+// pass is what one reconcile pass over a node decided: look again after
+// a while, or drop the node from the queue.
+type pass struct {
+	again time.Duration
+	// drop: the node is not queued again (it left the manifest, or the
+	// controller stops); a new manifest queues every node it names.
+	drop bool
+}
+
+// lookAgain is a pass after which the node is looked at again after d.
+func lookAgain(d time.Duration) pass { return pass{again: max(d, 0)} }
+
+// dropNode is a pass after which the node is not queued again.
+var dropNode = pass{drop: true}
+
+// reconcile does one pass over one node.
+func (c *Controller) reconcile(ctx, actx context.Context, name string) pass {
 	start := c.Now()
 	c.mu.Lock()
 	d, exec, progress := c.desired, c.exec, c.progress
 	c.mu.Unlock()
 	if d == nil {
-		return -1
+		return dropNode
 	}
 	dn := d.Node(name)
 	if dn == nil {
-		return -1
+		return dropNode
 	}
 	var (
 		a      *plan.Action
@@ -385,7 +396,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 			c.notify()
 			if a == nil {
 				c.record(start, result)
-				return max(next, 0)
+				return lookAgain(next)
 			}
 		}
 	}
@@ -397,7 +408,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		cancel()
 		if ctx.Err() != nil {
 			// Stopping: a probe cut short says nothing about the node.
-			return -1
+			return dropNode
 		}
 		c.observeProbe(obs)
 		c.emit(Event{Node: name, Kind: EventProbe, Message: probeMessage(obs), Duration: obs.Duration})
@@ -412,10 +423,10 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		c.notify()
 		switch {
 		case a == nil && next < 0:
-			return 0 // the manifest changed under us: start over
+			return lookAgain(0) // the manifest changed under us: start over
 		case a == nil:
 			c.record(start, result)
-			return next
+			return lookAgain(next)
 		}
 	}
 
@@ -430,7 +441,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 	}
 	// Look at the node again now: its action's effect is counted as in
 	// flight until a probe has seen it.
-	return 0
+	return lookAgain(0)
 }
 
 // Reconcile results for the Observer.
@@ -801,19 +812,20 @@ func (c *Controller) current() *plan.Desired {
 	return c.desired
 }
 
-func (c *Controller) fail(node string) time.Duration {
+// fail counts a failed pass over node and backs it off.
+func (c *Controller) fail(node string) pass {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.inflight, node)
 	st := c.nodes[node]
 	if st == nil {
-		return -1
+		return dropNode
 	}
 	st.failures++
 	st.waiting = ""
 	d := c.backoff(st.failures)
 	st.retryAt = c.Now().Add(d)
-	return d
+	return lookAgain(d)
 }
 
 // backoff is exponential per node, capped, with jitter.

@@ -227,7 +227,7 @@ func (f *fleet) stoppableController(o ControllerOptions) (c *Controller, cancel 
 	o.Runner = f
 	o.Probe = f.controllerProbe
 	o.Log = log
-	o.Executor = &execute.Executor{
+	o.Executor = &execute.Config{
 		Runner: f, InstallRoot: "/unused", Log: log, HealthPoll: 10 * time.Millisecond,
 		LockWait: 2 * time.Second, UnitDir: fleetUnitDir, Probe: f.Probe,
 	}

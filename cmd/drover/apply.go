@@ -106,7 +106,7 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 			progress := newProgress(out, countActions(p))
 			ctrl := reconciler.NewController(reconciler.ControllerOptions{
 				Runner: pool,
-				Executor: &execute.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: log,
+				Executor: &execute.Config{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: log,
 					// The health gate is the rollout's healthTimeout, not ReconcileTimeout.
 					HealthTimeout: d.Rollout.HealthTimeout},
 				Log:     log,

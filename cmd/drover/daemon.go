@@ -184,7 +184,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// The controller gives each manifest its own copy with its install
 	// root, generation and health timeout.
-	exec := &execute.Executor{Runner: d.runner, Log: d.log.Named("executor")}
+	exec := &execute.Config{Runner: d.runner, Log: d.log.Named("executor")}
 	d.ctrl = reconciler.NewController(reconciler.ControllerOptions{
 		Runner:   d.runner,
 		Executor: exec,

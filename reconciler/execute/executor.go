@@ -37,12 +37,9 @@ const (
 	DefaultLockWait   = 30 * time.Second
 )
 
-// Executor runs actions on nodes. Each action is a fixed sequence of
-// small steps (steps.go), each one script run through the gate (gate.go)
-// and each idempotent, so an action cut off anywhere and run again, or
-// run twice, ends in the same state. An Executor is safe for concurrent
-// use on different nodes; its fields must not change while actions run.
-type Executor struct {
+// Config is what an executor needs to act: how to reach nodes, where
+// drover's tree is on them, and how long to wait.
+type Config struct {
 	Runner      inventory.Runner
 	InstallRoot string
 	// Generation is the manifest generation written into receipts.
@@ -64,10 +61,25 @@ type Executor struct {
 	Now   func() time.Time
 	// Fence, if set, is asked before every step (fence.go).
 	Fence Fence
+}
+
+// Executor runs actions on nodes. Each action is a fixed sequence of
+// small steps (steps.go), each one script run through the gate
+// (steprun.go) and each idempotent, so an action cut off anywhere and run
+// again, or run twice, ends in the same state. An Executor is safe for
+// concurrent use on different nodes; its Config must not change while
+// actions run. New makes one: the controller keeps its Config by value
+// and derives each manifest's executor from it, so a field added to
+// Config reaches every executor with no copy list to keep in step.
+type Executor struct {
+	Config
 
 	hashMu sync.Mutex
 	hashes map[fileStamp]string
 }
+
+// New is an executor acting with c.
+func New(c Config) *Executor { return &Executor{Config: c} }
 
 // actionFunc runs one kind of action; there is one per action_*.go file.
 type actionFunc func(ctx context.Context, e *Executor, j *job) error

@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -171,14 +169,8 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		dc.ArtifactSHA256 = strings.ToLower(a.SHA256)
 		dc.ArtifactURL = a.URL
 		if a.Path != "" {
-			p, err := artifactPath(l.Dir, a.Path)
-			if err != nil {
-				return nil, where(err)
-			}
-			dc.ArtifactPath = p
-			if fi, err := os.Stat(p); err == nil {
-				dc.ArtifactSize = fi.Size()
-			}
+			dc.ArtifactPath = l.ArtifactPath(a.Path)
+			dc.ArtifactSize = l.ArtifactSizes[dc.ArtifactPath]
 		}
 	}
 	if comp.Service != nil {
@@ -199,20 +191,6 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		}
 	}
 	return dc, nil
-}
-
-// artifactPath makes an artifact path absolute against the manifest's
-// directory, so the executor does not depend on the working directory.
-func artifactPath(dir, p string) (string, error) {
-	p = manifests.ExpandHome(p)
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dir, p)
-	}
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", fmt.Errorf("artifact path %s: %w", p, err)
-	}
-	return abs, nil
 }
 
 // serviceDeps are the dependsOn components that run a unit on this same
