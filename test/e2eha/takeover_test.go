@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -247,8 +248,20 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 	r.write(manifest("2.0", art2, bad))
 	daemonproc.WaitFor(t, time.Minute, "the rollout to halt", func() bool { return r.status(r.standby()).Rollout.Halted })
 	halt := r.status(r.standby()).Rollout
+	sb = r.standby()
+	seen := histories(r.status(sb))
+	if len(seen) == 0 {
+		t.Fatal("no action history to compare")
+	}
 	r.kill(first)
 	killed := time.Now()
+	// No daemon leads until the lease runs out: the standby answers from
+	// the shared state in etcd, with the same history and the halt.
+	if st := r.status(sb); st.HA == nil || st.HA.Answer != "etcd" || !st.Rollout.Halted || st.Rollout.Reason != halt.Reason {
+		t.Errorf("the standby's answer with the leader dead: ha %+v, rollout %+v", st.HA, st.Rollout)
+	} else if h := histories(st); !reflect.DeepEqual(h, seen) {
+		t.Errorf("the standby's history from etcd:\n%v\nthe leader's was:\n%v", h, seen)
+	}
 	second := r.leader(leaseTTL + 10*time.Second)
 	took := time.Since(killed)
 	t.Logf("d%d leads %s after d%d was killed", second+1, took.Round(time.Millisecond), first+1)
@@ -334,6 +347,18 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 		t.Errorf("%d nodes unavailable at once across both leaders, want at most maxUnavailable 2: %v", worst, rec)
 	}
 	_ = etcd
+}
+
+// histories are every node's action history in a status, one line an
+// action.
+func histories(st plan.ClusterStatus) map[string][]string {
+	out := map[string][]string{}
+	for _, n := range st.Nodes {
+		for _, a := range n.History {
+			out[n.Name] = append(out[n.Name], fmt.Sprintf("%s %s %s %s %s", a.Time.UTC().Format(time.RFC3339Nano), a.Action, a.Component, a.Version, a.Result))
+		}
+	}
+	return out
 }
 
 func converged2(r *ring, i int) bool {
