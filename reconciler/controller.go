@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +81,11 @@ type Controller struct {
 	// last pass saw the current progress has nothing new to react to.
 	progress uint64
 	changed  chan struct{}
+
+	// diffCache holds, by node, the files last read for the plan's
+	// content diffs (PlanWithDiffs), until the node's next probe.
+	diffMu    sync.Mutex
+	diffCache map[string]diffRead
 
 	// persistMu orders writes to Store (taken before mu, never under it).
 	persistMu sync.Mutex
@@ -527,6 +533,12 @@ func (c *Controller) afterProbe(d *plan.Desired, name string, obs probes.Observe
 		st.waiting = ""
 		return nil, resultSuccess, wait, freed
 	}
+	if c.persist.suspended {
+		// Looked at again within the probe interval, as a converged
+		// node is; a resume queues every node at once.
+		st.waiting = WaitingSuspended
+		return nil, resultSuccess, c.interval(d), freed
+	}
 	if err := c.mayAct(); err != nil {
 		st.waiting = err.Error()
 		return nil, resultSuccess, c.WaitRetry, freed
@@ -899,4 +911,202 @@ func probeMessage(o probes.Observed) string {
 		return "probed"
 	}
 	return "unknown: " + o.Reason + ": " + o.Error
+}
+
+// What the operator's commands (drover suspend, resume, retry,
+// reconcile) meet in a running controller.
+var (
+	// ErrNoManifest: no manifest is in force yet, so there is nothing
+	// to retry or probe.
+	ErrNoManifest = errors.New("no manifest is in force yet")
+	// ErrUnknownNode: the manifest in force has no such node.
+	ErrUnknownNode = errors.New("no such node in the manifest in force")
+	// ErrNothingToRetry: no halt holds and no node backs off after a
+	// failed action.
+	ErrNothingToRetry = errors.New("nothing to retry: the rollout is not halted and no node backs off after a failed action")
+)
+
+// WaitingSuspended is why a node's actions wait while the operator has
+// the controller suspended (SetSuspended).
+const WaitingSuspended = "suspended by the operator (drover resume lifts it)"
+
+// Retried is what Retry lifted.
+type Retried struct {
+	// Halt is the reason of the halt lifted, "" when none held.
+	Halt string `json:"halt,omitempty"`
+	// Nodes are the nodes whose failed action or backoff was forgotten.
+	Nodes []string `json:"nodes,omitempty"`
+}
+
+// Retry is the operator's word that the cause of a failure is fixed: for
+// the manifest in force it lifts the halt (which would otherwise hold
+// until the manifest changes), forgets the failed actions that hold
+// rollout slots (RolloutState.Failed) and every node's backoff after a
+// failed action, and queues every node. Nothing else changes: the next
+// passes probe and plan as always, so a cause that is not fixed fails and
+// halts again. ErrNothingToRetry when nothing held.
+func (c *Controller) Retry() (Retried, error) {
+	c.mu.Lock()
+	d := c.desired
+	if d == nil {
+		c.mu.Unlock()
+		return Retried{}, ErrNoManifest
+	}
+	var r Retried
+	if plan.HaltActive(c.halt, d.Generation) {
+		r.Halt = c.halt.Reason
+	}
+	c.halt = plan.RolloutStatus{}
+	now := c.Now()
+	for _, n := range d.Nodes {
+		st := c.nodes[n.Name]
+		if st == nil {
+			continue
+		}
+		_, failed := c.failed[n.Name]
+		if !failed && !st.retryAt.After(now) {
+			continue
+		}
+		delete(c.failed, n.Name)
+		st.retryAt, st.failures = time.Time{}, 0
+		r.Nodes = append(r.Nodes, n.Name)
+	}
+	if r.Halt == "" && len(r.Nodes) == 0 {
+		c.mu.Unlock()
+		return r, ErrNothingToRetry
+	}
+	c.progress++
+	c.mu.Unlock()
+	c.Log.Info("retry by the operator", zap.String("haltLifted", r.Halt), zap.Strings("nodes", r.Nodes))
+	for _, n := range r.Nodes {
+		c.saveNode(n)
+	}
+	err := c.saveCluster()
+	for _, n := range d.Nodes {
+		c.queue.Add(n.Name)
+	}
+	c.notify()
+	return r, err
+}
+
+// ReconcileNow queues the named nodes (every node when none is named) for
+// a pass at once, instead of at the end of their probe interval or
+// backoff, and returns them and the controller's time: a probe of a node
+// at or after it was made for this request. A node backing off after a failed
+// action is probed, but starts no action before its backoff ends (Retry
+// ends that). ErrUnknownNode names the first node the manifest lacks;
+// then nothing is queued.
+func (c *Controller) ReconcileNow(nodes []string) ([]string, time.Time, error) {
+	c.mu.Lock()
+	d := c.desired
+	now := c.Now()
+	c.mu.Unlock()
+	if d == nil {
+		return nil, now, ErrNoManifest
+	}
+	if len(nodes) == 0 {
+		for _, n := range d.Nodes {
+			nodes = append(nodes, n.Name)
+		}
+	}
+	for _, n := range nodes {
+		if d.Node(n) == nil {
+			return nil, now, fmt.Errorf("%w: %q", ErrUnknownNode, n)
+		}
+	}
+	for _, n := range nodes {
+		c.queue.Add(n)
+	}
+	return nodes, now, nil
+}
+
+// diffRead is one node's file read for the plan's content diffs, kept
+// until the node is probed again (under Controller.diffMu).
+type diffRead struct {
+	probedAt time.Time
+	paths    string
+	files    map[string][]byte
+}
+
+// diffReadTimeout bounds one node's read for the plan's diffs.
+const diffReadTimeout = 10 * time.Second
+
+// PlanWithDiffs is CurrentPlan with content diffs (plan.AttachDiffs), for the
+// console: the node's copy of each file the plan would change is read in
+// one extra session per node, only for nodes whose plan changes a file
+// that is there, never for sensitive files, and at most once per probe
+// of the node (the bytes are kept until the next one). A read that fails
+// leaves that node's diffs saying so.
+func (c *Controller) PlanWithDiffs(ctx context.Context) plan.Plan {
+	c.mu.Lock()
+	d := c.desired
+	if d == nil {
+		c.mu.Unlock()
+		return plan.Plan{}
+	}
+	p := plan.Plan{Generation: d.Generation}
+	obs := make(map[string]probes.Observed, len(d.Nodes))
+	for _, n := range d.Nodes {
+		st := c.nodes[n.Name]
+		if st == nil || !st.probed {
+			p.Nodes = append(p.Nodes, plan.NodePlan{Node: n.Name, Reason: "not probed yet"})
+			continue
+		}
+		p.Nodes = append(p.Nodes, st.plan)
+		obs[n.Name] = st.obs
+	}
+	c.mu.Unlock()
+	unitDir := ""
+	if c.Executor != nil {
+		unitDir = c.Executor.UnitDir
+	}
+	req := plan.ContentRequest(d, p, obs, unitDir)
+	current := plan.CurrentFiles{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for node, paths := range req {
+		key := strings.Join(paths, "\x00")
+		at := obs[node].ProbedAt
+		c.diffMu.Lock()
+		hit, ok := c.diffCache[node]
+		c.diffMu.Unlock()
+		if ok && hit.probedAt.Equal(at) && hit.paths == key {
+			current[node] = hit.files
+			continue
+		}
+		dn := d.Node(node)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			rctx, cancel := context.WithTimeout(ctx, diffReadTimeout)
+			files, err := ReadNodeFiles(rctx, c.Runner, dn.Target, paths)
+			cancel()
+			if err != nil {
+				c.Log.Debug("plan diffs: read failed", zap.String("node", node), zap.Error(err))
+				return
+			}
+			mu.Lock()
+			current[node] = files
+			mu.Unlock()
+			c.diffMu.Lock()
+			if c.diffCache == nil {
+				c.diffCache = map[string]diffRead{}
+			}
+			c.diffCache[node] = diffRead{probedAt: at, paths: key, files: files}
+			c.diffMu.Unlock()
+		}()
+	}
+	wg.Wait()
+	c.diffMu.Lock()
+	for node := range c.diffCache {
+		if _, ok := req[node]; !ok {
+			delete(c.diffCache, node) // nothing differs there any more
+		}
+	}
+	c.diffMu.Unlock()
+	plan.AttachDiffs(d, &p, obs, current, unitDir)
+	return p
 }

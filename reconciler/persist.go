@@ -153,13 +153,34 @@ func (c *Controller) Suspended() bool {
 	return c.persist.suspended
 }
 
-// SetSuspended records the operator's suspend or resume. (Issue 19 makes
-// the controller act on it.)
+// SetSuspended records the operator's suspend or resume. Suspended, the
+// controller goes on probing every node and reporting (its status says
+// suspended), but admits no action: one already running ends as it
+// would. Resumed, every node is looked at again at once. The flag is
+// written to the store, so a restarted daemon (or a new leader) is still
+// suspended. An error says the store did not keep it; the controller
+// acts on it anyway until it stops.
 func (c *Controller) SetSuspended(s bool) error {
 	c.mu.Lock()
+	was := c.persist.suspended
 	c.persist.suspended = s
+	d := c.desired
+	c.progress++
 	c.mu.Unlock()
-	return c.saveCluster()
+	switch {
+	case s && !was:
+		c.Log.Warn("suspended by the operator: probing goes on, no action starts")
+	case !s && was:
+		c.Log.Info("resumed by the operator")
+	}
+	err := c.saveCluster()
+	if !s && d != nil {
+		for _, n := range d.Nodes {
+			c.queue.Add(n.Name)
+		}
+	}
+	c.notify()
+	return err
 }
 
 // saveNode writes the node's record if it changed; a node the manifest

@@ -242,7 +242,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	opts := console.Options{Source: src, Log: d.log.Named("console"), SetupPath: setupPath}
 	con := console.New(opts)
-	mux := httpMux(src, reg, con, setup)
+	mux := httpMux(src, d.ctrl, guard.Require, reg, con, setup)
 	if d.pprof {
 		registerPprof(mux)
 	}

@@ -86,6 +86,9 @@ func printStatus(out io.Writer, st plan.ClusterStatus) {
 	if st.HA != nil {
 		printHA(out, st.HA)
 	}
+	if st.Suspended {
+		fmt.Fprintln(out, "SUSPENDED by the operator: probing and reporting only, no action starts (drover resume lifts it)")
+	}
 	if st.Rollout.Halted {
 		fmt.Fprintf(out, "rollout HALTED: %s\n", safetext.Line(st.Rollout.Reason))
 	}

@@ -24,6 +24,10 @@ type Desired struct {
 	Components map[string]*DesiredComponentInfo
 	Nodes      []*DesiredNode // manifest order
 	Rollout    RolloutPolicy
+	// OnlyComponents, when set, are the components whose actions may
+	// start (apply --component); the others' are held: planned, reported
+	// and counted (dependents and removals wait for them), never started.
+	OnlyComponents []string
 
 	// nodeIndex maps a node's name to its index in Nodes (IndexNodes):
 	// Node is called for every probe and by the rollout planner, and a

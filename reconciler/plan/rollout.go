@@ -59,6 +59,9 @@ func HaltFor(generation string, a Action, cause error) RolloutStatus {
 //   - a halted rollout (for this generation) and a paused cluster release
 //     nothing; actions on paused nodes are held, and neither block nor
 //     count as pending for anybody else; unknown nodes have no actions;
+//   - with Desired.OnlyComponents set, the other components' actions are
+//     held: never released, but counted as pending work, so what depends
+//     on them and removals still wait for them;
 //   - a node runs one action at a time;
 //   - removals wait until no other action is pending or in flight on any
 //     node, so a node whose role changes gets its new components working
@@ -130,6 +133,7 @@ type rollout struct {
 	obs      map[string]probes.Observed
 	wave     *Wave
 	pending  map[string][]Action // by component: releasable, not in flight
+	held     map[string][]Action // by component: not in Desired.OnlyComponents
 	inFlight map[string][]Action // by component
 	busy     map[string]bool     // nodes running or just given an action
 	deps     map[string][]string // transitive dependsOn
@@ -144,6 +148,7 @@ func newRollout(d *Desired, plan Plan, obs map[string]probes.Observed, st Rollou
 	r := &rollout{
 		d: d, obs: obs, wave: w,
 		pending:  map[string][]Action{},
+		held:     map[string][]Action{},
 		inFlight: map[string][]Action{},
 		busy:     map[string]bool{},
 		deps:     map[string][]string{},
@@ -177,10 +182,17 @@ func newRollout(d *Desired, plan Plan, obs map[string]probes.Observed, st Rollou
 			continue
 		}
 		for _, a := range np.Actions {
-			if !running[[2]string{a.Node, a.Component}] {
+			switch {
+			case running[[2]string{a.Node, a.Component}]:
+			case d.OnlyComponents != nil && !slices.Contains(d.OnlyComponents, a.Component):
+				r.held[a.Component] = append(r.held[a.Component], a)
+			default:
 				r.pending[a.Component] = append(r.pending[a.Component], a)
 			}
 		}
+	}
+	for _, comp := range slices.Sorted(maps.Keys(r.held)) {
+		r.notes = append(r.notes, fmt.Sprintf("%s: %s held: not a targeted component", comp, plural(len(r.held[comp]), "action")))
 	}
 	for name := range d.Components {
 		r.deps[name] = closure(d, name)
@@ -195,7 +207,7 @@ func (r *rollout) wait(format string, args ...any) {
 // work counts pending and in-flight actions that are removals (or not).
 func (r *rollout) work(removals bool) int {
 	n := 0
-	for _, m := range []map[string][]Action{r.pending, r.inFlight} {
+	for _, m := range []map[string][]Action{r.pending, r.inFlight, r.held} {
 		for _, as := range m {
 			for _, a := range as {
 				if (a.Kind == ActionRemove) == removals {
@@ -308,9 +320,17 @@ func (r *rollout) sortedDeps() func(func(string, []string) bool) {
 	}
 }
 
+// hasWork reports whether comp has pending, in-flight or held work of
+// the kind: held work is not started, but what waits for comp waits for it.
 func (r *rollout) hasWork(comp string, removals bool) bool {
 	p, f := r.compWork(comp, removals)
-	return len(p)+len(f) > 0
+	held := 0
+	for _, a := range r.held[comp] {
+		if (a.Kind == ActionRemove) == removals {
+			held++
+		}
+	}
+	return len(p)+len(f)+held > 0
 }
 
 // unhealthyMember is the first known, unpaused member on which comp is

@@ -514,3 +514,49 @@ func TestWaveFailedStepHoldsItsSlot(t *testing.T) {
 		t.Errorf("quorum with m2 failed: released %v, waiting %q; want only m2", released(got), got.Waiting)
 	}
 }
+
+// TestWaveOnlyComponents: with OnlyComponents (apply --component) the
+// other components' actions are held: never released, named in Waiting,
+// and still counted, so a targeted component that depends on a held one
+// waits for it, and so do removals. Independent targeted work on the same
+// node goes ahead.
+func TestWaveOnlyComponents(t *testing.T) {
+	nodes := []string{"n1", "n2"}
+	w := newWaveWorld(*manifests.NewCount(5), nil, nodes,
+		waveComp{name: "a", members: nodes},
+		waveComp{name: "b", members: nodes},
+		waveComp{name: "c", members: []string{"n1"}, deps: []string{"a"}},
+	)
+	w.d.OnlyComponents = []string{"b"}
+	got := w.wave(RolloutState{})
+	if !slices.Equal(released(got), []string{"n1/b", "n2/b"}) {
+		t.Fatalf("released %v, want b alone", released(got))
+	}
+	for _, want := range []string{"a: 2 actions held: not a targeted component", "c: 1 action held: not a targeted component"} {
+		if !slices.Contains(got.Waiting, want) {
+			t.Errorf("waiting %q lacks %q", got.Waiting, want)
+		}
+	}
+
+	// c targeted: it depends on a, whose held upgrade it waits for.
+	w.d.OnlyComponents = []string{"c"}
+	got = w.wave(RolloutState{})
+	if len(got.Actions) != 0 || !slices.Contains(got.Waiting, "c: 1 action waits for a to finish") {
+		t.Fatalf("released %v, waiting %q: c must wait for the held a", released(got), got.Waiting)
+	}
+
+	// A removal waits for held work too.
+	w.synced("n1", "a")
+	w.synced("n2", "a")
+	w.synced("n1", "c")
+	w.obs["n1"].Components["gone"] = oldVersion("gone", "1")
+	w.d.OnlyComponents = []string{"gone"}
+	got = w.wave(RolloutState{})
+	if len(got.Actions) != 0 || !slices.ContainsFunc(got.Waiting, func(s string) bool { return strings.HasPrefix(s, "removals wait for") }) {
+		t.Fatalf("released %v, waiting %q: the removal must wait for b's held actions", released(got), got.Waiting)
+	}
+	w.d.OnlyComponents = nil
+	if got := released(w.wave(RolloutState{})); !slices.Equal(got, []string{"n1/b", "n2/b"}) {
+		t.Fatalf("without OnlyComponents released %v", got)
+	}
+}

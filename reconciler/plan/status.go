@@ -149,14 +149,17 @@ type NodeWaiting struct {
 type ClusterStatus struct {
 	Cluster string `json:"cluster"`
 	// Generation counts accepted manifest changes; Hash is the content hash.
-	Generation   int64         `json:"generation"`
-	Hash         string        `json:"hash"`
-	LoadSuccess  bool          `json:"loadSuccess"`
-	LoadError    string        `json:"loadError,omitempty"`
-	LastLoadTime time.Time     `json:"lastLoadTime"`
-	Paused       bool          `json:"paused"`
-	Rollout      RolloutStatus `json:"rollout"`
-	Nodes        []NodeStatus  `json:"nodes"`
+	Generation   int64     `json:"generation"`
+	Hash         string    `json:"hash"`
+	LoadSuccess  bool      `json:"loadSuccess"`
+	LoadError    string    `json:"loadError,omitempty"`
+	LastLoadTime time.Time `json:"lastLoadTime"`
+	Paused       bool      `json:"paused"`
+	// Suspended: the operator suspended the daemon (drover suspend); it
+	// probes and reports, and starts no action until drover resume.
+	Suspended bool          `json:"suspended"`
+	Rollout   RolloutStatus `json:"rollout"`
+	Nodes     []NodeStatus  `json:"nodes"`
 	// HA is the answering daemon's part when it is one of several on
 	// etcd (absent for a daemon alone).
 	HA *HAStatus `json:"ha,omitempty"`
