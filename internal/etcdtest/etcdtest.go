@@ -39,13 +39,13 @@ type Member struct {
 	Name, Addr, Dir string
 	// Views are more addresses the member serves clients on (see
 	// StartViews).
-	Views []string
-	initial         string // --initial-cluster
-	token           string
-	mu              sync.Mutex
-	cmd             *exec.Cmd
-	exited          chan struct{}
-	log             *os.File
+	Views   []string
+	initial string // --initial-cluster
+	token   string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	log     *os.File
 }
 
 // Start runs an etcd cluster with one member per address (loopback
