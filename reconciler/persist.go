@@ -313,3 +313,53 @@ func getJSON(s state.Store, key string, v any) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// StoredStatus is the cluster as the store has it, for a daemon that
+// probes nothing (a standby of several on etcd): the manifest's nodes,
+// unknown to it, with the history, failures and halt the leader wrote,
+// so every daemon shows the same history.
+func StoredStatus(d *plan.Desired, s state.Store) (plan.ClusterStatus, error) {
+	var rec daemonRecord
+	if _, err := getJSON(s, keyDaemon, &rec); err != nil {
+		return plan.ClusterStatus{}, err
+	}
+	var halt plan.RolloutStatus
+	if _, err := getJSON(s, keyHalt, &halt); err != nil {
+		return plan.ClusterStatus{}, err
+	}
+	recs, err := s.List(keyNodePrefix)
+	if err != nil {
+		return plan.ClusterStatus{}, fmt.Errorf("state store: %w", err)
+	}
+	nodes := make(map[string]nodeRecord, len(recs))
+	for _, r := range recs {
+		var n nodeRecord
+		if err := json.Unmarshal(r.Value, &n); err != nil {
+			return plan.ClusterStatus{}, fmt.Errorf("state store: record %s: %w", r.Key, err)
+		}
+		nodes[strings.TrimPrefix(r.Key, keyNodePrefix)] = n
+	}
+	cs := plan.ClusterStatus{Cluster: d.Cluster, Generation: rec.Generation, Hash: rec.Hash, LoadSuccess: true, Paused: d.Paused}
+	if halt.Halted {
+		cs.Rollout = halt
+	}
+	p := plan.Plan{Generation: d.Generation}
+	for _, n := range d.Nodes {
+		p.Nodes = append(p.Nodes, plan.NodePlan{Node: n.Name, Reason: "not probed by this daemon (a standby)"})
+	}
+	cs.Nodes = plan.NodeStatuses(d, nil, p)
+	for i := range cs.Nodes {
+		ns := &cs.Nodes[i]
+		r, ok := nodes[ns.Name]
+		if !ok {
+			continue
+		}
+		ns.ConsecutiveFailures = r.Failures
+		ns.History = r.History
+		if len(r.History) > 0 {
+			last := r.History[len(r.History)-1]
+			ns.LastAction = &last
+		}
+	}
+	return cs, nil
+}
