@@ -119,7 +119,8 @@ func etcdYAML(e etcdSpec) string {
               [ -n "$id" ] && printf '%%s\n' "$s" | grep -qx "\"Leader\" : $id"
       hooks:
         preStop: {command: %s, timeout: 30s}
-        preRemove: {command: [/bin/rm, -rf, /var/lib/drover-etcd]}
+        # preRemove runs before drover stops the unit: a member still running would write into the dir again.
+        preRemove: {command: [/bin/sh, -c, "systemctl stop drover-etcd.service && rm -rf /var/lib/drover-etcd"]}
         preJoin: {command: %s, timeout: 30s}
         postLeave: {command: [/bin/sh, "{{ .Dir }}/conf/member.sh", remove, "{{ .Member.Name }}", "http://{{ .Member.Address }}:2380"], timeout: 30s}
 `, e.Artifact.Version, orDefault(e.Roles, "[master]"), e.Artifact.Path, e.Artifact.SHA256, e.ReloadToken, preStop, preJoin)
