@@ -158,13 +158,17 @@ func (g *Guard) Mutations(next http.Handler) http.Handler {
 	})
 }
 
+// requestToken is the Bearer token, else the X-Drover-Token header. An
+// Authorization of another scheme (the web config's basic auth, which a
+// client such as drover suspend sends beside X-Drover-Token) carries no
+// token.
 func requestToken(r *http.Request) (string, bool) {
 	if v := r.Header.Get("Authorization"); v != "" {
 		scheme, tok, ok := strings.Cut(v, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(tok) != "" {
-			return strings.TrimSpace(tok), true
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			tok = strings.TrimSpace(tok)
+			return tok, tok != ""
 		}
-		return "", false
 	}
 	if v := strings.TrimSpace(r.Header.Get(HeaderToken)); v != "" {
 		return v, true

@@ -46,6 +46,8 @@ func TestGuard(t *testing.T) {
 		{"post token as prefix", "POST", map[string]string{"Authorization": "Bearer " + testToken[:10]}, 401},
 		{"post token plus suffix", "POST", map[string]string{"Authorization": "Bearer " + testToken + "x"}, 401},
 		{"post basic auth scheme", "POST", map[string]string{"Authorization": "Basic " + testToken}, 401},
+		{"post basic auth beside the token header", "POST", map[string]string{"Authorization": "Basic dTpw", HeaderToken: testToken}, 200},
+		{"post basic auth beside a wrong token header", "POST", map[string]string{"Authorization": "Basic dTpw", HeaderToken: "nope-nope-nope-nope"}, 401},
 		{"post wrong header token", "POST", map[string]string{HeaderToken: "nope-nope-nope-nope"}, 401},
 		{"post right bearer", "POST", map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"}, 200},
 		{"post right bearer lowercase scheme", "POST", map[string]string{"Authorization": "bearer " + testToken}, 200},

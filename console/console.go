@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -23,6 +24,23 @@ type Source interface {
 }
 
 var _ Source = (*reconciler.Controller)(nil)
+
+// DiffSource is a Source that can also give its plan with content diffs
+// (the node's bytes read for the files that differ); the plan views show
+// them when the Source is one.
+type DiffSource interface {
+	PlanWithDiffs(ctx context.Context) plan.Plan
+}
+
+var _ DiffSource = (*reconciler.Controller)(nil)
+
+// plan is the source's plan, with diffs when it can give them.
+func (c *Console) plan(r *http.Request) plan.Plan {
+	if ds, ok := c.opts.Source.(DiffSource); ok {
+		return ds.PlanWithDiffs(r.Context())
+	}
+	return c.opts.Source.CurrentPlan()
+}
 
 // Paths the console serves (besides the API of package api).
 const (
@@ -137,7 +155,7 @@ type page struct {
 }
 
 func (c *Console) serveCluster(w http.ResponseWriter, r *http.Request) {
-	v := newClusterView(c.opts.Source.Status(), c.opts.Source.CurrentPlan())
+	v := newClusterView(c.opts.Source.Status(), c.plan(r))
 	title := v.Cluster
 	if title == "" {
 		title = "cluster"
@@ -146,12 +164,12 @@ func (c *Console) serveCluster(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) serveClusterFragment(w http.ResponseWriter, r *http.Request) {
-	c.render(w, "cluster", newClusterView(c.opts.Source.Status(), c.opts.Source.CurrentPlan()), nil)
+	c.render(w, "cluster", newClusterView(c.opts.Source.Status(), c.plan(r)), nil)
 }
 
 func (c *Console) serveNode(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	v, ok := newNodeView(c.opts.Source.Status(), c.opts.Source.CurrentPlan(), name)
+	v, ok := newNodeView(c.opts.Source.Status(), c.plan(r), name)
 	if !ok {
 		c.notFound(w, name)
 		return
@@ -161,7 +179,7 @@ func (c *Console) serveNode(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) serveNodeFragment(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	v, ok := newNodeView(c.opts.Source.Status(), c.opts.Source.CurrentPlan(), name)
+	v, ok := newNodeView(c.opts.Source.Status(), c.plan(r), name)
 	if !ok {
 		c.notFound(w, name)
 		return

@@ -87,6 +87,7 @@ type clusterView struct {
 	LoadErrors []string
 	LastLoad   string
 	Paused     bool
+	Suspended  bool
 	Counts     counts
 	Rollout    rolloutView
 	Components []string // the matrix's columns
@@ -131,13 +132,79 @@ type planNode struct {
 	Reason  string
 	Paused  bool
 	Actions []string
+	Changes []fileChangeView
+}
+
+// fileChangeView is one file or unit a node's plan would write
+// differently, with its diff split into lines for colouring.
+type fileChangeView struct {
+	ID        string // stable across updates, so an opened diff stays open
+	Component string
+	Path      string
+	Change    string // create, update, delete
+	Mode      string // "0644 → 0600" when the mode changes
+	Note      string // instead of a diff: sensitive, or not read
+	Lines     []diffLine
+}
+
+// diffLine is one line of a unified diff and its class: add, del, hunk,
+// head or "" for context.
+type diffLine struct {
+	Text, Class string
+}
+
+// diffLines splits a unified diff for the page.
+func diffLines(d string) []diffLine {
+	if d == "" {
+		return nil
+	}
+	var out []diffLine
+	for _, l := range strings.Split(strings.TrimSuffix(d, "\n"), "\n") {
+		class := ""
+		switch {
+		case strings.HasPrefix(l, "+++"), strings.HasPrefix(l, "---"):
+			class = "head"
+		case strings.HasPrefix(l, "@@"):
+			class = "hunk"
+		case strings.HasPrefix(l, "+"):
+			class = "add"
+		case strings.HasPrefix(l, "-"):
+			class = "del"
+		}
+		out = append(out, diffLine{Text: l, Class: class})
+	}
+	return out
+}
+
+// newChangeViews is a node's file changes, by component in name order.
+func newChangeViews(np plan.NodePlan) []fileChangeView {
+	var out []fileChangeView
+	for _, comp := range slices.Sorted(maps.Keys(np.Changes)) {
+		for _, fc := range np.Changes[comp] {
+			v := fileChangeView{
+				ID:        "diff-" + np.Node + "-" + comp + "-" + fc.Path,
+				Component: comp, Path: fc.Path, Change: fc.Change, Note: fc.Note, Lines: diffLines(fc.Diff),
+			}
+			if fc.ModeFrom != "" || fc.ModeTo != "" {
+				v.Mode = orDash(fc.ModeFrom) + " → " + orDash(fc.ModeTo)
+			}
+			if fc.Sensitive && v.Note == "" {
+				v.Note = plan.NoteSensitive
+			}
+			if fc.Sensitive {
+				v.Lines = nil // never shown, whatever a caller put there
+			}
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func newClusterView(st plan.ClusterStatus, p plan.Plan) clusterView {
 	v := clusterView{
 		Cluster: st.Cluster, Generation: st.Generation, Hash: st.Hash, HashShort: short(st.Hash, 12),
 		Loaded: st.LoadSuccess, LoadErrors: loadErrors(st.LoadError), LastLoad: clock(st.LastLoadTime),
-		Paused: st.Paused, Rollout: newRolloutView(st.Rollout),
+		Paused: st.Paused, Suspended: st.Suspended, Rollout: newRolloutView(st.Rollout),
 	}
 	for _, n := range st.Nodes {
 		for _, c := range n.Components {
@@ -207,7 +274,7 @@ func newPlanNodes(p plan.Plan) ([]planNode, bool) {
 	known := false
 	for _, np := range p.Nodes {
 		known = known || np.Known
-		pn := planNode{Node: np.Node, Known: np.Known, Reason: np.Reason, Paused: np.Paused}
+		pn := planNode{Node: np.Node, Known: np.Known, Reason: np.Reason, Paused: np.Paused, Changes: newChangeViews(np)}
 		for _, a := range np.Actions {
 			s := actionText(a)
 			if a.Reason != "" {
@@ -259,6 +326,8 @@ type nodeView struct {
 	Waiting       string
 	Components    []componentRow
 	Plan          []string
+	Changes       []fileChangeView
+	Suspended     bool
 	PlanUnknown   bool // the node has not answered a probe: nothing is known to be pending
 	Actions       []actionRow
 }
@@ -312,7 +381,7 @@ func newNodeView(st plan.ClusterStatus, p plan.Plan, name string) (nodeView, boo
 		Roles: strings.Join(n.Roles, ", "), Facts: n.Facts,
 		LastProbe: clock(n.LastProbe), LastAttempt: clock(n.LastProbeAttempt), ProbeError: n.ProbeError,
 		LastConverged: clock(n.LastConverged), Failures: n.ConsecutiveFailures, Generation: short(n.ObservedGeneration, 12),
-		Waiting: n.Waiting,
+		Waiting: n.Waiting, Suspended: st.Suspended,
 	}
 	if n.ProbeDuration > 0 {
 		v.ProbeDuration = duration(n.ProbeDuration)
@@ -349,7 +418,7 @@ func newNodeView(st plan.ClusterStatus, p plan.Plan, name string) (nodeView, boo
 		}
 		pn, _ := newPlanNodes(plan.Plan{Nodes: []plan.NodePlan{np}})
 		if len(pn) == 1 {
-			v.Plan = pn[0].Actions
+			v.Plan, v.Changes = pn[0].Actions, pn[0].Changes
 		}
 		v.PlanUnknown = !np.Known
 	}

@@ -35,6 +35,28 @@ type Loaded struct {
 	Hash string
 	// Warnings did not block the load.
 	Warnings Problems
+	// ArtifactSizes are the sizes of the components' artifact files on
+	// this host as the load found them, by ArtifactPath (a missing file
+	// has none). Loading is where drover reads this host's disk; the
+	// planner only reads what the load found.
+	ArtifactSizes map[string]int64
+}
+
+// ArtifactPath is an artifact path resolved against the manifest's
+// directory, so the executor does not depend on the working directory.
+func (l *Loaded) ArtifactPath(p string) string { return resolve(l.Dir, p) }
+
+// statArtifacts fills ArtifactSizes.
+func (l *Loaded) statArtifacts() {
+	l.ArtifactSizes = map[string]int64{}
+	for _, comp := range l.Cluster.Spec.Components {
+		if a := comp.Artifact; a != nil && a.Path != "" {
+			p := l.ArtifactPath(a.Path)
+			if st, err := os.Stat(p); err == nil {
+				l.ArtifactSizes[p] = st.Size()
+			}
+		}
+	}
 }
 
 // Parse decodes one manifest strictly: an unknown or misspelt field is an
@@ -179,7 +201,12 @@ func LoadBytesContext(ctx context.Context, path string, data []byte) (*Loaded, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
+	// Absolute, so what the manifest names does not depend on the working
+	// directory of whoever uses the load later.
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	h := sha256.New()
 	h.Write(data)
 	// With both nodes and inventoryFile set, Validate reports the clash
@@ -218,13 +245,15 @@ func LoadBytesContext(ctx context.Context, path string, data []byte) (*Loaded, e
 	if problems.HasErrors() {
 		return nil, &InvalidError{Path: path, Problems: problems}
 	}
-	return &Loaded{
+	l := &Loaded{
 		Cluster:  c,
 		Path:     path,
 		Dir:      dir,
 		Hash:     hex.EncodeToString(h.Sum(nil)),
 		Warnings: problems.Warnings(),
-	}, nil
+	}
+	l.statArtifacts()
+	return l, nil
 }
 
 // readLimited reads at most MaxManifestBytes; it reads to EOF rather than

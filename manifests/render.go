@@ -35,6 +35,18 @@ type ComponentInfo struct {
 	Dir string
 	// VersionDir is this version's own directory.
 	VersionDir string
+	// Joining is true when this rendering is for a member joining a
+	// quorum group that has healthy members already: its files, unit and
+	// checks, and the preJoin hook (etcd's --initial-cluster-state
+	// existing). It is false otherwise, a founding member's first start
+	// included.
+	Joining bool
+	// Members are the members of the component's group, manifest order:
+	// every node the component is placed on, or, while a member joins or
+	// leaves, the group as it is once that change is made (the members
+	// present at join time and the joining node; those that stay after a
+	// leave).
+	Members []NodeInfo
 }
 
 // TemplateContext is the data every file template and service exec line is executed with.
@@ -42,6 +54,10 @@ type TemplateContext struct {
 	Cluster   ClusterInfo
 	Node      NodeInfo
 	Component ComponentInfo
+	// Member is the node that joins or leaves a quorum group, in the
+	// templates rendered for that change (preJoin, postLeave, and the
+	// joining node's own); the zero NodeInfo elsewhere.
+	Member NodeInfo
 	// Dir is short for .Component.Dir.
 	Dir string
 }
@@ -222,6 +238,35 @@ type Renderer struct {
 	// shared holds the output of node-independent templates, by component
 	// and template.
 	shared map[sharedKey]sharedOutput
+	// members are the node views of each component's nodes (its
+	// .Component.Members), built once per component.
+	members map[*Component][]NodeInfo
+	// membership, when set, is the quorum change every template of this
+	// renderer is rendered for (ForMembership).
+	membership *Membership
+}
+
+// Membership is a change of a quorum group's membership: one node joins
+// or leaves. Templates rendered for it see it as .Component.Joining,
+// .Component.Members and .Member.
+type Membership struct {
+	// Joining is true for a join, false for a leave.
+	Joining bool
+	// Member is the node that joins or leaves.
+	Member string
+	// Members are the group's members once the change is made, by name.
+	Members []string
+}
+
+// ForMembership is a renderer of the same manifest, charged to the same
+// budget, whose templates see the change m. Its cache of
+// node-independent output is its own: what it renders differs from the
+// steady state's.
+func (r *Renderer) ForMembership(m Membership) *Renderer {
+	c := *r
+	c.shared = map[sharedKey]sharedOutput{}
+	c.membership = &m
+	return &c
 }
 
 type sharedKey struct {
@@ -245,25 +290,58 @@ func (c *Cluster) NewRenderer(ctx context.Context) *Renderer {
 			byName[n.Name] = i
 		}
 	}
-	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[sharedKey]sharedOutput{}}
+	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[sharedKey]sharedOutput{}, members: map[*Component][]NodeInfo{}}
+}
+
+// node is the view of the node of that name; the zero view when the
+// manifest has none.
+func (r *Renderer) node(name string) NodeInfo {
+	if i, ok := r.byName[name]; ok {
+		return r.ci.Nodes[i]
+	}
+	return NodeInfo{}
+}
+
+// componentMembers is .Component.Members of comp in the steady state:
+// every node it is placed on.
+func (r *Renderer) componentMembers(comp *Component) []NodeInfo {
+	if m, ok := r.members[comp]; ok {
+		return m
+	}
+	var out []NodeInfo
+	for _, n := range r.c.NodesFor(comp) {
+		out = append(out, r.node(n.Name))
+	}
+	if r.members == nil {
+		r.members = map[*Component][]NodeInfo{}
+	}
+	r.members[comp] = out
+	return out
 }
 
 // Context is the template context of one component on one node.
 func (r *Renderer) Context(node *Node, comp *Component) TemplateContext {
-	var self NodeInfo
-	if i, ok := r.byName[node.Name]; ok {
-		self = r.ci.Nodes[i]
-	}
 	dir := ActiveDir(r.c.Spec.InstallRoot, comp.Name)
-	return TemplateContext{
+	ctx := TemplateContext{
 		Cluster: r.ci,
-		Node:    self,
+		Node:    r.node(node.Name),
 		Component: ComponentInfo{
 			Name: comp.Name, Version: comp.Version, Dir: dir,
 			VersionDir: VersionDir(r.c.Spec.InstallRoot, comp.Name, comp.Version),
 		},
 		Dir: dir,
 	}
+	if m := r.membership; m != nil {
+		ctx.Component.Joining = m.Joining
+		ctx.Member = r.node(m.Member)
+		ctx.Component.Members = make([]NodeInfo, 0, len(m.Members))
+		for _, name := range m.Members {
+			ctx.Component.Members = append(ctx.Component.Members, r.node(name))
+		}
+	} else {
+		ctx.Component.Members = r.componentMembers(comp)
+	}
+	return ctx
 }
 
 // templateFuncs are the helpers templates may call. nodesWithRole needs the

@@ -215,3 +215,30 @@ func TestConfigHashKeepsSpecialModeBits(t *testing.T) {
 		seen[h] = m
 	}
 }
+
+// TestMembershipContext: .Component.Members is every node the component
+// is placed on; rendered for a change of the group it is the group after
+// the change, with .Component.Joining and .Member, and the steady
+// renderer's cache does not leak into it.
+func TestMembershipContext(t *testing.T) {
+	c := parseBase(t)
+	c.SetDefaults()
+	comp := zk(c)
+	text := `{{ .Component.Joining }} {{ .Member.Name }}:{{ range .Component.Members }} {{ .Name }}={{ .Address }}{{ end }}`
+	r := c.NewRenderer(t.Context())
+	m1 := &c.Spec.Nodes[0]
+	check := func(r *Renderer, want string) {
+		t.Helper()
+		out, err := r.Execute("t", text, m1, comp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out) != want {
+			t.Errorf("got %q, want %q", out, want)
+		}
+	}
+	check(r, "false : m1=10.0.0.1 m2=10.0.0.2 m3=10.0.0.3")
+	check(r.ForMembership(Membership{Joining: true, Member: "a1", Members: []string{"m1", "m3", "a1"}}), "true a1: m1=10.0.0.1 m3=10.0.0.3 a1=10.0.1.1")
+	check(r.ForMembership(Membership{Member: "m2", Members: []string{"m1", "m3"}}), "false m2: m1=10.0.0.1 m3=10.0.0.3")
+	check(r, "false : m1=10.0.0.1 m2=10.0.0.2 m3=10.0.0.3")
+}

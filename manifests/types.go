@@ -288,6 +288,16 @@ type Hooks struct {
 	PostStart *Hook `json:"postStart,omitempty"`
 	// PreRemove runs before drover removes the component from the node.
 	PreRemove *Hook `json:"preRemove,omitempty"`
+	// PreJoin, for a quorum component, runs on a member that stays
+	// before a node joins a group that has healthy members: the
+	// service's own membership command (etcdctl member add). .Node is
+	// the member it runs on, .Member the node that joins.
+	PreJoin *Hook `json:"preJoin,omitempty"`
+	// PostLeave, for a quorum component, runs on a member that stays
+	// after drover stopped the service on a node that leaves the group
+	// (etcdctl member remove), before the rest of the remove. .Member is
+	// the node that leaves.
+	PostLeave *Hook `json:"postLeave,omitempty"`
 }
 
 // Hook is one command and how long it may take.
@@ -300,7 +310,12 @@ type Hook struct {
 const DefaultHookTimeout = "60s"
 
 // HookNames are the hooks in the order of Hooks' fields.
-var HookNames = []string{"preStop", "postStart", "preRemove"}
+var HookNames = []string{"preStop", "postStart", "preRemove", "preJoin", "postLeave"}
+
+// MembershipHooks are the hooks that run on a member that stays, for a
+// change of a quorum group's membership: rendered for that change
+// (Renderer.ForMembership), not with the node's other templates.
+var MembershipHooks = []string{"preJoin", "postLeave"}
 
 // ByName is the hook of that name, nil when unset.
 func (h *Hooks) ByName(name string) *Hook {
@@ -314,6 +329,10 @@ func (h *Hooks) ByName(name string) *Hook {
 		return h.PostStart
 	case "preRemove":
 		return h.PreRemove
+	case "preJoin":
+		return h.PreJoin
+	case "postLeave":
+		return h.PostLeave
 	}
 	return nil
 }

@@ -208,6 +208,9 @@ func (v *validator) hooks(p string, comp *Component) {
 		if (name == "preStop" || name == "postStart") && comp.Service == nil {
 			v.errorf(hp, "%s runs around the service, and the component has none", name)
 		}
+		if slices.Contains(MembershipHooks, name) && !comp.Quorum {
+			v.errorf(hp, "%s changes a quorum group's membership, and the component is not one (set quorum: true)", name)
+		}
 	}
 }
 

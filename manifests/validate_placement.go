@@ -34,7 +34,11 @@ func (v *validator) placement() {
 			v.warnf(p+".quorum", "%d members tolerate no more failures than %d", len(nodes), len(nodes)-1)
 		}
 		if r.budget.err == nil { // the one over budget is reported; the rest would repeat it
+			before := len(v.problems)
 			v.renders(r, p, comp, nodes)
+			if comp.Quorum && len(v.problems) == before {
+				v.membershipRenders(r, p, comp, nodes)
+			}
 		}
 		v.sharedFiles(written, i, comp, nodes)
 	}
@@ -77,6 +81,28 @@ func (v *validator) renders(r *Renderer, p string, comp *Component, nodes []*Nod
 	}
 	v.renderCommand(r, p+".service.exec", s.Exec, s.ExecArgs, comp, nodes)
 	v.renderCommand(r, p+".service.reload", s.Reload, s.ReloadArgs, comp, nodes)
+}
+
+// membershipRenders renders a quorum component's templates again as a
+// change of its membership sees them (a node joining, a node leaving:
+// .Component.Joining, .Member), so the branch a template takes only then
+// fails here too. The first node stands for the one that changes.
+func (v *validator) membershipRenders(r *Renderer, p string, comp *Component, nodes []*Node) {
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Name
+	}
+	for _, joining := range []bool{true, false} {
+		before := len(v.problems)
+		v.renders(r.ForMembership(Membership{Joining: joining, Member: names[0], Members: names}), p, comp, nodes)
+		if len(v.problems) > before || r.budget.err != nil {
+			change := map[bool]string{true: "joins", false: "leaves"}[joining]
+			for i := before; i < len(v.problems); i++ {
+				v.problems[i].Message += fmt.Sprintf(" (rendered as when %s %s the group)", names[0], change)
+			}
+			return
+		}
+	}
 }
 
 // renderCommand renders an exec or reload line, in either form, for

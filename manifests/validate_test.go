@@ -359,6 +359,16 @@ func TestValidateRules(t *testing.T) {
 			`spec.components[0].hooks.preStop.timeout: "5" is not a duration`,
 			`spec.components[0].hooks.postStart.command[0]: the program must not be empty`,
 			`spec.components[0].hooks.preRemove.command[1]: node m1: template: spec.components[0].hooks.preRemove.command[1]:1:8: executing "spec.components[0].hooks.preRemove.command[1]" at <.Node.Labels.zone>: map has no entry for key "zone"`}},
+		{"membership hooks", func(c *Cluster) {
+			exporter(c).Hooks = &Hooks{PreJoin: &Hook{Command: []string{"true"}, Timeout: "1s"}}
+			zk(c).Hooks = &Hooks{PreJoin: &Hook{Command: []string{"{{ .Member.Nope }}"}, Timeout: "1s"},
+				PostLeave: &Hook{Timeout: "1s"}}
+		}, []string{`spec.components[0].hooks.postLeave.command: required`,
+			`spec.components[1].hooks.preJoin: preJoin changes a quorum group's membership, and the component is not one (set quorum: true)`,
+			`spec.components[0].hooks.preJoin.command[0]: node m1: template: spec.components[0].hooks.preJoin.command[0]:1:10: executing "spec.components[0].hooks.preJoin.command[0]" at <.Member.Nope>: can't evaluate field Nope in type manifests.NodeInfo`}},
+		{"a template that fails only while a member joins", func(c *Cluster) {
+			zk(c).Files[0].Template = "{{ if .Component.Joining }}{{ .Node.Labels.zone }}{{ end }}"
+		}, []string{`spec.components[0].files[0].template: node m1: template: conf/myid:1:35: executing "conf/myid" at <.Node.Labels.zone>: map has no entry for key "zone" (rendered as when m1 joins the group)`}},
 		{"preStop without a service", func(c *Cluster) {
 			zk(c).Service = nil
 			zk(c).Hooks = &Hooks{PreStop: &Hook{Command: []string{"true"}, Timeout: "1s"}}

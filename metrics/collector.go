@@ -29,7 +29,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, desc := range []*prometheus.Desc{
 		d.manifestGeneration, d.manifestLoadSuccess, d.manifestLastLoad,
 		d.nodes, d.nodeConverged, d.nodeLastConverged, d.nodeReachable, d.nodeLastProbe,
-		d.componentInfo, d.rolloutHalted, d.rolloutHaltedInfo, d.paused, d.sshConnections,
+		d.componentInfo, d.rolloutHalted, d.rolloutHaltedInfo, d.paused, d.suspended, d.sshConnections,
 	} {
 		ch <- desc
 	}
@@ -46,6 +46,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(d.manifestLoadSuccess, boolValue(s.LoadSuccess))
 	gauge(d.manifestLastLoad, unixSeconds(s.LastLoadTime))
 	gauge(d.paused, boolValue(s.Paused))
+	gauge(d.suspended, boolValue(s.Suspended))
 	gauge(d.rolloutHalted, boolValue(s.Rollout.Halted))
 	if s.Rollout.Halted {
 		gauge(d.rolloutHaltedInfo, 1, s.Rollout.Node, s.Rollout.Component)

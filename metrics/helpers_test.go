@@ -133,6 +133,7 @@ func sampleStatus() plan.ClusterStatus {
 		Generation:   4,
 		LoadSuccess:  true,
 		LastLoadTime: t0,
+		Suspended:    true,
 		Rollout:      plan.RolloutStatus{Halted: true, Node: "m2", Component: "zookeeper", Reason: "health check failed"},
 		Nodes: []plan.NodeStatus{
 			{

@@ -202,6 +202,7 @@ type statusDescs struct {
 	rolloutHalted       *prometheus.Desc
 	rolloutHaltedInfo   *prometheus.Desc
 	paused              *prometheus.Desc
+	suspended           *prometheus.Desc
 	sshConnections      *prometheus.Desc
 }
 
@@ -235,6 +236,8 @@ func newStatusDescs() statusDescs {
 			[]string{"node", "component"}, nil),
 		paused: prometheus.NewDesc(name("paused"),
 			"Whether the manifest pauses drover, so that it probes and reports but changes nothing (1), or not (0).", nil, nil),
+		suspended: prometheus.NewDesc(name("suspended"),
+			"Whether the operator suspended drover (drover suspend), so that it probes and reports but starts no action until drover resume (1), or not (0).", nil, nil),
 		sshConnections: prometheus.NewDesc(name("ssh_connections"),
 			"Number of SSH connections open in the pool.", nil, nil),
 	}

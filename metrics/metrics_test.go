@@ -82,6 +82,9 @@ drover_rollout_halted_info{component="zookeeper",node="m2"} 1
 # HELP drover_ssh_connections Number of SSH connections open in the pool.
 # TYPE drover_ssh_connections gauge
 drover_ssh_connections 3
+# HELP drover_suspended Whether the operator suspended drover (drover suspend), so that it probes and reports but starts no action until drover resume (1), or not (0).
+# TYPE drover_suspended gauge
+drover_suspended 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,6 +82,11 @@ type Controller struct {
 	progress uint64
 	changed  chan struct{}
 
+	// diffCache holds, by node, the files last read for the plan's
+	// content diffs (PlanWithDiffs), until the node's next probe.
+	diffMu    sync.Mutex
+	diffCache map[string]diffRead
+
 	// persistMu orders writes to Store (taken before mu, never under it).
 	persistMu sync.Mutex
 	persist   persistence
@@ -89,11 +95,12 @@ type Controller struct {
 // ControllerOptions configure a Controller; zero values take defaults.
 type ControllerOptions struct {
 	Runner inventory.Runner
-	// Executor runs actions. The controller runs each Desired's actions
-	// on a copy of it carrying that Desired's install root, generation
-	// and health timeout, so a new manifest never changes an executor
-	// under a running action.
-	Executor *execute.Executor
+	// Executor configures the executors that run actions (nil: the
+	// controller only probes and plans). Each Desired's actions run on an
+	// executor of a copy of it carrying that Desired's install root,
+	// generation and health timeout, and the controller's Fence, so a new
+	// manifest never changes an executor under a running action.
+	Executor *execute.Config
 	// Probe probes a node (default probes.Probe).
 	Probe    execute.ProbeFunc
 	Log      *zap.Logger
@@ -268,19 +275,15 @@ func (c *Controller) executorFor(d *plan.Desired) *execute.Executor {
 	if c.Executor == nil {
 		return nil
 	}
-	b := c.Executor
-	e := &execute.Executor{
-		Runner: b.Runner, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: b.Log,
-		DryRun: b.DryRun, HealthPoll: b.HealthPoll, HealthTimeout: b.HealthTimeout,
-		LockWait: b.LockWait, UnitDir: b.UnitDir, Probe: b.Probe, Now: b.Now, Fence: c.Fence,
-	}
+	cfg := *c.Executor
+	cfg.InstallRoot, cfg.Generation, cfg.Fence, cfg.Desired = d.InstallRoot, d.Generation, c.Fence, d
 	if d.Rollout.HealthTimeout > 0 {
-		e.HealthTimeout = d.Rollout.HealthTimeout
+		cfg.HealthTimeout = d.Rollout.HealthTimeout
 	}
-	if e.Probe == nil {
-		e.Probe = c.Probe
+	if cfg.Probe == nil {
+		cfg.Probe = c.Probe
 	}
-	return e
+	return execute.New(cfg)
 }
 
 // SetLoadError records a rejected manifest; the last good one stays.
@@ -326,13 +329,13 @@ func (c *Controller) worker(ctx, actx context.Context) {
 		if !ok {
 			return
 		}
-		next := c.safeReconcile(ctx, actx, node)
-		for next == probeNow && ctx.Err() == nil {
+		p := c.safeReconcile(ctx, actx, node)
+		for p.probeNow && ctx.Err() == nil {
 			// The node's action ended: its budget is free once a probe
 			// has seen its effect, so that probe runs now, in this
 			// worker, not behind every node the queue holds (at 10,000
 			// nodes, a sweep of them took longer than the action).
-			next = c.safeReconcile(ctx, actx, node)
+			p = c.safeReconcile(ctx, actx, node)
 		}
 		c.saveNode(node)
 		_ = c.saveCluster()
@@ -340,19 +343,19 @@ func (c *Controller) worker(ctx, actx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if next >= 0 {
-			c.queue.AddAfter(node, next)
+		if !p.drop {
+			c.queue.AddAfter(node, p.again)
 		}
 	}
 }
 
 // safeReconcile turns a panic into a failed pass, so one bad node cannot
 // take the daemon down.
-func (c *Controller) safeReconcile(ctx, actx context.Context, node string) (next time.Duration) {
+func (c *Controller) safeReconcile(ctx, actx context.Context, node string) (p pass) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.Log.Error("reconcile panicked", zap.String("node", node), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
-			next = c.fail(node)
+			p = c.fail(node)
 			if d := c.current(); d != nil {
 				c.wakeWaiting(d, node)
 			}
@@ -361,19 +364,36 @@ func (c *Controller) safeReconcile(ctx, actx context.Context, node string) (next
 	return c.reconcile(ctx, actx, node)
 }
 
-// reconcile does one pass over one node and says when to look again
-// (negative: not at all, the node is gone or the controller stops).
-func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Duration {
+// pass is what one reconcile pass over a node decided: look again after
+// a while, or drop the node from the queue.
+type pass struct {
+	again time.Duration
+	// drop: the node is not queued again (it left the manifest, or the
+	// controller stops); a new manifest queues every node it names.
+	drop bool
+	// probeNow: the node's action ended; the worker probes it again at
+	// once, without going through the queue (see worker).
+	probeNow bool
+}
+
+// lookAgain is a pass after which the node is looked at again after d.
+func lookAgain(d time.Duration) pass { return pass{again: max(d, 0)} }
+
+// dropNode is a pass after which the node is not queued again.
+var dropNode = pass{drop: true}
+
+// reconcile does one pass over one node.
+func (c *Controller) reconcile(ctx, actx context.Context, name string) pass {
 	start := c.Now()
 	c.mu.Lock()
 	d, exec, progress := c.desired, c.exec, c.progress
 	c.mu.Unlock()
 	if d == nil {
-		return -1
+		return dropNode
 	}
 	dn := d.Node(name)
 	if dn == nil {
-		return -1
+		return dropNode
 	}
 	var (
 		a      *plan.Action
@@ -392,7 +412,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 			c.notify()
 			if a == nil {
 				c.record(start, result)
-				return max(next, 0)
+				return lookAgain(next)
 			}
 		}
 	}
@@ -404,7 +424,7 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		cancel()
 		if ctx.Err() != nil {
 			// Stopping: a probe cut short says nothing about the node.
-			return -1
+			return dropNode
 		}
 		c.observeProbe(obs)
 		c.emit(Event{Node: name, Kind: EventProbe, Message: probeMessage(obs), Duration: obs.Duration})
@@ -419,10 +439,10 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 		c.notify()
 		switch {
 		case a == nil && next < 0:
-			return 0 // the manifest changed under us: start over
+			return lookAgain(0) // the manifest changed under us: start over
 		case a == nil:
 			c.record(start, result)
-			return next
+			return lookAgain(next)
 		}
 	}
 
@@ -437,12 +457,8 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) time.Dura
 	}
 	// Look at the node again now: its action's effect is counted as in
 	// flight until a probe has seen it.
-	return probeNow
+	return pass{probeNow: true}
 }
-
-// probeNow is what reconcile returns after an action: the worker probes
-// the node again at once.
-const probeNow = time.Duration(0)
 
 // Reconcile results for the Observer.
 const (
@@ -526,6 +542,12 @@ func (c *Controller) afterProbe(d *plan.Desired, name string, obs probes.Observe
 	if wait := st.retryAt.Sub(c.Now()); wait > 0 {
 		st.waiting = ""
 		return nil, resultSuccess, wait, freed
+	}
+	if c.persist.suspended {
+		// Looked at again within the probe interval, as a converged
+		// node is; a resume queues every node at once.
+		st.waiting = WaitingSuspended
+		return nil, resultSuccess, c.interval(d), freed
 	}
 	if err := c.mayAct(); err != nil {
 		st.waiting = err.Error()
@@ -769,7 +791,7 @@ func (c *Controller) failedStep(d *plan.Desired, node string, a plan.Action) int
 }
 
 func (c *Controller) recordAction(node string, a plan.Action, steps []plan.StepRecord, err error, d time.Duration) {
-	rec := plan.ActionRecord{Time: c.Now(), Action: string(a.Kind), Component: a.Component, Version: a.To, Result: "success", Duration: d, Steps: steps}
+	rec := plan.ActionRecord{Time: c.Now(), Action: string(a.Kind), Component: a.Component, Version: a.To, Result: "success", Duration: d, Steps: steps, Membership: a.Membership}
 	if err != nil {
 		rec.Result, rec.Message = "failure", err.Error()
 	}
@@ -824,19 +846,20 @@ func (c *Controller) current() *plan.Desired {
 	return c.desired
 }
 
-func (c *Controller) fail(node string) time.Duration {
+// fail counts a failed pass over node and backs it off.
+func (c *Controller) fail(node string) pass {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.inflight, node)
 	st := c.nodes[node]
 	if st == nil {
-		return -1
+		return dropNode
 	}
 	st.failures++
 	st.waiting = ""
 	d := c.backoff(st.failures)
 	st.retryAt = c.Now().Add(d)
-	return d
+	return lookAgain(d)
 }
 
 // backoff is exponential per node, capped, with jitter.
@@ -913,11 +936,11 @@ func (c *Controller) notify() {
 func describe(a plan.Action) string {
 	switch {
 	case a.From != "" && a.To != "" && a.From != a.To:
-		return fmt.Sprintf("%s %s %s -> %s", a.Kind, a.Component, a.From, a.To)
+		return fmt.Sprintf("%s %s %s -> %s", a.Kind, a.Component, a.From, a.To) + a.MembershipNote()
 	case a.To != "":
-		return fmt.Sprintf("%s %s %s", a.Kind, a.Component, a.To)
+		return fmt.Sprintf("%s %s %s", a.Kind, a.Component, a.To) + a.MembershipNote()
 	default:
-		return fmt.Sprintf("%s %s", a.Kind, a.Component)
+		return fmt.Sprintf("%s %s", a.Kind, a.Component) + a.MembershipNote()
 	}
 }
 
@@ -926,4 +949,202 @@ func probeMessage(o probes.Observed) string {
 		return "probed"
 	}
 	return "unknown: " + o.Reason + ": " + o.Error
+}
+
+// What the operator's commands (drover suspend, resume, retry,
+// reconcile) meet in a running controller.
+var (
+	// ErrNoManifest: no manifest is in force yet, so there is nothing
+	// to retry or probe.
+	ErrNoManifest = errors.New("no manifest is in force yet")
+	// ErrUnknownNode: the manifest in force has no such node.
+	ErrUnknownNode = errors.New("no such node in the manifest in force")
+	// ErrNothingToRetry: no halt holds and no node backs off after a
+	// failed action.
+	ErrNothingToRetry = errors.New("nothing to retry: the rollout is not halted and no node backs off after a failed action")
+)
+
+// WaitingSuspended is why a node's actions wait while the operator has
+// the controller suspended (SetSuspended).
+const WaitingSuspended = "suspended by the operator (drover resume lifts it)"
+
+// Retried is what Retry lifted.
+type Retried struct {
+	// Halt is the reason of the halt lifted, "" when none held.
+	Halt string `json:"halt,omitempty"`
+	// Nodes are the nodes whose failed action or backoff was forgotten.
+	Nodes []string `json:"nodes,omitempty"`
+}
+
+// Retry is the operator's word that the cause of a failure is fixed: for
+// the manifest in force it lifts the halt (which would otherwise hold
+// until the manifest changes), forgets the failed actions that hold
+// rollout slots (RolloutState.Failed) and every node's backoff after a
+// failed action, and queues every node. Nothing else changes: the next
+// passes probe and plan as always, so a cause that is not fixed fails and
+// halts again. ErrNothingToRetry when nothing held.
+func (c *Controller) Retry() (Retried, error) {
+	c.mu.Lock()
+	d := c.desired
+	if d == nil {
+		c.mu.Unlock()
+		return Retried{}, ErrNoManifest
+	}
+	var r Retried
+	if plan.HaltActive(c.halt, d.Generation) {
+		r.Halt = c.halt.Reason
+	}
+	c.halt = plan.RolloutStatus{}
+	now := c.Now()
+	for _, n := range d.Nodes {
+		st := c.nodes[n.Name]
+		if st == nil {
+			continue
+		}
+		_, failed := c.failed[n.Name]
+		if !failed && !st.retryAt.After(now) {
+			continue
+		}
+		delete(c.failed, n.Name)
+		st.retryAt, st.failures = time.Time{}, 0
+		r.Nodes = append(r.Nodes, n.Name)
+	}
+	if r.Halt == "" && len(r.Nodes) == 0 {
+		c.mu.Unlock()
+		return r, ErrNothingToRetry
+	}
+	c.progress++
+	c.mu.Unlock()
+	c.Log.Info("retry by the operator", zap.String("haltLifted", r.Halt), zap.Strings("nodes", r.Nodes))
+	for _, n := range r.Nodes {
+		c.saveNode(n)
+	}
+	err := c.saveCluster()
+	for _, n := range d.Nodes {
+		c.queue.Add(n.Name)
+	}
+	c.notify()
+	return r, err
+}
+
+// ReconcileNow queues the named nodes (every node when none is named) for
+// a pass at once, instead of at the end of their probe interval or
+// backoff, and returns them and the controller's time: a probe of a node
+// at or after it was made for this request. A node backing off after a failed
+// action is probed, but starts no action before its backoff ends (Retry
+// ends that). ErrUnknownNode names the first node the manifest lacks;
+// then nothing is queued.
+func (c *Controller) ReconcileNow(nodes []string) ([]string, time.Time, error) {
+	c.mu.Lock()
+	d := c.desired
+	now := c.Now()
+	c.mu.Unlock()
+	if d == nil {
+		return nil, now, ErrNoManifest
+	}
+	if len(nodes) == 0 {
+		for _, n := range d.Nodes {
+			nodes = append(nodes, n.Name)
+		}
+	}
+	for _, n := range nodes {
+		if d.Node(n) == nil {
+			return nil, now, fmt.Errorf("%w: %q", ErrUnknownNode, n)
+		}
+	}
+	for _, n := range nodes {
+		c.queue.Add(n)
+	}
+	return nodes, now, nil
+}
+
+// diffRead is one node's file read for the plan's content diffs, kept
+// until the node is probed again (under Controller.diffMu).
+type diffRead struct {
+	probedAt time.Time
+	paths    string
+	files    map[string][]byte
+}
+
+// diffReadTimeout bounds one node's read for the plan's diffs.
+const diffReadTimeout = 10 * time.Second
+
+// PlanWithDiffs is CurrentPlan with content diffs (plan.AttachDiffs), for the
+// console: the node's copy of each file the plan would change is read in
+// one extra session per node, only for nodes whose plan changes a file
+// that is there, never for sensitive files, and at most once per probe
+// of the node (the bytes are kept until the next one). A read that fails
+// leaves that node's diffs saying so.
+func (c *Controller) PlanWithDiffs(ctx context.Context) plan.Plan {
+	c.mu.Lock()
+	d := c.desired
+	if d == nil {
+		c.mu.Unlock()
+		return plan.Plan{}
+	}
+	p := plan.Plan{Generation: d.Generation}
+	obs := make(map[string]probes.Observed, len(d.Nodes))
+	for _, n := range d.Nodes {
+		st := c.nodes[n.Name]
+		if st == nil || !st.probed {
+			p.Nodes = append(p.Nodes, plan.NodePlan{Node: n.Name, Reason: "not probed yet"})
+			continue
+		}
+		p.Nodes = append(p.Nodes, st.plan)
+		obs[n.Name] = st.obs
+	}
+	c.mu.Unlock()
+	unitDir := ""
+	if c.Executor != nil {
+		unitDir = c.Executor.UnitDir
+	}
+	req := plan.ContentRequest(d, p, obs, unitDir)
+	current := plan.CurrentFiles{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for node, paths := range req {
+		key := strings.Join(paths, "\x00")
+		at := obs[node].ProbedAt
+		c.diffMu.Lock()
+		hit, ok := c.diffCache[node]
+		c.diffMu.Unlock()
+		if ok && hit.probedAt.Equal(at) && hit.paths == key {
+			current[node] = hit.files
+			continue
+		}
+		dn := d.Node(node)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			rctx, cancel := context.WithTimeout(ctx, diffReadTimeout)
+			files, err := ReadNodeFiles(rctx, c.Runner, dn.Target, paths)
+			cancel()
+			if err != nil {
+				c.Log.Debug("plan diffs: read failed", zap.String("node", node), zap.Error(err))
+				return
+			}
+			mu.Lock()
+			current[node] = files
+			mu.Unlock()
+			c.diffMu.Lock()
+			if c.diffCache == nil {
+				c.diffCache = map[string]diffRead{}
+			}
+			c.diffCache[node] = diffRead{probedAt: at, paths: key, files: files}
+			c.diffMu.Unlock()
+		}()
+	}
+	wg.Wait()
+	c.diffMu.Lock()
+	for node := range c.diffCache {
+		if _, ok := req[node]; !ok {
+			delete(c.diffCache, node) // nothing differs there any more
+		}
+	}
+	c.diffMu.Unlock()
+	plan.AttachDiffs(d, &p, obs, current, unitDir)
+	return p
 }

@@ -73,6 +73,7 @@ type fleet struct {
 	maxDisruptive int                    // disruptive actions in flight, by events
 	disruptive    int
 	events        []Event
+	fileReads     int // ReadNodeFiles sessions (the plan's diffs)
 }
 
 // newFleet makes n nodes named n1..nN and the artifacts app-1.0, app-2.0
@@ -121,6 +122,9 @@ type spec struct {
 	extra          string // a comment, to make a new generation of the same content
 	wrongAppSHA    bool   // app's artifact declared with a sha256 it does not have
 	maxFailures    int    // rollout.maxFailures
+	// appConfig, when set, is the content of app's conf/app.cfg, and of
+	// its sensitive conf/secret.cfg with "secret-" before it.
+	appConfig string
 }
 
 func (f *fleet) manifest(s spec) string {
@@ -174,6 +178,10 @@ func (f *fleet) manifest(s spec) string {
       service: {exec: "{{ .Dir }}/bin/app"}
       health: {tcp: {port: 9100}}
 `, s.app, f.arts[key], appSHA)
+		if s.appConfig != "" {
+			fmt.Fprintf(&b, "      files:\n        - {path: conf/app.cfg, template: %q}\n        - {path: conf/secret.cfg, sensitive: true, template: %q}\n",
+				s.appConfig, "secret-"+s.appConfig)
+		}
 	}
 	fmt.Fprintf(&b, "  rollout:\n    maxUnavailable: %s\n    healthTimeout: %s\n    onFailure: %s\n    maxFailures: %d\n", s.maxUnavailable, s.healthTimeout, s.onFailure, s.maxFailures)
 	return b.String()
@@ -227,7 +235,7 @@ func (f *fleet) stoppableController(o ControllerOptions) (c *Controller, cancel 
 	o.Runner = f
 	o.Probe = f.controllerProbe
 	o.Log = log
-	o.Executor = &execute.Executor{
+	o.Executor = &execute.Config{
 		Runner: f, InstallRoot: "/unused", Log: log, HealthPoll: 10 * time.Millisecond,
 		LockWait: 2 * time.Second, UnitDir: fleetUnitDir, Probe: f.Probe,
 	}
@@ -338,8 +346,27 @@ func (f *fleet) Probe(ctx context.Context, r inventory.Runner, t inventory.Targe
 	if down {
 		return probes.Observed{Node: t.Name, Reason: "dial", Error: "connection refused"}
 	}
-	obs := f.nodes[t.Name].Probe(ctx, r, t, req)
+	n := f.nodes[t.Name]
+	obs := n.Probe(ctx, r, t, req)
 	obs.Node = t.Name
+	// LocalNode.Probe looks at no rendered file: hash the wanted ones as
+	// the probe script does (fleetRoot is the node's Dir to its scripts).
+	for _, w := range req.Components {
+		c := obs.Components[w.Name]
+		if c == nil || len(w.Files) == 0 {
+			continue
+		}
+		for _, path := range w.Files {
+			b, err := os.ReadFile(filepath.Join(n.Dir, strings.TrimPrefix(path, "/dev/fd/3")))
+			if err != nil {
+				c.MissingFiles = append(c.MissingFiles, path)
+				continue
+			}
+			fi, _ := os.Stat(filepath.Join(n.Dir, strings.TrimPrefix(path, "/dev/fd/3")))
+			c.Files = append(c.Files, manifests.FileDigest{Path: path, Mode: fi.Mode().Perm(), SHA256: manifests.SHA256Hex(b)})
+		}
+		c.FilesHash = manifests.ConfigHash(c.Files)
+	}
 	return obs
 }
 
@@ -366,6 +393,9 @@ func (f *fleet) Run(ctx context.Context, t inventory.Target, script string, stdi
 		f.stepPanics[t.Name]--
 	}
 	gate := f.block[t.Name]
+	if strings.HasPrefix(script, "for p in") {
+		f.fileReads++
+	}
 	f.mu.Unlock()
 	switch {
 	case down:

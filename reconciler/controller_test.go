@@ -506,7 +506,7 @@ func TestControllerRunCancelsActionAfterGrace(t *testing.T) {
 	log := make(chan Event, 100)
 	c := NewController(ControllerOptions{
 		Runner: f, Probe: f.controllerProbe, Workers: 2,
-		Executor: &execute.Executor{Runner: f, HealthPoll: 10 * time.Millisecond, UnitDir: fleetUnitDir, Probe: f.Probe},
+		Executor: &execute.Config{Runner: f, HealthPoll: 10 * time.Millisecond, UnitDir: fleetUnitDir, Probe: f.Probe},
 		OnEvent:  func(e Event) { log <- e },
 	})
 	f.set(func() { f.block["n1"] = make(chan struct{}) }) // never released

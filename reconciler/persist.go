@@ -153,13 +153,34 @@ func (c *Controller) Suspended() bool {
 	return c.persist.suspended
 }
 
-// SetSuspended records the operator's suspend or resume. (Issue 19 makes
-// the controller act on it.)
+// SetSuspended records the operator's suspend or resume. Suspended, the
+// controller goes on probing every node and reporting (its status says
+// suspended), but admits no action: one already running ends as it
+// would. Resumed, every node is looked at again at once. The flag is
+// written to the store, so a restarted daemon (or a new leader) is still
+// suspended. An error says the store did not keep it; the controller
+// acts on it anyway until it stops.
 func (c *Controller) SetSuspended(s bool) error {
 	c.mu.Lock()
+	was := c.persist.suspended
 	c.persist.suspended = s
+	d := c.desired
+	c.progress++
 	c.mu.Unlock()
-	return c.saveCluster()
+	switch {
+	case s && !was:
+		c.Log.Warn("suspended by the operator: probing goes on, no action starts")
+	case !s && was:
+		c.Log.Info("resumed by the operator")
+	}
+	err := c.saveCluster()
+	if !s && d != nil {
+		for _, n := range d.Nodes {
+			c.queue.Add(n.Name)
+		}
+	}
+	c.notify()
+	return err
 }
 
 // saveNode writes the node's record if it changed; a node the manifest
@@ -291,4 +312,54 @@ func getJSON(s state.Store, key string, v any) ([]byte, error) {
 		return nil, fmt.Errorf("state store: record %s: %w", key, err)
 	}
 	return b, nil
+}
+
+// StoredStatus is the cluster as the store has it, for a daemon that
+// probes nothing (a standby of several on etcd): the manifest's nodes,
+// unknown to it, with the history, failures and halt the leader wrote,
+// so every daemon shows the same history.
+func StoredStatus(d *plan.Desired, s state.Store) (plan.ClusterStatus, error) {
+	var rec daemonRecord
+	if _, err := getJSON(s, keyDaemon, &rec); err != nil {
+		return plan.ClusterStatus{}, err
+	}
+	var halt plan.RolloutStatus
+	if _, err := getJSON(s, keyHalt, &halt); err != nil {
+		return plan.ClusterStatus{}, err
+	}
+	recs, err := s.List(keyNodePrefix)
+	if err != nil {
+		return plan.ClusterStatus{}, fmt.Errorf("state store: %w", err)
+	}
+	nodes := make(map[string]nodeRecord, len(recs))
+	for _, r := range recs {
+		var n nodeRecord
+		if err := json.Unmarshal(r.Value, &n); err != nil {
+			return plan.ClusterStatus{}, fmt.Errorf("state store: record %s: %w", r.Key, err)
+		}
+		nodes[strings.TrimPrefix(r.Key, keyNodePrefix)] = n
+	}
+	cs := plan.ClusterStatus{Cluster: d.Cluster, Generation: rec.Generation, Hash: rec.Hash, LoadSuccess: true, Paused: d.Paused}
+	if halt.Halted {
+		cs.Rollout = halt
+	}
+	p := plan.Plan{Generation: d.Generation}
+	for _, n := range d.Nodes {
+		p.Nodes = append(p.Nodes, plan.NodePlan{Node: n.Name, Reason: "not probed by this daemon (a standby)"})
+	}
+	cs.Nodes = plan.NodeStatuses(d, nil, p)
+	for i := range cs.Nodes {
+		ns := &cs.Nodes[i]
+		r, ok := nodes[ns.Name]
+		if !ok {
+			continue
+		}
+		ns.ConsecutiveFailures = r.Failures
+		ns.History = r.History
+		if len(r.History) > 0 {
+			last := r.History[len(r.History)-1]
+			ns.LastAction = &last
+		}
+	}
+	return cs, nil
 }

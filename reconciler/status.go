@@ -17,6 +17,7 @@ func (c *Controller) Status() plan.ClusterStatus {
 		LoadSuccess:  c.load.ok,
 		LoadError:    c.load.err,
 		LastLoadTime: c.load.time,
+		Suspended:    c.persist.suspended,
 	}
 	d := c.desired
 	if d == nil {

@@ -19,6 +19,7 @@ type Etcd struct {
 	prefix  string
 	timeout time.Duration
 	guard   func() clientv3.Cmp
+	reads   []clientv3.OpOption
 }
 
 var _ Store = (*Etcd)(nil)
@@ -38,6 +39,10 @@ type EtcdOptions struct {
 	// Guard, if set, is a comparison every write is made conditional on
 	// in one transaction (the leader key's revision, see package ha).
 	Guard func() clientv3.Cmp
+	// Serializable reads answer from the member asked, without a round
+	// of its quorum: a reader (a standby showing the shared history)
+	// still sees what a member has while etcd has no quorum.
+	Serializable bool
 }
 
 // NewEtcd is a store on cli, which the caller keeps and closes.
@@ -48,7 +53,11 @@ func NewEtcd(cli *clientv3.Client, o EtcdOptions) (*Etcd, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
-	return &Etcd{cli: cli, prefix: o.Prefix, timeout: o.Timeout, guard: o.Guard}, nil
+	e := &Etcd{cli: cli, prefix: o.Prefix, timeout: o.Timeout, guard: o.Guard}
+	if o.Serializable {
+		e.reads = []clientv3.OpOption{clientv3.WithSerializable()}
+	}
+	return e, nil
 }
 
 // Prefix is the store's key prefix in etcd.
@@ -64,7 +73,7 @@ func (e *Etcd) ctx() (context.Context, context.CancelFunc) {
 func (e *Etcd) Get(key string) ([]byte, error) {
 	ctx, cancel := e.ctx()
 	defer cancel()
-	resp, err := e.cli.Get(ctx, e.prefix+key)
+	resp, err := e.cli.Get(ctx, e.prefix+key, e.reads...)
 	if err != nil {
 		return nil, fmt.Errorf("etcd get %s: %w", key, err)
 	}
@@ -107,7 +116,8 @@ func (e *Etcd) write(what, key string, op clientv3.Op) error {
 func (e *Etcd) List(prefix string) ([]Record, error) {
 	ctx, cancel := e.ctx()
 	defer cancel()
-	resp, err := e.cli.Get(ctx, e.prefix+prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	opts := append([]clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}, e.reads...)
+	resp, err := e.cli.Get(ctx, e.prefix+prefix, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("etcd list %s: %w", prefix, err)
 	}

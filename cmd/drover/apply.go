@@ -26,7 +26,7 @@ func newApplyCommand() *cobra.Command {
 	var target targetFlags
 	var grace, timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE [--node GLOB|--limit GLOB] [--role R] [--dry-run]",
+		Use:   "apply -f FILE [--node GLOB|--limit GLOB] [--role R] [--component C] [--dry-run]",
 		Short: "Converge the cluster to the manifest, then exit",
 		Long: `apply shows the plan, asks for confirmation (unless --yes), then rolls it out
 with the same rollout rules as the daemon: dependsOn order, roleOrder,
@@ -39,6 +39,12 @@ node taking a maxUnavailable slot outside the limit holds back a change
 inside it as it would in a full apply, and when the rules allow no change
 at all apply refuses with the reason. apply then exits 0 when the limited
 nodes converged.
+
+--component (repeatable) changes only those components: the others'
+actions are held, yet counted as pending work, so a targeted component
+that dependsOn a held one with work left waits for it (apply refuses with
+that reason), and removals wait as they would. apply then exits 0 when the
+targeted components are Synced and Healthy on the targeted nodes.
 
 --dry-run walks every action through the executor and prints each step it
 would take ("would: ..."); nothing runs on a node.
@@ -62,13 +68,13 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 			pctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			probeStart := time.Now()
-			limited := len(target.nodes) > 0 || len(target.roles) > 0
+			limited := len(target.nodes) > 0 || len(target.roles) > 0 || len(target.components) > 0
 			targeted := d.Nodes
 			if limited {
 				if targeted, err = target.selectNodes(d); err != nil {
 					return err
 				}
-				d = limitDesired(d, targeted)
+				d = limitDesired(d, targeted, target.components)
 			}
 			// Every node is probed, inside the limit or not: the rollout
 			// counts them all.
@@ -106,7 +112,7 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 			progress := newProgress(out, countActions(p))
 			ctrl := reconciler.NewController(reconciler.ControllerOptions{
 				Runner: pool,
-				Executor: &execute.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: log,
+				Executor: &execute.Config{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: log,
 					// The health gate is the rollout's healthTimeout, not ReconcileTimeout.
 					HealthTimeout: d.Rollout.HealthTimeout},
 				Log:     log,
@@ -130,7 +136,7 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 			})
 			// The nodes outside the limit keep their pending actions by
 			// design; the limited apply succeeded when its nodes converged.
-			if limited && err != nil && !errors.Is(err, reconciler.ErrHalted) && targetedConverged(st.Nodes, targeted) {
+			if limited && err != nil && !errors.Is(err, reconciler.ErrHalted) && targetedConverged(target.filterStatus(st.Nodes), targeted, target.components) {
 				err = nil
 			}
 			converged := 0
@@ -152,6 +158,7 @@ and no command drover starts on a node may outlive it (the node kills it).`,
 	cmd.Flags().StringArrayVar(&target.nodes, "node", nil, "change only nodes matching this name or glob (repeatable); the others are counted, not changed")
 	cmd.Flags().StringArrayVar(&target.nodes, "limit", nil, "the same as --node")
 	cmd.Flags().StringArrayVar(&target.roles, "role", nil, "change only nodes with this role (repeatable)")
+	cmd.Flags().StringArrayVar(&target.components, "component", nil, "change only this component (repeatable); the others' actions are held and counted, not run")
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "walk every action through the executor, printing each step as \"would: …\", and change nothing")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every SSH step")
 	cmd.Flags().DurationVar(&grace, "grace", 2*time.Minute, "on Ctrl-C or at --timeout, how long in-flight actions may take to finish")

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/drover-project/drover/api"
 	"github.com/drover-project/drover/console"
 	"github.com/drover-project/drover/console/wizard"
 	"github.com/drover-project/drover/inventory"
@@ -98,6 +99,7 @@ type daemon struct {
 	log                   *zap.Logger
 	stderr                io.Writer
 	ha                    haOptions // several daemons on etcd (daemon_ha.go)
+	hs                    *haState  // set while one of several leads
 
 	runner  *swapRunner
 	ctrl    *reconciler.Controller
@@ -135,6 +137,7 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		defer hs.close()
 		ctx = lctx
+		d.hs = hs
 	} else if store, err = openStateStore(d.svc.stateDir, abs); err != nil {
 		return err
 	}
@@ -181,7 +184,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// The controller gives each manifest its own copy with its install
 	// root, generation and health timeout.
-	exec := &execute.Executor{Runner: d.runner, Log: d.log.Named("executor")}
+	exec := &execute.Config{Runner: d.runner, Log: d.log.Named("executor")}
 	d.ctrl = reconciler.NewController(reconciler.ControllerOptions{
 		Runner:   d.runner,
 		Executor: exec,
@@ -233,9 +236,13 @@ func (d *daemon) run(ctx context.Context) error {
 	// the console's guard.
 	setup := wizard.New(wizard.Options{ManifestPath: abs, ArtifactsDir: d.artifactsDir, KnownHostsFile: knownHosts, SSHConfigFile: sshConfigFile,
 		Log: d.log.Named("wizard"), Guard: guard.Require})
-	opts := console.Options{Source: d.ctrl, Log: d.log.Named("console"), SetupPath: setupPath}
+	var src api.Source = d.ctrl
+	if hs != nil {
+		src = haSource{Controller: d.ctrl, h: hs}
+	}
+	opts := console.Options{Source: src, Log: d.log.Named("console"), SetupPath: setupPath}
 	con := console.New(opts)
-	mux := httpMux(d.ctrl, reg, con, setup)
+	mux := httpMux(src, d.ctrl, guard.Require, reg, con, setup)
 	if d.pprof {
 		registerPprof(mux)
 	}
@@ -336,7 +343,14 @@ func (d *daemon) apply(l *manifests.Loaded, desired *plan.Desired) {
 		d.runner.set(pool)
 		d.sshCfg = l.Cluster.Spec.SSH
 	}
-	d.ctrl.SetDesired(desired)
+	put := func() { d.ctrl.SetDesired(desired) }
+	if d.hs != nil {
+		// The generation is published in etcd before the controller may
+		// act on it, and a stale one never is (daemon_agree.go).
+		d.hs.agree.adopt(context.Background(), desired.Generation, put)
+	} else {
+		put()
+	}
 	d.loaded = true
 	d.metrics.SetProbeInterval(desired.ProbeInterval)
 	d.log.Info("manifest loaded", zap.String("generation", desired.Generation), zap.Int("nodes", len(desired.Nodes)),

@@ -28,12 +28,17 @@ func consoleToken(tokenFile string) (token string, generated bool, err error) {
 }
 
 // httpMux is everything the daemon serves on --addr: the API (metrics,
-// health, status, plan), the web console and, when setup is not nil, the
-// setup wizard on /setup, /setup/ and /api/v1/wizard/ (its writes behind
-// the console's guard: wizard.Options.Guard = guard.Require).
-func httpMux(src api.Source, gatherer prometheus.Gatherer, con *console.Console, setup http.Handler) *http.ServeMux {
+// health, status, plan), when ctl is not nil the control endpoints
+// (suspend, resume, retry, reconcile) behind guard, the web console and,
+// when setup is not nil, the setup wizard on /setup, /setup/ and
+// /api/v1/wizard/ (its writes behind the console's guard:
+// wizard.Options.Guard = guard.Require).
+func httpMux(src api.Source, ctl api.Control, guard func(http.Handler) http.Handler, gatherer prometheus.Gatherer, con *console.Console, setup http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	api.Register(mux, src, gatherer)
+	if ctl != nil {
+		api.RegisterControl(mux, ctl, guard)
+	}
 	con.Register(mux)
 	if setup != nil {
 		mux.Handle(setupPath, setup)

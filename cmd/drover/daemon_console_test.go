@@ -150,7 +150,7 @@ func TestHTTPMuxMountsSetup(t *testing.T) {
 		if withSetup {
 			opts.SetupPath, h = setupPath, setup
 		}
-		mux := httpMux(src, prometheus.NewRegistry(), console.New(opts), h)
+		mux := httpMux(src, nil, nil, prometheus.NewRegistry(), console.New(opts), h)
 		for _, path := range []string{"/setup", "/setup/step", "/api/v1/wizard/preflight"} {
 			rec := httptest.NewRecorder()
 			mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))

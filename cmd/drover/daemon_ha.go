@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -15,7 +17,6 @@ import (
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -23,8 +24,11 @@ import (
 
 	"github.com/drover-project/drover/api"
 	"github.com/drover-project/drover/ha"
+	"github.com/drover-project/drover/manifests"
 	"github.com/drover-project/drover/metrics"
+	"github.com/drover-project/drover/reconciler"
 	"github.com/drover-project/drover/reconciler/execute"
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/state"
 )
 
@@ -72,16 +76,27 @@ func (o haOptions) enabled() bool { return o.endpoints != "" }
 // haState is what the daemon knows of the election, for metrics, the
 // standby's answers and the exit.
 type haState struct {
-	opts   haOptions
-	cli    *clientv3.Client
-	member *ha.Member
-	prefix string
+	opts      haOptions
+	cli       *clientv3.Client
+	prefix    string
+	name, url string
+	log       *zap.Logger
+	gens      *ha.Generations
+	agree     *agreement
+	// shared reads the cluster's state as the leader wrote it, for a
+	// standby's own status answer.
+	shared *state.Etcd
 
 	mu      sync.Mutex
+	member  *ha.Member // nil while (re)joining
 	term    *ha.Term
 	leader  ha.Info
 	members int
 	lost    error // why the term ended
+	etcdErr error // the last failed request to etcd; nil once one succeeds
+	desired *plan.Desired
+	// stopWatch ends watch.
+	stopWatch func()
 }
 
 // errLostLead ends a daemon whose term ended, for its service manager to
@@ -119,31 +134,70 @@ func (o haOptions) etcdClient() (*clientv3.Client, error) {
 // haPrefix is a cluster's keys in etcd.
 func haPrefix(cluster string) string { return "/drover/" + cluster + "/" }
 
-// startHA connects to etcd and joins the cluster's election.
-func (d *daemon) startHA(ctx context.Context, cluster, listen string) (*haState, error) {
+// startHA connects to etcd; the standby loop joins the election.
+func (d *daemon) startHA(cluster, listen string) (*haState, error) {
 	cli, err := d.ha.etcdClient()
 	if err != nil {
 		return nil, err
 	}
-	name := d.ha.name
 	url := d.ha.advertiseURL
 	if url == "" {
 		url = "http://" + listen
 	}
-	h := &haState{opts: d.ha, cli: cli, prefix: haPrefix(cluster)}
-	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	h.member, err = ha.Join(jctx, ha.Config{Client: cli, Prefix: h.prefix, Name: name, URL: url, LeaseTTL: d.ha.leaseTTL, Log: d.log.Named("ha")})
-	if err != nil {
+	h := &haState{opts: d.ha, cli: cli, prefix: haPrefix(cluster), name: d.ha.name, url: url, log: d.log.Named("ha")}
+	if h.name == "" {
 		cli.Close()
-		return nil, fmt.Errorf("join the election at %s: %w", d.ha.endpoints, err)
+		return nil, errors.New("ha: the daemon needs a name (--ha-name)")
+	}
+	h.gens = ha.NewGenerations(cli, h.prefix)
+	h.agree = &agreement{store: etcdGenerations{gens: h.gens}}
+	if h.shared, err = state.NewEtcd(cli, state.EtcdOptions{Prefix: h.prefix + "state/", Serializable: true}); err != nil {
+		cli.Close()
+		return nil, err
 	}
 	return h, nil
 }
 
+// join opens a session in the election, trying again every second
+// while etcd does not answer; nil once ctx ended.
+func (h *haState) join(ctx context.Context) *ha.Member {
+	for {
+		jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		m, err := ha.Join(jctx, ha.Config{Client: h.cli, Prefix: h.prefix, Name: h.name, URL: h.url, LeaseTTL: h.opts.leaseTTL, Log: h.log})
+		cancel()
+		if err == nil {
+			h.mu.Lock()
+			h.member, h.etcdErr = m, nil
+			h.mu.Unlock()
+			return m
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		h.mu.Lock()
+		first := h.etcdErr == nil
+		h.etcdErr = err
+		h.mu.Unlock()
+		if first {
+			h.log.Warn("cannot join the election in etcd: trying again every second", zap.String("endpoints", h.opts.endpoints), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 func (h *haState) close() {
-	if h.member != nil {
-		_ = h.member.Close()
+	if h.stopWatch != nil {
+		h.stopWatch()
+	}
+	h.mu.Lock()
+	m := h.member
+	h.mu.Unlock()
+	if m != nil {
+		_ = m.Close()
 	}
 	h.cli.Close()
 }
@@ -154,40 +208,51 @@ func (h *haState) store(term *ha.Term) (*state.Etcd, error) {
 	return state.NewEtcd(h.cli, state.EtcdOptions{Prefix: h.prefix + "state/", Guard: term.Guard})
 }
 
-// fence is the controller's Fence: the term, once there is one.
-func (h *haState) fence() execute.Fence {
+// MayAct is the controller's Fence: the term lasts, and the manifest
+// in force is the generation published in etcd.
+func (h *haState) MayAct() error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.term == nil {
-		return closedFence{}
+	t := h.term
+	h.mu.Unlock()
+	if t == nil {
+		return errors.New("not the leader")
 	}
-	return h.term
+	if err := t.MayAct(); err != nil {
+		return err
+	}
+	return h.agree.MayAct()
 }
 
-type closedFence struct{}
-
-func (closedFence) MayAct() error { return errors.New("not the leader") }
-
-// watch keeps leader and members current until ctx ends.
+// watch keeps leader, members and the agreement current until ctx ends.
 func (h *haState) watch(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		qctx, cancel := context.WithTimeout(ctx, time.Second)
-		info, ok, lerr := h.member.Leader(qctx)
-		n, merr := h.member.Members(qctx)
-		cancel()
 		h.mu.Lock()
-		if lerr == nil {
-			h.leader = info
-			if !ok {
-				h.leader = ha.Info{}
-			}
-		}
-		if merr == nil {
-			h.members = n
-		}
+		m := h.member
 		h.mu.Unlock()
+		if m != nil {
+			qctx, cancel := context.WithTimeout(ctx, time.Second)
+			info, ok, lerr := m.Leader(qctx)
+			n, merr := m.Members(qctx)
+			cancel()
+			h.mu.Lock()
+			if lerr == nil {
+				h.leader = info
+				if !ok {
+					h.leader = ha.Info{}
+				}
+			}
+			if merr == nil {
+				h.members = n
+			}
+			h.etcdErr = lerr
+			if h.etcdErr == nil {
+				h.etcdErr = merr
+			}
+			h.mu.Unlock()
+		}
+		h.agree.retry(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -209,18 +274,68 @@ func (h *haState) snapshot() metrics.HAState {
 	lead := h.leading()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return metrics.HAState{Leading: lead, Members: h.members, Leader: h.leader.Name, Fenced: h.lost != nil}
+	v := h.agree.view()
+	st := metrics.HAState{Leading: lead, Members: h.members, Leader: h.leader.Name, Fenced: h.lost != nil,
+		ManifestMismatch: v.Mismatch, ManifestStale: v.Stale}
+	if v.Acted != nil {
+		st.ActedSeq = v.Acted.Seq
+	}
+	return st
+}
+
+// status is the HA part of this daemon's status: who leads, the
+// agreement, and why it changes no node.
+func (h *haState) status() *plan.HAStatus {
+	lead := h.leading()
+	v := h.agree.view()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := &plan.HAStatus{Name: h.name, Leading: lead, Leader: h.leader.Name, Members: h.members,
+		Manifest: v.Own, ManifestMismatch: v.Mismatch, ManifestStale: v.Stale}
+	if g := v.Acted; g != nil {
+		st.Acted = &plan.ActedGeneration{Hash: g.Hash, Seq: g.Seq, Revision: g.Revision, By: g.By, Time: g.Time}
+	}
+	st.Why = haWhy(h.term != nil, h.lost, v.Why, h.leader.Name, h.etcdErr)
+	return st
+}
+
+// haWhy says why a daemon changes no node ("" when it may): a term that
+// ended, a manifest not agreed, or standing by (and etcd's trouble).
+func haWhy(term bool, lost error, notAgreed, leader string, etcdErr error) string {
+	var why string
+	switch {
+	case lost != nil:
+		why = "fenced, this daemon starts no step: " + lost.Error()
+	case term && notAgreed != "":
+		why = notAgreed
+	case term:
+		return ""
+	case leader != "":
+		why = "standby: " + leader + " leads"
+	default:
+		why = "standby: no daemon leads the cluster now"
+	}
+	if etcdErr != nil {
+		why += "; etcd does not answer: " + etcdErr.Error()
+	}
+	return why
 }
 
 // standby serves, until this daemon leads, what a standby answers on
-// --listen: /healthz, /metrics, and the API forwarded to the leader (or
-// 503 naming it, or saying none leads).
-func (d *daemon) standby(ctx context.Context, h *haState) (*ha.Term, error) {
+// --listen: /healthz, /metrics, the status (the leader's, or etcd's
+// shared state when no leader answers) and the rest of the API forwarded
+// to the leader (or 503 naming it, or saying none leads). It joins the
+// election and campaigns; a session that ends while it waits (etcd away
+// for longer than the lease) is replaced by a new one.
+func (d *daemon) standby(ctx context.Context, h *haState, abs string) (*ha.Term, error) {
 	reg := metrics.NewRegistry()
 	reg.MustRegister(metrics.NewHACollector(h.snapshot))
+	own := http.NewServeMux()
+	api.Register(own, standbySource{h}, reg)
 	mux := http.NewServeMux()
-	mux.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET "+api.PathHealthz, func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	for _, p := range []string{api.PathMetrics, api.PathHealthz, api.PathStatus} {
+		mux.Handle("GET "+p, own)
+	}
 	mux.HandleFunc("/", h.forward)
 	ln, err := net.Listen("tcp", d.listen)
 	if err != nil {
@@ -233,14 +348,18 @@ func (d *daemon) standby(ctx context.Context, h *haState) (*ha.Term, error) {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	d.log.Info("standby: campaigning for the lead", zap.String("name", h.member.Name()), zap.String("listen", ln.Addr().String()))
+	d.log.Info("standby: campaigning for the lead", zap.String("name", h.name), zap.String("listen", ln.Addr().String()))
 	// Under systemd a standby is up and alive: ready, and its watchdog fed
 	// while it waits (the controller that Alive asks does not run yet).
 	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyReady+"\nSTATUS=standby: another daemon leads")
-	wctx, stopFeed := context.WithCancel(ctx)
-	defer stopFeed()
+	wctx, stopStandby := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopStandby()
 	if interval, _ := sddaemon.SdWatchdogEnabled(false); interval > 0 {
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			t := time.NewTicker(interval / 3)
 			defer t.Stop()
 			for {
@@ -253,18 +372,156 @@ func (d *daemon) standby(ctx context.Context, h *haState) (*ha.Term, error) {
 			}
 		}()
 	}
-	term, err := h.member.Campaign(ctx)
-	if err != nil {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.watchOwnManifest(wctx, abs)
+	}()
+	for {
+		m := h.join(ctx)
+		if m == nil {
+			return nil, nil
+		}
+		term, err := m.Campaign(ctx)
+		if err == nil {
+			h.mu.Lock()
+			h.term = term
+			h.leader = ha.Info{Name: h.name}
+			h.mu.Unlock()
+			return term, nil
+		}
 		if ctx.Err() != nil {
 			return nil, nil
 		}
-		return nil, err
+		// The session ended while this daemon waited (etcd unreachable or
+		// without quorum for longer than the lease): a new one, once
+		// etcd answers.
+		h.log.Warn("standby: the etcd session ended while campaigning; joining again", zap.Error(err))
+		h.mu.Lock()
+		h.member = nil
+		h.mu.Unlock()
+		_ = m.Close()
 	}
+}
+
+// watchOwnManifest keeps a standby's manifest hash (and its Desired, for
+// its own status) current as its file changes.
+func (h *haState) watchOwnManifest(ctx context.Context, abs string) {
+	changes := make(chan manifests.Change)
+	w := &manifests.Watcher{Path: abs, Log: h.log.Named("watch")}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = w.Run(ctx, changes)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-changes:
+			if c.Err != nil {
+				continue
+			}
+			l, err := manifests.LoadBytesContext(ctx, abs, c.Data)
+			if err != nil {
+				continue
+			}
+			desired, err := plan.Compile(l)
+			if err != nil {
+				continue
+			}
+			h.setOwn(desired)
+		}
+	}
+}
+
+// setOwn notes a standby's manifest.
+func (h *haState) setOwn(d *plan.Desired) {
 	h.mu.Lock()
-	h.term = term
-	h.leader = ha.Info{Name: h.member.Name()}
+	h.desired = d
 	h.mu.Unlock()
-	return term, nil
+	h.agree.setOwn(d.Generation)
+}
+
+// standbySource is a standby's answer to the status API: the leader's
+// status when it answers, else the shared state in etcd; with this
+// daemon's own HA part either way.
+type standbySource struct{ h *haState }
+
+func (s standbySource) Status() plan.ClusterStatus {
+	st, err := s.h.leaderStatus()
+	answer := "leader"
+	if err != nil {
+		st, answer = s.h.sharedStatus(), "etcd"
+	}
+	st.HA = s.h.status()
+	st.HA.Answer = answer
+	if err != nil {
+		st.HA.Why += "; nodes shown from the shared state in etcd (" + err.Error() + ")"
+	}
+	return st
+}
+
+func (standbySource) CurrentPlan() plan.Plan { return plan.Plan{} }
+func (standbySource) Ready() bool            { return false }
+
+// leaderStatus is the leading daemon's status, asked over HTTP.
+func (h *haState) leaderStatus() (plan.ClusterStatus, error) {
+	h.mu.Lock()
+	leader := h.leader
+	h.mu.Unlock()
+	if leader.Name == "" || leader.URL == "" || leader.Name == h.name {
+		return plan.ClusterStatus{}, errors.New("no daemon leads")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(leader.URL, "/")+api.PathStatus, nil)
+	if err != nil {
+		return plan.ClusterStatus{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return plan.ClusterStatus{}, fmt.Errorf("the leader %s does not answer: %w", leader.Name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return plan.ClusterStatus{}, fmt.Errorf("the leader %s answers %s", leader.Name, resp.Status)
+	}
+	var st plan.ClusterStatus
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st); err != nil {
+		return plan.ClusterStatus{}, fmt.Errorf("the leader %s's status: %w", leader.Name, err)
+	}
+	return st, nil
+}
+
+// sharedStatus is the cluster as the leader left it in etcd, over this
+// standby's own manifest.
+func (h *haState) sharedStatus() plan.ClusterStatus {
+	h.mu.Lock()
+	d := h.desired
+	h.mu.Unlock()
+	if d == nil {
+		return plan.ClusterStatus{LoadError: "no manifest"}
+	}
+	st, err := reconciler.StoredStatus(d, h.shared)
+	if err != nil {
+		return plan.ClusterStatus{Cluster: d.Cluster, LoadSuccess: true, LoadError: err.Error()}
+	}
+	return st
+}
+
+// haSource is a leading daemon's controller with its HA part in the status.
+type haSource struct {
+	*reconciler.Controller
+	h *haState
+}
+
+func (s haSource) Status() plan.ClusterStatus {
+	st := s.Controller.Status()
+	st.HA = s.h.status()
+	return st
 }
 
 // forward answers a standby's request: proxied to the leader when one is
@@ -274,7 +531,7 @@ func (h *haState) forward(w http.ResponseWriter, r *http.Request) {
 	leader := h.leader
 	h.mu.Unlock()
 	w.Header().Set("X-Drover-Leader", leader.Name)
-	if leader.Name == "" || leader.Name == h.member.Name() || leader.URL == "" {
+	if leader.Name == "" || leader.Name == h.name || leader.URL == "" {
 		http.Error(w, "standby: no daemon leads the cluster now", http.StatusServiceUnavailable)
 		return
 	}
@@ -343,16 +600,24 @@ func (h *haState) lostErr() error {
 // daemon must stop (ctx ended, or the term ended and etcd answers again).
 // A nil store: ctx ended while standing by.
 func (d *daemon) haStart(ctx context.Context, abs string) (*haState, namedStore, context.Context, error) {
-	l, _, err := compile(abs)
+	_, desired, err := compile(abs)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("with --etcd-endpoints the manifest must be there at start (its metadata.name keys the cluster in etcd): %w", err)
 	}
-	h, err := d.startHA(ctx, l.Cluster.Metadata.Name, d.listen)
+	h, err := d.startHA(desired.Cluster, d.listen)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	go h.watch(ctx)
-	term, err := d.standby(ctx, h)
+	h.setOwn(desired)
+	wctx, stopWatch := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.watch(wctx)
+	}()
+	h.stopWatch = func() { stopWatch(); wg.Wait() }
+	term, err := d.standby(ctx, h, abs)
 	if err != nil || term == nil {
 		h.close()
 		return nil, nil, nil, err
@@ -362,8 +627,9 @@ func (d *daemon) haStart(ctx context.Context, abs string) (*haState, namedStore,
 		h.close()
 		return nil, nil, nil, err
 	}
+	h.agree.lead(etcdGenerations{gens: h.gens, term: term})
 	lctx, stop := context.WithCancel(ctx)
-	go h.lead(lctx, d.log.Named("ha"), stop)
+	go h.lead(lctx, h.log, stop)
 	return h, store, lctx, nil
 }
 
@@ -379,5 +645,5 @@ func (h *haState) fenceFor() execute.Fence {
 	if h == nil {
 		return nil
 	}
-	return h.fence()
+	return h
 }

@@ -35,8 +35,8 @@ func dryRun(ctx context.Context, out io.Writer, r inventory.Runner, d *plan.Desi
 				have = o.Components[a.Component]
 			}
 			var buf bytes.Buffer
-			e := &execute.Executor{Runner: r, InstallRoot: d.InstallRoot, Generation: d.Generation, DryRun: true,
-				HealthTimeout: d.Rollout.HealthTimeout, Log: wouldLogger(&buf)}
+			e := execute.New(execute.Config{Runner: r, InstallRoot: d.InstallRoot, Generation: d.Generation, DryRun: true,
+				HealthTimeout: d.Rollout.HealthTimeout, Log: wouldLogger(&buf), Desired: d})
 			err := e.Do(ctx, n, a, n.Component(a.Component), have)
 			fmt.Fprintf(out, "  %s\n", a.Describe())
 			for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {

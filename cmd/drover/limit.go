@@ -9,12 +9,14 @@ import (
 	"github.com/drover-project/drover/reconciler/plan"
 )
 
-// limitDesired is d with every node outside the target paused: apply
-// --node changes only the targeted nodes, while the others are probed and
-// counted by the rollout as they are (a paused member that is down still
-// holds a slot of maxUnavailable and still stops a quorum change). d is
-// not changed.
-func limitDesired(d *plan.Desired, targeted []*plan.DesiredNode) *plan.Desired {
+// limitDesired is d with every node outside the target paused and, when
+// components are given, every other component's actions held
+// (Desired.OnlyComponents): apply --node/--component changes only the
+// targeted part, while the rest is probed and counted by the rollout as
+// it is (a paused member that is down still holds a slot of
+// maxUnavailable and still stops a quorum change; a held component with
+// work still holds back what dependsOn it). d is not changed.
+func limitDesired(d *plan.Desired, targeted []*plan.DesiredNode, components []string) *plan.Desired {
 	out := *d
 	out.Nodes = make([]*plan.DesiredNode, len(d.Nodes))
 	for i, n := range d.Nodes {
@@ -23,6 +25,9 @@ func limitDesired(d *plan.Desired, targeted []*plan.DesiredNode) *plan.Desired {
 			c.Paused = true
 		}
 		out.Nodes[i] = &c
+	}
+	if len(components) > 0 {
+		out.OnlyComponents = slices.Clone(components)
 	}
 	return &out
 }
@@ -37,7 +42,11 @@ func limitRefusal(limited *plan.Desired, p plan.Plan, obs map[string]probes.Obse
 	pending := 0
 	for _, np := range p.Nodes {
 		if np.Known && slices.ContainsFunc(targeted, func(t *plan.DesiredNode) bool { return t.Name == np.Node }) {
-			pending += len(np.Actions)
+			for _, a := range np.Actions {
+				if limited.OnlyComponents == nil || slices.Contains(limited.OnlyComponents, a.Component) {
+					pending++
+				}
+			}
 		}
 	}
 	if pending == 0 {
@@ -50,7 +59,7 @@ func limitRefusal(limited *plan.Desired, p plan.Plan, obs map[string]probes.Obse
 	var why []string
 	for _, line := range w.Waiting {
 		// The held actions of the nodes outside the limit are the point of it.
-		if !strings.Contains(line, ": paused, ") {
+		if !strings.Contains(line, ": paused, ") && !strings.HasSuffix(line, " held: not a targeted component") {
 			why = append(why, line)
 		}
 	}
@@ -61,11 +70,27 @@ func limitRefusal(limited *plan.Desired, p plan.Plan, obs map[string]probes.Obse
 		strings.Join(why, "\n  "))
 }
 
-// targetedConverged reports whether every targeted node converged.
-func targetedConverged(nodes []plan.NodeStatus, targeted []*plan.DesiredNode) bool {
+// targetedConverged reports whether every targeted node converged; with
+// components targeted, whether those are Synced and Healthy there (nodes
+// holds only their rows: targetFlags.filterStatus).
+func targetedConverged(nodes []plan.NodeStatus, targeted []*plan.DesiredNode, components []string) bool {
 	for _, n := range nodes {
-		if slices.ContainsFunc(targeted, func(t *plan.DesiredNode) bool { return t.Name == n.Name }) && !n.Converged {
+		if !slices.ContainsFunc(targeted, func(t *plan.DesiredNode) bool { return t.Name == n.Name }) {
+			continue
+		}
+		if len(components) == 0 {
+			if !n.Converged {
+				return false
+			}
+			continue
+		}
+		if !n.Reachable {
 			return false
+		}
+		for _, c := range n.Components {
+			if c.Sync != plan.Synced || c.Health != plan.Healthy {
+				return false
+			}
 		}
 	}
 	return true

@@ -58,7 +58,7 @@ func TestLimitCountsNodesOutside(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			limited := limitDesired(d, targeted)
+			limited := limitDesired(d, targeted, nil)
 			if d.Node("n2").Paused || !limited.Node("n2").Paused || limited.Node("n1").Paused {
 				t.Fatal("limitDesired must pause the nodes outside, in a copy")
 			}
@@ -73,5 +73,45 @@ func TestLimitCountsNodesOutside(t *testing.T) {
 				t.Errorf("refusal %q does not say %q", err, tc.refusal)
 			}
 		})
+	}
+}
+
+// TestLimitComponentCountsHeld: apply --component node-exporter, with
+// both components edited on n1: zookeeper's action is held, not run;
+// node-exporter goes ahead on its own, but once it dependsOn zookeeper
+// apply refuses, naming the held work it would wait for.
+func TestLimitComponentCountsHeld(t *testing.T) {
+	for _, dependsOn := range []bool{false, true} {
+		d, obs := demoCluster(t)
+		if dependsOn {
+			d.Components["node-exporter"].DependsOn = []string{"zookeeper"}
+		}
+		obs["n1"].Components["zookeeper"].Unit.Hash = "edited on the node"
+		obs["n1"].Components["node-exporter"].Unit.Hash = "edited on the node"
+		tf := &targetFlags{components: []string{"node-exporter"}}
+		targeted, err := tf.selectNodes(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		limited := limitDesired(d, targeted, tf.components)
+		if d.OnlyComponents != nil || len(limited.OnlyComponents) != 1 {
+			t.Fatal("limitDesired must hold the other components in a copy")
+		}
+		p := plan.Diff(limited, obs)
+		w := plan.NextWave(limited, p, obs, plan.RolloutState{})
+		for _, a := range w.Actions {
+			if a.Component != "node-exporter" {
+				t.Errorf("dependsOn %v: released %s %s, a held component", dependsOn, a.Kind, a.Component)
+			}
+		}
+		err = limitRefusal(limited, p, obs, targeted)
+		switch {
+		case !dependsOn && err != nil:
+			t.Errorf("refused without a dependency: %v", err)
+		case dependsOn && (err == nil || !strings.Contains(err.Error(), "node-exporter: 1 action waits for zookeeper to finish")):
+			t.Errorf("with node-exporter dependsOn zookeeper: %v, want the wait for the held zookeeper", err)
+		case dependsOn && strings.Contains(err.Error(), "held: not a targeted component"):
+			t.Errorf("the refusal lists the held actions themselves: %v", err)
+		}
 	}
 }

@@ -83,6 +83,12 @@ func printStatus(out io.Writer, st plan.ClusterStatus) {
 	if st.Paused {
 		fmt.Fprintln(out, "paused: probing and reporting only")
 	}
+	if st.HA != nil {
+		printHA(out, st.HA)
+	}
+	if st.Suspended {
+		fmt.Fprintln(out, "SUSPENDED by the operator: probing and reporting only, no action starts (drover resume lifts it)")
+	}
 	if st.Rollout.Halted {
 		fmt.Fprintf(out, "rollout HALTED: %s\n", safetext.Line(st.Rollout.Reason))
 	}
@@ -95,6 +101,31 @@ func printStatus(out io.Writer, st plan.ClusterStatus) {
 	fmt.Fprintf(out, "%d/%d nodes converged\n\n", converged, len(st.Nodes))
 	writeNodeTable(out, st.Nodes)
 	printHistory(out, st.Nodes, recentActions)
+}
+
+// printHA says which daemon answered, who leads, whether its manifest
+// is the generation acted on, and why it changes no node.
+func printHA(out io.Writer, h *plan.HAStatus) {
+	role := "leader"
+	if !h.Leading {
+		role = "standby"
+	}
+	leader := h.Leader
+	if leader == "" {
+		leader = "none"
+	}
+	fmt.Fprintf(out, "daemon %s (%s of %d; leader: %s), manifest %s", safetext.Line(h.Name), role, h.Members, safetext.Line(leader), short(h.Manifest))
+	switch {
+	case h.Acted == nil:
+		fmt.Fprint(out, ", no generation acted on yet\n")
+	case h.ManifestMismatch:
+		fmt.Fprintf(out, " DIFFERS from generation %d acted on (%s, by %s)\n", h.Acted.Seq, short(h.Acted.Hash), safetext.Line(h.Acted.By))
+	default:
+		fmt.Fprintf(out, " = generation %d acted on\n", h.Acted.Seq)
+	}
+	if h.Why != "" {
+		fmt.Fprintf(out, "changes no node: %s\n", safetext.Line(h.Why))
+	}
 }
 
 // recentActions is how many of the last actions `drover status` lists.

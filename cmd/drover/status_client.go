@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -32,6 +34,11 @@ func (a *statusAccess) addFlags(cmd *cobra.Command) {
 // request is the GET of path from the daemon at addr (HOST:PORT is plain
 // HTTP, or a URL with its scheme) and the client to send it with.
 func (a statusAccess) request(addr, path string) (*http.Client, *http.Request, error) {
+	return a.newRequest(http.MethodGet, addr, path, nil)
+}
+
+// newRequest is request with another method and a body (nil: none).
+func (a statusAccess) newRequest(method, addr, path string, body []byte) (*http.Client, *http.Request, error) {
 	base := addr
 	if !strings.Contains(addr, "://") {
 		base = "http://" + addr
@@ -48,9 +55,16 @@ func (a statusAccess) request(addr, path string) (*http.Client, *http.Request, e
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
 	}
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(base, "/")+path, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, strings.TrimSuffix(base, "/")+path, rd)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--addr %s: %w", addr, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if a.user != "" {
 		if a.passwordFile == "" {

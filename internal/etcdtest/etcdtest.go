@@ -37,18 +37,30 @@ type Cluster struct {
 // Member is one etcd server.
 type Member struct {
 	Name, Addr, Dir string
-	initial         string // --initial-cluster
-	token           string
-	mu              sync.Mutex
-	cmd             *exec.Cmd
-	exited          chan struct{}
-	log             *os.File
+	// Views are more addresses the member serves clients on (see
+	// StartViews).
+	Views   []string
+	initial string // --initial-cluster
+	token   string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	log     *os.File
 }
 
 // Start runs an etcd cluster with one member per address (loopback
 // addresses the caller owns) and waits until it has a leader. The
 // members are killed when the test ends.
 func Start(t testing.TB, addrs ...string) *Cluster {
+	t.Helper()
+	return StartViews(t, addrs, nil)
+}
+
+// StartViews is Start with more client addresses: views[v][i] is another
+// address member i serves clients on, so that client v, given
+// ViewEndpoints(v), reaches etcd by addresses of its own, which a test
+// may cut off (nftables) without cutting the others off.
+func StartViews(t testing.TB, addrs []string, views [][]string) *Cluster {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
@@ -59,6 +71,9 @@ func Start(t testing.TB, addrs ...string) *Cluster {
 	var initial []string
 	for i, a := range addrs {
 		m := &Member{Name: fmt.Sprintf("m%d", i+1), Addr: a, Dir: filepath.Join(dir, fmt.Sprintf("m%d", i+1)), token: c.name}
+		for _, v := range views {
+			m.Views = append(m.Views, v[i])
+		}
 		c.members = append(c.members, m)
 		initial = append(initial, fmt.Sprintf("%s=http://%s", m.Name, net.JoinHostPort(a, fmt.Sprint(PeerPort))))
 	}
@@ -79,6 +94,15 @@ func (c *Cluster) Endpoints() []string {
 	out := make([]string, len(c.members))
 	for i, m := range c.members {
 		out[i] = m.ClientURL()
+	}
+	return out
+}
+
+// ViewEndpoints are the client URLs of view v (StartViews).
+func (c *Cluster) ViewEndpoints(v int) []string {
+	out := make([]string, len(c.members))
+	for i, m := range c.members {
+		out[i] = "http://" + net.JoinHostPort(m.Views[v], fmt.Sprint(ClientPort))
 	}
 	return out
 }
@@ -109,10 +133,14 @@ func (c *Cluster) start(m *Member) error {
 	if err != nil {
 		return err
 	}
+	listen := []string{m.ClientURL()}
+	for _, v := range m.Views {
+		listen = append(listen, "http://"+net.JoinHostPort(v, fmt.Sprint(ClientPort)))
+	}
 	cmd := exec.Command(c.bin,
 		"--name", m.Name,
 		"--data-dir", filepath.Join(m.Dir, "data"),
-		"--listen-client-urls", m.ClientURL(),
+		"--listen-client-urls", strings.Join(listen, ","),
 		"--advertise-client-urls", m.ClientURL(),
 		"--listen-peer-urls", peer,
 		"--initial-advertise-peer-urls", peer,
@@ -200,4 +228,24 @@ func (c *Cluster) WaitHealthy(timeout time.Duration) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Leader is the member that leads the raft cluster now, nil when none
+// answers as leader.
+func (c *Cluster) Leader() *Member {
+	c.t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second, Logger: nopLogger()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cli.Close()
+	for _, m := range c.members {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := cli.Status(ctx, m.ClientURL())
+		cancel()
+		if err == nil && st.Leader == st.Header.MemberId {
+			return m
+		}
+	}
+	return nil
 }

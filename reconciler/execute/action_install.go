@@ -1,9 +1,18 @@
 package execute
 
-import "context"
+import (
+	"context"
 
-// runInstall puts a component on a node that does not have it.
+	"github.com/drover-project/drover/probes"
+)
+
+// runInstall puts a component on a node that does not have it. A join
+// runs preJoin on a member that stays first: a failing one leaves the
+// node untouched.
 func runInstall(ctx context.Context, e *Executor, j *job) error {
+	if err := e.membershipHook(ctx, j); err != nil {
+		return err
+	}
 	return e.deploy(ctx, j)
 }
 
@@ -11,10 +20,6 @@ func runInstall(ctx context.Context, e *Executor, j *job) error {
 // node when its result is already there. The artifact is checked locally
 // first, so a bad one fails before any node is touched; prune runs before
 // the receipt so that it is retried if cut off; the receipt is last.
-// Steps with nothing to decide between them run in one session
-// (stepchain.go): all of them for a component without a service or a
-// health check, else those before the restart and those after the
-// health gate.
 func (e *Executor) deploy(ctx context.Context, j *job) error {
 	w := j.want
 	if err := e.verifyLocalArtifact(w); err != nil {
@@ -24,59 +29,28 @@ func (e *Executor) deploy(ctx context.Context, j *job) error {
 	if err != nil {
 		return err
 	}
-	j.startBatch()
-	defer j.dropBatch()
-	if err := e.ensureDirs(ctx, j); err != nil {
-		return err
-	}
+	l := ladder{service: w.Unit != nil, health: w.Health != nil}
+	l.place = append(l.place, e.ensureDirs)
 	if !st.complete {
 		if !st.cached {
-			if err := e.fetchArtifact(ctx, j); err != nil {
-				return err
+			l.place = append(l.place, e.fetchArtifact)
+		}
+		l.place = append(l.place, e.unpack)
+	}
+	l.place = append(l.place, e.writeFiles, e.syncUnit, e.keepUnit, func(ctx context.Context, j *job) error {
+		return e.switchActive(ctx, j, w.Version)
+	})
+	var r probes.Receipt
+	l.record = []step{
+		func(ctx context.Context, j *job) error {
+			r = e.receiptFor(j)
+			keepSHA := []string{j.artifactSHA()}
+			if old := j.haveReceipt(); old != nil && old.Version == r.Previous {
+				keepSHA = append(keepSHA, old.ArtifactSHA256)
 			}
-		}
-		if err := e.unpack(ctx, j); err != nil {
-			return err
-		}
+			return e.prune(ctx, j, []string{w.Version, r.Previous}, keepSHA)
+		},
+		func(ctx context.Context, j *job) error { return e.writeReceipt(ctx, j, r) },
 	}
-	if err := e.writeFiles(ctx, j); err != nil {
-		return err
-	}
-	if err := e.syncUnit(ctx, j); err != nil {
-		return err
-	}
-	if err := e.keepUnit(ctx, j); err != nil {
-		return err
-	}
-	if err := e.switchActive(ctx, j, w.Version); err != nil {
-		return err
-	}
-	if w.Unit != nil || w.Health != nil {
-		// The restart's failure means an unhealthy component, and the
-		// gate waits on what the steps before it did: both run now.
-		if err := e.endBatch(ctx, j); err != nil {
-			return err
-		}
-		if w.Unit != nil {
-			if err := e.restartUnit(ctx, j); err != nil {
-				return err
-			}
-		}
-		if err := e.waitHealthy(ctx, j, w.Unit != nil, w.Health != nil); err != nil {
-			return err
-		}
-		j.startBatch()
-	}
-	r := e.receiptFor(j)
-	keepSHA := []string{j.artifactSHA()}
-	if old := j.haveReceipt(); old != nil && old.Version == r.Previous {
-		keepSHA = append(keepSHA, old.ArtifactSHA256)
-	}
-	if err := e.prune(ctx, j, []string{w.Version, r.Previous}, keepSHA); err != nil {
-		return err
-	}
-	if err := e.writeReceipt(ctx, j, r); err != nil {
-		return err
-	}
-	return e.endBatch(ctx, j)
+	return e.climb(ctx, j, l)
 }

@@ -13,47 +13,26 @@ import (
 // restarts the unit (unless only the environment moves out of it:
 // EnvMigrates) and waits for health, then writes the receipt. The
 // version stays. If the version dir is not complete on the node (someone
-// deleted it), the files have nowhere to go: it deploys instead. The
-// steps before the restart share one session.
+// deleted it), the files have nowhere to go: it deploys instead.
 func runReconfigure(ctx context.Context, e *Executor, j *job) error {
 	w := j.want
 	if j.have == nil || !j.have.Packages[w.Version] {
 		j.log.Info("version dir not complete on the node, deploying it", zap.String("version", w.Version))
 		return e.deploy(ctx, j)
 	}
-	j.startBatch()
-	defer j.dropBatch()
-	if err := e.writeFiles(ctx, j); err != nil {
-		return err
+	l := ladder{
+		place:   []step{e.writeFiles, e.syncUnit, e.keepUnit},
+		service: w.Unit != nil,
+		// The changed files' onChange says what the service needs (the
+		// plan's Effect). A drover upgrade that only moves the
+		// environment out of the unit leaves the running service alone:
+		// it has that environment already.
+		effect: j.action.Effect,
+		health: w.Health != nil,
+		record: []step{func(ctx context.Context, j *job) error { return e.writeReceipt(ctx, j, e.receiptFor(j)) }},
 	}
-	if err := e.syncUnit(ctx, j); err != nil {
-		return err
+	if plan.EnvMigrates(w, j.have) {
+		l.effect = manifests.OnChangeNone
 	}
-	if err := e.keepUnit(ctx, j); err != nil {
-		return err
-	}
-	if err := e.endBatch(ctx, j); err != nil {
-		return err
-	}
-	// A drover upgrade that only moves the environment out of the unit
-	// leaves the running service alone: it has that environment already.
-	// Otherwise the changed files' onChange says what the service needs
-	// (the plan's Effect): a restart, a reload, or nothing.
-	if w.Unit != nil && !plan.EnvMigrates(w, j.have) {
-		var err error
-		switch j.action.Effect {
-		case manifests.OnChangeNone:
-		case manifests.OnChangeReload:
-			err = e.reloadUnit(ctx, j)
-		default:
-			err = e.restartUnit(ctx, j)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := e.waitHealthy(ctx, j, w.Unit != nil, w.Health != nil); err != nil {
-		return err
-	}
-	return e.writeReceipt(ctx, j, e.receiptFor(j))
+	return e.climb(ctx, j, l)
 }

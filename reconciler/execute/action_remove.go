@@ -1,6 +1,9 @@
 package execute
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // runRemove takes a component off a node: stop and disable the unit,
 // delete the unit file (daemon-reload), the active link, every version
@@ -8,7 +11,26 @@ import "context"
 // other receipt uses, and finally the receipt. Until the receipt is gone
 // the probe still finds the component, so a cut-off remove runs again.
 // Nothing is decided between the steps: they share one session.
+//
+// A leave first stops the unit (preStop), then runs postLeave on a member
+// that stays; if postLeave fails the unit is started again, so the group
+// keeps the member it still lists.
 func runRemove(ctx context.Context, e *Executor, j *job) error {
+	if j.member != nil {
+		if err := e.stopUnit(ctx, j); err != nil {
+			return err
+		}
+		if err := e.runBatch(ctx, j); err != nil {
+			return err
+		}
+		j.stopped = true
+		if err := e.membershipHook(ctx, j); err != nil {
+			if serr := e.startUnit(ctx, j); serr != nil {
+				return fmt.Errorf("%w; starting it again: %w", err, serr)
+			}
+			return err
+		}
+	}
 	if err := e.hook(ctx, j, "preRemove"); err != nil {
 		return err
 	}

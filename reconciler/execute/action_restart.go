@@ -6,11 +6,8 @@ import "context"
 // enable and restart the unit, wait for health. Nothing installed
 // changes, so the receipt stays as it is.
 func runRestart(ctx context.Context, e *Executor, j *job) error {
-	service := j.haveUnitFile() || (j.want != nil && j.want.Unit != nil)
-	if service {
-		if err := e.restartUnit(ctx, j); err != nil {
-			return err
-		}
-	}
-	return e.waitHealthy(ctx, j, service, j.want != nil && j.want.Health != nil)
+	return e.climb(ctx, j, ladder{
+		service: j.haveUnitFile() || (j.want != nil && j.want.Unit != nil),
+		health:  j.want != nil && j.want.Health != nil,
+	})
 }

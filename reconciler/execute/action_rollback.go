@@ -14,8 +14,7 @@ import (
 // back the unit and the rendered files outside the version dir that the
 // version kept (unit_keep.go, files_keep.go), restart, wait for health,
 // rewrite the receipt. Files the failed change added outside stay; the
-// receipt lists them, so a later change or remove finds them. The steps
-// before the restart share one session.
+// receipt lists them, so a later change or remove finds them.
 //
 // The target is a.To, set by the rollout to the version the node ran
 // before the failed upgrade. Without it: the receipt's version when the
@@ -29,33 +28,20 @@ func runRollback(ctx context.Context, e *Executor, j *job) error {
 	if !manifests.IsVersion(target) {
 		return fmt.Errorf("rollback version %q is not %s", target, manifests.VersionPattern)
 	}
-	j.startBatch()
-	defer j.dropBatch()
-	if err := e.switchActive(ctx, j, target); err != nil {
-		return err
+	l := ladder{
+		place: []step{
+			func(ctx context.Context, j *job) error { return e.switchActive(ctx, j, target) },
+			func(ctx context.Context, j *job) error { return e.restoreFiles(ctx, j, target) },
+		},
+		service: j.haveUnitFile() || (j.want != nil && j.want.Unit != nil),
+		health:  j.want != nil && j.want.Health != nil,
+		record:  []step{func(ctx context.Context, j *job) error { return e.writeReceipt(ctx, j, e.rollbackReceipt(j, target)) }},
 	}
-	if err := e.restoreFiles(ctx, j, target); err != nil {
-		return err
-	}
-	service := j.haveUnitFile() || (j.want != nil && j.want.Unit != nil)
-	if service {
+	if l.service {
 		// The failed change may have changed the unit too.
-		if err := e.restoreUnit(ctx, j, target); err != nil {
-			return err
-		}
+		l.place = append(l.place, func(ctx context.Context, j *job) error { return e.restoreUnit(ctx, j, target) })
 	}
-	if err := e.endBatch(ctx, j); err != nil {
-		return err
-	}
-	if service {
-		if err := e.restartUnit(ctx, j); err != nil {
-			return err
-		}
-	}
-	if err := e.waitHealthy(ctx, j, service, j.want != nil && j.want.Health != nil); err != nil {
-		return err
-	}
-	return e.writeReceipt(ctx, j, e.rollbackReceipt(j, target))
+	return e.climb(ctx, j, l)
 }
 
 func rollbackTarget(j *job) string {

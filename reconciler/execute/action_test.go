@@ -1083,7 +1083,7 @@ func TestActionInstallCacheFull(t *testing.T) {
 // localExecutor returns an executor for the node that polls health fast and
 // probes with n.Probe.
 func localExecutor(n *localnode.LocalNode, log *zap.Logger) *Executor {
-	return &Executor{
+	return New(Config{
 		Runner:        n.Runner,
 		InstallRoot:   n.Root,
 		UnitDir:       n.UnitDir,
@@ -1093,5 +1093,5 @@ func localExecutor(n *localnode.LocalNode, log *zap.Logger) *Executor {
 		HealthTimeout: 2 * time.Second,
 		LockWait:      2 * time.Second,
 		Probe:         n.Probe,
-	}
+	})
 }

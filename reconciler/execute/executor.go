@@ -37,12 +37,9 @@ const (
 	DefaultLockWait   = 30 * time.Second
 )
 
-// Executor runs actions on nodes. Each action is a fixed sequence of
-// small steps (steps.go), each one script run through the gate (gate.go)
-// and each idempotent, so an action cut off anywhere and run again, or
-// run twice, ends in the same state. An Executor is safe for concurrent
-// use on different nodes; its fields must not change while actions run.
-type Executor struct {
+// Config is what an executor needs to act: how to reach nodes, where
+// drover's tree is on them, and how long to wait.
+type Config struct {
 	Runner      inventory.Runner
 	InstallRoot string
 	// Generation is the manifest generation written into receipts.
@@ -64,10 +61,28 @@ type Executor struct {
 	Now   func() time.Time
 	// Fence, if set, is asked before every step (fence.go).
 	Fence Fence
+	// Desired renders what a join or leave of a quorum group needs
+	// (Desired.ForMembership); such an action fails without it.
+	Desired *plan.Desired
+}
+
+// Executor runs actions on nodes. Each action is a fixed sequence of
+// small steps (steps.go), each one script run through the gate
+// (steprun.go) and each idempotent, so an action cut off anywhere and run
+// again, or run twice, ends in the same state. An Executor is safe for
+// concurrent use on different nodes; its Config must not change while
+// actions run. New makes one: the controller keeps its Config by value
+// and derives each manifest's executor from it, so a field added to
+// Config reaches every executor with no copy list to keep in step.
+type Executor struct {
+	Config
 
 	hashMu sync.Mutex
 	hashes map[fileStamp]string
 }
+
+// New is an executor acting with c.
+func New(c Config) *Executor { return &Executor{Config: c} }
 
 // actionFunc runs one kind of action; there is one per action_*.go file.
 type actionFunc func(ctx context.Context, e *Executor, j *job) error
@@ -98,6 +113,12 @@ type job struct {
 	// batch, when set, holds steps back to run in one session
 	// (stepchain.go).
 	batch *stepBatch
+	// member is what a join or leave runs beside its steps; nil for
+	// any other action.
+	member *plan.MembershipWork
+	// stopped: the action stopped the unit already (a leave), so no
+	// later stop runs preStop again.
+	stopped bool
 }
 
 // Do runs action a on node n. want is the component as the manifest wants
@@ -117,6 +138,16 @@ func (e *Executor) DoSteps(ctx context.Context, n *plan.DesiredNode, a plan.Acti
 		return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: errors.New("unknown action")}
 	}
 	j := &job{node: n, action: a, name: a.Component, want: want, have: have}
+	if a.Membership != "" {
+		mw, err := e.membershipWork(a)
+		if err != nil {
+			return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
+		}
+		j.member = mw
+		if mw.Want != nil {
+			j.want = mw.Want
+		}
+	}
 	if err := e.check(j); err != nil {
 		return nil, &ActionError{Kind: a.Kind, Component: a.Component, Node: n.Name, Err: err}
 	}
@@ -503,4 +534,34 @@ func (j *job) haveReceipt() *probes.Receipt {
 // haveUnitFile reports whether the probe saw the component's unit file.
 func (j *job) haveUnitFile() bool {
 	return j.have != nil && j.have.Unit.Exists
+}
+
+func (e *Executor) membershipWork(a plan.Action) (*plan.MembershipWork, error) {
+	if e.Desired == nil {
+		return nil, errors.New("membership change: the executor has no desired state to render it from")
+	}
+	return e.Desired.ForMembership(a)
+}
+
+// membershipHook runs the join's or leave's hook (preJoin, postLeave) on
+// the member that stays, as a step of the action: its steps are the
+// action's, marked with the node they ran on.
+func (e *Executor) membershipHook(ctx context.Context, j *job) error {
+	mw := j.member
+	if mw == nil || mw.Hook == nil {
+		return nil
+	}
+	if err := e.runBatch(ctx, j); err != nil {
+		return err
+	}
+	via := &job{node: mw.Via, action: j.action, name: j.name, log: j.log.With(zap.String("via", mw.Via.Name))}
+	err := e.runHook(ctx, via, mw.HookName, mw.Hook)
+	for _, s := range via.steps {
+		s.Node = mw.Via.Name
+		j.steps = append(j.steps, s)
+	}
+	if err != nil {
+		return fmt.Errorf("on %s: %w", mw.Via.Name, err)
+	}
+	return nil
 }

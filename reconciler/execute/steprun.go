@@ -124,6 +124,9 @@ func (e *Executor) record(j *job, name string, res inventory.Result, took time.D
 	}
 	changed = hasLine(res.Stdout, changedMark)
 	rec := plan.StepRecord{Name: name, Result: plan.StepInPlace, Duration: took}
+	if strings.HasPrefix(name, "hook ") {
+		rec.Output = tail(res.Stderr, 10, 1000) // a hook prints to stderr: its output for the status
+	}
 	if changed {
 		rec.Result = plan.StepChanged
 	}

@@ -544,7 +544,7 @@ func (j *job) unitActive() bool {
 // preStop runs the preStop hook when the service is running: drover is
 // about to stop or restart it.
 func (e *Executor) preStop(ctx context.Context, j *job) error {
-	if !j.unitActive() {
+	if !j.unitActive() || j.stopped {
 		return nil
 	}
 	return e.hook(ctx, j, "preStop")
@@ -558,7 +558,11 @@ func (e *Executor) preStop(ctx context.Context, j *job) error {
 // action as a failed health gate does: the rollout rolls back or halts,
 // with the hook's name and output in the reason.
 func (e *Executor) hook(ctx context.Context, j *job, name string) error {
-	h := j.hookFor(name)
+	return e.runHook(ctx, j, name, j.hookFor(name))
+}
+
+// runHook runs hook h, named name, as hook describes; nil runs nothing.
+func (e *Executor) runHook(ctx context.Context, j *job, name string, h *manifests.Hook) error {
 	if h == nil {
 		return nil
 	}

@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -42,6 +40,7 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 		Paused:      c.Spec.Paused,
 		Order:       order,
 		Components:  make(map[string]*DesiredComponentInfo, len(c.Spec.Components)),
+		loaded:      l,
 		Rollout: RolloutPolicy{
 			RoleOrder:      slices.Clone(c.Spec.Rollout.RoleOrder),
 			MaxUnavailable: *maxUnavailable,
@@ -155,6 +154,9 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		return nil, err
 	}
 	for _, name := range manifests.HookNames {
+		if slices.Contains(manifests.MembershipHooks, name) {
+			continue // rendered for the change they run for (ForMembership)
+		}
 		h, err := r.RenderHook(p+" hooks."+name, comp.Hooks.ByName(name), node, comp)
 		if err != nil {
 			return nil, err
@@ -171,14 +173,8 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		dc.ArtifactSHA256 = strings.ToLower(a.SHA256)
 		dc.ArtifactURL = a.URL
 		if a.Path != "" {
-			p, err := artifactPath(l.Dir, a.Path)
-			if err != nil {
-				return nil, where(err)
-			}
-			dc.ArtifactPath = p
-			if fi, err := os.Stat(p); err == nil {
-				dc.ArtifactSize = fi.Size()
-			}
+			dc.ArtifactPath = l.ArtifactPath(a.Path)
+			dc.ArtifactSize = l.ArtifactSizes[dc.ArtifactPath]
 		}
 	}
 	if comp.Service != nil {
@@ -199,20 +195,6 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		}
 	}
 	return dc, nil
-}
-
-// artifactPath makes an artifact path absolute against the manifest's
-// directory, so the executor does not depend on the working directory.
-func artifactPath(dir, p string) (string, error) {
-	p = manifests.ExpandHome(p)
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dir, p)
-	}
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", fmt.Errorf("artifact path %s: %w", p, err)
-	}
-	return abs, nil
 }
 
 // serviceDeps are the dependsOn components that run a unit on this same

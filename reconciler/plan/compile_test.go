@@ -139,7 +139,13 @@ func componentNames(cs []*DesiredComponent) string {
 }
 
 func TestCompileRelativeManifestDirIsMadeAbsolute(t *testing.T) {
-	d, err := compileYAML(t, "site/drover.yaml", compileManifest)
+	// Loaded as a user's relative -f site/drover.yaml is (db made valid).
+	text := strings.Replace(compileManifest, "      quorum: true\n", "      quorum: true\n      files: [{path: db.conf, template: x}]\n", 1)
+	l, err := manifests.LoadBytes("site/drover.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Compile(l)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,12 +24,20 @@ type Desired struct {
 	Components map[string]*DesiredComponentInfo
 	Nodes      []*DesiredNode // manifest order
 	Rollout    RolloutPolicy
+	// OnlyComponents, when set, are the components whose actions may
+	// start (apply --component); the others' are held: planned, reported
+	// and counted (dependents and removals wait for them), never started.
+	OnlyComponents []string
 
 	// nodeIndex maps a node's name to its index in Nodes (IndexNodes):
 	// Node is called for every probe and by the rollout planner, and a
 	// scan is O(nodes) each time (12% of the daemon's CPU at 10,000
 	// nodes). A copy of the Desired shares it; Node checks each hit.
 	nodeIndex map[string]int
+	// loaded is the manifest it was compiled from: a join or a leave
+	// renders its templates for that change only when it runs
+	// (ForMembership), since what they see depends on the group then.
+	loaded *manifests.Loaded
 }
 
 // DesiredComponentInfo is what is the same for a component on every node.

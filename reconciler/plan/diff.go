@@ -26,6 +26,9 @@ import (
 //     check: restart;
 //   - otherwise nothing.
 //
+// An install or remove that grows or shrinks a quorum group is marked as
+// the join or leave it is (MembershipOf), from every node's observation.
+//
 // Components the node has a receipt for but should not have (absent,
 // placed elsewhere now, or unknown to the manifest) are removed, after
 // every other action and in reverse dependency order.
@@ -43,6 +46,7 @@ func Diff(d *Desired, obs map[string]probes.Observed) Plan {
 	for _, n := range d.Nodes {
 		p.Nodes = append(p.Nodes, diffNode(d, n, obs))
 	}
+	markMembership(d, obs, &p)
 	return p
 }
 

@@ -170,7 +170,8 @@ func TestDiff(t *testing.T) {
 		}, "a1", []Action{
 			{Component: "stray", Kind: ActionRemove, From: "9", Reason: "not in the manifest", Disruptive: true},
 			{Component: "gone", Kind: ActionRemove, From: "1", Reason: "state: absent in manifest", Disruptive: true},
-			{Component: "zk", Kind: ActionRemove, From: "3.8.4", Reason: "node no longer has role master"},
+			// zk stays on the masters: a1 leaves its group.
+			{Component: "zk", Kind: ActionRemove, From: "3.8.4", Reason: "node no longer has role master", Membership: MemberLeave, Via: "m1", Members: "m1"},
 		}},
 	}
 	for _, tc := range cases {

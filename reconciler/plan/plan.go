@@ -29,6 +29,14 @@ type Action struct {
 	// Downgrade marks an upgrade to an older version (semantic versions
 	// only: IsDowngrade).
 	Downgrade bool `json:"downgrade,omitempty"`
+	// Membership, on a quorum component's install or remove, is the
+	// change of its group the action makes: MemberJoin or MemberLeave
+	// (membership.go). Via is the member that stays which runs the
+	// preJoin or postLeave hook; Members are the group's members once
+	// the change is made, comma-separated (an Action stays comparable).
+	Membership string `json:"membership,omitempty"`
+	Via        string `json:"via,omitempty"`
+	Members    string `json:"members,omitempty"`
 }
 
 // NodePlan is what would change on one node.

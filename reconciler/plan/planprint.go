@@ -95,7 +95,23 @@ func (a Action) Describe() string {
 	if a.Effect != "" {
 		s += " [" + a.Effect + "]"
 	}
-	return s
+	return s + a.MembershipNote()
+}
+
+// MembershipNote is " [join via m1: m1,m2,m3,m4]" for a change of a
+// quorum group's membership, "" for any other action.
+func (a Action) MembershipNote() string {
+	if a.Membership == "" {
+		return ""
+	}
+	s := " [" + a.Membership
+	if a.Via != "" {
+		s += " via " + a.Via
+	}
+	if a.Members != "" {
+		s += ": " + a.Members
+	}
+	return s + "]"
 }
 
 func actionSymbol(k ActionKind) string {

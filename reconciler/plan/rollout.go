@@ -59,6 +59,9 @@ func HaltFor(generation string, a Action, cause error) RolloutStatus {
 //   - a halted rollout (for this generation) and a paused cluster release
 //     nothing; actions on paused nodes are held, and neither block nor
 //     count as pending for anybody else; unknown nodes have no actions;
+//   - with Desired.OnlyComponents set, the other components' actions are
+//     held: never released, but counted as pending work, so what depends
+//     on them and removals still wait for them;
 //   - a node runs one action at a time;
 //   - removals wait until no other action is pending or in flight on any
 //     node, so a node whose role changes gets its new components working
@@ -90,6 +93,9 @@ func HaltFor(generation string, a Action, cause error) RolloutStatus {
 //     generation for every member: a member still carrying the previous
 //     generation's plan (empty, say) hides its own change, so the leader
 //     could look like the only candidate and go first;
+//   - a quorum component's group grows and shrinks one member at a time
+//     (membershipChange): joins before its other changes, leaves with
+//     the removals, each only while the healthy members keep a majority;
 //   - a node whose action failed at a step (st.Failed) is unavailable for
 //     that component until the action succeeds: it keeps its slot of
 //     maxUnavailable, and a quorum component changes nothing else
@@ -130,6 +136,7 @@ type rollout struct {
 	obs      map[string]probes.Observed
 	wave     *Wave
 	pending  map[string][]Action // by component: releasable, not in flight
+	held     map[string][]Action // by component: not in Desired.OnlyComponents
 	inFlight map[string][]Action // by component
 	busy     map[string]bool     // nodes running or just given an action
 	deps     map[string][]string // transitive dependsOn
@@ -144,6 +151,7 @@ func newRollout(d *Desired, plan Plan, obs map[string]probes.Observed, st Rollou
 	r := &rollout{
 		d: d, obs: obs, wave: w,
 		pending:  map[string][]Action{},
+		held:     map[string][]Action{},
 		inFlight: map[string][]Action{},
 		busy:     map[string]bool{},
 		deps:     map[string][]string{},
@@ -177,10 +185,17 @@ func newRollout(d *Desired, plan Plan, obs map[string]probes.Observed, st Rollou
 			continue
 		}
 		for _, a := range np.Actions {
-			if !running[[2]string{a.Node, a.Component}] {
+			switch {
+			case running[[2]string{a.Node, a.Component}]:
+			case d.OnlyComponents != nil && !slices.Contains(d.OnlyComponents, a.Component):
+				r.held[a.Component] = append(r.held[a.Component], a)
+			default:
 				r.pending[a.Component] = append(r.pending[a.Component], a)
 			}
 		}
+	}
+	for _, comp := range slices.Sorted(maps.Keys(r.held)) {
+		r.notes = append(r.notes, fmt.Sprintf("%s: %s held: not a targeted component", comp, plural(len(r.held[comp]), "action")))
 	}
 	for name := range d.Components {
 		r.deps[name] = closure(d, name)
@@ -195,7 +210,7 @@ func (r *rollout) wait(format string, args ...any) {
 // work counts pending and in-flight actions that are removals (or not).
 func (r *rollout) work(removals bool) int {
 	n := 0
-	for _, m := range []map[string][]Action{r.pending, r.inFlight} {
+	for _, m := range []map[string][]Action{r.pending, r.inFlight, r.held} {
 		for _, as := range m {
 			for _, a := range as {
 				if (a.Kind == ActionRemove) == removals {
@@ -256,6 +271,13 @@ func (r *rollout) component(comp string, removals bool) {
 		r.quorum(comp, cands, running)
 		return
 	}
+	if info != nil && info.Quorum && info.Present {
+		// Removals of a group that stays are leaves: one at a time.
+		if leaves, _ := r.splitMembership(cands); len(leaves) > 0 {
+			r.membershipChange(comp, leaves, running)
+			return
+		}
+	}
 	r.batch(comp, cands, running, removals)
 }
 
@@ -308,9 +330,17 @@ func (r *rollout) sortedDeps() func(func(string, []string) bool) {
 	}
 }
 
+// hasWork reports whether comp has pending, in-flight or held work of
+// the kind: held work is not started, but what waits for comp waits for it.
 func (r *rollout) hasWork(comp string, removals bool) bool {
 	p, f := r.compWork(comp, removals)
-	return len(p)+len(f) > 0
+	held := 0
+	for _, a := range r.held[comp] {
+		if (a.Kind == ActionRemove) == removals {
+			held++
+		}
+	}
+	return len(p)+len(f)+held > 0
 }
 
 // unhealthyMember is the first known, unpaused member on which comp is
@@ -509,10 +539,15 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 	// the first member of a new ensemble is in flight while the others
 	// are asked for, and it cannot turn healthy without them.
 	for _, a := range running {
-		if a.Disruptive {
+		if a.Disruptive || a.Membership != "" {
 			r.wait("%s: quorum: %s while %s changes", comp, waiting(len(cands), "action"), a.Node)
 			return
 		}
+	}
+	if unprobed := r.unprobed(comp); len(unprobed) > 0 && slices.ContainsFunc(cands, r.fresh) {
+		// Is the group there to join, or being formed? Not known yet.
+		r.wait("%s: quorum: %s until %s %s probed", comp, waiting(len(cands), "action"), strings.Join(unprobed, ", "), map[bool]string{true: "is", false: "are"}[len(unprobed) == 1])
+		return
 	}
 	if failed := r.failed[comp]; len(failed) > 0 {
 		// A member whose action failed keeps the one change at a time:
@@ -529,6 +564,31 @@ func (r *rollout) quorum(comp string, cands, running []Action) {
 			r.wait("%s: quorum: %s while the failed action on %s is retried", comp, waiting(held, "action"), strings.Join(slices.Sorted(maps.Keys(failed)), ", "))
 		}
 		return
+	}
+	// Joins go before the group's other changes (a larger group rides
+	// out a rolling change better), after the members that are down.
+	// A join that must wait for the majority lets the group's repairs
+	// and other changes go first (they may be what it waits for).
+	if joins, rest := r.splitMembership(cands); len(joins) > 0 {
+		downFirst := slices.ContainsFunc(rest, func(a Action) bool { return !a.Disruptive })
+		first, free := r.firstFree(joins)
+		_, why := r.mayChange(comp, first)
+		switch {
+		case downFirst:
+			r.wait("%s: quorum: %s until members that are down are up", comp, waiting(len(joins), "join"))
+		case len(running) > 0 || !free || why == "":
+			r.membershipChange(comp, joins, running)
+			if len(rest) > 0 {
+				r.wait("%s: quorum: %s until the group has grown", comp, waiting(len(rest), "action"))
+			}
+			return
+		default:
+			r.wait("%s: quorum: %s", comp, why)
+		}
+		if len(rest) == 0 {
+			return
+		}
+		cands = rest
 	}
 	busy, down := 0, 0
 	for _, a := range cands {
@@ -626,11 +686,17 @@ func (r *rollout) leader(comp string, cands []Action) string {
 // otherUnhealthy is the first member other than node that is not known
 // to be Healthy (unknown counts: it may be down), with why.
 func (r *rollout) otherUnhealthy(comp, node string) (string, string) {
+	g := groupOf(r.d, r.obs, comp)
+	joining := 0
 	for _, m := range r.d.Components[comp].Members {
 		if m == node {
 			continue
 		}
 		h, why, known := r.health(m, comp)
+		if known && h == Missing && g.healthyBut(m) > 0 {
+			joining++
+			continue // it has not joined the group yet: not one of its members
+		}
 		if !known {
 			return m, "unknown: " + why
 		}
@@ -640,6 +706,11 @@ func (r *rollout) otherUnhealthy(comp, node string) (string, string) {
 			}
 			return m, why
 		}
+	}
+	// With members not joined yet the group is smaller than the
+	// manifest's: the others must still be a majority of it.
+	if healthy := g.healthyBut(node); joining > 0 && healthy < majority(len(g.present)) {
+		return node, fmt.Sprintf("the other %d healthy members are no majority of the %d in the group", healthy, len(g.present))
 	}
 	return "", ""
 }

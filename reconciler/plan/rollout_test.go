@@ -351,16 +351,18 @@ func TestWaveQuorum(t *testing.T) {
 			t.Fatalf("released %v, want m2 and m3 beside m1", released(got))
 		}
 	})
-	t.Run("members that are down are brought up together, before any upgrade", func(t *testing.T) {
+	t.Run("members that are down are brought up before a join and any upgrade", func(t *testing.T) {
 		w := newZK(*manifests.NewCount(1), masters)
-		w.missing("m2", "zk")                          // new member
+		w.missing("m2", "zk")                          // a new member: joins the group m1 keeps
 		w.comp("m3", "zk").Unit.ActiveState = "failed" // upgrade of a dead member
 		got := w.wave(RolloutState{})
-		if !slices.Equal(released(got), []string{"m2/zk", "m3/zk"}) {
-			t.Fatalf("released %v, want m2 and m3 (both down), not m1 (running)", released(got))
+		if !slices.Equal(released(got), []string{"m3/zk"}) {
+			t.Fatalf("released %v, want m3 (down), not m2 (joins) nor m1 (running)", released(got))
 		}
-		if !slices.Contains(got.Waiting, "zk: quorum: 1 action waits until members that are down are up") {
-			t.Errorf("waiting = %q", got.Waiting)
+		for _, want := range []string{"zk: quorum: 1 join waits until members that are down are up", "zk: quorum: 1 action waits until members that are down are up"} {
+			if !slices.Contains(got.Waiting, want) {
+				t.Errorf("waiting = %q, want %q", got.Waiting, want)
+			}
 		}
 	})
 	t.Run("a missing member blocks disruptive changes to the others", func(t *testing.T) {
@@ -374,7 +376,7 @@ func TestWaveQuorum(t *testing.T) {
 		// m3 is paused, so its install is held and it stays Missing.
 		w.d.Node("m3").Paused = true
 		got = w.wave(RolloutState{})
-		if len(got.Actions) != 0 || !slices.Contains(got.Waiting, "zk: quorum: 2 actions wait for m3 to be healthy (not installed)") {
+		if len(got.Actions) != 0 || !slices.Contains(got.Waiting, "zk: quorum: 2 actions wait for m1 to be healthy (the other 1 healthy members are no majority of the 2 in the group)") {
 			t.Fatalf("released %v, waiting %q", released(got), got.Waiting)
 		}
 	})
@@ -512,5 +514,51 @@ func TestWaveFailedStepHoldsItsSlot(t *testing.T) {
 	got = zk.wave(RolloutState{Failed: []Action{{Node: "m2", Component: "zk", Kind: ActionUpgrade, Disruptive: true}}})
 	if !slices.Equal(released(got), []string{"m2/zk"}) || !slices.Contains(got.Waiting, "zk: quorum: 2 actions wait while the failed action on m2 is retried") {
 		t.Errorf("quorum with m2 failed: released %v, waiting %q; want only m2", released(got), got.Waiting)
+	}
+}
+
+// TestWaveOnlyComponents: with OnlyComponents (apply --component) the
+// other components' actions are held: never released, named in Waiting,
+// and still counted, so a targeted component that depends on a held one
+// waits for it, and so do removals. Independent targeted work on the same
+// node goes ahead.
+func TestWaveOnlyComponents(t *testing.T) {
+	nodes := []string{"n1", "n2"}
+	w := newWaveWorld(*manifests.NewCount(5), nil, nodes,
+		waveComp{name: "a", members: nodes},
+		waveComp{name: "b", members: nodes},
+		waveComp{name: "c", members: []string{"n1"}, deps: []string{"a"}},
+	)
+	w.d.OnlyComponents = []string{"b"}
+	got := w.wave(RolloutState{})
+	if !slices.Equal(released(got), []string{"n1/b", "n2/b"}) {
+		t.Fatalf("released %v, want b alone", released(got))
+	}
+	for _, want := range []string{"a: 2 actions held: not a targeted component", "c: 1 action held: not a targeted component"} {
+		if !slices.Contains(got.Waiting, want) {
+			t.Errorf("waiting %q lacks %q", got.Waiting, want)
+		}
+	}
+
+	// c targeted: it depends on a, whose held upgrade it waits for.
+	w.d.OnlyComponents = []string{"c"}
+	got = w.wave(RolloutState{})
+	if len(got.Actions) != 0 || !slices.Contains(got.Waiting, "c: 1 action waits for a to finish") {
+		t.Fatalf("released %v, waiting %q: c must wait for the held a", released(got), got.Waiting)
+	}
+
+	// A removal waits for held work too.
+	w.synced("n1", "a")
+	w.synced("n2", "a")
+	w.synced("n1", "c")
+	w.obs["n1"].Components["gone"] = oldVersion("gone", "1")
+	w.d.OnlyComponents = []string{"gone"}
+	got = w.wave(RolloutState{})
+	if len(got.Actions) != 0 || !slices.ContainsFunc(got.Waiting, func(s string) bool { return strings.HasPrefix(s, "removals wait for") }) {
+		t.Fatalf("released %v, waiting %q: the removal must wait for b's held actions", released(got), got.Waiting)
+	}
+	w.d.OnlyComponents = nil
+	if got := released(w.wave(RolloutState{})); !slices.Equal(got, []string{"n1/b", "n2/b"}) {
+		t.Fatalf("without OnlyComponents released %v", got)
 	}
 }

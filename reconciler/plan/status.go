@@ -55,6 +55,9 @@ type ActionRecord struct {
 	Result    string        `json:"result"` // success, failure
 	Message   string        `json:"message,omitempty"`
 	Duration  time.Duration `json:"duration"`
+	// Membership is the change of a quorum group the action made: join
+	// or leave (Action.Membership).
+	Membership string `json:"membership,omitempty"`
 	// Steps are the steps the action ran on the node, in order: its
 	// output for the operator (a failure's stderr is in Message).
 	Steps []StepRecord `json:"steps,omitempty"`
@@ -65,6 +68,11 @@ type StepRecord struct {
 	Name     string        `json:"name"`
 	Result   string        `json:"result"` // changed, in-place, failed
 	Duration time.Duration `json:"duration"`
+	// Node is where the step ran when that is not the action's node: a
+	// membership hook runs on a member that stays.
+	Node string `json:"node,omitempty"`
+	// Output is what a hook printed (its tail), for the operator.
+	Output string `json:"output,omitempty"`
 }
 
 // Step results: the step changed the node, found it already in place
@@ -149,12 +157,55 @@ type NodeWaiting struct {
 type ClusterStatus struct {
 	Cluster string `json:"cluster"`
 	// Generation counts accepted manifest changes; Hash is the content hash.
-	Generation   int64         `json:"generation"`
-	Hash         string        `json:"hash"`
-	LoadSuccess  bool          `json:"loadSuccess"`
-	LoadError    string        `json:"loadError,omitempty"`
-	LastLoadTime time.Time     `json:"lastLoadTime"`
-	Paused       bool          `json:"paused"`
-	Rollout      RolloutStatus `json:"rollout"`
-	Nodes        []NodeStatus  `json:"nodes"`
+	Generation   int64     `json:"generation"`
+	Hash         string    `json:"hash"`
+	LoadSuccess  bool      `json:"loadSuccess"`
+	LoadError    string    `json:"loadError,omitempty"`
+	LastLoadTime time.Time `json:"lastLoadTime"`
+	Paused       bool      `json:"paused"`
+	// Suspended: the operator suspended the daemon (drover suspend); it
+	// probes and reports, and starts no action until drover resume.
+	Suspended bool          `json:"suspended"`
+	Rollout   RolloutStatus `json:"rollout"`
+	Nodes     []NodeStatus  `json:"nodes"`
+	// HA is the answering daemon's part when it is one of several on
+	// etcd (absent for a daemon alone).
+	HA *HAStatus `json:"ha,omitempty"`
+}
+
+// HAStatus is one daemon of several on etcd: who leads, whether this
+// daemon's manifest agrees with the generation acted on, and why it
+// changes no node when it does not.
+type HAStatus struct {
+	Name    string `json:"name"` // this daemon's --ha-name
+	Leading bool   `json:"leading"`
+	Leader  string `json:"leader,omitempty"` // "" while none leads
+	Members int    `json:"members"`
+	// Why says why this daemon changes no node now: it stands by, lost
+	// its lease (etcd away or without quorum), or its manifest is stale
+	// or not yet published. Empty while it leads and may act.
+	Why string `json:"why,omitempty"`
+	// Manifest is the hash of this daemon's own manifest file; Acted the
+	// generation the leader published and acts on.
+	Manifest string           `json:"manifest"`
+	Acted    *ActedGeneration `json:"acted,omitempty"`
+	// ManifestMismatch: this daemon's file is not the acted generation.
+	// ManifestStale: it is one acted on before and superseded.
+	ManifestMismatch bool `json:"manifestMismatch"`
+	ManifestStale    bool `json:"manifestStale,omitempty"`
+	// Answer says where the rest of the document comes from when a
+	// standby answered: "leader" (forwarded), or "etcd" (the shared
+	// state the leader wrote, nodes not probed by this daemon).
+	Answer string `json:"answer,omitempty"`
+}
+
+// ActedGeneration is the manifest generation the leader published.
+type ActedGeneration struct {
+	Hash string `json:"hash"`
+	// Seq counts the generations acted on in the cluster; Revision is
+	// the etcd revision at which this one became the acted one.
+	Seq      int64     `json:"seq"`
+	Revision int64     `json:"revision"`
+	By       string    `json:"by"`
+	Time     time.Time `json:"time"`
 }

@@ -26,6 +26,14 @@ const maxReasons = 3
 func NodeStatuses(d *Desired, obs map[string]probes.Observed, plan Plan) []NodeStatus {
 	plans := make(map[string]NodePlan, len(plan.Nodes))
 	for _, np := range plan.Nodes {
+		// A join or leave reads as one (MembershipOf): the daemon's
+		// plans are made node by node, without the others' observations.
+		if slices.ContainsFunc(np.Actions, func(a Action) bool { return d.Components[a.Component] != nil && d.Components[a.Component].Quorum }) {
+			np.Actions = slices.Clone(np.Actions)
+			for j, a := range np.Actions {
+				np.Actions[j] = MembershipOf(d, obs, a)
+			}
+		}
 		plans[np.Node] = np
 	}
 	out := make([]NodeStatus, 0, len(d.Nodes))
@@ -200,6 +208,9 @@ func pendingText(a Action) string {
 	s := string(a.Kind)
 	if v := actionVersions(a); v != "" {
 		s += " " + v
+	}
+	if a.Membership != "" {
+		s += " (" + a.Membership + ")"
 	}
 	s += " pending"
 	if a.Reason != "" && a.Reason != "version changed in manifest" && a.Reason != "not installed" {

@@ -86,7 +86,7 @@ func (dc *droverCluster) apply(ctx context.Context) (time.Duration, error) {
 	}
 	ctrl := reconciler.NewController(reconciler.ControllerOptions{
 		Runner:      pool,
-		Executor:    &execute.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: dc.log.Named("executor")},
+		Executor:    &execute.Config{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, Log: dc.log.Named("executor")},
 		Log:         dc.log.Named("reconciler"),
 		Workers:     max(1, min(dc.concurrency(), len(d.Nodes))),
 		BackoffBase: time.Second,

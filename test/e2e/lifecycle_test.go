@@ -23,6 +23,10 @@ type etcdSpec struct {
 	ReloadToken string
 	PreStop     string
 	OnFailure   string
+	// Roles places etcd (default [master]); PreJoin, when set, replaces
+	// the preJoin hook's command.
+	Roles   string
+	PreJoin string
 }
 
 // etcdYAML is examples/etcd's component on the masters: etcd's own
@@ -35,9 +39,13 @@ func etcdYAML(e etcdSpec) string {
 	if e.PreStop != "" {
 		preStop = e.PreStop
 	}
+	preJoin := `[/bin/sh, "{{ .Dir }}/conf/member.sh", add, "{{ .Member.Name }}", "http://{{ .Member.Address }}:2380"]`
+	if e.PreJoin != "" {
+		preJoin = e.PreJoin
+	}
 	return fmt.Sprintf(`    - name: etcd
       version: %q
-      roles: [master]
+      roles: %s
       quorum: true
       artifact: {path: %s, sha256: %s, stripComponents: 1}
       files:
@@ -58,9 +66,37 @@ func etcdYAML(e etcdSpec) string {
             printf '%%s\n' "$s" | grep -qx "\"Leader\" : $id" || { echo "not the leader: nothing to move"; exit 0; }
             to=$($ctl member list | awk -F', ' '$3 != "{{ .Node.Name }}" && $2 == "started" { print $1; exit }')
             [ -n "$to" ] || { echo "no other started member to take the lead" >&2; exit 1; }
-            $ctl move-leader "$to"
+            # A member stopping meanwhile (the whole cluster removed) fails the move: nothing to keep then.
+            $ctl move-leader "$to" || { $ctl endpoint health --cluster > /dev/null 2>&1 && exit 1; echo "members went away: leadership not moved"; }
+        # Read by etcd at its first start only (the data dir holds the
+        # membership after that), so a change restarts nothing.
+        - path: conf/initial-cluster.env
+          onChange: none
+          template: |
+            ETCD_INITIAL_CLUSTER_STATE={{ if .Component.Joining }}existing{{ else }}new{{ end }}
+            ETCD_INITIAL_CLUSTER={{ range $i, $m := .Component.Members }}{{ if $i }},{{ end }}{{ $m.Name }}=http://{{ $m.Address }}:2380{{ end }}
+        # preJoin and postLeave, run on a member that stays: idempotent,
+        # since drover runs them again after a failure.
+        - path: conf/member.sh
+          onChange: none
+          template: |
+            set -eu
+            ctl="{{ .Dir }}/etcdctl --endpoints=http://{{ .Node.Address }}:2379"
+            op=$1 name=$2 peer=$3
+            id=$($ctl member list | awk -F', ' -v p="$peer" '$4 == p { print $1 }')
+            case $op in
+            add)
+            	if [ -n "$id" ]; then echo "$name is a member already"; exit 0; fi
+            	# etcd refuses a member while one it has is connected for less than 5s (strict reconfig check).
+            	i=0; until $ctl member add "$name" --peer-urls="$peer"; do i=$((i+1)); [ $i -lt 20 ] || exit 1; sleep 1; done ;;
+            remove) if [ -z "$id" ]; then echo "$name is no member"; else $ctl member remove "$id"; fi ;;
+            esac
       service:
+        # The initial cluster comes from the file (flags would be the unit's, and restart etcd on every change of the group).
         exec:
+          - /bin/sh
+          - -c
+          - 'set -a && . {{ .Dir }}/conf/initial-cluster.env && exec "$0" "$@"'
           - "{{ .Dir }}/etcd"
           - "--name={{ .Node.Name }}"
           - --data-dir=/var/lib/drover-etcd
@@ -68,7 +104,6 @@ func etcdYAML(e etcdSpec) string {
           - "--advertise-client-urls=http://{{ .Node.Address }}:2379"
           - "--listen-peer-urls=http://{{ .Node.Address }}:2380"
           - "--initial-advertise-peer-urls=http://{{ .Node.Address }}:2380"
-          - "--initial-cluster={{ range $i, $m := nodesWithRole \"master\" }}{{ if $i }},{{ end }}{{ $m.Name }}=http://{{ $m.Address }}:2380{{ end }}"
           - --initial-cluster-token=drover-e2e
         # etcd has no reload: this stands for one, and shows that it ran.
         reload: [/bin/cp, "{{ .Dir }}/conf/reload.conf", /run/drover-etcd-reloaded]
@@ -84,8 +119,11 @@ func etcdYAML(e etcdSpec) string {
               [ -n "$id" ] && printf '%%s\n' "$s" | grep -qx "\"Leader\" : $id"
       hooks:
         preStop: {command: %s, timeout: 30s}
-        preRemove: {command: [/bin/rm, -rf, /var/lib/drover-etcd]}
-`, e.Artifact.Version, e.Artifact.Path, e.Artifact.SHA256, e.ReloadToken, preStop)
+        # preRemove runs before drover stops the unit: a member still running would write into the dir again.
+        preRemove: {command: [/bin/sh, -c, "systemctl stop drover-etcd.service && rm -rf /var/lib/drover-etcd"]}
+        preJoin: {command: %s, timeout: 30s}
+        postLeave: {command: [/bin/sh, "{{ .Dir }}/conf/member.sh", remove, "{{ .Member.Name }}", "http://{{ .Member.Address }}:2380"], timeout: 30s}
+`, e.Artifact.Version, orDefault(e.Roles, "[master]"), e.Artifact.Path, e.Artifact.SHA256, e.ReloadToken, preStop, preJoin)
 }
 
 // writeEtcd is the current cluster's manifest with etcd on the masters.
@@ -172,8 +210,10 @@ func (s *suite) etcdLeaderNode(t *testing.T) harness.Node {
 // before drover restarts it: the leader is restarted, the term grows by
 // that one hand-over only (no election), and every write of a writer
 // running throughout succeeds. A reload file change reloads (MainPID
-// unchanged); a none file's drift is repaired touching nothing; a
-// failing preStop halts with its output; removing etcd runs preRemove.
+// unchanged); a none file's drift is repaired touching nothing; the
+// group grows to five members and shrinks back to three
+// (etcdGrowShrink); a failing preStop halts with its output; removing
+// etcd runs preRemove.
 func TestEtcdLifecycle(t *testing.T) {
 	s := setup(t)
 	old, updated, ok := harness.EtcdArtifacts(s.arts)
@@ -290,6 +330,8 @@ func TestEtcdLifecycle(t *testing.T) {
 		t.Errorf("%s: after the none repair: %q (want no reload and the edit gone)", n0.Name, out)
 	}
 	s.mustPlanEmpty(t, m)
+
+	t.Run("grow and shrink", func(t *testing.T) { s.etcdGrowShrink(t, sp, e) })
 
 	// A failing preStop halts the rollout with the hook's output.
 	e.Artifact = old

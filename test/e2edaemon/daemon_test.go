@@ -25,6 +25,11 @@ type spec struct {
 	version        string // node_exporter version: 1.8.2 or 1.9.1
 	maxUnavailable string // default 3: all at once, where order is not the point
 	comment        string // a new generation with the same meaning
+	probeInterval  string // default 5s
+	// preStop, when set, is a shell command run as the unit's preStop
+	// hook (before drover stops or restarts it): a node-side cause a
+	// test can break and fix.
+	preStop string
 }
 
 // pair is the version most nodes run now (1.9.1 when none does) and the
@@ -57,8 +62,15 @@ func (s *suite) manifest(sp spec) string {
 	if sp.maxUnavailable == "" {
 		sp.maxUnavailable = "3"
 	}
+	if sp.probeInterval == "" {
+		sp.probeInterval = "5s"
+	}
+	hooks := ""
+	if sp.preStop != "" {
+		hooks = fmt.Sprintf("      hooks:\n        preStop:\n          command: [/bin/sh, -c, %q]\n          timeout: 10s\n", sp.preStop)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# %s\napiVersion: drover/v1\nkind: Cluster\nmetadata:\n  name: e2edaemon\nspec:\n  installRoot: /opt/drover\n  probeInterval: 5s\n", sp.comment)
+	fmt.Fprintf(&b, "# %s\napiVersion: drover/v1\nkind: Cluster\nmetadata:\n  name: e2edaemon\nspec:\n  installRoot: /opt/drover\n  probeInterval: %s\n", sp.comment, sp.probeInterval)
 	b.WriteString(harness.Indent(s.c.SSHYAML(), 2))
 	b.WriteString(harness.Indent(s.c.NodesYAML(func(int) []string { return []string{"node"} }), 2))
 	fmt.Fprintf(&b, `  components:
@@ -73,11 +85,11 @@ func (s *suite) manifest(sp spec) string {
       health:
         http: {port: 9100, path: /metrics}
         timeout: 5s
-  rollout:
+%s  rollout:
     maxUnavailable: %s
     healthTimeout: 3m
     onFailure: rollback
-`, component, a.Version, a.Path, a.SHA256, sp.maxUnavailable)
+`, component, a.Version, a.Path, a.SHA256, hooks, sp.maxUnavailable)
 	return b.String()
 }
 

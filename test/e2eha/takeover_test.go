@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -108,9 +109,13 @@ type ring struct {
 	dead      map[int]bool
 }
 
-func (r *ring) write(content string) {
+func (r *ring) write(content string) { r.writeTo(content, 0, 1, 2) }
+
+// writeTo writes content as the manifest of the daemons given.
+func (r *ring) writeTo(content string, daemons ...int) {
 	r.t.Helper()
-	for _, p := range r.manifests {
+	for _, i := range daemons {
+		p := r.manifests[i]
 		tmp := p + ".tmp"
 		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
 			r.t.Fatal(err)
@@ -173,15 +178,16 @@ func (r *ring) standby() int {
 	return -1
 }
 
-func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
-	setup(t)
-	etcd := etcdtest.Start(t, etcdAddrs...)
-	home, err := os.UserHomeDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	art1, sha1 := artifact(t, "1.0", home)
-	art2, sha2 := artifact(t, "2.0", home)
+// startRing writes content as every daemon's manifest and starts the
+// three daemons, daemon i on etcd's endpoints(i).
+func startRing(t *testing.T, endpoints func(i int) []string, content string) *ring {
+	t.Helper()
+	return startRingTTL(t, endpoints, content, leaseTTL)
+}
+
+// startRingTTL is startRing with daemons on a lease of ttl.
+func startRingTTL(t *testing.T, endpoints func(i int) []string, content string, ttl time.Duration) *ring {
+	t.Helper()
 	if err := os.MkdirAll(filepath.Join(work, "logs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -193,15 +199,28 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 		}
 		r.manifests = append(r.manifests, filepath.Join(dir, "cluster.yaml"))
 	}
-	r.write(manifest("1.0", art1, sha1))
+	r.write(content)
 	for i, addr := range daemonAddrs {
 		r.daemons = append(r.daemons, daemonproc.Start(t, daemonproc.Options{
 			Binary: drover, Manifest: r.manifests[i], LockDir: filepath.Join(filepath.Dir(r.manifests[i]), "lock"),
 			Token: "e2eha-token-0123456789", Addr: addr, Grace: 5 * time.Second, LogDir: filepath.Join(work, "logs"),
-			Args: []string{"--etcd-endpoints", strings.Join(etcd.Endpoints(), ","), "--ha-name", fmt.Sprintf("d%d", i+1),
-				"--lease-ttl", leaseTTL.String(), "--log-level", "debug"},
+			Args: []string{"--etcd-endpoints", strings.Join(endpoints(i), ","), "--ha-name", fmt.Sprintf("d%d", i+1),
+				"--lease-ttl", ttl.String(), "--log-level", "debug"},
 		}))
 	}
+	return r
+}
+
+func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
+	setup(t)
+	etcd := etcdtest.Start(t, etcdAddrs...)
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	art1, sha1 := artifact(t, "1.0", home)
+	art2, sha2 := artifact(t, "2.0", home)
+	r := startRing(t, func(int) []string { return etcd.Endpoints() }, manifest("1.0", art1, sha1))
 	first := r.leader(30 * time.Second)
 	sb := r.standby()
 	if m := r.metric(sb, "drover_ha_members"); m != 3 {
@@ -229,8 +248,20 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 	r.write(manifest("2.0", art2, bad))
 	daemonproc.WaitFor(t, time.Minute, "the rollout to halt", func() bool { return r.status(r.standby()).Rollout.Halted })
 	halt := r.status(r.standby()).Rollout
+	sb = r.standby()
+	seen := histories(r.status(sb))
+	if len(seen) == 0 {
+		t.Fatal("no action history to compare")
+	}
 	r.kill(first)
 	killed := time.Now()
+	// No daemon leads until the lease runs out: the standby answers from
+	// the shared state in etcd, with the same history and the halt.
+	if st := r.status(sb); st.HA == nil || st.HA.Answer != "etcd" || !st.Rollout.Halted || st.Rollout.Reason != halt.Reason {
+		t.Errorf("the standby's answer with the leader dead: ha %+v, rollout %+v", st.HA, st.Rollout)
+	} else if h := histories(st); !reflect.DeepEqual(h, seen) {
+		t.Errorf("the standby's history from etcd:\n%v\nthe leader's was:\n%v", h, seen)
+	}
 	second := r.leader(leaseTTL + 10*time.Second)
 	took := time.Since(killed)
 	t.Logf("d%d leads %s after d%d was killed", second+1, took.Round(time.Millisecond), first+1)
@@ -252,6 +283,13 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 	// The fixed manifest: a rolling upgrade at maxUnavailable 2, each
 	// node taking startTime to come up. The second leader is killed
 	// mid-rollout; the third finishes it.
+	// Records an earlier 2.0 rollout left (TestLeaderCutOffFromEtcdFences
+	// runs one on the same nodes) would count as up already.
+	for _, n := range cluster.Nodes {
+		if err := os.Remove(filepath.Join(filepath.Dir(n.Root), "home", recordName)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
 	r.write(manifest("2.0", art2, sha2))
 	records := func() map[string][2]float64 {
 		out := map[string][2]float64{}
@@ -309,6 +347,18 @@ func TestTakeoverKeepsHaltAndBudget(t *testing.T) {
 		t.Errorf("%d nodes unavailable at once across both leaders, want at most maxUnavailable 2: %v", worst, rec)
 	}
 	_ = etcd
+}
+
+// histories are every node's action history in a status, one line an
+// action.
+func histories(st plan.ClusterStatus) map[string][]string {
+	out := map[string][]string{}
+	for _, n := range st.Nodes {
+		for _, a := range n.History {
+			out[n.Name] = append(out[n.Name], fmt.Sprintf("%s %s %s %s %s", a.Time.UTC().Format(time.RFC3339Nano), a.Action, a.Component, a.Version, a.Result))
+		}
+	}
+	return out
 }
 
 func converged2(r *ring, i int) bool {

@@ -101,7 +101,7 @@ func TestActionsConverge(t *testing.T) {
 			t.Fatal(err)
 		}
 		node := d.Nodes[0]
-		ex := &execute.Executor{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, HealthPoll: 10 * time.Millisecond}
+		ex := execute.New(execute.Config{Runner: pool, InstallRoot: d.InstallRoot, Generation: d.Generation, HealthPoll: 10 * time.Millisecond})
 		for round := 0; ; round++ {
 			obs := probes.Probe(ctx, pool, node.Target, plan.RequestFor(d, node))
 			if !obs.Known {

@@ -82,3 +82,48 @@ document.addEventListener("DOMContentLoaded", function () {
   });
   show();
 });
+
+// Control buttons: any element with data-control="/api/v1/..." POSTs there
+// with the token (data-node adds {"nodes": [name]}; data-confirm asks
+// first) and shows the daemon's answer beside it. Delegated from the
+// document, since the page's main region is swapped on every update.
+document.addEventListener("click", async function (ev) {
+  const button = ev.target.closest("[data-control]");
+  if (!button) {
+    return;
+  }
+  const box = button.parentElement.querySelector(".control-result");
+  function say(cls, text) {
+    if (box) {
+      box.className = "control-result " + cls;
+      box.textContent = text;
+    }
+  }
+  if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) {
+    return;
+  }
+  if (!droverToken()) {
+    say("bad", "✗ needs the console token: enter it in the token box above");
+    return;
+  }
+  const body = button.dataset.node ? { nodes: [button.dataset.node] } : {};
+  button.disabled = true;
+  try {
+    const resp = await droverFetch(button.dataset.control, { method: "POST", body: body });
+    let answer = {};
+    try {
+      answer = await resp.json();
+    } catch (e) {
+      answer = { error: "HTTP " + resp.status };
+    }
+    if (resp.ok) {
+      say("ok", "✓ " + (answer.message || "done"));
+    } else {
+      say("bad", "✗ " + (answer.error || "HTTP " + resp.status));
+    }
+  } catch (err) {
+    say("bad", "✗ " + err.message);
+  } finally {
+    button.disabled = false;
+  }
+});
