@@ -30,14 +30,17 @@ func (e *Executor) deploy(ctx context.Context, j *job) error {
 		return err
 	}
 	l := ladder{service: w.Unit != nil, health: w.Health != nil}
-	l.place = append(l.place, e.ensureDirs)
+	l.stage = append(l.stage, e.ensureDirs)
 	if !st.complete {
 		if !st.cached {
-			l.place = append(l.place, e.fetchArtifact)
+			l.stage = append(l.stage, e.fetchArtifact)
 		}
-		l.place = append(l.place, e.unpack)
+		l.stage = append(l.stage, e.unpack)
 	}
-	l.place = append(l.place, e.writeFiles, e.syncUnit, e.keepUnit, func(ctx context.Context, j *job) error {
+	// The rendered files go with the stage: a preStop hook may run a
+	// script of the new version's ({{ .Dir }}/...).
+	l.stage = append(l.stage, e.writeFiles)
+	l.place = append(l.place, e.syncUnit, e.keepUnit, func(ctx context.Context, j *job) error {
 		return e.switchActive(ctx, j, w.Version)
 	})
 	var r probes.Receipt

@@ -119,6 +119,8 @@ type job struct {
 	// stopped: the action stopped the unit already (a leave), so no
 	// later stop runs preStop again.
 	stopped bool
+	// drained: preStop ran already, ahead of the restart (drain).
+	drained bool
 }
 
 // Do runs action a on node n. want is the component as the manifest wants
@@ -561,7 +563,7 @@ func (e *Executor) membershipHook(ctx context.Context, j *job) error {
 		j.steps = append(j.steps, s)
 	}
 	if err != nil {
-		return fmt.Errorf("on %s: %w", mw.Via.Name, err)
+		return fmt.Errorf("%w: on %s: %w", ErrUnhealthy, mw.Via.Name, err)
 	}
 	return nil
 }

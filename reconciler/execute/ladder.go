@@ -12,10 +12,20 @@ import (
 // and the steps that record the result. An action kind (action_*.go)
 // says only which steps go on each rung; climb owns the order, the gate
 // and the sessions: steps with nothing to decide between them share one
-// (stepchain.go), so the place rung runs as one session, the record rung
-// as another, and both as one when there is neither a service to touch
+// (stepchain.go), so the stage and place rungs run as one session (two
+// when a preStop hook drains the service between them), the record rung
+// as another, and all as one when there is neither a service to touch
 // nor a check to wait for.
 type ladder struct {
+	// stage prepares the new version beside the running one: unpacked,
+	// its files rendered (those outside the version dir too, so they are
+	// the one thing a failing drain leaves changed).
+	stage []step
+	// place switches the running service over: its unit, the active
+	// link (and, for a reconfigure, its files). A restart drains the
+	// service first (preStop), so a failing drain leaves the service as
+	// it was, and a crash restart cannot start the new version outside
+	// the rollout.
 	place []step
 	// service: the component runs a unit, which effect touches and the
 	// gate watches.
@@ -35,6 +45,14 @@ type step func(ctx context.Context, j *job) error
 func (e *Executor) climb(ctx context.Context, j *job, l ladder) error {
 	j.startBatch()
 	defer j.dropBatch()
+	if err := run(ctx, j, l.stage); err != nil {
+		return err
+	}
+	if l.service && l.effect != manifests.OnChangeNone && l.effect != manifests.OnChangeReload {
+		if err := e.drain(ctx, j); err != nil {
+			return err
+		}
+	}
 	if err := run(ctx, j, l.place); err != nil {
 		return err
 	}

@@ -53,9 +53,9 @@ func TestActionHooksAroundRestart(t *testing.T) {
 	}
 }
 
-// TestActionFailingPreStopHalts: a failing preStop fails the action as
-// a failed health gate does (the rollout rolls back or halts), names the
-// hook and carries its output, and the service is not restarted.
+// TestActionFailingPreStopHalts: a failing preStop fails the action as a
+// failed step (the rollout halts; nothing changed to roll back), names
+// the hook and carries its output, and the service is not restarted.
 func TestActionFailingPreStopHalts(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -64,12 +64,50 @@ func TestActionFailingPreStopHalts(t *testing.T) {
 	want.Hooks = map[string]*manifests.Hook{"preStop": {Command: []string{"sh", "-c", "echo leadership not moved: no other member >&2; exit 3"}, Timeout: "10s"}}
 	f.n.ResetCalls(t)
 	err := f.do(t, plan.ActionRestart, want)
-	if !errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), "hook preStop failed") || !strings.Contains(err.Error(), "leadership not moved: no other member") {
+	if err == nil || errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), "hook preStop failed") || !strings.Contains(err.Error(), "leadership not moved: no other member") {
 		t.Fatalf("error %v", err)
 	}
 	for _, c := range f.n.SystemctlCalls(t) {
 		if strings.HasPrefix(c, "restart") {
 			t.Fatalf("restarted after a failed preStop: %q", f.n.SystemctlCalls(t))
+		}
+	}
+}
+
+// TestActionFailingPreStopChangesNothing: preStop (drain, move the
+// leadership away) runs before anything the running service sees
+// changes. When it fails, the running version's active link, files and
+// unit are as they were (the new version is only unpacked beside it), so
+// a crash restart of the service cannot start the new version outside the
+// rollout; and the failure is a failed step, not a failed health gate:
+// there is nothing to roll back, and a rollback would only run the
+// failing hook again.
+func TestActionFailingPreStopChangesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	v1 := f.component(t, "1.0.0", false)
+	f.mustDo(t, plan.ActionInstall, v1)
+	haveBefore := f.n.Observe(t, "app")
+	before := content(snapshot(t, f.n))
+	v2 := f.component(t, "2.0.0", false)
+	v2.Hooks = map[string]*manifests.Hook{"preStop": {Command: []string{"sh", "-c", "echo drain refused >&2; exit 3"}, Timeout: "10s"}}
+	f.n.ResetCalls(t)
+	up := plan.Action{Node: "local", Component: "app", Kind: plan.ActionUpgrade, From: "1.0.0", To: "2.0.0"}
+	err := f.e.Do(context.Background(), f.n.DesiredNode(), up, v2, haveBefore)
+	if err == nil || errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), "hook preStop failed") || !strings.Contains(err.Error(), "drain refused") {
+		t.Fatalf("error %v, want the failed hook with its output, not ErrUnhealthy", err)
+	}
+	if oc := f.n.Observe(t, "app"); oc.Active != "1.0.0" || oc.Receipt == nil || oc.Receipt.Version != "1.0.0" {
+		t.Errorf("after a failed preStop: active %q, receipt %+v; want 1.0.0 untouched", oc.Active, oc.Receipt)
+	}
+	for _, d := range diffSnapshots(before, content(snapshot(t, f.n))) {
+		if !strings.Contains(d, "/2.0.0") && !strings.Contains(d, "cache") {
+			t.Errorf("a failed preStop changed %s (only the new version's own dir and the cache may)", d)
+		}
+	}
+	for _, c := range f.n.SystemctlCalls(t) {
+		if strings.HasPrefix(c, "restart") || strings.HasPrefix(c, "daemon-reload") {
+			t.Errorf("systemctl %q after a failed preStop", c)
 		}
 	}
 }

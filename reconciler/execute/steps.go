@@ -544,21 +544,40 @@ func (j *job) unitActive() bool {
 // preStop runs the preStop hook when the service is running: drover is
 // about to stop or restart it.
 func (e *Executor) preStop(ctx context.Context, j *job) error {
-	if !j.unitActive() || j.stopped {
+	if !j.unitActive() || j.stopped || j.drained {
 		return nil
 	}
 	return e.hook(ctx, j, "preStop")
+}
+
+// drain runs preStop ahead of the restart, before the steps that change
+// what the running service sees (climb). Its failure is a failed step,
+// not a failed health gate: nothing of the service changed, so there is
+// nothing to roll back.
+func (e *Executor) drain(ctx context.Context, j *job) error {
+	if !j.unitActive() || j.stopped || j.drained {
+		return nil
+	}
+	if err := e.runHook(ctx, j, "preStop", j.hookFor("preStop")); err != nil {
+		return err
+	}
+	j.drained = true
+	return nil
 }
 
 // hook runs one of the component's hooks on the node, if it has it: the
 // rendered argv from /, stdin empty, output to the step's stderr (so a
 // failure carries it), under timeout(1). It is a step like any other
 // (dry run, the gate), run in a session of its own after the steps held
-// back before it, so its output is its own. A failing hook fails the
-// action as a failed health gate does: the rollout rolls back or halts,
-// with the hook's name and output in the reason.
+// back before it, so its output is its own. A failing hook here (after a
+// start, or before a remove) fails the action as a failed health gate
+// does: the rollout rolls back or halts, with the hook's name and output
+// in the reason. preStop ahead of a restart runs through drain instead.
 func (e *Executor) hook(ctx context.Context, j *job, name string) error {
-	return e.runHook(ctx, j, name, j.hookFor(name))
+	if err := e.runHook(ctx, j, name, j.hookFor(name)); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnhealthy, err)
+	}
+	return nil
 }
 
 // runHook runs hook h, named name, as hook describes; nil runs nothing.
@@ -593,7 +612,7 @@ exit $rc
 		defer func() { j.batch = batch }()
 	}
 	if _, err := e.step(ctx, j, "hook "+name, script, nil); err != nil {
-		return fmt.Errorf("%w: hook %s failed: %w", ErrUnhealthy, name, err)
+		return fmt.Errorf("hook %s failed: %w", name, err)
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ func TestOperatorControl(t *testing.T) {
 	from, to := s.pair()
 	m := filepath.Join(t.TempDir(), "cluster.yaml")
 	t.Cleanup(func() { s.onEveryNode(t, "rm -f "+blockFile) })
-	hook := "test ! -e " + blockFile
+	hook := "if test -e " + blockFile + "; then echo drain blocked by " + blockFile + " >&2; exit 1; fi"
 	s.writeManifest(t, m, spec{version: from, preStop: hook})
 	d := s.startDaemon(t, m)
 	s.waitConverged(t, d, from, rollout)
@@ -196,6 +196,20 @@ func TestOperatorControl(t *testing.T) {
 		halt := d.Status().Rollout
 		if !strings.Contains(halt.Reason, "preStop") {
 			t.Errorf("halt reason %q does not name the preStop hook", halt.Reason)
+		}
+		// The hook's own words are in the status: the halt, or the failed
+		// action's message or steps.
+		said := strings.Contains(halt.Reason, "drain blocked by")
+		for _, n := range d.Status().Nodes {
+			if la := n.LastAction; la != nil {
+				said = said || strings.Contains(la.Message, "drain blocked by")
+				for _, st := range la.Steps {
+					said = said || strings.Contains(st.Output, "drain blocked by")
+				}
+			}
+		}
+		if !said {
+			t.Errorf("the status does not show the failing preStop's output (halt %q)", halt.Reason)
 		}
 		s.onEveryNode(t, "rm -f "+blockFile)
 		// Fixed on the nodes, but a halt holds until someone says so.
