@@ -103,9 +103,9 @@ type statusQuery struct {
 
 // Node states a status query can select.
 const (
-	StateConverged    = "converged"
-	StateNotConverged = "notConverged"
-	StateUnreachable  = "unreachable"
+	StateConverged    = plan.StateConverged
+	StateNotConverged = plan.StateNotConverged
+	StateUnreachable  = plan.StateUnreachable
 )
 
 func parseStatusQuery(v url.Values) (statusQuery, error) {
@@ -169,19 +169,8 @@ func (q statusQuery) apply(nodes []plan.NodeStatus) ([]plan.NodeStatus, int) {
 		if q.names != nil && !q.names[n.Name] {
 			continue
 		}
-		switch q.state {
-		case StateConverged:
-			if !n.Converged {
-				continue
-			}
-		case StateNotConverged:
-			if n.Converged {
-				continue
-			}
-		case StateUnreachable:
-			if n.Reachable {
-				continue
-			}
+		if !n.InState(q.state) {
+			continue
 		}
 		total++
 		if total <= q.offset || q.limit > 0 && len(kept) >= q.limit {

@@ -155,16 +155,30 @@ type page struct {
 }
 
 func (c *Console) serveCluster(w http.ResponseWriter, r *http.Request) {
-	v := newClusterView(c.opts.Source.Status(), c.plan(r))
+	q, err := parseClusterQuery(r.URL.Query())
+	if err != nil {
+		http.Error(w, "cluster page: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	v := newClusterView(c.opts.Source.Status(), c.plan(r), q)
 	title := v.Cluster
 	if title == "" {
 		title = "cluster"
 	}
-	c.render(w, "cluster", v, &page{Title: title, Fragment: pathFragment + "cluster"})
+	fragment := pathFragment + "cluster"
+	if e := q.encode(); e != "" {
+		fragment += "?" + e
+	}
+	c.render(w, "cluster", v, &page{Title: title, Fragment: fragment})
 }
 
 func (c *Console) serveClusterFragment(w http.ResponseWriter, r *http.Request) {
-	c.render(w, "cluster", newClusterView(c.opts.Source.Status(), c.plan(r)), nil)
+	q, err := parseClusterQuery(r.URL.Query())
+	if err != nil {
+		http.Error(w, "cluster page: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.render(w, "cluster", newClusterView(c.opts.Source.Status(), c.plan(r), q), nil)
 }
 
 func (c *Console) serveNode(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -402,5 +403,58 @@ func TestNodeBadgeNeverColourAlone(t *testing.T) {
 	}
 	if got := nodeBadge(plan.NodeStatus{Reachable: true, Paused: true}, false); got != badgePaused {
 		t.Errorf("paused: %+v", got)
+	}
+}
+
+// TestClusterPages: the matrix of a large fleet shows one page of
+// nodesPerPage rows, with the fleet's counts whole, links to the next and
+// previous pages and to the nodes in each state; the live refresh fetches
+// the same page; a bad query is refused with what is wrong.
+func TestClusterPages(t *testing.T) {
+	src := newFakeSource()
+	src.set(func(st *plan.ClusterStatus) {
+		st.Nodes = nil
+		for i := range 450 {
+			n := plan.NodeStatus{Name: fmt.Sprintf("n%03d", i), Address: "127.0.0.1", Reachable: true, Converged: i%3 != 0}
+			if i%90 == 0 {
+				n.Reachable = false
+			}
+			st.Nodes = append(st.Nodes, n)
+		}
+	})
+	_, srv := serve(t, src, Options{})
+	rows := func(body string) int { return strings.Count(body, `<tr id="node-`) }
+
+	resp, body := get(t, srv.URL+"/")
+	if resp.StatusCode != 200 || rows(body) != nodesPerPage {
+		t.Fatalf("first page: %d, %d rows, want %d", resp.StatusCode, rows(body), nodesPerPage)
+	}
+	contains(t, "first page", text(body), "450 nodes", "nodes 1–200 of 450", "next →")
+	contains(t, "first page", body, `<tr id="node-n000"`, `<tr id="node-n199"`, `href="/?page=2"`, `href="/?state=notConverged"`)
+	if strings.Contains(body, `id="node-n200"`) || strings.Contains(body, `id="page-prev"`) {
+		t.Error("the first page shows a row of the second, or a previous link")
+	}
+
+	_, body = get(t, srv.URL+"/?page=3")
+	if rows(body) != 50 || strings.Contains(body, `id="page-next"`) {
+		t.Errorf("last page: %d rows, want 50 and no next link", rows(body))
+	}
+	contains(t, "last page", body, `data-fragment="/ui/fragment/cluster?page=3"`, `href="/?page=2"`, `<tr id="node-n449"`)
+
+	_, body = get(t, srv.URL+"/?state=notConverged")
+	if rows(body) != 150 {
+		t.Errorf("notConverged: %d rows, want 150", rows(body))
+	}
+	contains(t, "notConverged", text(body), "nodes 1–150 of 150 (notConverged)", "450 nodes")
+	_, frag := get(t, srv.URL+"/ui/fragment/cluster?state=unreachable")
+	if rows(frag) != 5 {
+		t.Errorf("unreachable fragment: %d rows, want 5", rows(frag))
+	}
+
+	for _, q := range []string{"?page=0", "?page=x", "?state=odd", "?sort=name", "?page=1&page=2"} {
+		resp, body := get(t, srv.URL+"/"+q)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "cluster page: ") {
+			t.Errorf("GET /%s: %d %q, want 400 saying what is wrong", q, resp.StatusCode, body)
+		}
 	}
 }

@@ -3,7 +3,9 @@ package console
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,8 +92,9 @@ type clusterView struct {
 	Suspended  bool
 	Counts     counts
 	Rollout    rolloutView
-	Components []string // the matrix's columns
-	Rows       []nodeRow
+	Components []string  // the matrix's columns
+	Rows       []nodeRow // the page of the matrix shown
+	Page       pageView
 	Plan       []planNode
 	PlanKnown  bool // some node has been probed, so the plan means something
 }
@@ -200,7 +203,80 @@ func newChangeViews(np plan.NodePlan) []fileChangeView {
 	return out
 }
 
-func newClusterView(st plan.ClusterStatus, p plan.Plan) clusterView {
+// nodesPerPage bounds the matrix's rows: a page of a fleet of thousands
+// stays small enough to render at once and to fetch again on each change.
+const nodesPerPage = 200
+
+// clusterQuery is which page of the matrix the cluster page shows: the
+// nodes in one state (plan.InState) and a 1-based page of them.
+type clusterQuery struct {
+	State string
+	Page  int
+}
+
+func parseClusterQuery(v url.Values) (clusterQuery, error) {
+	q := clusterQuery{Page: 1}
+	for key, vals := range v {
+		if len(vals) != 1 {
+			return q, fmt.Errorf("%s given %d times, want once", key, len(vals))
+		}
+		switch key {
+		case "state":
+			switch vals[0] {
+			case "", plan.StateConverged, plan.StateNotConverged, plan.StateUnreachable:
+				q.State = vals[0]
+			default:
+				return q, fmt.Errorf("state=%q: want %s, %s or %s", vals[0], plan.StateConverged, plan.StateNotConverged, plan.StateUnreachable)
+			}
+		case "page":
+			n, err := strconv.Atoi(vals[0])
+			if err != nil || n < 1 {
+				return q, fmt.Errorf("page=%q: want a whole number, 1 or more", vals[0])
+			}
+			q.Page = n
+		default:
+			return q, fmt.Errorf("unknown parameter %q (known: state, page)", key)
+		}
+	}
+	return q, nil
+}
+
+// encode is the query as a URL query string ("" for the first page of
+// every node).
+func (q clusterQuery) encode() string {
+	v := url.Values{}
+	if q.State != "" {
+		v.Set("state", q.State)
+	}
+	if q.Page > 1 {
+		v.Set("page", strconv.Itoa(q.Page))
+	}
+	return v.Encode()
+}
+
+// pageView is the matrix's place in the fleet: rows First..Last of the
+// Matched nodes in the selected state, with links to the pages around it
+// and to the other states.
+type pageView struct {
+	First, Last, Matched int
+	State                string
+	Prev, Next           string // "" when there is none
+	Filters              []filterLink
+}
+
+type filterLink struct {
+	Label, URL string
+	Current    bool
+}
+
+func pageURL(q clusterQuery) string {
+	if e := q.encode(); e != "" {
+		return "/?" + e
+	}
+	return "/"
+}
+
+func newClusterView(st plan.ClusterStatus, p plan.Plan, q clusterQuery) clusterView {
 	v := clusterView{
 		Cluster: st.Cluster, Generation: st.Generation, Hash: st.Hash, HashShort: short(st.Hash, 12),
 		Loaded: st.LoadSuccess, LoadErrors: loadErrors(st.LoadError), LastLoad: clock(st.LastLoadTime),
@@ -213,10 +289,11 @@ func newClusterView(st plan.ClusterStatus, p plan.Plan) clusterView {
 			}
 		}
 	}
+	skip := (q.Page - 1) * nodesPerPage
 	for _, n := range st.Nodes {
-		row := nodeRow{Name: n.Name, Address: n.Address, State: nodeBadge(n, st.Paused), Reason: n.Reason}
+		state := nodeBadge(n, st.Paused)
 		v.Counts.Total++
-		switch row.State {
+		switch state {
 		case badgeConverged:
 			v.Counts.Converged++
 		case badgeUnreachable, badgeNotProbed:
@@ -226,10 +303,31 @@ func newClusterView(st plan.ClusterStatus, p plan.Plan) clusterView {
 		default:
 			v.Counts.NotConverged++
 		}
+		if !n.InState(q.State) {
+			continue
+		}
+		v.Page.Matched++
+		if v.Page.Matched <= skip || len(v.Rows) >= nodesPerPage {
+			continue
+		}
+		row := nodeRow{Name: n.Name, Address: n.Address, State: state, Reason: n.Reason}
 		for _, name := range v.Components {
 			row.Cells = append(row.Cells, newCell(n, name))
 		}
 		v.Rows = append(v.Rows, row)
+	}
+	v.Page.State = q.State
+	if len(v.Rows) > 0 {
+		v.Page.First, v.Page.Last = skip+1, skip+len(v.Rows)
+	}
+	if q.Page > 1 {
+		v.Page.Prev = pageURL(clusterQuery{State: q.State, Page: min(q.Page-1, max(1, (v.Page.Matched+nodesPerPage-1)/nodesPerPage))})
+	}
+	if skip+len(v.Rows) < v.Page.Matched {
+		v.Page.Next = pageURL(clusterQuery{State: q.State, Page: q.Page + 1})
+	}
+	for _, f := range []struct{ label, state string }{{"all", ""}, {"not converged", plan.StateNotConverged}, {"unreachable", plan.StateUnreachable}, {"converged", plan.StateConverged}} {
+		v.Page.Filters = append(v.Page.Filters, filterLink{Label: f.label, URL: pageURL(clusterQuery{State: f.state, Page: 1}), Current: f.state == q.State})
 	}
 	v.Plan, v.PlanKnown = newPlanNodes(p)
 	return v

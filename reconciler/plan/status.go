@@ -209,3 +209,24 @@ type ActedGeneration struct {
 	By       string    `json:"by"`
 	Time     time.Time `json:"time"`
 }
+
+// Node states a reader selects nodes by: the API's ?state= and the
+// console's pages.
+const (
+	StateConverged    = "converged"
+	StateNotConverged = "notConverged"
+	StateUnreachable  = "unreachable"
+)
+
+// InState says whether n is in state; "" is every node.
+func (n NodeStatus) InState(state string) bool {
+	switch state {
+	case StateConverged:
+		return n.Converged
+	case StateNotConverged:
+		return !n.Converged
+	case StateUnreachable:
+		return !n.Reachable
+	}
+	return true
+}
