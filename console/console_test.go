@@ -451,7 +451,11 @@ func TestClusterPages(t *testing.T) {
 		t.Errorf("unreachable fragment: %d rows, want 5", rows(frag))
 	}
 
-	for _, q := range []string{"?page=0", "?page=x", "?state=odd", "?sort=name", "?page=1&page=2"} {
+	// The link the daemon prints carries the token for the page's script.
+	if resp, _ := get(t, srv.URL+"/?token=0123456789abcdef0123&page=2"); resp.StatusCode != 200 {
+		t.Errorf("GET /?token=…&page=2: %d, want 200", resp.StatusCode)
+	}
+	for _, q := range []string{"?page=0", "?page=x", "?state=odd", "?page=1&page=2"} {
 		resp, body := get(t, srv.URL+"/"+q)
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "cluster page: ") {
 			t.Errorf("GET /%s: %d %q, want 400 saying what is wrong", q, resp.StatusCode, body)

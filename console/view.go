@@ -214,9 +214,15 @@ type clusterQuery struct {
 	Page  int
 }
 
+// parseClusterQuery reads state and page. Other parameters are not the
+// page's: ?token= (the link the daemon prints) is read by the page's
+// script, which keeps it in the browser's session storage.
 func parseClusterQuery(v url.Values) (clusterQuery, error) {
 	q := clusterQuery{Page: 1}
 	for key, vals := range v {
+		if key != "state" && key != "page" {
+			continue
+		}
 		if len(vals) != 1 {
 			return q, fmt.Errorf("%s given %d times, want once", key, len(vals))
 		}
@@ -234,8 +240,6 @@ func parseClusterQuery(v url.Values) (clusterQuery, error) {
 				return q, fmt.Errorf("page=%q: want a whole number, 1 or more", vals[0])
 			}
 			q.Page = n
-		default:
-			return q, fmt.Errorf("unknown parameter %q (known: state, page)", key)
 		}
 	}
 	return q, nil
