@@ -45,15 +45,16 @@ type step func(ctx context.Context, j *job) error
 func (e *Executor) climb(ctx context.Context, j *job, l ladder) error {
 	j.startBatch()
 	defer j.dropBatch()
-	if err := run(ctx, j, l.stage); err != nil {
+	restart := l.service && l.effect != manifests.OnChangeNone && l.effect != manifests.OnChangeReload
+	if err := runSteps(ctx, j, l.stage); err != nil {
 		return err
 	}
-	if l.service && l.effect != manifests.OnChangeNone && l.effect != manifests.OnChangeReload {
+	if restart {
 		if err := e.drain(ctx, j); err != nil {
 			return err
 		}
 	}
-	if err := run(ctx, j, l.place); err != nil {
+	if err := runSteps(ctx, j, l.place); err != nil {
 		return err
 	}
 	if l.service || l.health {
@@ -62,31 +63,29 @@ func (e *Executor) climb(ctx context.Context, j *job, l ladder) error {
 		if err := e.endBatch(ctx, j); err != nil {
 			return err
 		}
-		if l.service {
-			var err error
-			switch l.effect {
-			case manifests.OnChangeNone:
-			case manifests.OnChangeReload:
-				err = e.reloadUnit(ctx, j)
-			default:
-				err = e.restartUnit(ctx, j)
-			}
-			if err != nil {
-				return err
-			}
+		var err error
+		switch {
+		case restart:
+			err = e.restartUnit(ctx, j)
+		case l.service && l.effect == manifests.OnChangeReload:
+			err = e.reloadUnit(ctx, j)
+		}
+		if err != nil {
+			return err
 		}
 		if err := e.waitHealthy(ctx, j, l.service, l.health); err != nil {
 			return err
 		}
 		j.startBatch()
 	}
-	if err := run(ctx, j, l.record); err != nil {
+	if err := runSteps(ctx, j, l.record); err != nil {
 		return err
 	}
 	return e.endBatch(ctx, j)
 }
 
-func run(ctx context.Context, j *job, steps []step) error {
+// runSteps runs steps in order; the first failure ends them.
+func runSteps(ctx context.Context, j *job, steps []step) error {
 	for _, s := range steps {
 		if err := s(ctx, j); err != nil {
 			return err
