@@ -238,6 +238,13 @@ type Renderer struct {
 	// shared holds the output of node-independent templates, by component
 	// and template.
 	shared map[sharedKey]sharedOutput
+	// parsed holds every template parsed so far, by name and text: a
+	// template is parsed once per manifest, not once per node (parsing
+	// was half of a 10,000-node load). Its functions are bound to this
+	// renderer's cluster view and budget, which ForMembership shares.
+	parsed map[templateKey]*template.Template
+	// hasTemplates is templated's answer for each check and hook.
+	hasTemplates map[any]bool
 	// members are the node views of each component's nodes (its
 	// .Component.Members), built once per component.
 	members map[*Component][]NodeInfo
@@ -271,9 +278,10 @@ func (r *Renderer) ForMembership(m Membership) *Renderer {
 
 type sharedKey struct {
 	comp *Component
-	name string
-	text string
+	templateKey
 }
+
+type templateKey struct{ name, text string }
 
 type sharedOutput struct {
 	content []byte
@@ -290,7 +298,7 @@ func (c *Cluster) NewRenderer(ctx context.Context) *Renderer {
 			byName[n.Name] = i
 		}
 	}
-	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[sharedKey]sharedOutput{}, members: map[*Component][]NodeInfo{}}
+	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[sharedKey]sharedOutput{}, parsed: map[templateKey]*template.Template{}, hasTemplates: map[any]bool{}, members: map[*Component][]NodeInfo{}}
 }
 
 // node is the view of the node of that name; the zero view when the
@@ -396,11 +404,11 @@ func (r *Renderer) Execute(name, text string, node *Node, comp *Component) ([]by
 // execute is Execute that also returns the output's digest when it is
 // shared by every node (so it is computed once).
 func (r *Renderer) execute(name, text string, node *Node, comp *Component) ([]byte, string, error) {
-	key := sharedKey{comp: comp, name: name, text: text}
+	key := sharedKey{comp: comp, templateKey: templateKey{name: name, text: text}}
 	if s, ok := r.shared[key]; ok {
 		return s.content, s.digest, nil
 	}
-	t, err := parseBudgeted(name, text, r.ci, r.budget)
+	t, err := r.parse(key.templateKey)
 	if err != nil {
 		return nil, "", err
 	}
@@ -415,6 +423,19 @@ func (r *Renderer) execute(name, text string, node *Node, comp *Component) ([]by
 	s := sharedOutput{content: out, digest: hex.EncodeToString(sum[:])}
 	r.shared[key] = s
 	return s.content, s.digest, nil
+}
+
+// parse is the template k, parsed on its first use.
+func (r *Renderer) parse(k templateKey) (*template.Template, error) {
+	if t, ok := r.parsed[k]; ok {
+		return t, nil
+	}
+	t, err := parseBudgeted(k.name, k.text, r.ci, r.budget)
+	if err != nil {
+		return nil, err
+	}
+	r.parsed[k] = t
+	return t, nil
 }
 
 func execute(b *budget, name, text string, ctx TemplateContext) ([]byte, error) {

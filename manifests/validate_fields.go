@@ -1,11 +1,11 @@
 package manifests
 
 import (
-	"fmt"
 	"maps"
 	"net/netip"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -232,7 +232,7 @@ func isEnvName(s string) bool {
 }
 
 // at formats an indexed field path such as spec.nodes[3].
-func at(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+func at(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
 // paths checks a list of file paths: none may be empty.
 func (v *validator) paths(path string, files []string) {

@@ -178,7 +178,7 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		}
 	}
 	if comp.Service != nil {
-		unit, err := RenderUnit(comp, r.Context(node, comp), serviceDeps(c, node, comp))
+		unit, err := RenderUnit(r, comp, node, serviceDeps(c, node, comp))
 		if err != nil {
 			return nil, where(err)
 		}
@@ -187,7 +187,7 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		dc.UnitHash = hex.EncodeToString(sum[:])
 		dc.Reload = comp.Service.Reload != "" || comp.Service.ReloadArgs != nil
 		if env != nil {
-			inline, err := renderUnit(comp, r.Context(node, comp), serviceDeps(c, node, comp), true)
+			inline, err := renderUnit(r, comp, node, serviceDeps(c, node, comp), true)
 			if err != nil {
 				return nil, where(err)
 			}

@@ -46,26 +46,28 @@ var restartValues = []string{"no", "always", "on-success", "on-failure", "on-abn
 // always literal (escaped to %%), and it must be one line. serviceDeps are
 // dependsOn components with a unit on the same node, ordered before this
 // one with After= and pulled in with Wants=.
-func RenderUnit(comp *manifests.Component, ctx manifests.TemplateContext, serviceDeps []string) ([]byte, error) {
-	return renderUnit(comp, ctx, serviceDeps, false)
+func RenderUnit(r *manifests.Renderer, comp *manifests.Component, node *manifests.Node, serviceDeps []string) ([]byte, error) {
+	return renderUnit(r, comp, node, serviceDeps, false)
 }
 
 // renderUnit is RenderUnit; inlineEnv renders service.environment as
 // Environment= lines, as drover did before the environment file, only so
 // that Compile knows the unit hash such a drover left in a receipt
 // (EnvMigration).
-func renderUnit(comp *manifests.Component, ctx manifests.TemplateContext, serviceDeps []string, inlineEnv bool) ([]byte, error) {
+func renderUnit(r *manifests.Renderer, comp *manifests.Component, node *manifests.Node, serviceDeps []string, inlineEnv bool) ([]byte, error) {
 	svc := comp.Service
 	if svc == nil {
 		return nil, nil
 	}
-	cmd, err := commandLine("exec", svc.Exec, svc.ExecArgs, ctx)
+	render := func(name, text string) ([]byte, error) { return r.Execute(name, text, node, comp) }
+	dir := r.Context(node, comp).Component.Dir
+	cmd, err := commandLine("exec", svc.Exec, svc.ExecArgs, render)
 	if err != nil {
 		return nil, err
 	}
 	reload := ""
 	if svc.Reload != "" || svc.ReloadArgs != nil {
-		if reload, err = commandLine("reload", svc.Reload, svc.ReloadArgs, ctx); err != nil {
+		if reload, err = commandLine("reload", svc.Reload, svc.ReloadArgs, render); err != nil {
 			return nil, err
 		}
 	}
@@ -114,9 +116,9 @@ func renderUnit(comp *manifests.Component, ctx manifests.TemplateContext, servic
 		// Through the active link, like WorkingDirectory: a version
 		// upgrade leaves the unit as it is, and a rollback's link switch
 		// takes the old version's environment along.
-		fmt.Fprintf(&b, "EnvironmentFile=%s\n", escapeSpecifiers(path.Join(ctx.Component.Dir, manifests.EnvFileName)))
+		fmt.Fprintf(&b, "EnvironmentFile=%s\n", escapeSpecifiers(path.Join(dir, manifests.EnvFileName)))
 	}
-	fmt.Fprintf(&b, "WorkingDirectory=%s\n", escapeSpecifiers(ctx.Component.Dir))
+	fmt.Fprintf(&b, "WorkingDirectory=%s\n", escapeSpecifiers(dir))
 	fmt.Fprintf(&b, "Restart=%s\n", restart)
 	b.WriteString("RestartSec=2s\n")
 	b.WriteString("\n[Install]\n")
@@ -130,9 +132,9 @@ func renderUnit(comp *manifests.Component, ctx manifests.TemplateContext, servic
 // double quotes a backslash escapes \ and ", and $ is written $$ so an
 // argument is never expanded from the environment; one line stays as
 // written, systemd's quoting and $VAR expansion its own.
-func commandLine(field, line string, args []string, ctx manifests.TemplateContext) (string, error) {
+func commandLine(field, line string, args []string, render func(name, text string) ([]byte, error)) (string, error) {
 	if args == nil {
-		out, err := manifests.Execute("service."+field, line, ctx)
+		out, err := render("service."+field, line)
 		if err != nil {
 			return "", fmt.Errorf("service %s: %w", field, err)
 		}
@@ -148,7 +150,7 @@ func commandLine(field, line string, args []string, ctx manifests.TemplateContex
 	quote := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `$$`)
 	parts := make([]string, len(args))
 	for i, a := range args {
-		out, err := manifests.Execute(fmt.Sprintf("service.%s[%d]", field, i), a, ctx)
+		out, err := render(fmt.Sprintf("service.%s[%d]", field, i), a)
 		if err != nil {
 			return "", fmt.Errorf("service %s[%d]: %w", field, i, err)
 		}

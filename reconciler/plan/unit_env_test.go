@@ -114,7 +114,7 @@ func TestUnitInlineEnvironmentIsTheOldUnit(t *testing.T) {
 		Environment: map[string]string{"ZED": `say "hi" 100%`, "ALPHA": `C:\dir`},
 	})
 	n, _ := c.NodeByName("m1")
-	b, err := renderUnit(app, c.Context(n, app), serviceDeps(c, n, app), true)
+	b, err := renderUnit(c.NewRenderer(t.Context()), app, n, serviceDeps(c, n, app), true)
 	if err != nil {
 		t.Fatal(err)
 	}

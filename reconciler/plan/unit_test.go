@@ -35,7 +35,7 @@ func renderFixtureUnit(t *testing.T, svc *manifests.Service, node string) (strin
 	t.Helper()
 	c, app := unitFixture(svc)
 	n, _ := c.NodeByName(node)
-	b, err := RenderUnit(app, c.Context(n, app), serviceDeps(c, n, app))
+	b, err := RenderUnit(c.NewRenderer(t.Context()), app, n, serviceDeps(c, n, app))
 	return string(b), err
 }
 
@@ -92,7 +92,7 @@ func TestUnitUnchangedByPureVersionUpgrade(t *testing.T) {
 		c, app := unitFixture(&manifests.Service{Exec: exec})
 		app.Version = version
 		n, _ := c.NodeByName("m1")
-		b, err := RenderUnit(app, c.Context(n, app), nil)
+		b, err := RenderUnit(c.NewRenderer(t.Context()), app, n, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestUnitNilWithoutService(t *testing.T) {
 	c, _ := unitFixture(nil)
 	conf, _ := c.ComponentByName("conf")
 	n, _ := c.NodeByName("m1")
-	b, err := RenderUnit(conf, c.Context(n, conf), nil)
+	b, err := RenderUnit(c.NewRenderer(t.Context()), conf, n, nil)
 	if err != nil || b != nil {
 		t.Fatalf("files-only component: got %q, %v; want nil, nil", b, err)
 	}

@@ -138,14 +138,15 @@ func (d *daemon) profile(dir string, nodes int, window time.Duration) error {
 	return nil
 }
 
-// profileOne saves one profile as <dir>/<kind>-<nodes>.pprof: "cpu" and
-// "cold" (the cold start's) over window, "heap", "goroutine".
+// profileOne saves one profile as <dir>/<kind>-<nodes>.pprof: "cpu",
+// "cold" (the cold start's) and "edit" (a manifest edit's) over window,
+// "heap", "goroutine".
 func (d *daemon) profileOne(dir, kind string, nodes int, window time.Duration) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	path := "/debug/pprof/" + kind
-	if kind == "cpu" || kind == "cold" {
+	if kind == "cpu" || kind == "cold" || kind == "edit" {
 		path = fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(window.Seconds()))
 	}
 	client := &http.Client{Timeout: window + time.Minute}

@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -174,6 +175,7 @@ type result struct {
 	consoleLoad       time.Duration // the console's first load in Chromium; 0: no Chromium
 	consoleBytes      int           // the cluster page's HTML
 	reaction          time.Duration // manifest write -> first step on a node
+	reactionLoad      time.Duration // manifest write -> the daemon's "manifest loaded"
 	rollout           time.Duration // manifest write -> every node has the new file
 	rolloutDone       bool          // else rollout is when the bench stopped waiting
 	rolloutNodes      int           // nodes done by then
@@ -384,6 +386,15 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 		return res, err
 	}
 	r.sim.arm()
+	editProfile := make(chan error, 1)
+	if c.profileDir != "" {
+		// What the reaction spends its CPU on: a profile from just
+		// before the edit.
+		go func() { editProfile <- d.profileOne(c.profileDir, "edit", n, 3*time.Second) }()
+		time.Sleep(100 * time.Millisecond)
+	} else {
+		editProfile <- nil
+	}
 	edit := time.Now()
 	if err := r.writeManifest("setting=2"); err != nil {
 		return res, err
@@ -398,7 +409,11 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	log.Printf("manifest edit -> first step %s", res.reaction.Round(time.Millisecond))
+	if err := <-editProfile; err != nil {
+		return res, err
+	}
+	res.reactionLoad = time.Unix(0, d.loadedAt.Load()).Sub(edit)
+	log.Printf("manifest edit -> first step %s (loaded after %s)", res.reaction.Round(time.Millisecond), res.reactionLoad.Round(time.Millisecond))
 	if c.rolloutFor <= 0 {
 		return res, nil
 	}
@@ -431,8 +446,10 @@ type daemon struct {
 	started time.Time
 	base    string
 	logPath string
-	done    chan struct{}
-	http    *http.Client
+	// loadedAt is when the daemon last logged "manifest loaded", unix ns.
+	loadedAt atomic.Int64
+	done     chan struct{}
+	http     *http.Client
 }
 
 func startDaemon(c config, r *run) (*daemon, error) {
@@ -464,12 +481,21 @@ func startDaemon(c config, r *run) (*daemon, error) {
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			// The daemon logs where it listens; the port is random.
-			var l struct{ Msg, Listen string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "drover daemon started" {
+			var l struct {
+				Msg, Listen string
+				Ts          float64
+			}
+			if json.Unmarshal(sc.Bytes(), &l) != nil {
+				continue
+			}
+			switch l.Msg {
+			case "drover daemon started":
 				select {
 				case listen <- l.Listen:
 				default:
 				}
+			case "manifest loaded":
+				d.loadedAt.Store(int64(l.Ts * 1e9))
 			}
 		}
 		io.Copy(lf, pr)

@@ -94,7 +94,7 @@ func (rep report) write(c config) error {
 			100*med(r, func(x result) float64 { return x.simCPU.Seconds() / x.window.Seconds() }), r[len(r)-1].load)
 	}
 	b.WriteString("\n## Endpoints, event stream and reaction\n\n")
-	b.WriteString("| nodes | `/metrics` | `/metrics` size | `/api/v1/status` | status size | `?state=notConverged` | its size | event stream, whole document (one node a second changes) | event stream, `?view=delta` | manifest edit → first action | whole rolling change (maxUnavailable 10%) | console first load (Chromium) | console page size |\n")
+	b.WriteString("| nodes | `/metrics` | `/metrics` size | `/api/v1/status` | status size | `?state=notConverged` | its size | event stream, whole document (one node a second changes) | event stream, `?view=delta` | manifest edit → first action (→ manifest loaded) | whole rolling change (maxUnavailable 10%) | console first load (Chromium) | console page size |\n")
 	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range rep.points {
 		r := p.runs
@@ -113,9 +113,9 @@ func (rep report) write(c config) error {
 			ms(med(r, func(x result) time.Duration { return x.statusTime })), size(med(r, func(x result) int { return x.statusBytes })),
 			ms(med(r, func(x result) time.Duration { return x.notConvTime })), size(med(r, func(x result) int { return x.notConvBytes })),
 			size(int(med(r, func(x result) float64 { return x.streamBytesPerSec }))), size(int(med(r, func(x result) float64 { return x.deltaBytesPerSec }))),
-			ms(med(r, func(x result) time.Duration { return x.reaction })), rollout, console, size(med(r, func(x result) int { return x.consoleBytes })))
+			ms(med(r, func(x result) time.Duration { return x.reaction }))+" (loaded: "+ms(med(r, func(x result) time.Duration { return x.reactionLoad }))+")", rollout, console, size(med(r, func(x result) int { return x.consoleBytes })))
 	}
-	b.WriteString("\nEndpoint times are medians of 3–5 GETs from the bench over loopback (whole body read). Both event stream views are read at once for the window after their first event (the whole status); a node a second is made to fail its health check, which the daemon sees at its next probe and repairs. The reaction is from the manifest's rename into place to the first action step reaching a node; the rolling change, from the same rename to every node converged on the new manifest (its file rewritten, its service restarted, its health check passed, its receipt written), with `maxUnavailable: 10%`. The console's first load is the median of 3 visits, each in a newly started headless Chromium (a cold cache; starting it is not timed): from navigation to the page's load event and its node table shown.\n")
+	b.WriteString("\nEndpoint times are medians of 3–5 GETs from the bench over loopback (whole body read). Both event stream views are read at once for the window after their first event (the whole status); a node a second is made to fail its health check, which the daemon sees at its next probe and repairs. The reaction is from the manifest's rename into place to the first action step reaching a node (in brackets: to the daemon's log line saying the new manifest is loaded and compiled); the rolling change, from the same rename to every node converged on the new manifest (its file rewritten, its service restarted, its health check passed, its receipt written), with `maxUnavailable: 10%`. The console's first load is the median of 3 visits, each in a newly started headless Chromium (a cold cache; starting it is not timed): from navigation to the page's load event and its node table shown.\n")
 	b.WriteString("\nThe simulator's CPU (the shard processes serving every node's SSH, in the daemon table) is measured over the same steady window as the daemon's.\n")
 	if err := os.WriteFile(c.out, []byte(b.String()), 0o644); err != nil {
 		return err
