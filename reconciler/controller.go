@@ -77,6 +77,10 @@ type Controller struct {
 	// the rollout counts the node as unavailable meanwhile, and the
 	// failures against rollout.maxFailures.
 	failed map[string]plan.Action
+	// observed is every probed node's last observation (nodeTrack.obs),
+	// kept as the rollout planner takes it: waveLocked runs at every
+	// admission, and building it there was a fifth of the pass.
+	observed map[string]probes.Observed
 	// progress counts finished actions and desired changes; a node whose
 	// last pass saw the current progress has nothing new to react to.
 	progress uint64
@@ -186,6 +190,7 @@ func (c *Controller) init() {
 	c.nodes = map[string]*nodeTrack{}
 	c.inflight = map[string]plan.Action{}
 	c.failed = map[string]plan.Action{}
+	c.observed = map[string]probes.Observed{}
 	c.changed = make(chan struct{}, 1)
 	if c.Workers <= 0 {
 		c.Workers = 16
@@ -252,6 +257,7 @@ func (c *Controller) SetDesired(d *plan.Desired) {
 			delete(c.nodes, name)
 			delete(c.inflight, name)
 			delete(c.failed, name)
+			delete(c.observed, name)
 		}
 	}
 	for _, n := range d.Nodes {
@@ -510,6 +516,7 @@ func (c *Controller) afterProbe(d *plan.Desired, name string, obs probes.Observe
 	}
 	st := c.nodes[name]
 	st.obs, st.plan, st.probed, st.probedFor = obs, np, true, d
+	c.observed[name] = obs
 	if req != nil {
 		st.req = *req
 	}
@@ -658,8 +665,7 @@ func (c *Controller) admitLocked(d *plan.Desired, name string) (*plan.Action, st
 // waveLocked is what the rollout planner would start now, from every
 // node's last plan and what is in flight.
 func (c *Controller) waveLocked(d *plan.Desired) plan.Wave {
-	p := plan.Plan{Generation: d.Generation}
-	obs := make(map[string]probes.Observed, len(c.nodes))
+	p := plan.Plan{Generation: d.Generation, Nodes: make([]plan.NodePlan, 0, len(d.Nodes))}
 	// Nodes backing off after a failure are offered last: the planner
 	// hands a limited batch to candidates in order, and a slot given to a
 	// node that will not take it for minutes would stall the others.
@@ -671,7 +677,6 @@ func (c *Controller) waveLocked(d *plan.Desired) plan.Wave {
 			p.Nodes = append(p.Nodes, plan.NodePlan{Node: n.Name, Reason: "not probed yet"})
 			continue
 		}
-		obs[n.Name] = st.obs
 		if st.retryAt.After(now) {
 			later = append(later, st.plan)
 			continue
@@ -690,7 +695,7 @@ func (c *Controller) waveLocked(d *plan.Desired) plan.Wave {
 			failed = append(failed, a)
 		}
 	}
-	return plan.NextWave(d, p, obs, plan.RolloutState{Halt: c.halt, InFlight: running, Failed: failed})
+	return plan.NextWave(d, p, c.observed, plan.RolloutState{Halt: c.halt, InFlight: running, Failed: failed})
 }
 
 // runAction runs one admitted action and handles a failed health gate by

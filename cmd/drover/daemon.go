@@ -146,7 +146,7 @@ func (d *daemon) run(ctx context.Context) error {
 	// The first manifest must be good: there is no last good one yet. A
 	// missing one is a new cluster: the daemon serves the console and the
 	// setup wizard, and takes the manifest up once it is written.
-	l, desired, err := loadFirst(ctx, abs)
+	l, desired, took, err := loadFirst(ctx, abs)
 	missing := errors.Is(err, fs.ErrNotExist)
 	if ctx.Err() != nil {
 		return nil // stopped while loading
@@ -206,7 +206,7 @@ func (d *daemon) run(ctx context.Context) error {
 	if missing {
 		d.ctrl.SetLoadError(fmt.Errorf("no manifest yet at %s", abs))
 	} else {
-		d.apply(l, desired)
+		d.apply(l, desired, took)
 	}
 
 	token, generated, err := consoleToken(d.tokenFile)
@@ -303,6 +303,7 @@ func (d *daemon) reload(ctx context.Context, path string, c manifests.Change) {
 	err := c.Err
 	var l *manifests.Loaded
 	var desired *plan.Desired
+	start := time.Now()
 	if err == nil {
 		l, err = manifests.LoadBytesContext(ctx, path, c.Data)
 	}
@@ -310,9 +311,11 @@ func (d *daemon) reload(ctx context.Context, path string, c manifests.Change) {
 		d.logStopped(err)
 		return
 	}
+	loaded := time.Now()
 	if err == nil {
 		desired, err = plan.Compile(l)
 	}
+	took := timings{load: loaded.Sub(start), compile: time.Since(loaded)}
 	if err != nil && !d.loaded && errors.Is(err, fs.ErrNotExist) {
 		d.ctrl.SetLoadError(fmt.Errorf("no manifest yet at %s", path))
 		return
@@ -326,10 +329,15 @@ func (d *daemon) reload(ctx context.Context, path string, c manifests.Change) {
 		d.ctrl.SetLoadError(publicLoadError(err))
 		return
 	}
-	d.apply(l, desired)
+	d.apply(l, desired, took)
 }
 
-func (d *daemon) apply(l *manifests.Loaded, desired *plan.Desired) {
+// timings are how long a manifest took to load (parse, validate, render
+// every node's templates) and to compile; the log says them, as they
+// bound how soon an edit is acted on.
+type timings struct{ load, compile time.Duration }
+
+func (d *daemon) apply(l *manifests.Loaded, desired *plan.Desired, took timings) {
 	for _, w := range l.Warnings {
 		d.log.Warn("manifest warning", zap.String("problem", w.String()))
 	}
@@ -354,7 +362,7 @@ func (d *daemon) apply(l *manifests.Loaded, desired *plan.Desired) {
 	d.loaded = true
 	d.metrics.SetProbeInterval(desired.ProbeInterval)
 	d.log.Info("manifest loaded", zap.String("generation", desired.Generation), zap.Int("nodes", len(desired.Nodes)),
-		zap.Int("components", len(desired.Order)))
+		zap.Int("components", len(desired.Order)), zap.Duration("load", took.load), zap.Duration("compile", took.compile))
 }
 
 // lockManifest takes an exclusive lock for the manifest, so a second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -51,11 +52,14 @@ func publicLoadError(err error) error {
 // loadFirst is the daemon's first load, as compile but of a regular file
 // only (as the watcher reads it: a FIFO there would block the start) and
 // stopped by ctx (a SIGTERM during a long load).
-func loadFirst(ctx context.Context, path string) (*manifests.Loaded, *plan.Desired, error) {
+func loadFirst(ctx context.Context, path string) (*manifests.Loaded, *plan.Desired, timings, error) {
 	data, err := manifests.ReadRegular(path, manifests.MaxManifestBytes)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, timings{}, err
 	}
+	start := time.Now()
 	l, err := manifests.LoadBytesContext(ctx, path, data)
-	return compileLoaded(path, l, err)
+	loaded := time.Now()
+	l, desired, err := compileLoaded(path, l, err)
+	return l, desired, timings{load: loaded.Sub(start), compile: time.Since(loaded)}, err
 }

@@ -170,6 +170,17 @@ func newRollout(d *Desired, plan Plan, obs map[string]probes.Observed, st Rollou
 		r.busy[a.Node] = true
 		running[[2]string{a.Node, a.Component}] = true
 	}
+	// Sized up front: at 10,000 nodes growing these lists by appends
+	// was most of what a pass allocated.
+	sizes := map[string]int{}
+	for _, np := range plan.Nodes {
+		for _, a := range np.Actions {
+			sizes[a.Component]++
+		}
+	}
+	for comp, n := range sizes {
+		r.pending[comp] = make([]Action, 0, n)
+	}
 	for _, np := range plan.Nodes {
 		if np.Known && np.Generation != d.Generation {
 			r.stale[np.Node] = true
@@ -226,7 +237,16 @@ func (r *rollout) work(removals bool) int {
 // are removals (or not).
 func (r *rollout) compWork(comp string, removals bool) (pending, inFlight []Action) {
 	keep := func(as []Action) []Action {
-		var out []Action
+		n := 0
+		for _, a := range as {
+			if (a.Kind == ActionRemove) == removals {
+				n++
+			}
+		}
+		if n == len(as) {
+			return as // all of them, as is usual: no copy (the caller only reads)
+		}
+		out := make([]Action, 0, n)
 		for _, a := range as {
 			if (a.Kind == ActionRemove) == removals {
 				out = append(out, a)
@@ -378,23 +398,29 @@ func (r *rollout) health(node, comp string) (Health, string, bool) {
 func (r *rollout) byRole(comp string, cands, running []Action) []Action {
 	info := r.d.Components[comp]
 	first := -1
-	for _, a := range append(slices.Clone(cands), running...) {
-		if k := r.rank(info, a.Node); first < 0 || k < first {
-			first = k
+	for _, as := range [][]Action{cands, running} {
+		for _, a := range as {
+			if k := r.rank(info, a.Node); first < 0 || k < first {
+				first = k
+			}
 		}
 	}
-	var now []Action
 	later := 0
 	for _, a := range cands {
-		if r.rank(info, a.Node) == first {
-			now = append(now, a)
-		} else {
+		if r.rank(info, a.Node) != first {
 			later++
 		}
 	}
-	if later > 0 {
-		r.wait("%s: %s on later roles %s for %s nodes", comp, plural(later, "action"), verb(later, "wait"), r.roleName(first))
+	if later == 0 {
+		return cands // one role (as without a roleOrder): no copy
 	}
+	now := make([]Action, 0, len(cands)-later)
+	for _, a := range cands {
+		if r.rank(info, a.Node) == first {
+			now = append(now, a)
+		}
+	}
+	r.wait("%s: %s on later roles %s for %s nodes", comp, plural(later, "action"), verb(later, "wait"), r.roleName(first))
 	return now
 }
 

@@ -413,7 +413,8 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 		return res, err
 	}
 	res.reactionLoad = time.Unix(0, d.loadedAt.Load()).Sub(edit)
-	log.Printf("manifest edit -> first step %s (loaded after %s)", res.reaction.Round(time.Millisecond), res.reactionLoad.Round(time.Millisecond))
+	log.Printf("manifest edit -> first step %s (loaded after %s: load %s, compile %s)", res.reaction.Round(time.Millisecond), res.reactionLoad.Round(time.Millisecond),
+		time.Duration(d.loadTook.Load()).Round(time.Millisecond), time.Duration(d.compileTook.Load()).Round(time.Millisecond))
 	if c.rolloutFor <= 0 {
 		return res, nil
 	}
@@ -448,8 +449,10 @@ type daemon struct {
 	logPath string
 	// loadedAt is when the daemon last logged "manifest loaded", unix ns.
 	loadedAt atomic.Int64
-	done     chan struct{}
-	http     *http.Client
+	// loadTook and compileTook are that line's times, ns.
+	loadTook, compileTook atomic.Int64
+	done                  chan struct{}
+	http                  *http.Client
 }
 
 func startDaemon(c config, r *run) (*daemon, error) {
@@ -482,8 +485,9 @@ func startDaemon(c config, r *run) (*daemon, error) {
 		for sc.Scan() {
 			// The daemon logs where it listens; the port is random.
 			var l struct {
-				Msg, Listen string
-				Ts          float64
+				Msg, Listen   string
+				Ts            float64
+				Load, Compile float64 // seconds
 			}
 			if json.Unmarshal(sc.Bytes(), &l) != nil {
 				continue
@@ -496,6 +500,8 @@ func startDaemon(c config, r *run) (*daemon, error) {
 				}
 			case "manifest loaded":
 				d.loadedAt.Store(int64(l.Ts * 1e9))
+				d.loadTook.Store(int64(l.Load * 1e9))
+				d.compileTook.Store(int64(l.Compile * 1e9))
 			}
 		}
 		io.Copy(lf, pr)
