@@ -4,8 +4,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -175,6 +177,84 @@ func TestRSAKnownKeyOffersSHA2(t *testing.T) {
 	for _, a := range got {
 		if a == ssh.KeyAlgoRSA {
 			t.Errorf("SHA-1 ssh-rsa offered: %v", got)
+		}
+	}
+}
+
+// TestKnownHostsIndexListsWhatTheCheckerLists: the index of a file of
+// plain host patterns gives every host the keys x/crypto's checker
+// lists for it, in its order; a file with a pattern the index does not
+// read (a wildcard, a negation, a hashed name) is left to the checker.
+func TestKnownHostsIndexListsWhatTheCheckerLists(t *testing.T) {
+	ed1, ed2, ed3 := sshtest.NewSigner(t).PublicKey(), sshtest.NewSigner(t).PublicKey(), sshtest.NewSigner(t).PublicKey()
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, err := ssh.NewPublicKey(&ecKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := strings.Join([]string{
+		"# a comment",
+		knownhosts.Line([]string{"10.0.0.1:22", "n1.example:22"}, ed1),
+		"",
+		knownhosts.Line([]string{"10.0.0.1:22"}, ec),
+		knownhosts.Line([]string{"10.0.0.2:2222"}, ed2),
+		"10.0.0.3:2200 " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ed3))),
+		"::1 " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ed3))),
+		"@cert-authority 10.0.0.4 " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ed2))),
+		"@revoked 10.0.0.5 " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ed1))),
+		knownhosts.Line([]string{"10.0.0.1:22", "10.0.0.1:22"}, ed3),
+	}, "\n") + "\n"
+	hostports := []string{"10.0.0.1:22", "n1.example:22", "10.0.0.2:2222", "10.0.0.2:22", "10.0.0.3:2200", "[::1]:22", "10.0.0.4:22", "10.0.0.5:22", "10.0.0.9:22"}
+	keys := func(ks []knownhosts.KnownKey) []string {
+		var out []string
+		for _, k := range ks {
+			out = append(out, fmt.Sprintf("%s:%d %s", filepath.Base(k.Filename), k.Line, ssh.FingerprintSHA256(k.Key)))
+		}
+		return out
+	}
+	h := &hostKeys{path: filepath.Join(t.TempDir(), "known_hosts")}
+	if err := os.WriteFile(h.path, []byte(plain), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.callback(); err != nil {
+		t.Fatal(err)
+	}
+	if h.index == nil {
+		t.Fatal("a file of plain patterns was not indexed")
+	}
+	for _, hp := range hostports {
+		got := keys(h.known(hp))
+		h.index = nil // the checker's answer
+		want := keys(h.known(hp))
+		h.mu.Lock()
+		h.check = nil
+		h.mu.Unlock()
+		if _, err := h.callback(); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: index lists %v, the checker %v", hp, got, want)
+		}
+	}
+	if len(h.known("10.0.0.1:22")) != 3 {
+		t.Errorf("10.0.0.1 has %v, want its 3 lines", keys(h.known("10.0.0.1:22")))
+	}
+
+	for _, odd := range []string{"10.0.0.* ", "!10.0.0.7,10.0.0.8 ", knownhosts.HashHostname("10.0.0.6") + " "} {
+		if err := os.WriteFile(h.path, []byte(plain+odd+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ed2)))+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h.mu.Lock()
+		h.check = nil
+		h.mu.Unlock()
+		if _, err := h.callback(); err != nil {
+			t.Fatal(err)
+		}
+		if h.index != nil {
+			t.Errorf("a file with the pattern %q was indexed", odd)
 		}
 	}
 }
