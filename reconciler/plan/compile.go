@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"path"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/drover-project/drover/inventory"
@@ -93,46 +91,19 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 	return d, nil
 }
 
-// nodesPerPart is the fewest nodes worth a goroutine and a renderer of
-// their own (whose cluster view costs a pass over every node).
-const nodesPerPart = 500
-
-// compileNodes compiles every node, in order. A large manifest is cut
-// into one contiguous part per CPU, each compiled with a renderer of its
-// own: the cluster's view is built once per part and a template that does
-// not depend on the node is rendered once per part. Each part has a
-// template budget of its own; the load rendered all of it under one
-// budget already. The error is that of the first failing node, as one
-// pass would have found: each part stops at its first, and the parts
-// are in node order.
+// compileNodes compiles every node, in order, with one renderer: the
+// cluster's view is built once and a template that does not depend on
+// the node is rendered once.
 func compileNodes(l *manifests.Loaded, order []string) ([]*DesiredNode, error) {
 	c := l.Cluster
-	nodes := make([]*DesiredNode, len(c.Spec.Nodes))
-	parts := max(1, min(runtime.GOMAXPROCS(0), len(nodes)/nodesPerPart))
-	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for p := range parts {
-		from, to := p*len(nodes)/parts, (p+1)*len(nodes)/parts
-		wg.Go(func() {
-			r := c.NewRenderer(context.Background())
-			for i := from; i < to; i++ {
-				n, err := compileNode(l, r, &c.Spec.Nodes[i], order)
-				if err != nil {
-					errs[p] = err
-					return
-				}
-				nodes[i] = n
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
+	r := c.NewRenderer(context.Background())
+	var nodes []*DesiredNode
+	for i := range c.Spec.Nodes {
+		n, err := compileNode(l, r, &c.Spec.Nodes[i], order)
 		if err != nil {
 			return nil, err
 		}
-	}
-	if len(nodes) == 0 {
-		return nil, nil
+		nodes = append(nodes, n)
 	}
 	return nodes, nil
 }

@@ -3,7 +3,6 @@ package plan
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -222,49 +221,5 @@ spec:
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
 		})
-	}
-}
-
-// TestCompileInPartsKeepsNodeOrder: a large manifest compiles in parts
-// at once; the nodes come out in the manifest's order, as one pass makes
-// them, and a failure is the first failing node's.
-func TestCompileInPartsKeepsNodeOrder(t *testing.T) {
-	const n = 4 * nodesPerPart
-	var m strings.Builder
-	m.WriteString("apiVersion: drover/v1\nkind: Cluster\nmetadata: {name: big}\nspec:\n  nodes:\n")
-	for i := range n {
-		fmt.Fprintf(&m, "    - {name: n%d, address: 10.0.%d.%d}\n", i, i/250, i%250+1)
-	}
-	m.WriteString(`  components:
-    - name: app
-      version: "1"
-      artifact: {url: "https://example.com/a.tar.gz", sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}
-      files:
-        - {path: conf/id, template: "{{ .Node.Name }}\n"}
-`)
-	l, err := manifests.LoadBytes("big.yaml", []byte(m.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := Compile(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, dn := range d.Nodes {
-		want := fmt.Sprintf("n%d", i)
-		if dn.Name != want || string(dn.Components[0].Files[0].Content) != want+"\n" {
-			t.Fatalf("node %d is %s with %q; want %s", i, dn.Name, dn.Components[0].Files[0].Content, want)
-		}
-	}
-	if d.Node("n1999") != d.Nodes[1999] {
-		t.Error("the node index does not point at the compiled nodes")
-	}
-
-	// Past the load, a template that fails on two nodes of the second
-	// part and one of the first: the error names the first part's.
-	l.Cluster.Spec.Components[0].Files[0].Template = `{{ if or (eq .Node.Name "n1500") (eq .Node.Name "n700") (eq .Node.Name "n1900") }}{{ .Nope }}{{ end }}`
-	_, err = Compile(l)
-	if err == nil || !strings.Contains(err.Error(), "node n700") {
-		t.Fatalf("err = %v; want the failure of node n700, the first in order", err)
 	}
 }

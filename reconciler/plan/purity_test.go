@@ -20,7 +20,7 @@ const module = "github.com/drover-project/drover/"
 var pureImports = []string{
 	"bufio", "bytes", "cmp", "context", "crypto/sha256", "encoding/hex", "encoding/json", "errors", "fmt",
 	"io", "maps", "math", "path", "reflect", "regexp", "slices", "sort", "strconv", "strings",
-	"runtime", "sync", "text/template", "time", "unicode", "unicode/utf8",
+	"text/template", "time", "unicode", "unicode/utf8",
 	"github.com/aymanbagabas/go-udiff", "golang.org/x/mod/semver",
 	module + "internal/safetext", module + "manifests", module + "probes", module + "inventory",
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -118,12 +119,38 @@ func (d *daemon) waitGeneration(ctx context.Context, n int, sim shards, edit tim
 			}
 		}
 		if time.Now().After(deadline) {
+			if err == nil {
+				logUnfinished(st)
+			}
 			return done, nil
 		}
 		if d.exited() {
 			return done, fmt.Errorf("daemon exited:\n%s", d.logTail())
 		}
 		time.Sleep(2 * time.Second)
+	}
+}
+
+// logUnfinished says, for a rolling change that did not finish, what the
+// first few unfinished nodes were at and why.
+func logUnfinished(st plan.ClusterStatus) {
+	shown := 0
+	for _, n := range st.Nodes {
+		if n.Converged && n.ObservedGeneration == st.Hash {
+			continue
+		}
+		last := ""
+		if a := n.LastAction; a != nil {
+			last = fmt.Sprintf("%s %s %s at %s (%s)", a.Action, a.Component, a.Result, a.Time.Format(time.TimeOnly), a.Message)
+		}
+		log.Printf("not done: %s: converged %v, generation %.12s, reachable %v, failures %d, waiting %q, in flight %v, last action %s, last probe %s",
+			n.Name, n.Converged, n.ObservedGeneration, n.Reachable, n.ConsecutiveFailures, n.Waiting, n.InFlight != nil, last, n.LastProbe.Format(time.TimeOnly))
+		if shown++; shown == 5 {
+			break
+		}
+	}
+	if st.Rollout.Halted {
+		log.Printf("rollout halted: %s", st.Rollout.Reason)
 	}
 }
 
