@@ -41,6 +41,10 @@ type nodeRecord struct {
 	History  []plan.ActionRecord `json:"history,omitempty"`
 	Failures int                 `json:"failures,omitempty"`
 	RetryAt  time.Time           `json:"retryAt,omitzero"`
+	// Failed is the action that failed at a step there and has not
+	// succeeded since (Controller.failed): it holds the node's rollout
+	// slot and counts against rollout.maxFailures across a restart.
+	Failed *plan.Action `json:"failed,omitempty"`
 }
 
 // persistence is the controller's bookkeeping for the store.
@@ -72,6 +76,7 @@ type nodeMark struct {
 	last     time.Time
 	failures int
 	retryAt  time.Time
+	failed   plan.Action
 }
 
 // Restore reads the store, if there is one: call it before the first
@@ -142,6 +147,9 @@ func (c *Controller) trackFor(name string) *nodeTrack {
 	if r, ok := c.persist.restored[name]; ok {
 		delete(c.persist.restored, name)
 		st.history, st.failures, st.retryAt = r.History, r.Failures, r.RetryAt
+		if r.Failed != nil {
+			c.failed[name] = *r.Failed
+		}
 	}
 	return st
 }
@@ -195,7 +203,8 @@ func (c *Controller) saveNode(name string) {
 	st := c.nodes[name]
 	var rec nodeRecord
 	if st != nil {
-		mark := nodeMark{actions: len(st.history), failures: st.failures, retryAt: st.retryAt}
+		failed, hasFailed := c.failed[name]
+		mark := nodeMark{actions: len(st.history), failures: st.failures, retryAt: st.retryAt, failed: failed}
 		if len(st.history) > 0 {
 			mark.last = st.history[len(st.history)-1].Time
 		}
@@ -208,6 +217,9 @@ func (c *Controller) saveNode(name string) {
 		}
 		c.persist.seen[name] = mark
 		rec = nodeRecord{History: st.history, Failures: st.failures, RetryAt: st.retryAt}
+		if hasFailed {
+			rec.Failed = &failed
+		}
 	} else {
 		delete(c.persist.seen, name)
 	}

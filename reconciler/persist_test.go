@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-project/drover/reconciler/plan"
 	"github.com/drover-project/drover/state"
 )
 
@@ -182,5 +183,50 @@ func TestControllerRestoreRefusesDamagedRecord(t *testing.T) {
 	err := NewController(ControllerOptions{Store: store}).Restore()
 	if err == nil || !strings.Contains(err.Error(), "record "+keyHalt) {
 		t.Errorf("Restore of a damaged halt: %v", err)
+	}
+}
+
+// TestControllerStoreKeepsFailedStep: an action that failed at a step
+// holds its node's rollout slot and counts against rollout.maxFailures
+// until an action there succeeds; a restart must not free the slot or
+// reset the count. Once the failure is over, the record says so too.
+func TestControllerStoreKeepsFailedStep(t *testing.T) {
+	store := state.NewMemory()
+	d := scaleDesired(3, "g1")
+	c := NewController(ControllerOptions{Store: store})
+	c.SetDesired(d)
+	failed := plan.Action{Node: "n00001", Component: "app", Kind: plan.ActionUpgrade, From: "1.0", To: "2.0", Disruptive: true}
+	if n := c.failedStep(d, "n00001", failed); n != 1 {
+		t.Fatalf("%d failed nodes, want 1", n)
+	}
+	c.saveNode("n00001")
+
+	restart := func() *Controller {
+		c := NewController(ControllerOptions{Store: store})
+		if err := c.Restore(); err != nil {
+			t.Fatal(err)
+		}
+		c.SetDesired(scaleDesired(3, "g1"))
+		return c
+	}
+	c2 := restart()
+	c2.mu.Lock()
+	got, ok := c2.failed["n00001"]
+	n := len(c2.failed)
+	c2.mu.Unlock()
+	if !ok || got != failed || n != 1 {
+		t.Fatalf("failed actions after the restart: %v (%d nodes), want n00001's %+v", got, n, failed)
+	}
+
+	// The failure is over (an action succeeded there): the record forgets it.
+	c2.mu.Lock()
+	delete(c2.failed, "n00001")
+	c2.mu.Unlock()
+	c2.saveNode("n00001")
+	c3 := restart()
+	c3.mu.Lock()
+	defer c3.mu.Unlock()
+	if len(c3.failed) != 0 {
+		t.Errorf("failed actions after the failure ended and a restart: %v", c3.failed)
 	}
 }
