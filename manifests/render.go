@@ -248,6 +248,8 @@ type Renderer struct {
 	// members are the node views of each component's nodes (its
 	// .Component.Members), built once per component.
 	members map[*Component][]NodeInfo
+	// components are each component's view but its members, made once.
+	components map[*Component]ComponentInfo
 	// membership, when set, is the quorum change every template of this
 	// renderer is rendered for (ForMembership).
 	membership *Membership
@@ -298,8 +300,11 @@ func (c *Cluster) NewRenderer(ctx context.Context) *Renderer {
 			byName[n.Name] = i
 		}
 	}
-	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[sharedKey]sharedOutput{}, parsed: map[templateKey]*template.Template{}, hasTemplates: map[any]bool{}, members: map[*Component][]NodeInfo{}}
+	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[sharedKey]sharedOutput{}, parsed: map[templateKey]*template.Template{}, hasTemplates: map[any]bool{}, members: map[*Component][]NodeInfo{}, components: map[*Component]ComponentInfo{}}
 }
+
+// InstallRoot is the manifest's spec.installRoot.
+func (r *Renderer) InstallRoot() string { return r.c.Spec.InstallRoot }
 
 // node is the view of the node of that name; the zero view when the
 // manifest has none.
@@ -329,16 +334,15 @@ func (r *Renderer) componentMembers(comp *Component) []NodeInfo {
 
 // Context is the template context of one component on one node.
 func (r *Renderer) Context(node *Node, comp *Component) TemplateContext {
-	dir := ActiveDir(r.c.Spec.InstallRoot, comp.Name)
-	ctx := TemplateContext{
-		Cluster: r.ci,
-		Node:    r.node(node.Name),
-		Component: ComponentInfo{
-			Name: comp.Name, Version: comp.Version, Dir: dir,
+	info, ok := r.components[comp]
+	if !ok {
+		info = ComponentInfo{
+			Name: comp.Name, Version: comp.Version, Dir: ActiveDir(r.c.Spec.InstallRoot, comp.Name),
 			VersionDir: VersionDir(r.c.Spec.InstallRoot, comp.Name, comp.Version),
-		},
-		Dir: dir,
+		}
+		r.components[comp] = info
 	}
+	ctx := TemplateContext{Cluster: r.ci, Node: r.node(node.Name), Component: info, Dir: info.Dir}
 	if m := r.membership; m != nil {
 		ctx.Component.Joining = m.Joining
 		ctx.Member = r.node(m.Member)

@@ -646,6 +646,11 @@ func (c *Controller) admitLocked(d *plan.Desired, name string) (*plan.Action, st
 	if why := c.scanPendingLocked(d); why != "" {
 		return nil, why
 	}
+	if st := c.nodes[name]; st != nil && !plan.HaltActive(c.halt, d.Generation) {
+		if why, held := plan.Held(d, st.plan, st.obs, c.rolloutStateLocked(d)); held {
+			return nil, why // no need to plan the fleet to know
+		}
+	}
 	wave := c.waveLocked(d)
 	for _, a := range wave.Actions {
 		if a.Node == name {
@@ -684,6 +689,13 @@ func (c *Controller) waveLocked(d *plan.Desired) plan.Wave {
 		p.Nodes = append(p.Nodes, st.plan)
 	}
 	p.Nodes = append(p.Nodes, later...)
+	return plan.NextWave(d, p, c.observed, c.rolloutStateLocked(d))
+}
+
+// rolloutStateLocked is what the rollout planner needs besides the plans:
+// the halt, what runs (this daemon's actions and a former leader's) and
+// what failed.
+func (c *Controller) rolloutStateLocked(d *plan.Desired) plan.RolloutState {
 	running := make([]plan.Action, 0, len(c.inflight))
 	for _, a := range c.inflight {
 		running = append(running, a)
@@ -695,7 +707,7 @@ func (c *Controller) waveLocked(d *plan.Desired) plan.Wave {
 			failed = append(failed, a)
 		}
 	}
-	return plan.NextWave(d, p, c.observed, plan.RolloutState{Halt: c.halt, InFlight: running, Failed: failed})
+	return plan.RolloutState{Halt: c.halt, InFlight: running, Failed: failed}
 }
 
 // runAction runs one admitted action and handles a failed health gate by

@@ -2,8 +2,6 @@ package plan
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"path"
@@ -91,15 +89,16 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 	return d, nil
 }
 
-// compileNodes compiles every node, in order, with one renderer: the
+// compileNodes compiles every node, in order, with one renderer (the
 // cluster's view is built once and a template that does not depend on
-// the node is rendered once.
+// the node is rendered once) and one set of units.
 func compileNodes(l *manifests.Loaded, order []string) ([]*DesiredNode, error) {
 	c := l.Cluster
 	r := c.NewRenderer(context.Background())
+	units := units{}
 	var nodes []*DesiredNode
 	for i := range c.Spec.Nodes {
-		n, err := compileNode(l, r, &c.Spec.Nodes[i], order)
+		n, err := compileNode(l, r, units, &c.Spec.Nodes[i], order)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +107,7 @@ func compileNodes(l *manifests.Loaded, order []string) ([]*DesiredNode, error) {
 	return nodes, nil
 }
 
-func compileNode(l *manifests.Loaded, r *manifests.Renderer, node *manifests.Node, order []string) (*DesiredNode, error) {
+func compileNode(l *manifests.Loaded, r *manifests.Renderer, units units, node *manifests.Node, order []string) (*DesiredNode, error) {
 	c := l.Cluster
 	dn := &DesiredNode{
 		Name:   node.Name,
@@ -122,7 +121,7 @@ func compileNode(l *manifests.Loaded, r *manifests.Renderer, node *manifests.Nod
 		if comp.State == manifests.StateAbsent || !comp.Matches(node) {
 			continue
 		}
-		dc, err := compileComponent(l, r, node, comp)
+		dc, err := compileComponent(l, r, units, node, comp)
 		if err != nil {
 			return nil, err
 		}
@@ -131,9 +130,10 @@ func compileNode(l *manifests.Loaded, r *manifests.Renderer, node *manifests.Nod
 	return dn, nil
 }
 
-// compileComponent renders one component for one node. Render errors
-// already name the node and component; the others are wrapped so they do too.
-func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifests.Node, comp *manifests.Component) (*DesiredComponent, error) {
+// compileComponent renders one component for one node, its unit through
+// units (nil: none kept). Render errors already name the node and
+// component; the others are wrapped so they do too.
+func compileComponent(l *manifests.Loaded, r *manifests.Renderer, units units, node *manifests.Node, comp *manifests.Component) (*DesiredComponent, error) {
 	c := l.Cluster
 	files, err := r.Render(node, comp)
 	if err != nil {
@@ -144,18 +144,20 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 	if err != nil {
 		return nil, where(err)
 	}
-	legacyConfigHash := manifests.ConfigHash(manifests.Digests(files))
+	configHash := manifests.ConfigHash(manifests.Digests(files))
+	legacyConfigHash := configHash
 	if env != nil {
 		files = append(files, manifests.RenderedFile{
 			Path: path.Join(manifests.VersionDir(c.Spec.InstallRoot, comp.Name, comp.Version), manifests.EnvFileName),
 			Mode: 0o600, Content: env,
 		})
+		configHash = manifests.ConfigHash(manifests.Digests(files))
 	}
 	dc := &DesiredComponent{
 		Name:       comp.Name,
 		Version:    comp.Version,
 		Files:      files,
-		ConfigHash: manifests.ConfigHash(manifests.Digests(files)),
+		ConfigHash: configHash,
 	}
 	// Checks and hooks are templates like files: each node gets its own.
 	p := "component " + comp.Name
@@ -190,20 +192,19 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, node *manifest
 		}
 	}
 	if comp.Service != nil {
-		unit, err := RenderUnit(r, comp, node, serviceDeps(c, node, comp))
+		deps := serviceDeps(c, node, comp)
+		u, err := renderUnit(r, units, comp, node, deps, false)
 		if err != nil {
 			return nil, where(err)
 		}
-		sum := sha256.Sum256(unit)
-		dc.Unit = unit
-		dc.UnitHash = hex.EncodeToString(sum[:])
+		dc.Unit, dc.UnitHash = u.text, u.hash
 		dc.Reload = comp.Service.Reload != "" || comp.Service.ReloadArgs != nil
 		if env != nil {
-			inline, err := renderUnit(r, comp, node, serviceDeps(c, node, comp), true)
+			inline, err := renderUnit(r, units, comp, node, deps, true)
 			if err != nil {
 				return nil, where(err)
 			}
-			dc.EnvMigration = &EnvMigration{UnitHash: manifests.SHA256Hex(inline), ConfigHash: legacyConfigHash}
+			dc.EnvMigration = &EnvMigration{UnitHash: inline.hash, ConfigHash: legacyConfigHash}
 		}
 	}
 	return dc, nil

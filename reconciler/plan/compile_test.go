@@ -223,3 +223,42 @@ spec:
 		})
 	}
 }
+
+// TestCompileUnitsPerNode: nodes whose units read the same share one
+// written unit; a unit whose command line names the node is each node's own.
+func TestCompileUnitsPerNode(t *testing.T) {
+	l, err := manifests.LoadBytes("m.yaml", []byte(`apiVersion: drover/v1
+kind: Cluster
+metadata: {name: t}
+spec:
+  nodes:
+    - {name: n1, address: 10.0.0.1}
+    - {name: n2, address: 10.0.0.2}
+  components:
+    - name: same
+      version: "1"
+      artifact: {url: "https://example.com/a.tar.gz", sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}
+      service: {exec: "{{ .Dir }}/bin/run"}
+    - name: own
+      version: "1"
+      artifact: {url: "https://example.com/b.tar.gz", sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}
+      service: {exec: "{{ .Dir }}/bin/run --name={{ .Node.Name }}"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Compile(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, n2 := d.Node("n1"), d.Node("n2")
+	if a, b := n1.Component("same"), n2.Component("same"); a.UnitHash != b.UnitHash || string(a.Unit) != string(b.Unit) {
+		t.Errorf("the same unit differs between nodes:\n%s\n%s", a.Unit, b.Unit)
+	}
+	for _, n := range []*DesiredNode{n1, n2} {
+		c := n.Component("own")
+		if want := "--name=" + n.Name + "\n"; !strings.Contains(string(c.Unit), want) || c.UnitHash != manifests.SHA256Hex(c.Unit) {
+			t.Errorf("%s's unit (hash %s) lacks %q:\n%s", n.Name, c.UnitHash, want, c.Unit)
+		}
+	}
+}

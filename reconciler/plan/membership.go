@@ -314,7 +314,7 @@ func (d *Desired) ForMembership(a Action) (*MembershipWork, error) {
 	}
 	w.Hook = h
 	if m.Joining {
-		if w.Want, err = compileComponent(d.loaded, r, node, comp); err != nil {
+		if w.Want, err = compileComponent(d.loaded, r, nil, node, comp); err != nil {
 			return nil, err
 		}
 	}

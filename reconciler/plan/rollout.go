@@ -454,9 +454,13 @@ func (r *rollout) roleName(rank int) string {
 
 // batchSize is the tighter of the cluster's and the component's
 // maxUnavailable, resolved against a group of n nodes.
-func (r *rollout) batchSize(comp string, n int) int {
-	size := r.d.Rollout.MaxUnavailable.Of(n)
-	if info := r.d.Components[comp]; info != nil && info.MaxUnavailable != nil {
+func (r *rollout) batchSize(comp string, n int) int { return batchSize(r.d, comp, n) }
+
+// batchSize is the component's batch of n members: min(cluster
+// maxUnavailable, component maxUnavailable), each resolved against n.
+func batchSize(d *Desired, comp string, n int) int {
+	size := d.Rollout.MaxUnavailable.Of(n)
+	if info := d.Components[comp]; info != nil && info.MaxUnavailable != nil {
 		size = min(size, info.MaxUnavailable.Of(n))
 	}
 	return size

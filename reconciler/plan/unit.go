@@ -47,30 +47,67 @@ var restartValues = []string{"no", "always", "on-success", "on-failure", "on-abn
 // dependsOn components with a unit on the same node, ordered before this
 // one with After= and pulled in with Wants=.
 func RenderUnit(r *manifests.Renderer, comp *manifests.Component, node *manifests.Node, serviceDeps []string) ([]byte, error) {
-	return renderUnit(r, comp, node, serviceDeps, false)
+	u, err := renderUnit(r, nil, comp, node, serviceDeps, false)
+	return u.text, err
 }
 
-// renderUnit is RenderUnit; inlineEnv renders service.environment as
-// Environment= lines, as drover did before the environment file, only so
-// that Compile knows the unit hash such a drover left in a receipt
-// (EnvMigration).
-func renderUnit(r *manifests.Renderer, comp *manifests.Component, node *manifests.Node, serviceDeps []string, inlineEnv bool) ([]byte, error) {
+// units holds the units one compile has written, by what each is made
+// of: in a fleet most nodes' units are byte for byte the same, so each is
+// written and hashed once, and the nodes share its bytes.
+type units map[unitKey]unit
+
+type unitKey struct {
+	comp              *manifests.Component
+	cmd, reload, deps string
+	inlineEnv         bool
+}
+
+// unit is a unit's text and its sha256 (hex).
+type unit struct {
+	text []byte
+	hash string
+}
+
+// renderUnit is RenderUnit, through cache when it is not nil; inlineEnv
+// renders service.environment as Environment= lines, as drover did
+// before the environment file, only so that Compile knows the unit hash
+// such a drover left in a receipt (EnvMigration). The command lines are
+// rendered for the node; the rest of the unit follows from them and the
+// component.
+func renderUnit(r *manifests.Renderer, cache units, comp *manifests.Component, node *manifests.Node, serviceDeps []string, inlineEnv bool) (unit, error) {
 	svc := comp.Service
 	if svc == nil {
-		return nil, nil
+		return unit{}, nil
 	}
 	render := func(name, text string) ([]byte, error) { return r.Execute(name, text, node, comp) }
-	dir := r.Context(node, comp).Component.Dir
 	cmd, err := commandLine("exec", svc.Exec, svc.ExecArgs, render)
 	if err != nil {
-		return nil, err
+		return unit{}, err
 	}
 	reload := ""
 	if svc.Reload != "" || svc.ReloadArgs != nil {
 		if reload, err = commandLine("reload", svc.Reload, svc.ReloadArgs, render); err != nil {
-			return nil, err
+			return unit{}, err
 		}
 	}
+	key := unitKey{comp: comp, cmd: cmd, reload: reload, deps: strings.Join(serviceDeps, "\n"), inlineEnv: inlineEnv}
+	if u, ok := cache[key]; ok {
+		return u, nil
+	}
+	text, err := unitText(comp, manifests.ActiveDir(r.InstallRoot(), comp.Name), cmd, reload, serviceDeps, inlineEnv)
+	if err != nil {
+		return unit{}, err
+	}
+	u := unit{text: text, hash: manifests.SHA256Hex(text)}
+	if cache != nil {
+		cache[key] = u
+	}
+	return u, nil
+}
+
+// unitText writes the unit of comp, its command lines rendered.
+func unitText(comp *manifests.Component, dir, cmd, reload string, serviceDeps []string, inlineEnv bool) ([]byte, error) {
+	svc := comp.Service
 	restart := svc.Restart
 	if restart == "" {
 		restart = manifests.DefaultRestart

@@ -114,10 +114,11 @@ func TestUnitInlineEnvironmentIsTheOldUnit(t *testing.T) {
 		Environment: map[string]string{"ZED": `say "hi" 100%`, "ALPHA": `C:\dir`},
 	})
 	n, _ := c.NodeByName("m1")
-	b, err := renderUnit(c.NewRenderer(t.Context()), app, n, serviceDeps(c, n, app), true)
+	u, err := renderUnit(c.NewRenderer(t.Context()), nil, app, n, serviceDeps(c, n, app), true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := u.text
 	want := `# Written by drover; local changes are overwritten.
 [Unit]
 Description=drover: app
