@@ -464,6 +464,15 @@ func (c *Controller) reconcile(ctx, actx context.Context, name string) pass {
 		}
 	}
 
+	if ctx.Err() != nil {
+		// Stopping: no new action starts, even one admitted from the
+		// node's last observation (no probe saw the stop); its slot goes
+		// back.
+		c.mu.Lock()
+		delete(c.inflight, name)
+		c.mu.Unlock()
+		return dropNode
+	}
 	err := c.runAction(actx, d, exec, dn, *a, obs)
 	failures := c.afterAction(d, name, *a, err)
 	c.notify()
