@@ -221,6 +221,11 @@ func newRun(c config, n int) (*run, error) {
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		return nil, err
 	}
+	// Every run is a first start: an earlier run's state store (its
+	// action history, 10,000 records with their steps) would come back.
+	if err := os.RemoveAll(filepath.Join(r.dir, "state")); err != nil {
+		return nil, err
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -411,6 +416,11 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	}
 	if err := <-editProfile; err != nil {
 		return res, err
+	}
+	// The daemon logs the load after handing the manifest to its
+	// workers, and on its one P they may run first: wait for the line.
+	for wait := time.Now(); d.loadedAt.Load() < edit.UnixNano() && time.Since(wait) < 10*time.Second; {
+		time.Sleep(5 * time.Millisecond)
 	}
 	res.reactionLoad = time.Unix(0, d.loadedAt.Load()).Sub(edit)
 	log.Printf("manifest edit -> first step %s (loaded after %s: load %s, compile %s)", res.reaction.Round(time.Millisecond), res.reactionLoad.Round(time.Millisecond),
