@@ -385,8 +385,12 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	log.Printf("event stream %.0f B/s whole, %.0f B/s ?view=delta, while %d nodes changed", res.streamBytesPerSec, res.deltaBytesPerSec, res.streamChanges)
 
 	// Reaction: a manifest edit -> the first action step on a node.
-	r.sim.arm()
-	// The stream's failures are being repaired: wait for quiet first.
+	// The stream's failures are being repaired: wait for quiet first. A
+	// failure made in its last seconds is seen only at the node's next
+	// probe, up to an interval (and its jitter) later, and until then the
+	// node still reads converged: wait that long first, or its repair is
+	// taken for the edit's first action.
+	time.Sleep(c.interval + c.interval/5 + time.Second)
 	if err := d.waitConverged(ctx, n, 3*c.interval); err != nil {
 		return res, err
 	}

@@ -74,7 +74,7 @@ func (rep report) write(c config) error {
 	fmt.Fprintf(&b, "Run %s, %d CPUs, runs per size (medians of them): %s; steady window %s, took %s. Load average (1, 5, 15 min) %s at the start, %s at the end: the machine was shared with other work, so the figures are noisy.\n\n",
 		rep.started.UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), strings.Join(runs, ", "), c.steady, rep.took.Round(time.Second), rep.load0, rep.load1)
 	if c.memLimit != "" {
-		fmt.Fprintf(&b, "The daemon ran with `GOMEMLIMIT=%s`, as docs/SCALING.md advises for large fleets: Go's default lets the heap grow to twice what is live before it collects. The live heap (what a forced collection leaves) and the goroutine stacks are shown beside the RSS; the limit only bites where they approach it.\n\n", c.memLimit)
+		fmt.Fprintf(&b, "The daemon ran with `GOMEMLIMIT=%s` (Go's default lets the heap grow to twice what is live before it collects). The live heap (what a forced collection leaves) and the goroutine stacks are shown beside the RSS; the limit bites where they approach it, and then the collector runs almost without pause and slows what allocates (docs/SCALING.md).\n\n", c.memLimit)
 	}
 	b.WriteString("![daemon CPU and RSS against fleet size](bench-scale.png)\n\n")
 
