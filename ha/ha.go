@@ -88,7 +88,6 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		return nil, errors.New("ha: the daemon needs a name (--ha-name)")
 	}
 	ttl := int64(cfg.LeaseTTL / time.Second)
-	granted := cfg.Now()
 	// The session outlives ctx: a daemon told to stop keeps its lease
 	// while its in-flight actions end, and Close then revokes it, so the
 	// lead passes at once rather than after the TTL.
@@ -97,13 +96,32 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		return nil, fmt.Errorf("etcd session: %w", err)
 	}
 	m := &Member{cfg: cfg, session: s, election: concurrency.NewElection(s, ElectionPrefix(cfg.Prefix))}
-	m.note(granted, ttl)
 	// A second keep-alive stream on the session's lease: the client sends
 	// one request per lease and answers every stream, so this one costs
 	// nothing and tells when the lease was last renewed.
 	kctx, stop := context.WithCancel(context.Background())
 	m.stopKeepAlive = stop
 	ka, err := cfg.Client.KeepAlive(kctx, s.Lease())
+	if err != nil {
+		stop()
+		s.Close()
+		return nil, fmt.Errorf("etcd keep-alive: %w", err)
+	}
+	// The lease is trusted from its first renewal's answer, not from the
+	// grant: a grant sent during a partition and answered after it leaves
+	// no trust to lead on, and a term won on it would end at once. And
+	// the client's keep-alive stream can still sit on a connection that
+	// died in the partition while the grant went through a new one.
+	select {
+	case r, ok := <-ka:
+		if ok && r.TTL > 0 {
+			m.note(cfg.Now(), r.TTL)
+			break
+		}
+		err = errors.New("the lease ended before its first renewal")
+	case <-ctx.Done():
+		err = fmt.Errorf("no renewal answered: %w", ctx.Err())
+	}
 	if err != nil {
 		stop()
 		s.Close()

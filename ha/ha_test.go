@@ -3,10 +3,12 @@ package ha
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"github.com/drover-project/drover/internal/etcdtest"
 )
@@ -122,6 +124,43 @@ func TestTermEndsBeforeLeaseWithoutEtcd(t *testing.T) {
 	}
 	if err := ta.MayAct(); !errors.Is(err, ErrFenced) {
 		t.Fatalf("MayAct after: %v", err)
+	}
+}
+
+// After a partition heals, the grant of a new lease can be answered late
+// (sent during the partition) and its keep-alive stream open late (it sat
+// on a connection that died in the partition): CI's
+// TestLeaderCutOffFromEtcdFences once saw a standby win the lead that way
+// and be fenced 2.4s later, before any renewal. A member must not come
+// out of Join on a lease it cannot trust: the term it wins may act.
+func TestLateGrantAndRenewalStillLead(t *testing.T) {
+	c := etcdtest.Start(t, etcdAddr)
+	const ttl = 2 * time.Second
+	lateGrant := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasSuffix(method, "/LeaseGrant") {
+			time.Sleep(ttl)
+		}
+		return invoke(ctx, method, req, reply, cc, opts...)
+	})
+	lateRenewal := grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if strings.HasSuffix(method, "/LeaseKeepAlive") {
+			time.Sleep(ttl / 2) // less than the TTL: the lease lives
+		}
+		return streamer(ctx, desc, cc, method, opts...)
+	})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second, DialOptions: []grpc.DialOption{lateGrant, lateRenewal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	m := join(t, cli, "late", ttl)
+	defer m.Close()
+	term, err := m.Campaign(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := term.MayAct(); err != nil {
+		t.Fatalf("a term won on a live lease may not act: %v", err)
 	}
 }
 

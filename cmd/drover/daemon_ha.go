@@ -114,7 +114,8 @@ func (o haOptions) etcdClient() (*clientv3.Client, error) {
 	if len(eps) == 0 {
 		return nil, errors.New("--etcd-endpoints: no endpoint")
 	}
-	cfg := clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, DialKeepAliveTime: 5 * time.Second,
+	// 10s is the least keep-alive time gRPC allows (it raises lower ones).
+	cfg := clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, DialKeepAliveTime: 10 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second, Logger: zap.NewNop()}
 	if o.caCert != "" || o.cert != "" || o.key != "" {
 		if (o.cert == "") != (o.key == "") {
