@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,6 +103,26 @@ func TestDroppedConnectionIsRedialled(t *testing.T) {
 	}
 	if n := f.Server.Stats().Accepted; n != 2 {
 		t.Errorf("%d dials, want 2", n)
+	}
+}
+
+// What a node asks of drover (a global request, a channel it opens) is
+// refused and the connection goes on; the pool serves that itself, so a
+// connection runs none of ssh.Client's two goroutines for it (two stacks
+// a node: 20,000 at 10,000 nodes).
+func TestNodeRequestsRefusedWithoutClientGoroutines(t *testing.T) {
+	p, f, tg := poolNode(t, sshtest.Options{AskClient: true})
+	mustRun(t, p, tg, "true")
+	eventually(t, "the request and the channel refused", func() bool { return f.Server.Stats().Refused == 2 })
+	if res := mustRun(t, p, tg, "echo still"); string(res.Stdout) != "still\n" {
+		t.Fatalf("stdout %q after the node's asks", res.Stdout)
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, f := range []string{"ssh.(*Client).handleGlobalRequests", "ssh.(*Client).handleChannelOpens"} {
+		if strings.Contains(stacks, f) {
+			t.Errorf("a goroutine runs %s for a pool connection", f)
+		}
 	}
 }
 

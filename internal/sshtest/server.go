@@ -6,6 +6,7 @@
 package sshtest
 
 import (
+	"errors"
 	"net"
 	"os"
 	"strconv"
@@ -44,6 +45,11 @@ type Options struct {
 	// process table, a hung disk). The session stays open, counted in
 	// InFlight, until the client closes it.
 	HangExec bool
+	// AskClient has the server, once a client has logged in, send it a
+	// global request that wants a reply and open a channel to it, as a
+	// server may (OpenSSH asks for host key proofs, forwards ports): the
+	// client's refusals are counted in Refused.
+	AskClient bool
 }
 
 // Stats are the server's counters.
@@ -55,6 +61,7 @@ type Stats struct {
 	MaxInFlight   int64 // the most exec requests ever running at once
 	DirectTCPIP   int64 // direct-tcpip channels opened
 	Keepalives    int64 // keepalive@openssh.com requests received
+	Refused       int64 // AskClient's request and channel the client refused
 }
 
 // Server is a running in-process SSH server.
@@ -75,7 +82,7 @@ type Server struct {
 
 	noKeepaliveReply atomic.Bool
 
-	accepted, authenticated, sessions, inFlight, maxInFlight, directTCPIP, keepalives atomic.Int64
+	accepted, authenticated, sessions, inFlight, maxInFlight, directTCPIP, keepalives, refused atomic.Int64
 }
 
 // Start starts a server and closes it when the test ends.
@@ -176,6 +183,7 @@ func (s *Server) Stats() Stats {
 		MaxInFlight:   s.maxInFlight.Load(),
 		DirectTCPIP:   s.directTCPIP.Load(),
 		Keepalives:    s.keepalives.Load(),
+		Refused:       s.refused.Load(),
 	}
 }
 
@@ -251,6 +259,10 @@ func (s *Server) serveConn(c net.Conn, dropped <-chan struct{}) {
 	s.authenticated.Add(1)
 	s.wg.Add(1)
 	go s.globalRequests(reqs)
+	if s.opts.AskClient {
+		s.wg.Add(1)
+		go s.askClient(sc)
+	}
 	user := sc.User()
 	for nc := range chans {
 		switch nc.ChannelType() {
@@ -263,6 +275,24 @@ func (s *Server) serveConn(c net.Conn, dropped <-chan struct{}) {
 		default:
 			nc.Reject(ssh.UnknownChannelType, "unsupported channel type")
 		}
+	}
+}
+
+// askClient sends the client a request and opens a channel to it, and
+// counts each one it refuses.
+func (s *Server) askClient(sc *ssh.ServerConn) {
+	defer s.wg.Done()
+	if ok, _, err := sc.SendRequest("drover-test@example.org", true, nil); err == nil && !ok {
+		s.refused.Add(1)
+	}
+	ch, reqs, err := sc.OpenChannel("forwarded-tcpip", nil)
+	var open *ssh.OpenChannelError
+	switch {
+	case err == nil:
+		go ssh.DiscardRequests(reqs)
+		ch.Close()
+	case errors.As(err, &open):
+		s.refused.Add(1)
 	}
 }
 
