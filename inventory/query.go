@@ -298,8 +298,9 @@ func (sh *residentShell) run(ctx context.Context, prelude, script string, limit 
 // at once. x/crypto/ssh keeps, for the connection's life, a channel
 // packet and a cipher buffer as large as the largest write: the first
 // request carries the prelude (7 kB), and two 7 kB buffers per connection
-// were 130 MB of heap at 10,000 nodes. A probe's own request fits in one.
-const shellWriteChunk = 2 << 10
+// were 130 MB of heap at 10,000 nodes; two 2 kB ones still 30 MB. A
+// probe's own request (about 1 kB for one component) takes one or two.
+const shellWriteChunk = 1 << 10
 
 // writeChunked writes b to w at most n bytes at a time.
 func writeChunked(w io.Writer, b []byte, n int) error {
