@@ -112,6 +112,9 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	// no trust to lead on, and a term won on it would end at once. And
 	// the client's keep-alive stream can still sit on a connection that
 	// died in the partition while the grant went through a new one.
+	// The wait is short whatever the TTL: the client sends a new lease's
+	// first renewal at its next 500 ms tick, and both streams are on it
+	// by then; a lease it cannot renew closes ka by its TTL.
 	select {
 	case r, ok := <-ka:
 		if ok && r.TTL > 0 {
