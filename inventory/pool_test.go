@@ -119,9 +119,9 @@ func TestNodeRequestsRefusedWithoutClientGoroutines(t *testing.T) {
 	}
 	buf := make([]byte, 1<<20)
 	stacks := string(buf[:runtime.Stack(buf, true)])
-	for _, f := range []string{"ssh.(*Client).handleGlobalRequests", "ssh.(*Client).handleChannelOpens"} {
-		if strings.Contains(stacks, f) {
-			t.Errorf("a goroutine runs %s for a pool connection", f)
+	for _, fn := range []string{"ssh.(*Client).handleGlobalRequests", "ssh.(*Client).handleChannelOpens"} {
+		if strings.Contains(stacks, fn) {
+			t.Errorf("a goroutine runs %s for a pool connection", fn)
 		}
 	}
 }
