@@ -638,12 +638,13 @@ func TestConnectionCutMidRun(t *testing.T) {
 	var res Result
 	go func() {
 		var err error
-		res, err = p.Run(ctxT(t), tg, "echo partial; touch started; sleep 30", nil)
+		res, err = p.Run(ctxT(t), tg, "echo partial; sleep 30", nil)
 		errc <- err
 	}()
-	eventually(t, "the command to start", func() bool {
-		_, err := os.Stat(filepath.Join(f.Server.Dir(), "started"))
-		return err == nil
+	// Cut once "partial" was sent, not merely printed: the server copies
+	// the command's output to the channel in its own goroutine.
+	eventually(t, "the output to be sent", func() bool {
+		return f.Server.Stats().StdoutBytes >= int64(len("partial\n"))
 	})
 	f.Server.DropConnections()
 	err := <-errc

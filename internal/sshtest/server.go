@@ -62,6 +62,7 @@ type Stats struct {
 	DirectTCPIP   int64 // direct-tcpip channels opened
 	Keepalives    int64 // keepalive@openssh.com requests received
 	Refused       int64 // AskClient's request and channel the client refused
+	StdoutBytes   int64 // bytes of commands' stdout sent to clients
 }
 
 // Server is a running in-process SSH server.
@@ -82,7 +83,7 @@ type Server struct {
 
 	noKeepaliveReply atomic.Bool
 
-	accepted, authenticated, sessions, inFlight, maxInFlight, directTCPIP, keepalives, refused atomic.Int64
+	accepted, authenticated, sessions, inFlight, maxInFlight, directTCPIP, keepalives, refused, stdoutBytes atomic.Int64
 }
 
 // Start starts a server and closes it when the test ends.
@@ -184,6 +185,7 @@ func (s *Server) Stats() Stats {
 		DirectTCPIP:   s.directTCPIP.Load(),
 		Keepalives:    s.keepalives.Load(),
 		Refused:       s.refused.Load(),
+		StdoutBytes:   s.stdoutBytes.Load(),
 	}
 }
 

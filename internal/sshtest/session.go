@@ -5,6 +5,7 @@ import (
 	"io"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
@@ -123,7 +124,7 @@ func (s *Server) start(ch ssh.Channel, command, user string) (*exec.Cmd, error) 
 	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Dir = s.opts.Dir
 	cmd.Env = s.baseEnv(user)
-	cmd.Stdout = ch
+	cmd.Stdout = countingWriter{ch, &s.stdoutBytes}
 	cmd.Stderr = ch.Stderr()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
@@ -189,4 +190,17 @@ func (s *Server) finish(ch ssh.Channel, cmd *exec.Cmd) {
 	}
 	ch.CloseWrite()
 	ch.Close()
+}
+
+// countingWriter counts what reaches w: a test can wait until output was
+// sent before it cuts the connection.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
