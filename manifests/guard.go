@@ -39,33 +39,44 @@ const nodeOverhead = 8
 // checkShape rejects what would make the real parse slow, huge or
 // surprising: non-text bytes, several documents, excessive alias expansion
 // and deep nesting. Syntax errors are left for the real parse to report.
-// It returns the document decoded generically, for textScalars.
+// It returns the document decoded generically, for inspect.
 func checkShape(data []byte) (any, error) {
+	doc, _, err := readShape(data)
+	return doc, err
+}
+
+// readShape is checkShape that also says whether the document repeats a
+// key in a mapping (strict: the error strict decoding reports). The
+// document is still returned then, with the last of each key.
+func readShape(data []byte) (doc any, strict error, err error) {
 	if !utf8.Valid(data) {
-		return nil, ErrNotText
+		return nil, nil, ErrNotText
 	}
 	dec := yamlv2.NewDecoder(bytes.NewReader(data))
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
+	dec.SetStrict(true)
+	var repeated *yamlv2.TypeError
+	if err := dec.Decode(&doc); errors.As(err, &repeated) {
+		strict = err // decoding into any, only a repeated key is one
+	} else if err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	budget := MaxExpandedBytes
 	if err := measure(doc, 0, &budget); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Allow one empty trailing document: "---" at the end of a file.
 	var next any
-	err := dec.Decode(&next)
+	err = dec.Decode(&next)
 	if err == nil && next == nil {
 		err = dec.Decode(&next)
 	}
 	if !errors.Is(err, io.EOF) {
-		return nil, ErrTooManyDocuments
+		return nil, nil, ErrTooManyDocuments
 	}
-	return doc, nil
+	return doc, strict, nil
 }
 
 // measure walks a decoded document, charging each node to budget.

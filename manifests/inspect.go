@@ -127,12 +127,14 @@ type structFields struct {
 	fields []structField
 	known  map[string]bool
 	names  []string
+	byName map[string]structField
 }
 
 type structField struct {
 	name       string
 	typ        reflect.Type
-	textOrList bool // a command given as one line or a list
+	textOrList bool  // a command given as one line or a list
+	index      []int // for reflect.Value.FieldByIndex; longer than one when promoted
 }
 
 // fieldCache holds fieldsOf's answers, by type: a manifest of 10,000
@@ -144,19 +146,22 @@ func fieldsOf(t reflect.Type) *structFields {
 	if fs, ok := fieldCache.Load(t); ok {
 		return fs.(*structFields)
 	}
-	fs := &structFields{known: map[string]bool{}}
+	fs := &structFields{known: map[string]bool{}, byName: map[string]structField{}}
 	for _, f := range jsonFields(t) {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		fs.fields = append(fs.fields, structField{name: name, typ: f.Type, textOrList: f.Tag.Get("drover") == "textOrList"})
+		sf := structField{name: name, typ: f.Type, textOrList: f.Tag.Get("drover") == "textOrList", index: f.Index}
+		fs.fields = append(fs.fields, sf)
 		fs.known[name] = true
 		fs.names = append(fs.names, name)
+		fs.byName[name] = sf
 	}
 	fieldCache.Store(t, fs)
 	return fs
 }
 
 // jsonFields lists the fields encoding/json decodes into t, with an
-// embedded struct's (Node's Access) inlined as json inlines them.
+// embedded struct's (Node's Access) inlined as json inlines them; each
+// Index is from t.
 func jsonFields(t reflect.Type) []reflect.StructField {
 	var out []reflect.StructField
 	for i := 0; i < t.NumField(); i++ {
@@ -164,7 +169,10 @@ func jsonFields(t reflect.Type) []reflect.StructField {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		switch {
 		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
-			out = append(out, jsonFields(f.Type)...)
+			for _, inner := range jsonFields(f.Type) {
+				inner.Index = append([]int{i}, inner.Index...)
+				out = append(out, inner)
+			}
 		case !f.IsExported() || name == "" || name == "-":
 		default:
 			out = append(out, f)

@@ -236,8 +236,10 @@ type Renderer struct {
 	byName map[string]int // index in ci.Nodes
 	budget *budget
 	// shared holds the output of node-independent templates, by component
-	// and template.
-	shared map[sharedKey]sharedOutput
+	// and template (node ""); outputs every other output, by node too, so
+	// what validation rendered the compile does not render again.
+	shared  map[outputKey]sharedOutput
+	outputs map[outputKey][]byte
 	// parsed holds every template parsed so far, by name and text: a
 	// template is parsed once per manifest, not once per node (parsing
 	// was half of a 10,000-node load). Its functions are bound to this
@@ -273,14 +275,20 @@ type Membership struct {
 // steady state's.
 func (r *Renderer) ForMembership(m Membership) *Renderer {
 	c := *r
-	c.shared = map[sharedKey]sharedOutput{}
+	c.shared = map[outputKey]sharedOutput{}
+	c.outputs = map[outputKey][]byte{}
 	c.membership = &m
 	return &c
 }
 
-type sharedKey struct {
-	comp *Component
-	templateKey
+// outputKey names what one template renders for a component on a node
+// ("": every node). Its name is part of it: two files of one text are two
+// renders, each charged to the budget, as the node receives both.
+// Validation and the compile name every template alike (CommandTemplate,
+// Cluster.ComponentPath), so the compile finds what validation rendered.
+type outputKey struct {
+	comp             *Component
+	name, text, node string
 }
 
 type templateKey struct{ name, text string }
@@ -300,8 +308,12 @@ func (c *Cluster) NewRenderer(ctx context.Context) *Renderer {
 			byName[n.Name] = i
 		}
 	}
-	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[sharedKey]sharedOutput{}, parsed: map[templateKey]*template.Template{}, hasTemplates: map[any]bool{}, members: map[*Component][]NodeInfo{}, components: map[*Component]ComponentInfo{}}
+	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[outputKey]sharedOutput{}, outputs: map[outputKey][]byte{}, parsed: map[templateKey]*template.Template{}, hasTemplates: map[any]bool{}, members: map[*Component][]NodeInfo{}, components: map[*Component]ComponentInfo{}}
 }
+
+// renew gives r the fresh budget NewRenderer(ctx) would, in place: the
+// templates r parsed charge the budget they were parsed with.
+func (r *Renderer) renew(ctx context.Context) { *r.budget = *newBudget(ctx) }
 
 // InstallRoot is the manifest's spec.installRoot.
 func (r *Renderer) InstallRoot() string { return r.c.Spec.InstallRoot }
@@ -408,11 +420,15 @@ func (r *Renderer) Execute(name, text string, node *Node, comp *Component) ([]by
 // execute is Execute that also returns the output's digest when it is
 // shared by every node (so it is computed once).
 func (r *Renderer) execute(name, text string, node *Node, comp *Component) ([]byte, string, error) {
-	key := sharedKey{comp: comp, templateKey: templateKey{name: name, text: text}}
+	key := outputKey{comp: comp, name: name, text: text}
 	if s, ok := r.shared[key]; ok {
 		return s.content, s.digest, nil
 	}
-	t, err := r.parse(key.templateKey)
+	nodeKey := outputKey{comp: comp, name: name, text: text, node: node.Name}
+	if out, ok := r.outputs[nodeKey]; ok {
+		return out, "", nil
+	}
+	t, err := r.parse(templateKey{name: name, text: text})
 	if err != nil {
 		return nil, "", err
 	}
@@ -421,6 +437,7 @@ func (r *Renderer) execute(name, text string, node *Node, comp *Component) ([]by
 		return nil, "", err
 	}
 	if !nodeIndependent(t) {
+		r.outputs[nodeKey] = out
 		return out, "", nil
 	}
 	sum := sha256.Sum256(out)
@@ -470,6 +487,9 @@ func run(t *template.Template, b *budget, ctx TemplateContext) ([]byte, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
+	if testHookRun != nil {
+		testHookRun()
+	}
 	buf := &cappedBuffer{limit: MaxRenderedBytes, budget: b}
 	if err := t.Execute(buf, ctx); err != nil {
 		if b.err != nil {
@@ -479,6 +499,10 @@ func run(t *template.Template, b *budget, ctx TemplateContext) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// testHookRun, when set, is called for every template execution: tests
+// count them.
+var testHookRun func()
 
 // cappedBuffer is a bytes.Buffer that refuses to grow past limit, and
 // charges what it takes to the budget.

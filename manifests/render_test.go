@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -241,4 +242,22 @@ func TestMembershipContext(t *testing.T) {
 	check(r.ForMembership(Membership{Joining: true, Member: "a1", Members: []string{"m1", "m3", "a1"}}), "true a1: m1=10.0.0.1 m3=10.0.0.3 a1=10.0.1.1")
 	check(r.ForMembership(Membership{Member: "m2", Members: []string{"m1", "m3"}}), "false m2: m1=10.0.0.1 m3=10.0.0.3")
 	check(r, "false : m1=10.0.0.1 m2=10.0.0.2 m3=10.0.0.3")
+}
+
+// The renderer validation hands on (Loaded.Renderer) renders with the
+// caller's budget and context, not the load's: a load whose context
+// ended since still compiles.
+func TestLoadedRendererHasItsOwnBudget(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := LoadBytesContext(ctx, "x.yaml", []byte(baseManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	r := l.Renderer(context.Background())
+	comp := &l.Cluster.Spec.Components[0]
+	node := &l.Cluster.Spec.Nodes[0]
+	if _, err := r.Execute("new", "{{ .Node.Name }}", node, comp); err != nil {
+		t.Fatalf("a template validation did not render: %v", err)
+	}
 }

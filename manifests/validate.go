@@ -18,6 +18,13 @@ func (c *Cluster) Validate() Problems {
 // ValidateContext is Validate that ctx can stop early (it renders every
 // template for every node); stopped, it reports ctx's error as a problem.
 func (c *Cluster) ValidateContext(ctx context.Context) Problems {
+	ps, _ := c.validate(ctx)
+	return ps
+}
+
+// validate is ValidateContext that also returns the renderer every
+// template was rendered with (nil when none was), its outputs kept.
+func (c *Cluster) validate(ctx context.Context) (Problems, *Renderer) {
 	v := &validator{c: c, ctx: ctx, roles: map[string]bool{}}
 	for _, n := range c.Spec.Nodes {
 		for _, r := range n.Roles {
@@ -34,7 +41,7 @@ func (c *Cluster) ValidateContext(ctx context.Context) Problems {
 	v.placement()
 	v.later()
 	v.rollout()
-	return v.problems
+	return v.problems, v.renderer
 }
 
 // validator collects problems; each rule area is one method in its own file.
@@ -47,6 +54,8 @@ type validator struct {
 	// rendered: the values checked are templates already rendered for a
 	// node, so a value with {{ is checked as it is, never skipped.
 	rendered bool
+	// renderer rendered every template for every node (placement).
+	renderer *Renderer
 }
 
 // literal reports whether s is checked now: not a template left to be

@@ -13,6 +13,7 @@ func (v *validator) placement() {
 		return // already an error; every component would repeat it
 	}
 	r := v.c.NewRenderer(v.ctx)
+	v.renderer = r
 	written := map[string][]writer{}
 	for i := range v.c.Spec.Components {
 		comp := &v.c.Spec.Components[i]
@@ -79,8 +80,8 @@ func (v *validator) renders(r *Renderer, p string, comp *Component, nodes []*Nod
 	if s == nil {
 		return
 	}
-	v.renderCommand(r, p+".service.exec", s.Exec, s.ExecArgs, comp, nodes)
-	v.renderCommand(r, p+".service.reload", s.Reload, s.ReloadArgs, comp, nodes)
+	v.renderCommand(r, p, "exec", s.Exec, s.ExecArgs, comp, nodes)
+	v.renderCommand(r, p, "reload", s.Reload, s.ReloadArgs, comp, nodes)
 }
 
 // membershipRenders renders a quorum component's templates again as a
@@ -105,25 +106,28 @@ func (v *validator) membershipRenders(r *Renderer, p string, comp *Component, no
 	}
 }
 
-// renderCommand renders an exec or reload line, in either form, for
-// every node: each must render to one line without control characters.
-func (v *validator) renderCommand(r *Renderer, p, line string, args []string, comp *Component, nodes []*Node) {
-	texts, paths := []string{line}, []string{p}
+// renderCommand renders service.exec or service.reload (field), in
+// either form, for every node: each must render to one line without
+// control characters.
+func (v *validator) renderCommand(r *Renderer, p, field, line string, args []string, comp *Component, nodes []*Node) {
+	p += ".service." + field
+	texts, paths, names := []string{line}, []string{p}, []string{CommandTemplate(field, -1)}
 	if args != nil {
-		texts, paths = args, nil
+		texts, paths, names = args, nil, nil
 		for i := range args {
 			paths = append(paths, at(p, i))
+			names = append(names, CommandTemplate(field, i))
 		}
 	}
 	for i, text := range texts {
 		if text == "" {
 			continue
 		}
-		if _, err := ParseTemplate("exec", text); err != nil || r.budget.err != nil {
+		if _, err := ParseTemplate(names[i], text); err != nil || r.budget.err != nil {
 			return // reported by service, or the budget is spent
 		}
 		for _, n := range nodes {
-			out, err := r.Execute("exec", text, n, comp)
+			out, err := r.Execute(names[i], text, n, comp)
 			if err != nil {
 				v.errorf(paths[i], "node %s: %v", n.Name, err)
 				break
@@ -189,3 +193,24 @@ func firstShared(nodes []*Node, other map[string]bool) string {
 
 // componentPath is the field path of a component by index.
 func componentPath(i int) string { return fmt.Sprintf("spec.components[%d]", i) }
+
+// ComponentPath is comp's field path (spec.components[i]); comp is one of
+// c's own. Templates are named by the field they are in.
+func (c *Cluster) ComponentPath(comp *Component) string {
+	for i := range c.Spec.Components {
+		if &c.Spec.Components[i] == comp {
+			return componentPath(i)
+		}
+	}
+	return "component " + comp.Name
+}
+
+// CommandTemplate names the template of service.exec or service.reload
+// (field): the one line (i < 0) or argument i. Validation and the compile
+// both name it so, so the compile finds what validation rendered.
+func CommandTemplate(field string, i int) string {
+	if i < 0 {
+		return "service." + field
+	}
+	return fmt.Sprintf("service.%s[%d]", field, i)
+}

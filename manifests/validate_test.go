@@ -297,7 +297,7 @@ func TestValidateRules(t *testing.T) {
 		{"service exec does not parse", func(c *Cluster) { zk(c).Service.Exec = "{{ .Dir }/bin/zk-run" },
 			[]string{`spec.components[0].service.exec: template: exec:1: unexpected "}" in operand`}},
 		{"service exec fails for a node", func(c *Cluster) { zk(c).Service.Exec = "{{ .Dir }}/bin/zk-run {{ .Node.Labels.zone }}" },
-			[]string{`spec.components[0].service.exec: node m1: template: exec:1:30: executing "exec" at <.Node.Labels.zone>: map has no entry for key "zone"`}},
+			[]string{`spec.components[0].service.exec: node m1: template: service.exec:1:30: executing "service.exec" at <.Node.Labels.zone>: map has no entry for key "zone"`}},
 		{"service exec renders a newline", func(c *Cluster) { zk(c).Service.Exec = "{{ .Dir }}/bin/zk-run\nExecStartPre=/bin/evil" },
 			[]string{`spec.components[0].service.exec: node m1: must render to one line without control characters`}},
 		{"service user and group", func(c *Cluster) { zk(c).Service.User = "Zoo Keeper"; zk(c).Service.Group = "a:b" },
@@ -383,7 +383,7 @@ func TestValidateRules(t *testing.T) {
 		}, nil},
 		{"service exec as a list", func(c *Cluster) {
 			zk(c).Service.Exec, zk(c).Service.ExecArgs = "", []string{"{{ .Dir }}/bin/zk-run", "{{ .Node.Labels.zone }}"}
-		}, []string{`spec.components[0].service.exec[1]: node m1: template: exec:1:8: executing "exec" at <.Node.Labels.zone>: map has no entry for key "zone"`}},
+		}, []string{`spec.components[0].service.exec[1]: node m1: template: service.exec[1]:1:8: executing "service.exec[1]" at <.Node.Labels.zone>: map has no entry for key "zone"`}},
 		{"service exec an empty list", func(c *Cluster) { zk(c).Service.Exec, zk(c).Service.ExecArgs = "", []string{} },
 			[]string{`spec.components[0].service.exec: the list of arguments must not be empty`}},
 		{"health tcp port", func(c *Cluster) { zk(c).Health.TCP.Port = 0 },

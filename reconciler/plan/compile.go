@@ -94,7 +94,7 @@ func Compile(l *manifests.Loaded) (*Desired, error) {
 // the node is rendered once) and one set of units.
 func compileNodes(l *manifests.Loaded, order []string) ([]*DesiredNode, error) {
 	c := l.Cluster
-	r := c.NewRenderer(context.Background())
+	r := l.Renderer(context.Background())
 	units := units{}
 	var nodes []*DesiredNode
 	for i := range c.Spec.Nodes {
@@ -160,18 +160,18 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, units units, n
 		ConfigHash: configHash,
 	}
 	// Checks and hooks are templates like files: each node gets its own.
-	p := "component " + comp.Name
-	if dc.Health, err = r.RenderHealth(p+" health", comp.Health, node, comp); err != nil {
+	p := c.ComponentPath(comp)
+	if dc.Health, err = r.RenderHealth(p+".health", comp.Health, node, comp); err != nil {
 		return nil, err
 	}
-	if dc.Leader, err = r.RenderHealth(p+" leader", comp.Leader, node, comp); err != nil {
+	if dc.Leader, err = r.RenderHealth(p+".leader", comp.Leader, node, comp); err != nil {
 		return nil, err
 	}
 	for _, name := range manifests.HookNames {
 		if slices.Contains(manifests.MembershipHooks, name) {
 			continue // rendered for the change they run for (ForMembership)
 		}
-		h, err := r.RenderHook(p+" hooks."+name, comp.Hooks.ByName(name), node, comp)
+		h, err := r.RenderHook(p+".hooks."+name, comp.Hooks.ByName(name), node, comp)
 		if err != nil {
 			return nil, err
 		}

@@ -111,7 +111,7 @@ func TestCompileRendersChecksAndHooksPerNode(t *testing.T) {
 		}
 	}
 	_, err = compileYAML(t, "/srv/c/drover.yaml", strings.Replace(templatedChecks, `host: "{{ .Node.Address }}"`, `host: "{{ .Node.Labels.zone }}"`, 1))
-	if err == nil || !strings.Contains(err.Error(), "component etcd health.http.host: node m1:") {
+	if err == nil || !strings.Contains(err.Error(), "spec.components[0].health.http.host: node m1:") {
 		t.Fatalf("error %v", err)
 	}
 }

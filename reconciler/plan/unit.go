@@ -171,7 +171,7 @@ func unitText(comp *manifests.Component, dir, cmd, reload string, serviceDeps []
 // written, systemd's quoting and $VAR expansion its own.
 func commandLine(field, line string, args []string, render func(name, text string) ([]byte, error)) (string, error) {
 	if args == nil {
-		out, err := render("service."+field, line)
+		out, err := render(manifests.CommandTemplate(field, -1), line)
 		if err != nil {
 			return "", fmt.Errorf("service %s: %w", field, err)
 		}
@@ -187,7 +187,7 @@ func commandLine(field, line string, args []string, render func(name, text strin
 	quote := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `$$`)
 	parts := make([]string, len(args))
 	for i, a := range args {
-		out, err := render(fmt.Sprintf("service.%s[%d]", field, i), a)
+		out, err := render(manifests.CommandTemplate(field, i), a)
 		if err != nil {
 			return "", fmt.Errorf("service %s[%d]: %w", field, i, err)
 		}
