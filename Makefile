@@ -98,7 +98,7 @@ bench: deps build
 # defaults.
 SCALE_NODES ?= 1000,2000,5000,10000
 SCALE_RUNS  ?= 3
-SCALE_FLAGS ?= -steady 60s -stream 20s -rollout 10m
+SCALE_FLAGS ?= -steady 60s -stream 40s -rollout 10m
 bench-scale: build
 	@./test/deps.sh chromium
 	$(GO) run ./test/fleetsim/cmd/fleetbench -nodes $(SCALE_NODES) -runs $(SCALE_RUNS) -out docs/BENCHMARKS-SCALE.md -plot docs/bench-scale.png $(SCALE_FLAGS)

@@ -115,7 +115,7 @@ type FileDigest struct {
 func ConfigHash(files []FileDigest) string {
 	lines := make([]string, len(files))
 	for i, f := range files {
-		lines[i] = fmt.Sprintf("%s %04o %s\n", f.Path, f.Mode&ModeBits, f.SHA256)
+		lines[i] = f.Path + " " + octalMode(uint32(f.Mode&ModeBits)) + " " + f.SHA256 + "\n"
 	}
 	slices.Sort(lines)
 	h := sha256.New()
@@ -123,6 +123,13 @@ func ConfigHash(files []FileDigest) string {
 		h.Write([]byte(l))
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// octalMode is m as fmt's %04o writes it, without fmt's cost (ConfigHash
+// runs for every component of every node).
+func octalMode(m uint32) string {
+	o := strconv.FormatUint(uint64(m), 8)
+	return strings.Repeat("0", max(0, 4-len(o))) + o
 }
 
 // Digests returns the digests of rendered files, for ConfigHash.
@@ -252,6 +259,8 @@ type Renderer struct {
 	members map[*Component][]NodeInfo
 	// components are each component's view but its members, made once.
 	components map[*Component]ComponentInfo
+	// paths are ComponentPath's answers.
+	paths map[*Component]string
 	// membership, when set, is the quorum change every template of this
 	// renderer is rendered for (ForMembership).
 	membership *Membership
@@ -285,7 +294,7 @@ func (r *Renderer) ForMembership(m Membership) *Renderer {
 // ("": every node). Its name is part of it: two files of one text are two
 // renders, each charged to the budget, as the node receives both.
 // Validation and the compile name every template alike (CommandTemplate,
-// Cluster.ComponentPath), so the compile finds what validation rendered.
+// ComponentPath), so the compile finds what validation rendered.
 type outputKey struct {
 	comp             *Component
 	name, text, node string
@@ -308,7 +317,18 @@ func (c *Cluster) NewRenderer(ctx context.Context) *Renderer {
 			byName[n.Name] = i
 		}
 	}
-	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[outputKey]sharedOutput{}, outputs: map[outputKey][]byte{}, parsed: map[templateKey]*template.Template{}, hasTemplates: map[any]bool{}, members: map[*Component][]NodeInfo{}, components: map[*Component]ComponentInfo{}}
+	return &Renderer{c: c, ci: ci, byName: byName, budget: newBudget(ctx), shared: map[outputKey]sharedOutput{}, outputs: map[outputKey][]byte{}, parsed: map[templateKey]*template.Template{}, hasTemplates: map[any]bool{}, members: map[*Component][]NodeInfo{}, components: map[*Component]ComponentInfo{}, paths: map[*Component]string{}}
+}
+
+// ComponentPath is comp's field path, spec.components[i]: templates are
+// named by the field they are in, by validation and the compile alike.
+func (r *Renderer) ComponentPath(comp *Component) string {
+	p, ok := r.paths[comp]
+	if !ok {
+		p = r.c.componentPathOf(comp)
+		r.paths[comp] = p
+	}
+	return p
 }
 
 // renew gives r the fresh budget NewRenderer(ctx) would, in place: the

@@ -201,6 +201,24 @@ func TestExecuteCapsOutput(t *testing.T) {
 	}
 }
 
+// ConfigHash's bytes are in every receipt on every node: they never
+// change, or every node would be reconfigured after an upgrade of drover.
+func TestConfigHashIsStable(t *testing.T) {
+	got := ConfigHash([]FileDigest{
+		{Path: "/opt/drover/etc/x", Mode: 0o4755, SHA256: "aa"},
+		{Path: "conf/app.conf", Mode: 0o600, SHA256: "bb"},
+		{Path: "z", Mode: 0o7, SHA256: ""},
+	})
+	if want := "907b9c371ce3588ba63c3264ce831afc7df0980d874be212096f44869fb318da"; got != want {
+		t.Errorf("ConfigHash = %s, want %s", got, want)
+	}
+	for _, m := range []os.FileMode{0, 0o7, 0o644, 0o4755, 0o7777, os.ModeDir | 0o755} {
+		if got, want := octalMode(uint32(m&ModeBits)), fmt.Sprintf("%04o", m&ModeBits); got != want {
+			t.Errorf("octalMode(%v) = %q, want %q", m, got, want)
+		}
+	}
+}
+
 // TestConfigHashKeepsSpecialModeBits: setuid, setgid and sticky are part
 // of the hash, so a manifest that adds one is a reconfigure.
 func TestConfigHashKeepsSpecialModeBits(t *testing.T) {

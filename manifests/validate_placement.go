@@ -194,9 +194,9 @@ func firstShared(nodes []*Node, other map[string]bool) string {
 // componentPath is the field path of a component by index.
 func componentPath(i int) string { return fmt.Sprintf("spec.components[%d]", i) }
 
-// ComponentPath is comp's field path (spec.components[i]); comp is one of
-// c's own. Templates are named by the field they are in.
-func (c *Cluster) ComponentPath(comp *Component) string {
+// componentPathOf is comp's field path (spec.components[i]); comp is one
+// of c's own.
+func (c *Cluster) componentPathOf(comp *Component) string {
 	for i := range c.Spec.Components {
 		if &c.Spec.Components[i] == comp {
 			return componentPath(i)

@@ -160,7 +160,7 @@ func compileComponent(l *manifests.Loaded, r *manifests.Renderer, units units, n
 		ConfigHash: configHash,
 	}
 	// Checks and hooks are templates like files: each node gets its own.
-	p := c.ComponentPath(comp)
+	p := r.ComponentPath(comp)
 	if dc.Health, err = r.RenderHealth(p+".health", comp.Health, node, comp); err != nil {
 		return nil, err
 	}

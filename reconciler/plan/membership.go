@@ -308,7 +308,7 @@ func (d *Desired) ForMembership(a Action) (*MembershipWork, error) {
 	if m.Joining {
 		w.HookName = "preJoin"
 	}
-	h, err := r.RenderHook(c.ComponentPath(comp)+".hooks."+w.HookName, comp.Hooks.ByName(w.HookName), via, comp)
+	h, err := r.RenderHook(r.ComponentPath(comp)+".hooks."+w.HookName, comp.Hooks.ByName(w.HookName), via, comp)
 	if err != nil {
 		return nil, err
 	}

@@ -193,7 +193,9 @@ type run struct {
 	interval                                         time.Duration
 }
 
-func (r *run) writeManifest(confLine string) error {
+// writeManifest writes the manifest and renames it into place; renamed
+// is when (the edit's reaction is timed from the rename).
+func (r *run) writeManifest(confLine string) (renamed time.Time, err error) {
 	var b strings.Builder
 	b.WriteString("apiVersion: drover/v1\nkind: Cluster\nmetadata:\n  name: scale\nspec:\n  installRoot: /opt/drover\n")
 	fmt.Fprintf(&b, "  probeInterval: %s\n", r.interval)
@@ -209,9 +211,10 @@ func (r *run) writeManifest(confLine string) error {
 	b.WriteString("      health: {exec: {command: [/opt/drover/active/app/bin/app, --check]}, timeout: 5s}\n")
 	tmp := r.manifest + ".tmp"
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return err
+		return time.Time{}, err
 	}
-	return os.Rename(tmp, r.manifest)
+	renamed = time.Now()
+	return renamed, os.Rename(tmp, r.manifest)
 }
 
 func nodeName(i int) string { return fmt.Sprintf("sim-%05d", i) }
@@ -254,7 +257,7 @@ func newRun(c config, n int) (*run, error) {
 		return nil, err
 	}
 	r.manifest = filepath.Join(r.dir, "cluster.yaml")
-	if err := r.writeManifest("setting=1"); err != nil {
+	if _, err := r.writeManifest("setting=1"); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -404,8 +407,8 @@ func runOne(ctx context.Context, c config, n int) (result, error) {
 	} else {
 		editProfile <- nil
 	}
-	edit := time.Now()
-	if err := r.writeManifest("setting=2"); err != nil {
+	edit, err := r.writeManifest("setting=2")
+	if err != nil {
 		return res, err
 	}
 	for {
